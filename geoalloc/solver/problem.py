@@ -1,0 +1,105 @@
+"""The solver's plain-data input and output.
+
+The solver never reads files: callers build a :class:`Problem` from numpy arrays (members
+already projected to metres) and get a :class:`Solution` back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+@dataclass
+class Problem:
+    """Members to group into branches.
+
+    ``xy``: (n, 2) projected coordinates in metres. ``demand``: (n,) positive ints, 1 per
+    member or the size of a group that must stay together. ``full``: (n,) number of full
+    members each point carries (0/1 for a single member). ``region``: (n,) index into
+    ``region_names``; branches never mix regions unless the policy allows it.
+    ``candidate_xy``/``candidate_region``: optional fixed candidate sites (for example
+    service centres); by default the members' own locations are the candidates.
+    """
+
+    xy: NDArray[np.float64]
+    demand: NDArray[np.int64] | None = None
+    full: NDArray[np.int64] | None = None
+    region: NDArray[np.int64] | None = None
+    region_names: list[str] = field(default_factory=lambda: ["all"])
+    candidate_xy: NDArray[np.float64] | None = None
+    candidate_region: NDArray[np.int64] | None = None
+
+    def __post_init__(self) -> None:
+        self.xy = np.asarray(self.xy, dtype=np.float64).reshape(-1, 2)
+        n = len(self.xy)
+        self.demand = np.ones(n, dtype=np.int64) if self.demand is None else np.asarray(self.demand, dtype=np.int64)
+        self.full = self.demand.copy() if self.full is None else np.asarray(self.full, dtype=np.int64)
+        self.region = np.zeros(n, dtype=np.int64) if self.region is None else np.asarray(self.region, dtype=np.int64)
+        if not (len(self.demand) == len(self.full) == len(self.region) == n):
+            raise ValueError("xy, demand, full and region must have the same length")
+        if n and (self.demand < 1).any():
+            raise ValueError("every demand must be at least 1")
+        if n and ((self.region < 0) | (self.region >= len(self.region_names))).any():
+            raise ValueError("region indices must point into region_names")
+
+    @property
+    def n(self) -> int:
+        return len(self.xy)
+
+
+@dataclass
+class Conflict:
+    """One reason the rules cannot all be met: which region, which limit, and why."""
+
+    region: str
+    limit: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.region}: {self.limit}: {self.detail}"
+
+
+class InfeasibleError(ValueError):
+    """The rules cannot all be met. ``conflicts`` names each region and limit in conflict."""
+
+    def __init__(self, conflicts: list[Conflict]):
+        self.conflicts = conflicts
+        super().__init__("the rules cannot all be met:\n" + "\n".join(f"  - {c}" for c in conflicts))
+
+
+@dataclass
+class Solution:
+    """A plan in solver terms.
+
+    ``branch_of``: (n,) branch index per member. ``site_xy``: (k, 2) branch sites in metres;
+    ``site_member``: (k,) index of the member whose location is the site (-1 for a given
+    candidate site); ``site_region``: (k,) region of each branch (for a joint branch, the
+    region of its site). ``objective``: sum of member-to-site distances in metres (not
+    demand-weighted unless stated). ``lower_bound``: a valid lower bound on the optimum;
+    ``gap`` = (objective - lower_bound) / objective. ``notes``: things the report must say
+    (joint branches across districts, time limit reached, ...).
+    """
+
+    branch_of: NDArray[np.int64]
+    site_xy: NDArray[np.float64]
+    site_member: NDArray[np.int64]
+    site_region: NDArray[np.int64]
+    objective: float
+    lower_bound: float
+    seconds: float
+    status: str = "feasible"  # "optimal" | "feasible"
+    notes: list[str] = field(default_factory=list)
+    stats: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def gap(self) -> float:
+        if self.objective <= 0:
+            return 0.0
+        return max(0.0, (self.objective - self.lower_bound) / self.objective)
+
+    @property
+    def n_branches(self) -> int:
+        return len(self.site_xy)
