@@ -1,0 +1,323 @@
+"""Realistic synthetic Shenzhen rosters, for demos, tests and benchmarks.
+
+Real rosters cannot leave the organisation, so everything that needs a roster uses these.
+They imitate what real ones contain: density heavy in 南山/福田/宝安 and light in 大鹏;
+addresses typed by people in every format we meet (full with province, without city,
+community only, near a landmark, full-width digits, stray spaces, pre-2017 names such as
+宝安区龙华街道); a mix of industries, full and probationary members, statuses, and some rows
+that carry coordinates (in WGS-84, GCJ-02 or BD-09) instead of, or beside, an address.
+
+Everything is deterministic under ``seed``. Each member's true point lies inside the
+member's own district polygon.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+import shapely
+from shapely.prepared import prep
+
+from geoalloc import districts as gaz
+from geoalloc.geocode.datum import from_wgs84
+from geoalloc.projection import to_lonlat, to_metres
+
+#: Relative share of members living in each district (heavy where the firms are).
+DISTRICT_WEIGHTS: dict[str, float] = {
+    "南山区": 0.21,
+    "福田区": 0.17,
+    "宝安区": 0.17,
+    "龙岗区": 0.12,
+    "龙华区": 0.12,
+    "罗湖区": 0.08,
+    "光明区": 0.045,
+    "坪山区": 0.035,
+    "盐田区": 0.02,
+    "大鹏新区": 0.008,
+}
+
+INDUSTRIES: list[tuple[str, float]] = [
+    ("IT/互联网", 0.30),
+    ("金融", 0.12),
+    ("先进制造", 0.14),
+    ("专业服务", 0.10),
+    ("商贸物流", 0.09),
+    ("教育培训", 0.06),
+    ("医疗健康", 0.06),
+    ("文化创意", 0.05),
+    ("创业者", 0.08),
+]
+
+#: Industries whose members may opt into a themed branch, and the theme's name.
+THEMES: dict[str, str] = {"IT/互联网": "IT", "创业者": "entrepreneur"}
+
+STATUS_WEIGHTS: list[tuple[str, float]] = [("active", 0.95), ("lost_contact", 0.03), ("transfer_out", 0.02)]
+
+#: Address formats, with their share of a roster.
+ADDRESS_FORMATS: list[tuple[str, float]] = [
+    ("full", 0.22),  # 广东省深圳市南山区粤海街道科苑社区科苑路15号…
+    ("no_province", 0.16),  # 深圳市南山区粤海街道…
+    ("no_city", 0.16),  # 南山区粤海科苑社区…
+    ("short_names", 0.08),  # 深圳南山粤海…
+    ("community_only", 0.10),  # 科苑社区…栋…
+    ("landmark", 0.08),  # 南山区…地铁站附近
+    ("district_only", 0.04),  # 深圳市南山区（no finer unit）
+    ("fullwidth", 0.06),  # digits and letters in full width
+    ("spaces", 0.05),  # stray spaces
+    ("historical", 0.05),  # pre-2017 names (宝安区龙华街道, 龙岗区坪山街道…)
+]
+
+#: How today's units were written before the 2016-2018 redistricting.
+HISTORICAL_PARENT: dict[str, str] = {
+    "龙华区": "宝安区",
+    "光明区": "宝安区",
+    "坪山区": "龙岗区",
+    "大鹏新区": "龙岗区",
+}
+
+OUT_OF_CITY: list[str] = [
+    "北京市朝阳区望京街道阜通东大街{n}号",
+    "广东省广州市天河区珠江新城华夏路{n}号",
+    "广州市番禺区市桥街道{n}号",
+    "东莞市长安镇振安中路{n}号",
+    "广东省东莞市松山湖园区{n}号",
+    "上海市浦东新区张江镇{n}号",
+    "海南省海口市龙华区金贸街道{n}号",  # a 龙华区 that is not Shenzhen's
+    "湖南省长沙市岳麓区{n}号",
+    "香港九龙旺角{n}号",
+    "惠州市惠阳区淡水街道{n}号",
+]
+
+_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
+_GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华玉萍红娥玲芬燕彬鹏辉晨宇浩然子涵欣怡梓轩一诺思远嘉豪"
+_ESTATE_SUFFIX = ["花园", "苑", "公寓", "家园", "新村", "大厦", "雅居", "名城"]
+_ROAD_SUFFIX = ["路", "大道", "街", "一路", "二路"]
+
+
+@dataclass(frozen=True)
+class _Place:
+    district: str
+    subdistrict: str
+    short: str
+    community: str
+    seed_lon: float
+    seed_lat: float
+
+
+@lru_cache(maxsize=1)
+def _units() -> dict[str, list[_Place]]:
+    """Every (district, subdistrict, community) of the 74 standard subdistricts, with seeds."""
+    subs = gaz.subdistricts().set_index("name_zh")
+    comms = gaz.communities()
+    comms = comms[(comms["is_standard_subdistrict"] == 1) & (comms["is_virtual"] == 0)]
+    out: dict[str, list[_Place]] = {}
+    for row in comms.itertuples(index=False):
+        sub = subs.loc[row.subdistrict_zh]
+        out.setdefault(row.district_zh, []).append(
+            _Place(row.district_zh, row.subdistrict_zh, str(sub["short_name"]), row.community_zh,
+                   float(sub["seed_lon"]), float(sub["seed_lat"]))
+        )
+    return out
+
+
+@lru_cache(maxsize=1)
+def _district_shapes() -> dict[str, object]:
+    return {name: prep(geom) for name, geom in zip(gaz.districts()["name_zh"], gaz.districts().geometry)}
+
+
+def _pick(rng: np.random.Generator, items: list[tuple[str, float]], size: int) -> np.ndarray:
+    names = [i[0] for i in items]
+    p = np.array([i[1] for i in items], dtype=float)
+    return rng.choice(np.array(names, dtype=object), size=size, p=p / p.sum())
+
+
+def _true_points(rng: np.random.Generator, places: list[_Place], sigma_m: float = 1100.0) -> np.ndarray:
+    """A point near each place's subdistrict seed, redrawn until it lies inside the district."""
+    seeds = np.array([[p.seed_lon, p.seed_lat] for p in places])
+    seeds_m = to_metres(seeds[:, 0], seeds[:, 1])
+    out = np.empty_like(seeds)
+    shapes = _district_shapes()
+    pending = np.arange(len(places))
+    for _attempt in range(30):
+        if len(pending) == 0:
+            break
+        cand_m = seeds_m[pending] + rng.normal(0.0, sigma_m, size=(len(pending), 2))
+        cand = to_lonlat(cand_m[:, 0], cand_m[:, 1])
+        ok = np.array([
+            shapes[places[i].district].contains(shapely.Point(lon, lat))
+            for i, (lon, lat) in zip(pending, cand)
+        ], dtype=bool)
+        out[pending[ok]] = cand[ok]
+        pending = pending[~ok]
+    out[pending] = seeds[pending]  # the seeds themselves are inside their districts
+    return np.round(out, 6)
+
+
+_FULLWIDTH = str.maketrans({chr(c): chr(c + 0xFEE0) for c in range(0x21, 0x7F)})
+
+
+def _stem(community: str) -> str:
+    return community.removesuffix("社区")
+
+
+def _street_part(rng: np.random.Generator, place: _Place) -> str:
+    stem = _stem(place.community)
+    road = f"{stem}{_ROAD_SUFFIX[rng.integers(len(_ROAD_SUFFIX))]}{int(rng.integers(1, 300))}号"
+    estate = f"{stem}{_ESTATE_SUFFIX[rng.integers(len(_ESTATE_SUFFIX))]}"
+    unit = f"{int(rng.integers(1, 30))}栋{int(rng.integers(1, 33))}{int(rng.integers(1, 9)):02d}"
+    return road + estate + unit if rng.random() < 0.6 else estate + unit
+
+
+def format_address(rng: np.random.Generator, place: _Place, fmt: str) -> tuple[str, bool]:
+    """One address for ``place`` in format ``fmt``; the flag says whether it names the subdistrict or a community."""
+    street = _street_part(rng, place)
+    d, s, c = place.district, place.subdistrict, place.community
+    if fmt == "full":
+        return f"广东省深圳市{d}{s}{c}{street}", True
+    if fmt == "no_province":
+        return f"深圳市{d}{s}{street}", True
+    if fmt == "no_city":
+        return f"{d}{place.short}{c}{street}", True
+    if fmt == "short_names":
+        return f"深圳{d.removesuffix('区').removesuffix('新')}{place.short}{_stem(c)}{street}", True
+    if fmt == "community_only":
+        return f"{c}{street}", True
+    if fmt == "landmark":
+        return f"{d}{_stem(c)}{'地铁站附近' if rng.random() < 0.5 else '站旁'}{street}", True
+    if fmt == "district_only":
+        return f"深圳市{d}", False
+    if fmt == "fullwidth":
+        return f"深圳市{d}{s}{c}{street}".translate(_FULLWIDTH), True
+    if fmt == "spaces":
+        return f"深圳市 {d} {s}  {c} {street} ", True
+    if fmt == "historical":
+        old = HISTORICAL_PARENT.get(d)
+        if old is None:
+            return f"广东省深圳市{d}{s}{c}{street}", True
+        if d == "光明区":
+            return f"深圳市{old}光明新区{s}{c}{street}", True
+        if d == "大鹏新区" and rng.random() < 0.5:
+            return f"深圳市大鹏新区{s}{c}{street}", True
+        return f"深圳市{old}{s}{c}{street}", True
+    raise ValueError(f"unknown address format {fmt!r}")
+
+
+def _names(rng: np.random.Generator, n: int) -> list[str]:
+    sur = rng.integers(len(_SURNAMES), size=n)
+    g1 = rng.integers(len(_GIVEN), size=n)
+    g2 = rng.integers(len(_GIVEN), size=n)
+    two = rng.random(n) < 0.7
+    return [_SURNAMES[a] + _GIVEN[b] + (_GIVEN[c] if t else "") for a, b, c, t in zip(sur, g1, g2, two)]
+
+
+def _places(rng: np.random.Generator, n: int) -> list[_Place]:
+    units = _units()
+    dists = _pick(rng, list(DISTRICT_WEIGHTS.items()), n)
+    out: list[_Place] = []
+    for d in dists:
+        cands = units[str(d)]
+        out.append(cands[int(rng.integers(len(cands)))])
+    return out
+
+
+def generate_roster(n: int = 7000, seed: int = 20261127, coordinate_share: float = 0.3) -> pd.DataFrame:
+    """A roster of ``n`` members in the columns the roster reader accepts.
+
+    About ``coordinate_share`` of the rows carry lon/lat (in a mix of datums) beside their
+    address; the rest must be geocoded. Secretaries (about 43 per 7,000) and advisers (about
+    200) are marked in ``role``; a share of IT and entrepreneur members opt into a theme.
+    """
+    rng = np.random.default_rng(seed)
+    places = _places(rng, n)
+    pts = _true_points(rng, places)
+    fmts = _pick(rng, ADDRESS_FORMATS, n)
+    addresses = [format_address(rng, p, str(f))[0] for p, f in zip(places, fmts)]
+    industry = _pick(rng, INDUSTRIES, n)
+    status = _pick(rng, STATUS_WEIGHTS, n)
+    full = (rng.random(n) < 0.9).astype(int)
+    theme = np.array([THEMES.get(str(i), "") if rng.random() < 0.35 else "" for i in industry], dtype=object)
+    role = np.full(n, "", dtype=object)
+    picks = rng.permutation(n)
+    n_sec, n_adv = round(43 * n / 7000), round(200 * n / 7000)
+    role[picks[:n_sec]] = "secretary"
+    role[picks[n_sec:n_sec + n_adv]] = "adviser"
+    full[picks[:n_sec + n_adv]] = 1  # officers are full members
+
+    has_xy = rng.random(n) < coordinate_share
+    datum = _pick(rng, [("wgs84", 0.4), ("gcj02", 0.45), ("bd09", 0.15)], n)
+    lon = np.full(n, np.nan)
+    lat = np.full(n, np.nan)
+    for d in ("wgs84", "gcj02", "bd09"):
+        sel = has_xy & (datum == d)
+        if sel.any():
+            x, y = from_wgs84(pts[sel, 0], pts[sel, 1], d)
+            lon[sel], lat[sel] = np.round(x, 6), np.round(y, 6)
+    # Some rows with coordinates have no address: the membership system only had a pin.
+    no_address = has_xy & (rng.random(n) < 0.15)
+    addresses = ["" if na else a for a, na in zip(addresses, no_address)]
+
+    return pd.DataFrame({
+        "member_id": [f"M{i + 1:05d}" for i in range(n)],
+        "name": _names(rng, n),
+        "address": addresses,
+        "lon": lon,
+        "lat": lat,
+        "datum": np.where(has_xy, datum, ""),
+        "district_zh": [p.district for p in places],
+        "industry": industry,
+        "full_member": full,
+        "status": status,
+        "theme": theme,
+        "role": role,
+    })
+
+
+def generate_addresses(n: int = 20000, seed: int = 7, out_of_city_share: float = 0.03) -> pd.DataFrame:
+    """Labelled addresses for the geocoding benchmark.
+
+    Columns: ``address``, ``member_id``, ``true_district_zh``, ``true_subdistrict_zh`` (empty
+    when the address names neither the subdistrict nor one of its communities),
+    ``true_community_zh``, ``format``, ``in_city``, ``ambiguous`` (the address names only a
+    community whose name exists in more than one subdistrict, so its text alone cannot tell
+    the subdistrict: a geocoder should flag it, not guess).
+    """
+    shared_names = _ambiguous_communities()
+    rng = np.random.default_rng(seed)
+    places = _places(rng, n)
+    fmts = _pick(rng, ADDRESS_FORMATS, n)
+    rows = []
+    for i, (p, f) in enumerate(zip(places, fmts)):
+        if rng.random() < out_of_city_share:
+            tmpl = OUT_OF_CITY[int(rng.integers(len(OUT_OF_CITY)))]
+            rows.append((tmpl.format(n=int(rng.integers(1, 500))), f"A{i:06d}", "", "", "", "out_of_city",
+                         False, False))
+            continue
+        addr, names_sub = format_address(rng, p, str(f))
+        ambiguous = f == "community_only" and p.community in shared_names
+        rows.append((addr, f"A{i:06d}", p.district, p.subdistrict if names_sub else "",
+                     p.community if names_sub else "", str(f), True, ambiguous))
+    return pd.DataFrame(rows, columns=["address", "member_id", "true_district_zh", "true_subdistrict_zh",
+                                       "true_community_zh", "format", "in_city", "ambiguous"])
+
+
+@lru_cache(maxsize=1)
+def _ambiguous_communities() -> frozenset[str]:
+    """Community names that occur in more than one subdistrict."""
+    counts = gaz.communities()["community_zh"].value_counts()
+    return frozenset(counts[counts > 1].index)
+
+
+def write_sample(path: str | None = None, n: int = 7000, seed: int = 20261127) -> str:
+    """Regenerate the committed sample roster (``data/sample/members.csv``)."""
+    from geoalloc.paths import sample_roster_path
+
+    target = path or str(sample_roster_path())
+    generate_roster(n, seed).to_csv(target, index=False, encoding="utf-8")
+    return target
+
+
+if __name__ == "__main__":  # pragma: no cover - maintenance entry point
+    print(write_sample())
