@@ -1,0 +1,1 @@
+"""SQLAlchemy storage for the service: schema, migrations, repositories."""
