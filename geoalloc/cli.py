@@ -1,0 +1,266 @@
+"""The ``geoalloc`` command line (typer + rich).
+
+The commands and their outputs are a contract that outside scripts rely on (see
+ARCHITECTURE.md): ``geocode``, ``allocate``, ``rebalance``, ``map``, ``demo``, ``serve``.
+Exit codes: 0 success, 1 the rules cannot be met or the job failed, 2 bad usage or an
+unreadable input file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from geoalloc.model import Policy
+
+app = typer.Typer(
+    name="geoalloc",
+    help="Form member branches (支部) near where members live: geocode rosters, allocate, rebalance, map, serve.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
+    """Print an error in red and return the Exit to raise."""
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr; yields a callback that advances it by n."""
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n=1: bar.advance(task, n)
+
+
+def _load_roster(path: Path, rejects_path: Path | None) -> Any:
+    from geoalloc.roster import RosterError, read_roster
+
+    try:
+        result = read_roster(path)
+    except RosterError as exc:
+        raise fail(str(exc), EXIT_USAGE) from exc
+    summary = result.summary
+    console.print(f"roster {path}: {summary['valid']} valid rows, {summary['rejected']} rejected")
+    if len(result.rejects):
+        for err in result.errors[:10]:
+            console.print(f"  [yellow]rejected[/] {err}")
+        if len(result.errors) > 10:
+            console.print(f"  ... and {len(result.errors) - 10} more problems")
+        if rejects_path is not None:
+            result.write_rejects(rejects_path)
+            console.print(f"  rejected rows with reasons written to {rejects_path}")
+    return result
+
+
+def _place(members: Any, landmarks: Path | None) -> Any:
+    from geoalloc.geocode import OfflineGeocoder, load_landmarks
+    from geoalloc.pipeline import place_members
+
+    geocoder = OfflineGeocoder(load_landmarks(landmarks) if landmarks else None)
+    with progress_bar("geocoding", len(members)) as advance:
+        return place_members(members, geocoder=geocoder, progress=advance)
+
+
+def _summary_table(title: str, counts: dict[str, Any]) -> Table:
+    table = Table(title=title)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for key, value in counts.items():
+        table.add_row(str(key), str(value))
+    return table
+
+
+@app.command()
+def geocode(
+    roster: Annotated[Path, typer.Argument(help="Roster CSV or .xlsx (member_id, address and/or lon/lat, ...).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="CSV to write: the roster plus lon, lat (WGS-84), geo_precision, geo_district_zh, geo_subdistrict_zh, geo_status, geo_reason.")],
+    landmarks: Annotated[Path | None, typer.Option(help="Optional landmark table (name, lon, lat, district), e.g. metro stations.")] = None,
+    rejects: Annotated[Path | None, typer.Option(help="Where to write rejected rows (default: OUTPUT with .rejects.csv).")] = None,
+) -> None:
+    """Place every member's residence offline; rows that cannot be placed are kept and flagged."""
+    from geoalloc.geocode import summarise
+
+    result = _load_roster(roster, rejects or output.with_suffix(".rejects.csv"))
+    placed = _place(result.members, landmarks)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    placed.to_csv(output, index=False, encoding="utf-8")
+    counts = summarise(placed)
+    for title, values in counts.items():
+        if isinstance(values, dict):
+            console.print(_summary_table(title, values))
+    out.print(f"geocoded {len(placed)} rows -> {output}")
+
+
+def _policy(min_size: int, max_size: int, min_full: int, branches: int | None, target_size: float | None,
+            cross_district: bool, time_limit: float, seed: int) -> Policy:
+    try:
+        return Policy(min_size=min_size, max_size=max_size, min_full=min_full, n_branches=branches,
+                      target_size=target_size, cross_district=cross_district, time_limit=time_limit, seed=seed)
+    except ValueError as exc:
+        raise fail(str(exc), EXIT_USAGE) from exc
+
+
+def _write_map(plan_dir: Path, result: Any, policy: Policy) -> Path | None:
+    try:
+        from geoalloc.maps import plan_map, save_map
+    except ImportError:  # maps not installed in this build
+        return None
+    path = plan_dir / "map.html"
+    save_map(plan_map(result.assignments, result.branches, result.report,
+                      min_size=policy.min_size, max_size=policy.max_size), path)
+    return path
+
+
+def _print_plan(report: dict[str, Any], paths: dict[str, Path]) -> None:
+    table = Table(title="plan")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("members in roster", report["n_members"]),
+        ("assigned", report["n_assigned"]),
+        ("not assigned (lost contact, transfer out, not located)", report["n_unassigned"]),
+        ("branches", report["n_branches"]),
+        ("branch size min / mean / max",
+         f"{report['branch_size']['min']} / {report['branch_size']['mean']} / {report['branch_size']['max']}"),
+        ("mean distance to branch (m)", report["distance_m"]["mean"]),
+        ("90th percentile distance (m)", report["distance_m"]["p90"]),
+        ("total distance (m)", f"{report['objective_m']:,.0f}"),
+        ("lower bound (m)", f"{report['lower_bound_m']:,.0f}"),
+        ("gap to bound", f"{report['gap']:.2%}"),
+        ("seconds", report["seconds"]),
+    ]
+    for name, value in rows:
+        table.add_row(name, str(value))
+    out.print(table)
+    for note in report.get("notes", []):
+        out.print(f"[yellow]note:[/] {note}")
+    for name, path in paths.items():
+        out.print(f"{name}: {path}")
+
+
+def run_allocate(roster: Path, output: Path, policy: Policy, landmarks: Path | None, write_map: bool) -> dict[str, Any]:
+    """Roster file to plan directory; shared by ``allocate`` and ``demo``."""
+    from geoalloc.pipeline import allocate as allocate_plan
+    from geoalloc.pipeline import write_plan_dir
+    from geoalloc.solver.problem import InfeasibleError
+
+    output.mkdir(parents=True, exist_ok=True)
+    result = _load_roster(roster, output / "rejects.csv")
+    placed = _place(result.members, landmarks)
+    with console.status("forming branches"):
+        try:
+            plan = allocate_plan(placed, policy)
+        except InfeasibleError as exc:
+            raise fail(str(exc)) from exc
+    plan.report["roster"] = {"path": str(roster), **result.summary}
+    paths = write_plan_dir(plan, output)
+    if write_map:
+        with console.status("drawing the map"):
+            map_path = _write_map(output, plan, policy)
+        if map_path:
+            paths["map"] = map_path
+    if len(result.rejects):
+        paths["rejects"] = output / "rejects.csv"
+    _print_plan(plan.report, paths)
+    return plan.report
+
+
+@app.command()
+def allocate(
+    roster: Annotated[Path, typer.Argument(help="Roster CSV or .xlsx. Rows with lon/lat are used as they are; rows without are geocoded first.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Directory for assignments.csv, branches.csv, report.json and map.html.")],
+    min_size: Annotated[int, typer.Option(help="Fewest members in a branch.")] = 3,
+    max_size: Annotated[int, typer.Option(help="Most members in a branch.")] = 50,
+    min_full: Annotated[int, typer.Option(help="Fewest full (not probationary) members in a branch.")] = 3,
+    branches: Annotated[int | None, typer.Option(help="Number of branches (default: the fewest the limits allow).")] = None,
+    target_size: Annotated[float | None, typer.Option(help="Aim for this mean branch size instead of the fewest branches.")] = None,
+    cross_district: Annotated[bool, typer.Option(help="Let branches cross district lines (off: each district committee owns its branches).")] = False,
+    time_limit: Annotated[float, typer.Option(help="Seconds the optimiser may use; the best plan found is returned.")] = 10.0,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same plan.")] = 0,
+    landmarks: Annotated[Path | None, typer.Option(help="Optional landmark table (name, lon, lat, district) for geocoding.")] = None,
+    map: Annotated[bool, typer.Option("--map/--no-map", help="Also write map.html.")] = True,
+) -> None:
+    """Form branches: every active member in exactly one branch, sizes within limits, short distances."""
+    policy = _policy(min_size, max_size, min_full, branches, target_size, cross_district, time_limit, seed)
+    run_allocate(roster, output, policy, landmarks, map)
+
+
+@app.command("map")
+def map_command(
+    plan_dir: Annotated[Path | None, typer.Argument(help="A plan directory written by allocate or rebalance.")] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write.")] = Path("map.html"),
+    compare: Annotated[tuple[Path, Path] | None, typer.Option(help="OLD_DIR NEW_DIR: a before/after map of two plans.")] = None,
+    roster: Annotated[Path | None, typer.Option(help="Roster to take names from (only with --show-names).")] = None,
+    show_names: Annotated[bool, typer.Option(help="Show member names in popups (personal data: opt-in).")] = False,
+    lang: Annotated[str, typer.Option(help="Label language: zh or en.")] = "zh",
+    tiles: Annotated[str, typer.Option(help="Base map: osm, carto, amap (GCJ-02; overlays are converted) or a tile URL.")] = "osm",
+    offline: Annotated[bool, typer.Option(help="Inline Leaflet and plugin assets so the file opens without a CDN.")] = False,
+) -> None:
+    """Draw a plan (or a before/after comparison of two plans) as an interactive map."""
+    from geoalloc.maps import compare_map, plan_map, save_map
+    from geoalloc.pipeline import read_plan_dir
+
+    if lang not in ("zh", "en"):
+        raise fail(f"--lang must be zh or en, not {lang!r}", EXIT_USAGE)
+    try:
+        if compare:
+            old = read_plan_dir(compare[0])
+            new = read_plan_dir(compare[1])
+            m = compare_map(old[:3], new[:3], moves=new[3], lang=lang, tiles=tiles, offline=offline)
+        else:
+            if plan_dir is None:
+                raise fail("give a plan directory, or --compare OLD_DIR NEW_DIR", EXIT_USAGE)
+            assignments, branches, report, _moves = read_plan_dir(plan_dir)
+            names = None
+            if show_names and roster is not None:
+                from geoalloc.roster import read_roster
+
+                members = read_roster(roster).members
+                names = members.set_index("member_id")["name"]
+            m = plan_map(assignments, branches, report, min_size=int(report.get("min_size", 3)),
+                         max_size=int(report.get("max_size", 50)), names=names, show_names=show_names,
+                         lang=lang, tiles=tiles, offline=offline)
+    except FileNotFoundError as exc:
+        raise fail(str(exc), EXIT_USAGE) from exc
+    save_map(m, output)
+    out.print(f"map: {output}")
+
+
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the demo plan.")] = Path("demo-output"),
+    time_limit: Annotated[float, typer.Option(help="Seconds the optimiser may use.")] = 10.0,
+) -> None:
+    """Run the whole job on the bundled 7,000-member sample roster and say where the map and report are."""
+    from geoalloc.paths import sample_roster_path
+
+    report = run_allocate(sample_roster_path(), output, Policy(time_limit=time_limit), None, True)
+    out.print(f"\n[bold green]done.[/] Open {output / 'map.html'} in a browser; the report is {output / 'report.json'}.")
+    if report["violations"]["over_max"] or report["violations"]["under_min"]:
+        raise fail("the demo plan has branches outside the limits: " + json.dumps(report["violations"]))
+
+
+def main() -> None:  # pragma: no cover - console script shim
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,307 @@
+"""The main job, roster to plan: place members, build the solver problem, form branches,
+and turn the solution back into tables a planner (and the map, and the API) can use.
+
+Each step takes and returns plain data. Files are read and written only by
+:func:`write_plan_dir` / :func:`read_plan_dir`, so the API can call :func:`allocate` on
+frames it loaded from its database.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from geoalloc.geocode import geocode_frame
+from geoalloc.model import GeoStatus, MemberStatus, Policy
+from geoalloc.projection import to_lonlat, to_metres
+from geoalloc.solver import form_branches
+from geoalloc.solver.problem import Problem, Solution
+
+ASSIGNMENT_COLUMNS = [
+    "member_id", "branch_id", "distance_m", "district_zh", "lon", "lat", "geo_precision",
+    "full_member", "status",
+]
+BRANCH_COLUMNS = [
+    "branch_id", "lon", "lat", "district_zh", "size", "n_full", "mean_distance_m", "max_distance_m", "joint",
+]
+
+Progress = Callable[[str, float], None]
+
+
+@dataclass
+class AllocationResult:
+    """A plan as tables: one row per roster member, one row per branch, and the report."""
+
+    assignments: pd.DataFrame
+    branches: pd.DataFrame
+    report: dict[str, Any]
+    solution: Solution | None = None
+    members: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def place_members(members: pd.DataFrame, *, geocoder: Any = None, progress: Callable[[int], None] | None = None,
+                  provider: Any = None) -> pd.DataFrame:
+    """Give every member a WGS-84 point (rows with coordinates keep theirs) and a district.
+
+    Adds the geocoder's columns (lon, lat, geo_precision, geo_district_zh, geo_status, ...)
+    and sets ``district_zh`` to the district the member lives in.
+    """
+    placed = geocode_frame(members, geocoder=geocoder, provider=provider, progress=progress)
+    district = placed["geo_district_zh"].where(placed["geo_district_zh"].astype(str) != "", None)
+    if "district_zh" in placed:
+        stated = placed["district_zh"].where(placed["district_zh"].astype(str) != "", None)
+        district = district.fillna(stated)
+    placed["district_zh"] = district.fillna("")
+    return placed
+
+
+def _unassigned_reason(row: pd.Series) -> str | None:
+    if row["status"] != MemberStatus.ACTIVE:
+        return str(row["status"])
+    if row.get("geo_status") == GeoStatus.OUT_OF_CITY:
+        return "out_of_city"
+    if pd.isna(row["lon"]) or not row["district_zh"]:
+        return "not_located"
+    return None
+
+
+def region_keys(active: pd.DataFrame, policy: Policy) -> tuple[np.ndarray, list[str]]:
+    """The independent sub-problems: one per district (one in all with ``cross_district``)."""
+    if policy.cross_district:
+        return np.zeros(len(active), dtype=np.int64), ["深圳市"]
+    names = sorted(active["district_zh"].unique())
+    index = {n: k for k, n in enumerate(names)}
+    return active["district_zh"].map(index).to_numpy(dtype=np.int64), names
+
+
+def build_problem(active: pd.DataFrame, policy: Policy) -> tuple[Problem, pd.DataFrame]:
+    """Collapse groups that must stay together into single points and build the solver input.
+
+    Returns the problem and a frame mapping each active member to its point index.
+    """
+    active = active.copy()
+    gid = active["group_id"].astype(str) if "group_id" in active else pd.Series("", index=active.index)
+    active["_point"] = np.where(gid != "", "g:" + gid, "m:" + active["member_id"].astype(str))
+    points = active.groupby("_point", sort=False).agg(
+        lon=("lon", "mean"), lat=("lat", "mean"), demand=("weight", "sum"),
+        full=("_full_count", "sum"), district_zh=("district_zh", "first"),
+    )
+    region, names = region_keys(points, policy)
+    xy = to_metres(points["lon"].to_numpy(), points["lat"].to_numpy())
+    problem = Problem(xy=xy, demand=points["demand"].to_numpy(), full=points["full"].to_numpy(),
+                      region=region, region_names=names)
+    point_index = pd.Series(np.arange(len(points)), index=points.index)
+    active["_point_index"] = active["_point"].map(point_index).to_numpy()
+    return problem, active
+
+
+def allocate(members: pd.DataFrame, policy: Policy | None = None, *, progress: Progress | None = None,
+             parent_plan_id: str | None = None) -> AllocationResult:
+    """Form branches for the active, located members; list everyone else as unassigned.
+
+    ``members`` must already be placed (:func:`place_members`): columns member_id, lon, lat,
+    district_zh, full_member, status, weight. Raises :class:`~geoalloc.solver.InfeasibleError`
+    when the rules cannot all be met.
+    """
+    policy = policy or Policy()
+    started = time.perf_counter()
+    members = members.reset_index(drop=True).copy()
+    for col, default in (("weight", 1), ("full_member", 1), ("status", MemberStatus.ACTIVE.value)):
+        if col not in members:
+            members[col] = default
+    members["weight"] = pd.to_numeric(members["weight"], errors="coerce").fillna(1).astype(int)
+    members["_full_count"] = members["weight"] * pd.to_numeric(members["full_member"], errors="coerce").fillna(1).astype(int)
+    reasons = members.apply(_unassigned_reason, axis=1)
+    active = members[reasons.isna()]
+
+    if progress:
+        progress("solve", 0.0)
+    problem, active = build_problem(active, policy)
+    solution = form_branches(problem, policy)
+    if progress:
+        progress("solve", 1.0)
+
+    branch_ids, site_lonlat, site_district = _name_branches(problem, solution)
+    point_branch = solution.branch_of
+    member_branch = point_branch[active["_point_index"].to_numpy()]
+    member_xy = to_metres(active["lon"].to_numpy(), active["lat"].to_numpy())
+    site_xy = solution.site_xy[member_branch]
+    dist = np.hypot(*(member_xy - site_xy).T)
+
+    assignments = members[["member_id", "district_zh", "lon", "lat", "full_member", "status"]].copy()
+    assignments["geo_precision"] = members.get("geo_precision", pd.Series("exact", index=members.index))
+    assignments["branch_id"] = ""
+    assignments["distance_m"] = np.nan
+    assignments.loc[active.index, "branch_id"] = np.asarray(branch_ids, dtype=object)[member_branch]
+    assignments.loc[active.index, "distance_m"] = np.round(dist, 1)
+    assignments = assignments[ASSIGNMENT_COLUMNS]
+
+    branches = branch_table(assignments, branch_ids, site_lonlat, site_district,
+                            joint=getattr(solution, "joint", None), weights=members["weight"])
+    unassigned = [
+        {"member_id": str(m), "status": str(s), "reason": str(r)}
+        for m, s, r in zip(members.loc[reasons.notna(), "member_id"], members.loc[reasons.notna(), "status"],
+                           reasons[reasons.notna()])
+    ]
+    report = build_report(
+        assignments, branches, policy, solution, unassigned,
+        seconds=time.perf_counter() - started, parent_plan_id=parent_plan_id,
+    )
+    return AllocationResult(assignments, branches, report, solution, members)
+
+
+def _name_branches(problem: Problem, solution: Solution) -> tuple[list[str], np.ndarray, list[str]]:
+    """Stable, readable branch ids ("南山区-007"): numbered north to south, then west to east, per district."""
+    site_lonlat = to_lonlat(solution.site_xy[:, 0], solution.site_xy[:, 1]) if solution.n_branches else np.zeros((0, 2))
+    site_district = [problem.region_names[r] for r in solution.site_region]
+    if problem.region_names == ["深圳市"]:  # cross-district: name by the district the site lies in
+        from geoalloc.districts import locate_districts
+
+        where = locate_districts(site_lonlat[:, 0], site_lonlat[:, 1])
+        site_district = [w or "深圳市" for w in where]
+    order = sorted(range(len(site_district)), key=lambda k: (site_district[k], -site_lonlat[k, 1], site_lonlat[k, 0]))
+    ids = [""] * len(order)
+    counters: dict[str, int] = {}
+    for k in order:
+        counters[site_district[k]] = counters.get(site_district[k], 0) + 1
+        ids[k] = f"{site_district[k]}-{counters[site_district[k]]:03d}"
+    return ids, site_lonlat, site_district
+
+
+def branch_table(assignments: pd.DataFrame, branch_ids: list[str], site_lonlat: np.ndarray,
+                 site_district: list[str], *, joint: np.ndarray | None = None,
+                 weights: pd.Series | None = None) -> pd.DataFrame:
+    """One row per branch: site, district, size (members), full members, distance statistics."""
+    a = assignments[assignments["branch_id"] != ""].copy()
+    a["_w"] = 1 if weights is None else weights.loc[a.index].to_numpy()
+    a["_full"] = a["_w"] * pd.to_numeric(a["full_member"], errors="coerce").fillna(1)
+    stats = a.groupby("branch_id").agg(
+        size=("_w", "sum"), n_full=("_full", "sum"),
+        mean_distance_m=("distance_m", "mean"), max_distance_m=("distance_m", "max"),
+    )
+    out = pd.DataFrame({
+        "branch_id": branch_ids,
+        "lon": np.round(site_lonlat[:, 0], 6) if len(branch_ids) else [],
+        "lat": np.round(site_lonlat[:, 1], 6) if len(branch_ids) else [],
+        "district_zh": site_district,
+        "joint": (np.asarray(joint, dtype=int) if joint is not None else np.zeros(len(branch_ids), dtype=int)),
+    }).set_index("branch_id")
+    out = out.join(stats).fillna({"size": 0, "n_full": 0})
+    out["size"] = out["size"].astype(int)
+    out["n_full"] = out["n_full"].astype(int)
+    out["mean_distance_m"] = out["mean_distance_m"].round(1)
+    out["max_distance_m"] = out["max_distance_m"].round(1)
+    return out.reset_index().sort_values("branch_id").reset_index(drop=True)[BRANCH_COLUMNS]
+
+
+def build_report(assignments: pd.DataFrame, branches: pd.DataFrame, policy: Policy, solution: Solution | None,
+                 unassigned: list[dict[str, str]], *, seconds: float, parent_plan_id: str | None = None,
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The plan's report.json: quality (objective, bound, gap), counts, limits and what to look at."""
+    assigned = assignments[assignments["branch_id"] != ""]
+    dist = assigned["distance_m"].to_numpy(dtype=float)
+    sizes = branches["size"].to_numpy()
+    objective = float(dist.sum())
+    lower = float(solution.lower_bound) if solution is not None else float("nan")
+    report: dict[str, Any] = {
+        "plan_id": uuid.uuid4().hex,
+        "parent_plan_id": parent_plan_id,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "policy": policy.to_dict(),
+        "objective_m": round(objective, 1),
+        "lower_bound_m": round(lower, 1),
+        "gap": round((objective - lower) / objective, 6) if objective > 0 else 0.0,
+        "solver_status": solution.status if solution is not None else None,
+        "n_members": int(len(assignments)),
+        "n_assigned": int(len(assigned)),
+        "n_unassigned": int(len(assignments) - len(assigned)),
+        "n_branches": int(len(branches)),
+        "min_size": policy.min_size,
+        "max_size": policy.max_size,
+        "min_full": policy.min_full,
+        "seconds": round(seconds, 3),
+        "distance_m": {
+            "mean": round(float(dist.mean()), 1) if len(dist) else 0.0,
+            "p90": round(float(np.percentile(dist, 90)), 1) if len(dist) else 0.0,
+            "max": round(float(dist.max()), 1) if len(dist) else 0.0,
+        },
+        "branch_size": {
+            "min": int(sizes.min()) if len(sizes) else 0,
+            "mean": round(float(sizes.mean()), 1) if len(sizes) else 0.0,
+            "max": int(sizes.max()) if len(sizes) else 0,
+        },
+        "violations": {
+            "over_max": int((sizes > policy.max_size).sum()),
+            "under_min": int((sizes < policy.min_size).sum()),
+            "under_full": int((branches["n_full"].to_numpy() < policy.min_full).sum()),
+        },
+        "by_district": _by_district(assigned, branches),
+        "unassigned": unassigned,
+        "unassigned_by_reason": pd.Series([u["reason"] for u in unassigned], dtype=object).value_counts().to_dict(),
+        "joint_branches": branches.loc[branches["joint"] == 1, "branch_id"].tolist(),
+        "notes": list(solution.notes) if solution is not None else [],
+    }
+    if extra:
+        report.update(extra)
+    return report
+
+
+def _by_district(assigned: pd.DataFrame, branches: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for d, grp in branches.groupby("district_zh"):
+        members = assigned[assigned["branch_id"].isin(grp["branch_id"])]
+        out[str(d)] = {
+            "branches": int(len(grp)),
+            "members": int(grp["size"].sum()),
+            "mean_distance_m": round(float(members["distance_m"].mean()), 1) if len(members) else 0.0,
+        }
+    return out
+
+
+def write_plan_dir(result: AllocationResult, out_dir: str | Path) -> dict[str, Path]:
+    """Write assignments.csv, branches.csv and report.json (the map is written by the caller)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "assignments": out / "assignments.csv",
+        "branches": out / "branches.csv",
+        "report": out / "report.json",
+    }
+    result.assignments.to_csv(paths["assignments"], index=False, encoding="utf-8")
+    result.branches.to_csv(paths["branches"], index=False, encoding="utf-8")
+    paths["report"].write_text(json.dumps(result.report, ensure_ascii=False, indent=2, default=_json_default),
+                               encoding="utf-8")
+    return paths
+
+
+def read_plan_dir(plan_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], pd.DataFrame | None]:
+    """Read a plan directory back: assignments, branches, report, and moves (None when absent)."""
+    d = Path(plan_dir)
+    for name in ("assignments.csv", "branches.csv", "report.json"):
+        if not (d / name).exists():
+            raise FileNotFoundError(f"{d}: not a plan directory ({name} is missing)")
+    assignments = pd.read_csv(d / "assignments.csv", dtype={"member_id": str, "branch_id": str}, keep_default_na=False,
+                              na_values={"lon": [""], "lat": [""], "distance_m": [""]})
+    branches = pd.read_csv(d / "branches.csv", dtype={"branch_id": str})
+    report = json.loads((d / "report.json").read_text(encoding="utf-8"))
+    moves = pd.read_csv(d / "moves.csv", dtype=str, keep_default_na=False) if (d / "moves.csv").exists() else None
+    return assignments, branches, report, moves
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

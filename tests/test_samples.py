@@ -1,0 +1,68 @@
+"""The synthetic roster generator: deterministic, realistic, points inside their own district."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from geoalloc.districts import locate_districts
+from geoalloc.geocode.datum import to_wgs84
+from geoalloc.paths import sample_roster_path
+from geoalloc.samples import generate_addresses, generate_roster
+
+
+def test_deterministic_under_seed() -> None:
+    a, b = generate_roster(300, seed=5), generate_roster(300, seed=5)
+    pd.testing.assert_frame_equal(a, b)
+    assert not generate_roster(300, seed=6)["address"].equals(a["address"])
+
+
+def test_committed_sample_is_the_generated_one() -> None:
+    committed = pd.read_csv(sample_roster_path(), dtype=str, keep_default_na=False)
+    fresh = generate_roster()
+    assert committed.to_csv(index=False) == fresh.astype(str).replace("nan", "").to_csv(index=False)
+
+
+def test_points_fall_inside_their_own_district() -> None:
+    df = generate_roster(800, seed=3, coordinate_share=1.0)
+    lon, lat = [], []
+    for row in df.itertuples():
+        x, y = to_wgs84(row.lon, row.lat, row.datum)
+        lon.append(x)
+        lat.append(y)
+    assert list(locate_districts(lon, lat)) == list(df["district_zh"])
+
+
+def test_density_and_statuses_look_like_a_real_roster() -> None:
+    df = generate_roster(7000)
+    counts = df["district_zh"].value_counts()
+    assert len(df) == 7000 and df["member_id"].is_unique
+    assert set(counts.index[:3]) == {"南山区", "福田区", "宝安区"}
+    assert counts["大鹏新区"] < counts["南山区"] / 10
+    share_active = (df["status"] == "active").mean()
+    assert 0.93 < share_active < 0.97
+    assert {"lost_contact", "transfer_out"} <= set(df["status"])
+    assert 0.85 < df["full_member"].mean() < 0.95
+    assert (df["role"] == "secretary").sum() == 43 and (df["role"] == "adviser").sum() == 200
+    assert set(df.loc[df["theme"] != "", "industry"]) <= {"IT/互联网", "创业者"}
+    has_xy = df["lon"].notna()
+    assert 0.2 < has_xy.mean() < 0.4
+    assert set(df.loc[has_xy, "datum"]) == {"wgs84", "gcj02", "bd09"}
+    assert (df.loc[~has_xy, "address"] != "").all()  # no row without both
+
+
+def test_addresses_come_in_every_real_format() -> None:
+    df = generate_addresses(3000, seed=1)
+    text = df["address"]
+    assert text.str.contains("广东省深圳市").any()
+    assert text.str.match(r"^[^深广]+区").any()  # no city
+    assert text.str.contains("[０-９]").any()  # full-width digits
+    assert text.str.contains("  ").any()  # stray spaces
+    assert text.str.contains("宝安区龙华街道|宝安区民治街道|宝安区观澜街道|龙岗区坪山街道").any()  # pre-2017 names
+    assert text.str.contains("地铁站附近").any()
+    out = df[~df["in_city"]]
+    assert 0.01 < len(out) / len(df) < 0.06 and (out["true_district_zh"] == "").all()
+    named = df[df["in_city"] & (df["true_subdistrict_zh"] != "")]
+    assert len(named) > 0.8 * len(df)
+    assert df["ambiguous"].sum() > 0 and (df.loc[df["ambiguous"], "format"] == "community_only").all()
+    assert np.all(df["member_id"].is_unique)
