@@ -1,0 +1,548 @@
+"""Relocation of one member in a live plan, instantly and touching as few others as possible.
+
+:class:`PlanState` holds a plan in numpy arrays (no pandas in the hot path) with a KD-tree
+over branch sites per district. :meth:`PlanState.relocate` then:
+
+1. a member leaving (out of the city, ``transfer_out``, ``lost_contact``) is removed and
+   marked; the branch left behind is repaired if it fell below its limits;
+2. a member still close to the branch (``keep_radius_m``, same district) keeps it;
+3. otherwise the nearest branch with room in the member's district takes them;
+4. if no nearby branch has room, only the few branches around the new home are re-solved
+   (a local min-cost flow in which moves cost ``move_penalty_m``), opening a branch at the
+   new home when the neighbourhood is full.
+
+A repair (merge or refill) is the same local flow around the branch in trouble, tried
+with and without that branch, keeping whichever breaks fewer limits at lower cost; when
+the district alone cannot fix it, branches of neighbouring districts are used (a joint
+branch, as the solver does for tiny districts). Every call returns every member whose
+branch changed so the caller can persist them in one transaction, and appends events
+(who, when, from, to, why) to :attr:`PlanState.events`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+from scipy.spatial import cKDTree
+
+from geoalloc.model import GeoStatus, MemberStatus, Policy
+from geoalloc.projection import to_lonlat, to_metres
+from geoalloc.solver.rebalance import V_HARD, assign_min_cost
+
+DEFAULT_KEEP_RADIUS_M = 3000.0
+DEFAULT_LOCAL_PENALTY_M = 1000.0
+NEAR_BRANCHES = 8  # branches looked at for a direct move
+INNER_BRANCHES = 6  # branches whose members a local re-solve may move
+RING_BRANCHES = 10  # further branches that may receive members in a local re-solve
+
+Change = tuple[str, str | None, str | None]
+
+
+@dataclass
+class Relocation:
+    """The outcome of one relocation. ``changes`` lists every member whose branch changed."""
+
+    member_id: str
+    from_branch: str | None
+    to_branch: str | None
+    action: str  # kept | moved | resolved | transfer_out | lost_contact | joined
+    reason: str
+    distance_m: float | None
+    changes: list[Change] = field(default_factory=list)
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class PlanState:
+    """An in-memory plan that answers relocations in milliseconds."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.keep_radius = float(policy.extra.get("keep_radius_m", DEFAULT_KEEP_RADIUS_M))
+        self.penalty = float(policy.extra.get("move_penalty_m", DEFAULT_LOCAL_PENALTY_M))
+        # members
+        self.ids: list[str] = []
+        self.index: dict[str, int] = {}
+        self.xy = np.zeros((0, 2))
+        self.full = np.zeros(0, dtype=np.int64)
+        self.branch = np.zeros(0, dtype=np.int64)  # -1: none
+        self.frozen = np.zeros(0, dtype=bool)
+        self.mdist: list[int] = []  # district index per member (-1 unknown)
+        self.status: list[str] = []
+        # branches
+        self.bids: list[str] = []
+        self.bindex: dict[str, int] = {}
+        self.site = np.zeros((0, 2))
+        self.bdist: list[int] = []
+        self.size: list[int] = []
+        self.nfull: list[int] = []
+        self.members_of: list[set[int]] = []
+        self.open: list[bool] = []
+        # districts and their trees
+        self.dnames: list[str] = []
+        self.dindex: dict[str, int] = {}
+        self._trees: dict[int, tuple[cKDTree, NDArray[np.int64]] | None] = {}
+        self.events: list[dict[str, Any]] = []
+        self.notes: list[str] = []
+
+    # -- construction ------------------------------------------------------------------
+    @classmethod
+    def from_frames(cls, assignments: pd.DataFrame, branches: pd.DataFrame, policy: Policy) -> PlanState:
+        """Load a plan (plan-directory frames). Members need lon/lat; ``frozen`` is optional."""
+        st = cls(policy)
+        for c in ("branch_id", "lon", "lat"):
+            if c not in branches.columns:
+                raise ValueError(f"branches: missing column {c!r}")
+        for c in ("member_id", "branch_id", "lon", "lat"):
+            if c not in assignments.columns:
+                raise ValueError(f"assignments: missing column {c!r}")
+        bxy = to_metres(branches["lon"].to_numpy(float), branches["lat"].to_numpy(float)) if len(branches) else np.zeros((0, 2))
+        bdz = branches["district_zh"].astype(str).to_numpy() if "district_zh" in branches.columns else ["?"] * len(branches)
+        for i, b in enumerate(branches["branch_id"].astype(str)):
+            st._add_branch(b, bxy[i], st._district(bdz[i]))
+        n = len(assignments)
+        ids = assignments["member_id"].astype(str).tolist()
+        if len(set(ids)) != n:
+            raise ValueError("assignments: member_id values must be unique")
+        lon = pd.to_numeric(assignments["lon"], errors="coerce").to_numpy(float)
+        lat = pd.to_numeric(assignments["lat"], errors="coerce").to_numpy(float)
+        ok = np.isfinite(lon) & np.isfinite(lat)
+        xy = np.full((n, 2), np.nan)
+        if ok.any():
+            xy[ok] = to_metres(lon[ok], lat[ok])
+        full = (
+            pd.to_numeric(assignments["full_member"], errors="coerce").fillna(0).astype(int).to_numpy()
+            if "full_member" in assignments.columns
+            else np.ones(n, int)
+        )
+        frozen = (
+            pd.to_numeric(assignments["frozen"], errors="coerce").fillna(0).astype(int).to_numpy() > 0
+            if "frozen" in assignments.columns
+            else np.zeros(n, bool)
+        )
+        status = (
+            assignments["status"].astype(object).where(assignments["status"].notna(), "active").astype(str).tolist()
+            if "status" in assignments.columns
+            else ["active"] * n
+        )
+        mdz = assignments["district_zh"].astype(object).tolist() if "district_zh" in assignments.columns else [None] * n
+        bcol = assignments["branch_id"].astype(object).where(assignments["branch_id"].notna(), "").astype(str).tolist()
+        st.ids = ids
+        st.index = {m: i for i, m in enumerate(ids)}
+        st.xy = xy
+        st.full = full.astype(np.int64)
+        st.frozen = frozen
+        st.status = status
+        st.mdist = [st._district(d) if isinstance(d, str) and d else -1 for d in mdz]
+        st.branch = np.full(n, -1, dtype=np.int64)
+        for i, b in enumerate(bcol):
+            if b:
+                if b not in st.bindex:
+                    raise ValueError(f"assignments: row {i + 2} (member_id {ids[i]!r}): branch_id {b!r} is not in branches")
+                j = st.bindex[b]
+                st.branch[i] = j
+                st.members_of[j].add(i)
+                st.size[j] += 1
+                st.nfull[j] += int(full[i])
+                if st.mdist[i] < 0:
+                    st.mdist[i] = st.bdist[j]
+        for j in range(len(st.bids)):
+            if st.size[j] == 0:
+                st.open[j] = False
+        st._trees.clear()
+        return st
+
+    def _district(self, name: str | None) -> int:
+        if name is None:
+            return -1
+        if name not in self.dindex:
+            self.dindex[name] = len(self.dnames)
+            self.dnames.append(name)
+        return self.dindex[name]
+
+    def _add_branch(self, bid: str, xy: NDArray[np.float64], d: int) -> int:
+        j = len(self.bids)
+        self.bids.append(bid)
+        self.bindex[bid] = j
+        self.site = np.vstack([self.site, np.asarray(xy, float).reshape(1, 2)])
+        self.bdist.append(d)
+        self.size.append(0)
+        self.nfull.append(0)
+        self.members_of.append(set())
+        self.open.append(True)
+        self._trees.pop(d, None)
+        return j
+
+    def _new_branch_id(self, d: int) -> str:
+        prefix = self.dnames[d] if d >= 0 else "branch"
+        k = 1 + sum(1 for b in self.bids if b.startswith(prefix + "-"))
+        while f"{prefix}-{k:03d}" in self.bindex:
+            k += 1
+        return f"{prefix}-{k:03d}"
+
+    def _add_member(self, member_id: str) -> int:
+        i = len(self.ids)
+        self.ids.append(member_id)
+        self.index[member_id] = i
+        if i >= len(self.xy):  # grow by doubling
+            cap = max(16, 2 * len(self.xy))
+            self.xy = np.vstack([self.xy, np.full((cap - len(self.xy), 2), np.nan)])
+            self.full = np.concatenate([self.full, np.zeros(cap - len(self.full), np.int64)])
+            self.branch = np.concatenate([self.branch, np.full(cap - len(self.branch), -1, np.int64)])
+            self.frozen = np.concatenate([self.frozen, np.zeros(cap - len(self.frozen), bool)])
+        self.mdist.append(-1)
+        self.status.append(MemberStatus.ACTIVE.value)
+        return i
+
+    # -- trees -------------------------------------------------------------------------
+    def _tree(self, d: int) -> tuple[cKDTree, NDArray[np.int64]] | None:
+        if d not in self._trees:
+            js = np.array([j for j in range(len(self.bids)) if self.open[j] and self.bdist[j] == d], dtype=np.int64)
+            self._trees[d] = (cKDTree(self.site[js]), js) if len(js) else None
+        return self._trees[d]
+
+    def _near(self, xy: NDArray[np.float64], d: int | None, k: int) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+        """(distances, branch indices) of the k nearest open branches, in district d (None: any)."""
+        if d is None:
+            js = np.array([j for j in range(len(self.bids)) if self.open[j]], dtype=np.int64)
+            if not len(js):
+                return np.zeros(0), np.zeros(0, np.int64)
+            dd = np.hypot(*(self.site[js] - xy).T)
+            o = np.argsort(dd)[:k]
+            return dd[o], js[o]
+        t = self._tree(d)
+        if t is None:
+            return np.zeros(0), np.zeros(0, np.int64)
+        tree, js = t
+        kk = min(k, len(js))
+        dist, idx = tree.query(xy, k=kk)
+        return np.atleast_1d(dist).astype(float), js[np.atleast_1d(idx)]
+
+    # -- membership primitives -----------------------------------------------------------
+    def _set_branch(self, i: int, j: int, changes: list[Change]) -> None:
+        old = int(self.branch[i])
+        if old == j:
+            return
+        if old >= 0:
+            self.members_of[old].discard(i)
+            self.size[old] -= 1
+            self.nfull[old] -= int(self.full[i])
+        if j >= 0:
+            self.members_of[j].add(i)
+            self.size[j] += 1
+            self.nfull[j] += int(self.full[i])
+            if not self.open[j]:
+                self.open[j] = True
+                self._trees.pop(self.bdist[j], None)
+        self.branch[i] = j
+        changes.append((self.ids[i], self.bids[old] if old >= 0 else None, self.bids[j] if j >= 0 else None))
+
+    def _close_if_empty(self, j: int) -> None:
+        if self.size[j] == 0 and self.open[j]:
+            self.open[j] = False
+            self._trees.pop(self.bdist[j], None)
+
+    def _ok(self, j: int) -> bool:
+        p = self.policy
+        s = self.size[j]
+        return s == 0 or (p.min_size <= s <= p.max_size and self.nfull[j] >= p.min_full)
+
+    # -- local re-solve ----------------------------------------------------------------
+    def _local_solve(
+        self,
+        inner: list[int],
+        ring: list[int],
+        extra_member: int | None,
+        open_at: NDArray[np.float64] | None,
+        drop: int | None = None,
+    ) -> tuple[int, NDArray[np.int64], list[int], NDArray[np.int64]] | None:
+        """Min-cost flow over the members of ``inner`` branches (+ one member) and the sites of
+        ``inner`` + ``ring`` (+ a new site at ``open_at``; minus ``drop``). Ring branches only
+        receive, up to their free room. Returns (cost, members, site branch list, site per member)
+        where a site branch of -1 is the new site.
+        """
+        p = self.policy
+        mem: list[int] = []
+        for j in inner:
+            mem.extend(self.members_of[j])
+        if extra_member is not None and extra_member not in mem:
+            mem.append(extra_member)
+        if not mem:
+            return None
+        members = np.array(mem, dtype=np.int64)
+        sites = [j for j in inner if j != drop] + [j for j in ring if j != drop]
+        n_in = len([j for j in inner if j != drop])
+        sxy = self.site[sites] if sites else np.zeros((0, 2))
+        lo = [p.min_size] * n_in + [0] * (len(sites) - n_in)
+        lof = [p.min_full] * n_in + [0] * (len(sites) - n_in)
+        hi = [p.max_size] * n_in + [max(0, p.max_size - self.size[j]) for j in sites[n_in:]]
+        if open_at is not None:
+            sites = sites + [-1]
+            sxy = np.vstack([sxy, open_at.reshape(1, 2)])
+            lo.append(p.min_size)
+            lof.append(p.min_full)
+            hi.append(p.max_size)
+        m = len(sites)
+        if m == 0:
+            return None
+        n = len(members)
+        members_xy = self.xy[members]
+        d = np.hypot(members_xy[:, None, 0] - sxy[None, :, 0], members_xy[:, None, 1] - sxy[None, :, 1])
+        cur = self.branch[members]
+        site_arr = np.array(sites, dtype=np.int64)
+        leave = cur[:, None] != site_arr[None, :]
+        pen = np.where(cur >= 0, self.penalty, 0.0)
+        cost = d + leave * pen[:, None]
+        am = np.repeat(np.arange(n, dtype=np.int64), m)
+        asite = np.tile(np.arange(m, dtype=np.int64), n)
+        acost = cost.ravel()
+        # frozen members stay where they are when their branch is a site
+        fz = self.frozen[members] & np.isin(cur, site_arr)
+        if fz.any():
+            keep = ~fz[am] | ~leave.ravel()
+            am, asite, acost = am[keep], asite[keep], acost[keep]
+        site_of, total = assign_min_cost(
+            am, asite, np.round(acost).astype(np.int64), self.full[members],
+            np.array(lo, np.int64), np.array(hi, np.int64), np.array(lof, np.int64), V_HARD,
+        )
+        # a site left empty is closed, not short: take its minimum back out of the cost
+        used = np.bincount(site_of, minlength=m) > 0
+        total -= V_HARD * int(sum(max(lo[q], lof[q]) for q in range(m) if not used[q]))
+        return total, members, sites, site_of
+
+    def _apply(self, sol: tuple[int, NDArray[np.int64], list[int], NDArray[np.int64]], d: int, new_xy: NDArray[np.float64] | None, changes: list[Change]) -> int | None:
+        """Apply a local solution; returns the index of a newly opened branch, if any."""
+        _, members, sites, site_of = sol
+        new_j: int | None = None
+        if -1 in sites and (site_of == sites.index(-1)).any():
+            new_j = self._add_branch(self._new_branch_id(d), np.asarray(new_xy), d)
+        targets = [new_j if s == -1 else s for s in sites]
+        touched = set()
+        for i, q in zip(members.tolist(), site_of.tolist()):
+            t = targets[q]
+            if t is not None:
+                old = int(self.branch[i])
+                if old != t:
+                    touched.add(old)
+                    self._set_branch(i, int(t), changes)
+        for j in touched:
+            if j >= 0:
+                self._close_if_empty(j)
+        return new_j
+
+    def _violations(self, sol: tuple[int, NDArray[np.int64], list[int], NDArray[np.int64]]) -> int:
+        return sol[0] // V_HARD if sol[0] > 0 else 0
+
+    def _neighbourhood(self, xy: NDArray[np.float64], d: int | None) -> tuple[list[int], list[int]]:
+        _, js = self._near(xy, d, INNER_BRANCHES + RING_BRANCHES)
+        js = js.tolist()
+        return js[:INNER_BRANCHES], js[INNER_BRANCHES:]
+
+    def _repair(self, j: int, changes: list[Change]) -> None:
+        """Bring branch j back within limits: refill from neighbours or merge into them."""
+        if self._ok(j):
+            self._close_if_empty(j)
+            return
+        for scope in (self.bdist[j], None):  # own district first, then neighbours (joint)
+            inner, ring = self._neighbourhood(self.site[j], scope)
+            if j not in inner:
+                inner = [j] + inner[: INNER_BRANCHES - 1]
+            best = None
+            for drop in (None, j):
+                sol = self._local_solve(inner, ring, None, None, drop=drop)
+                if sol is not None and (best is None or sol[0] < best[0]):
+                    best = sol
+            if best is not None and (self._violations(best) == 0 or scope is None):
+                self._apply(best, self.bdist[j], None, changes)
+                if scope is None and self._violations(best):
+                    self.notes.append(f"branch {self.bids[j]}: limits cannot be restored locally")
+                break
+        self._close_if_empty(j)
+
+    # -- the public call ---------------------------------------------------------------
+    def relocate(
+        self,
+        member_id: str,
+        *,
+        lon: float | None,
+        lat: float | None,
+        district_zh: str | None,
+        full_member: bool | None = None,
+        status: str = "active",
+        geo_status: str | None = None,
+    ) -> Relocation:
+        """Apply one member's new address (or departure). See the module docstring for the rules."""
+        member_id = str(member_id)
+        changes: list[Change] = []
+        known = member_id in self.index
+        i = self.index[member_id] if known else self._add_member(member_id)
+        old = int(self.branch[i])
+        old_bid = self.bids[old] if old >= 0 else None
+        if full_member is not None and bool(self.full[i]) != bool(full_member):
+            if old >= 0:
+                self.nfull[old] += 1 if full_member else -1
+            self.full[i] = int(bool(full_member))
+
+        leaving = None
+        if geo_status == GeoStatus.OUT_OF_CITY.value or status == MemberStatus.TRANSFER_OUT.value:
+            leaving = MemberStatus.TRANSFER_OUT.value
+        elif status == MemberStatus.LOST_CONTACT.value:
+            leaving = MemberStatus.LOST_CONTACT.value
+        elif status != MemberStatus.ACTIVE.value:
+            raise ValueError(f"member {member_id!r}: unknown status {status!r}")
+        if leaving is None and (lon is None or lat is None or not (math.isfinite(lon) and math.isfinite(lat))):
+            raise ValueError(f"member {member_id!r}: lon/lat are required for an active member")
+
+        if leaving is not None:
+            if lon is not None and lat is not None:
+                self.xy[i] = to_metres(lon, lat)[0]
+            self.status[i] = leaving
+            if old >= 0:
+                self._set_branch(i, -1, changes)
+                self._repair(old, changes)
+            why = "moved out of the city" if geo_status == GeoStatus.OUT_OF_CITY.value else f"status {leaving}"
+            return self._record(i, old_bid, None, leaving, why + ", removed from the branch", None, changes)
+
+        xy = to_metres(lon, lat)[0]
+        self.xy[i] = xy
+        self.status[i] = MemberStatus.ACTIVE.value
+        d = self._district(district_zh) if district_zh else (self.mdist[i] if self.mdist[i] >= 0 else self._locate(lon, lat))
+        if d < 0:
+            self.status[i] = MemberStatus.TRANSFER_OUT.value
+            if old >= 0:
+                self._set_branch(i, -1, changes)
+                self._repair(old, changes)
+            return self._record(i, old_bid, None, "transfer_out", "new address is outside every district", None, changes)
+        self.mdist[i] = d
+        joined = old < 0
+
+        if not joined:
+            dist_old = float(np.hypot(*(xy - self.site[old])))
+            same = self.bdist[old] == d or self.policy.cross_district
+            if same and (dist_old <= self.keep_radius or self.frozen[i]):
+                self._repair(old, changes)  # a full->probationary change may need it
+                why = "frozen member keeps the branch" if self.frozen[i] and dist_old > self.keep_radius else f"still within {self.keep_radius:.0f} m"
+                return self._record(i, old_bid, old_bid, "kept", why, dist_old, changes)
+
+        scope = None if self.policy.cross_district else d
+        dist, near = self._near(xy, scope, NEAR_BRANCHES)
+        for dd, j in zip(dist.tolist(), near.tolist()):
+            if j == old:
+                self._repair(old, changes)
+                return self._record(i, old_bid, old_bid, "kept", "the current branch is still the nearest with room", dd, changes)
+            if self.size[j] < self.policy.max_size and self.open[j]:
+                self._set_branch(i, j, changes)
+                if old >= 0:
+                    self._repair(old, changes)
+                self._repair(j, changes)  # only matters for a full-member shortfall
+                action = "joined" if joined else "moved"
+                return self._record(i, old_bid, self.bids[j], action, f"nearest branch with room ({dd:.0f} m)", dd, changes)
+
+        # nobody near has room: re-solve the neighbourhood, opening a branch at the new home if needed
+        inner, ring = self._neighbourhood(xy, scope)
+        if old >= 0 and old in inner:
+            inner.remove(old)
+        best = self._local_solve(inner, ring, i, None) if inner or ring else None
+        if best is None or self._violations(best):
+            alt = self._local_solve(inner, ring, i, xy)
+            if alt is not None and (best is None or alt[0] < best[0]):
+                best = alt
+        if best is None:
+            j = self._add_branch(self._new_branch_id(d), xy, d)
+            self._set_branch(i, j, changes)
+            self.notes.append(f"branch {self.bids[j]} opened for a single member: below limits")
+        else:
+            self._apply(best, d, xy, changes)
+        if old >= 0:
+            self._repair(old, changes)
+        j = int(self.branch[i])
+        dj = float(np.hypot(*(xy - self.site[j]))) if j >= 0 else None
+        action = "joined" if joined else "resolved"
+        return self._record(
+            i, old_bid, self.bids[j] if j >= 0 else None, action,
+            f"no nearby branch had room: {len(set(c[0] for c in changes))} members re-placed locally", dj, changes,
+        )
+
+    def _locate(self, lon: float, lat: float) -> int:
+        from geoalloc.districts import locate_districts
+
+        name = locate_districts([lon], [lat]).iloc[0]
+        return self._district(name) if name else -1
+
+    def _record(
+        self, i: int, frm: str | None, to: str | None, action: str, reason: str, dist: float | None, changes: list[Change]
+    ) -> Relocation:
+        at = _utc_now()
+        mid = self.ids[i]
+        self.events.append({"member_id": mid, "at": at, "from_branch": frm, "to_branch": to, "action": action, "reason": reason})
+        for (m, a, b) in changes:
+            if m != mid:
+                self.events.append({"member_id": m, "at": at, "from_branch": a, "to_branch": b, "action": "moved", "reason": f"local repair after {mid} {action}"})
+        return Relocation(mid, frm, to, action, reason, None if dist is None else round(dist, 1), changes)
+
+    # -- views -------------------------------------------------------------------------
+    def events_frame(self) -> pd.DataFrame:
+        """All recorded relocation events (who, when, from, to, action, why)."""
+        return pd.DataFrame(self.events, columns=["member_id", "at", "from_branch", "to_branch", "action", "reason"])
+
+    def branch_of(self, member_id: str) -> str | None:
+        j = int(self.branch[self.index[member_id]])
+        return self.bids[j] if j >= 0 else None
+
+    def limit_violations(self) -> list[str]:
+        """Branches outside their limits (should always be empty)."""
+        return [self.bids[j] for j in range(len(self.bids)) if not self._ok(j)]
+
+    def check(self) -> None:
+        """Recount sizes from scratch and compare (for tests): raises AssertionError on drift."""
+        n = len(self.ids)
+        size = np.bincount(self.branch[:n][self.branch[:n] >= 0], minlength=len(self.bids))
+        assert size.tolist() == self.size, "size bookkeeping drifted"
+        nf = np.bincount(self.branch[:n][self.branch[:n] >= 0], weights=self.full[:n][self.branch[:n] >= 0], minlength=len(self.bids))
+        assert nf.astype(int).tolist() == self.nfull, "full-member bookkeeping drifted"
+
+    def to_frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(assignments, branches) in plan-directory form, for persisting or a new plan version."""
+        n = len(self.ids)
+        xy = self.xy[:n]
+        b = self.branch[:n]
+        ll = to_lonlat(xy[:, 0], xy[:, 1]) if n else np.zeros((0, 2))
+        dist = np.where(b >= 0, np.hypot(*(xy - self.site[np.maximum(b, 0)]).T) if len(self.site) else np.nan, np.nan)
+        a = pd.DataFrame(
+            {
+                "member_id": self.ids,
+                "branch_id": [self.bids[j] if j >= 0 else "" for j in b],
+                "distance_m": np.round(dist, 1),
+                "district_zh": [self.dnames[d] if d >= 0 else None for d in self.mdist],
+                "lon": ll[:, 0],
+                "lat": ll[:, 1],
+                "full_member": self.full[:n],
+                "status": self.status,
+            }
+        )
+        live = [j for j in range(len(self.bids)) if self.size[j] > 0]
+        sl = to_lonlat(self.site[live, 0], self.site[live, 1]) if live else np.zeros((0, 2))
+        g = a[a["branch_id"] != ""].groupby("branch_id")["distance_m"]
+        mean_d, max_d = g.mean(), g.max()
+        br = pd.DataFrame(
+            {
+                "branch_id": [self.bids[j] for j in live],
+                "lon": sl[:, 0],
+                "lat": sl[:, 1],
+                "district_zh": [self.dnames[self.bdist[j]] if self.bdist[j] >= 0 else None for j in live],
+                "size": [self.size[j] for j in live],
+                "n_full": [self.nfull[j] for j in live],
+                "mean_distance_m": [round(float(mean_d.get(self.bids[j], 0.0)), 1) for j in live],
+                "max_distance_m": [round(float(max_d.get(self.bids[j], 0.0)), 1) for j in live],
+                "joint": [int(len({self.mdist[i] for i in self.members_of[j]}) > 1) for j in live],
+            }
+        )
+        return a, br
