@@ -1,0 +1,12 @@
+"""Interactive Folium maps of allocation plans: one plan, or a before/after comparison.
+
+Public entry points: :func:`plan_map`, :func:`compare_map`, :func:`save_map`,
+:func:`render_html`. Private by default (no names, blurred points), Chinese by default,
+GCJ-02 overlays on AMap tiles, and optionally fully offline.
+"""
+
+from geoalloc.maps.compare import CompareMap, compare_map, derive_moves
+from geoalloc.maps.output import render_html, save_map
+from geoalloc.maps.plan import PlanMap, plan_map
+
+__all__ = ["plan_map", "compare_map", "save_map", "render_html", "derive_moves", "PlanMap", "CompareMap"]
