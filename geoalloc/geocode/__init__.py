@@ -1,4 +1,16 @@
-"""Offline geocoding of Shenzhen addresses, datum conversion and optional online providers."""
+"""Offline geocoding of Shenzhen addresses, datum conversion and optional online providers.
+
+Typical use::
+
+    from geoalloc.geocode import OfflineGeocoder, geocode_frame, load_landmarks, summarise
+    out = geocode_frame(roster_df)                  # offline, deterministic
+    print(summarise(out))
+
+Precision is stated honestly: ``landmark`` (a landmark from the user's table), ``subdistrict``
+(the subdistrict's seed point plus a small member-keyed jitter; also used when a community is
+named, because communities have no coordinates), ``district`` (the district label point plus
+jitter). See ``geoalloc/geocode/README.md``.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +24,32 @@ from geoalloc.geocode.datum import (
     wgs84_to_bd09,
     wgs84_to_gcj02,
 )
+from geoalloc.geocode.frame import GEO_COLUMNS, geocode_frame, summarise
+from geoalloc.geocode.landmarks import load_landmarks, validate_landmarks
+from geoalloc.geocode.normalise import normalise
+from geoalloc.geocode.offline import GeocodeResult, OfflineGeocoder
+from geoalloc.geocode.providers import AMapProvider, NominatimProvider, Provider, ProviderCache, ProviderError
 
 __all__ = [
+    "AMapProvider",
+    "GEO_COLUMNS",
+    "GeocodeResult",
+    "NominatimProvider",
+    "OfflineGeocoder",
+    "Provider",
+    "ProviderCache",
+    "ProviderError",
     "bd09_to_gcj02",
     "bd09_to_wgs84",
     "from_wgs84",
     "gcj02_to_bd09",
     "gcj02_to_wgs84",
+    "geocode_frame",
+    "load_landmarks",
+    "normalise",
+    "summarise",
     "to_wgs84",
+    "validate_landmarks",
     "wgs84_to_bd09",
     "wgs84_to_gcj02",
 ]

@@ -1,0 +1,144 @@
+"""Geocoding a whole roster (a DataFrame) and summarising the outcome.
+
+Rows that already carry coordinates keep them (precision ``exact``); the rest are geocoded
+from ``address``: by an online provider when one is given (it is off by default), else, or
+when the provider has nothing, offline. No row is ever dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from geoalloc.geocode.offline import OfflineGeocoder
+from geoalloc.geocode.parser import Parsed
+from geoalloc.geocode.providers import Provider, ProviderError
+from geoalloc.model import GeoPrecision, GeoStatus
+
+__all__ = ["geocode_frame", "summarise", "GEO_COLUMNS"]
+
+GEO_COLUMNS = ["lon", "lat", "geo_precision", "geo_district_zh", "geo_subdistrict_zh", "geo_status", "geo_reason"]
+_CHUNK = 2000
+
+
+def _given_coordinates(df: pd.DataFrame) -> np.ndarray:
+    if "lon" not in df.columns or "lat" not in df.columns:
+        return np.zeros(len(df), dtype=bool)
+    lon = pd.to_numeric(df["lon"], errors="coerce").to_numpy(dtype=float)
+    lat = pd.to_numeric(df["lat"], errors="coerce").to_numpy(dtype=float)
+    return np.isfinite(lon) & np.isfinite(lat)
+
+
+def _provider_parse(provider: Provider, address: str, offline: Parsed, state: dict[str, str]) -> Parsed | None:
+    """Ask the provider; None keeps the offline parse. A fatal provider error disables it for the run."""
+    if "disabled" in state or offline.status == GeoStatus.OUT_OF_CITY or not address.strip():
+        return None
+    try:
+        r = provider.geocode(address)
+    except ProviderError as exc:
+        if exc.fatal:
+            state["disabled"] = str(exc)
+        return None
+    if r is None or r.lon is None or r.lat is None:
+        return None
+    return Parsed(r.status, r.precision, r.lon, r.lat, 0.0, r.district_zh, r.subdistrict_zh, r.community_zh, r.reason)
+
+
+def geocode_frame(
+    df: pd.DataFrame,
+    *,
+    geocoder: OfflineGeocoder | None = None,
+    provider: Provider | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """A copy of ``df`` with lon, lat (WGS-84) and the geo_* columns filled for every row.
+
+    ``progress`` is called with the number of rows just finished (an increment), in chunks.
+    Given coordinates must already be WGS-84 (the roster reader converts them).
+    """
+    from geoalloc.districts import locate_districts
+
+    out = df.copy()
+    n = len(out)
+    geocoder = geocoder or OfflineGeocoder()
+    given = _given_coordinates(out)
+    lon = np.full(n, np.nan)
+    lat = np.full(n, np.nan)
+    precision = np.empty(n, dtype=object)
+    status = np.empty(n, dtype=object)
+    district = np.full(n, None, dtype=object)
+    subdistrict = np.full(n, None, dtype=object)
+    reason = np.empty(n, dtype=object)
+
+    gi = np.flatnonzero(given)
+    if gi.size:
+        lon[gi] = pd.to_numeric(out["lon"], errors="coerce").to_numpy(dtype=float)[gi]
+        lat[gi] = pd.to_numeric(out["lat"], errors="coerce").to_numpy(dtype=float)[gi]
+        found = np.array(locate_districts(lon[gi].tolist(), lat[gi].tolist()).tolist(), dtype=object)
+        inside = np.array([d is not None for d in found], dtype=bool)
+        district[gi] = found
+        precision[gi] = GeoPrecision.EXACT.value
+        status[gi] = np.where(inside, GeoStatus.OK.value, GeoStatus.OUT_OF_CITY.value)
+        reason[gi] = np.where(inside, "coordinates given in the roster",
+                              "coordinates given in the roster lie outside Shenzhen (transfer candidate)")
+        if progress is not None:
+            progress(int(gi.size))
+
+    todo = np.flatnonzero(~given)
+    if todo.size:
+        addresses = out["address"].tolist() if "address" in out.columns else [""] * n
+        ids = out["member_id"].tolist() if "member_id" in out.columns else [None] * n
+        state: dict[str, str] = {}
+        asked: dict[str, Parsed | None] = {}
+        for start in range(0, todo.size, _CHUNK):
+            rows = todo[start : start + _CHUNK]
+            parsed: list[Parsed] = []
+            keys: list[str] = []
+            for i in rows:
+                a = addresses[i]
+                p = geocoder.parse(a)
+                if provider is not None:
+                    text = a if isinstance(a, str) else ""
+                    if text not in asked:
+                        asked[text] = _provider_parse(provider, text, p, state)
+                    p = asked[text] or p
+                parsed.append(p)
+                m = ids[i]
+                keys.append(str(m) if m is not None and m == m else f"addr:{a}")
+            x, y = geocoder.place(parsed, keys)
+            lon[rows], lat[rows] = x, y
+            precision[rows] = [p.precision.value for p in parsed]
+            status[rows] = [p.status.value for p in parsed]
+            district[rows] = [p.district_zh for p in parsed]
+            subdistrict[rows] = [p.subdistrict_zh for p in parsed]
+            reason[rows] = [p.reason for p in parsed]
+            if progress is not None:
+                progress(int(rows.size))
+        if "disabled" in state:
+            note = f"; online provider disabled after: {state['disabled']}"
+            reason[todo] = [r + note for r in reason[todo]]
+
+    out["lon"] = lon
+    out["lat"] = lat
+    out["geo_precision"] = precision
+    out["geo_district_zh"] = district
+    out["geo_subdistrict_zh"] = subdistrict
+    out["geo_status"] = status
+    out["geo_reason"] = reason
+    return out
+
+
+def summarise(df: pd.DataFrame) -> dict[str, object]:
+    """Counts per geo_precision and geo_status (and conflicts flagged), for the CLI's closing summary."""
+    prec = df["geo_precision"].value_counts().to_dict() if "geo_precision" in df else {}
+    stat = df["geo_status"].value_counts().to_dict() if "geo_status" in df else {}
+    reasons = df["geo_reason"].astype(str) if "geo_reason" in df else pd.Series([], dtype=str)
+    return {
+        "rows": int(len(df)),
+        "precision": {str(k): int(v) for k, v in prec.items()},
+        "status": {str(k): int(v) for k, v in stat.items()},
+        "conflicts": int(reasons.str.contains("conflict:", regex=False).sum()),
+        "historical_names": int(reasons.str.contains("historical", regex=False).sum()),
+    }

@@ -1,0 +1,134 @@
+"""The offline geocoder: parse (memoised per normalised text) + deterministic member jitter.
+
+Approximate placements (a subdistrict seed, a district label point) get a small offset derived
+from a hash of the member id, so members do not stack on one pixel and reruns give the same
+points. A jittered point must stay inside its district polygon; otherwise the unjittered base
+point is used (seeds and label points are inside by construction).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from geoalloc.geocode.gazetteer import gazetteer
+from geoalloc.geocode.landmarks import LandmarkIndex
+from geoalloc.geocode.normalise import normalise
+from geoalloc.geocode.parser import AddressParser, Parsed
+from geoalloc.model import GeoPrecision, GeoStatus
+
+__all__ = ["GeocodeResult", "OfflineGeocoder", "jitter_uniforms"]
+
+_M_PER_DEG_LAT = 110_574.0
+_M_PER_DEG_LON_EQ = 111_320.0
+
+
+@dataclass(frozen=True)
+class GeocodeResult:
+    """A placed (or unplaceable) address. ``lon``/``lat`` are WGS-84, or None when not placed."""
+
+    lon: float | None
+    lat: float | None
+    precision: GeoPrecision
+    status: GeoStatus
+    district_zh: str | None = None
+    subdistrict_zh: str | None = None
+    community_zh: str | None = None
+    reason: str = ""
+
+
+def jitter_uniforms(keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Two uniform [0, 1) numbers per key from a keyed BLAKE2 hash (stable across runs and machines)."""
+    u = np.empty((len(keys), 2), dtype=np.uint32)
+    for i, k in enumerate(keys):
+        v = int.from_bytes(hashlib.blake2b(k.encode("utf-8"), digest_size=8, person=b"geoalloc").digest(), "little")
+        u[i, 0] = v & 0xFFFFFFFF
+        u[i, 1] = v >> 32
+    f = u.astype(float) / 2.0**32
+    return f[:, 0], f[:, 1]
+
+
+class OfflineGeocoder:
+    """Geocodes Shenzhen addresses with the bundled gazetteer and an optional landmark table.
+
+    ``landmarks`` is a table with columns name, lon, lat, district (see
+    :func:`geoalloc.geocode.load_landmarks`); without it, no address gets ``landmark`` precision.
+    """
+
+    def __init__(self, landmarks: pd.DataFrame | None = None, *, cache_size: int = 1_000_000) -> None:
+        self._gaz = gazetteer()
+        self._parser = AddressParser(self._gaz, LandmarkIndex(landmarks))
+        self._cache_size = cache_size
+        self._by_raw: dict[str, Parsed] = {}
+        self._by_norm: dict[str, Parsed] = {}
+
+    def parse(self, address: object) -> Parsed:
+        """The memoised parse of one address (before jitter)."""
+        raw = address if isinstance(address, str) else ("" if address is None or address != address else str(address))
+        hit = self._by_raw.get(raw)
+        if hit is not None:
+            return hit
+        norm = normalise(raw)
+        hit = self._by_norm.get(norm)
+        if hit is None:
+            hit = self._parser.parse(norm)
+            if len(self._by_norm) >= self._cache_size:
+                self._by_norm.clear()
+            self._by_norm[norm] = hit
+        if len(self._by_raw) >= self._cache_size:
+            self._by_raw.clear()
+        self._by_raw[raw] = hit
+        return hit
+
+    def place(self, parsed: Sequence[Parsed], keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Final lon/lat arrays (NaN where not placed): base points plus keyed jitter, kept in-district."""
+        n = len(parsed)
+        lon = np.array([p.lon if p.lon is not None else np.nan for p in parsed], dtype=float)
+        lat = np.array([p.lat if p.lat is not None else np.nan for p in parsed], dtype=float)
+        radius = np.array([p.jitter_m for p in parsed], dtype=float)
+        moving = np.flatnonzero(radius > 0)
+        if n == 0 or moving.size == 0:
+            return lon, lat
+        u1, u2 = jitter_uniforms([keys[i] for i in moving])
+        r = radius[moving] * np.sqrt(u1)
+        theta = 2.0 * np.pi * u2
+        base_lon, base_lat = lon[moving], lat[moving]
+        jl = base_lon + r * np.cos(theta) / (_M_PER_DEG_LON_EQ * np.cos(np.radians(base_lat)))
+        jb = base_lat + r * np.sin(theta) / _M_PER_DEG_LAT
+        districts = np.array([parsed[i].district_zh for i in moving], dtype=object)
+        inside = np.zeros(moving.size, dtype=bool)
+        for name in set(districts.tolist()):
+            sel = districts == name
+            geom = self._gaz.district_geom.get(name)
+            if geom is not None:
+                inside[sel] = shapely.contains_xy(geom, jl[sel], jb[sel])
+        lon[moving] = np.where(inside, jl, base_lon)
+        lat[moving] = np.where(inside, jb, base_lat)
+        return lon, lat
+
+    def geocode(self, address: str, member_id: str | None = None) -> GeocodeResult:
+        """Geocode one address. ``member_id`` seeds the jitter (the address text does without one)."""
+        p = self.parse(address)
+        key = str(member_id) if member_id is not None else normalise(address)
+        lon, lat = self.place([p], [key])
+        return to_result(p, lon[0], lat[0])
+
+
+def to_result(p: Parsed, lon: float, lat: float) -> GeocodeResult:
+    """A :class:`GeocodeResult` from a parse and its placed point (NaN -> None)."""
+    placed = np.isfinite(lon) and np.isfinite(lat)
+    return GeocodeResult(
+        lon=float(lon) if placed else None,
+        lat=float(lat) if placed else None,
+        precision=p.precision,
+        status=p.status,
+        district_zh=p.district_zh,
+        subdistrict_zh=p.subdistrict_zh,
+        community_zh=p.community_zh,
+        reason=p.reason,
+    )
