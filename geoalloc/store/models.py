@@ -143,7 +143,7 @@ class RelocationEvent(Base):
     __tablename__ = "relocation_events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"), index=True)
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"), index=True, nullable=True)
     member_id: Mapped[str] = mapped_column(ForeignKey("members.member_id"), index=True)
     from_branch: Mapped[str | None] = mapped_column(String(64), nullable=True)
     to_branch: Mapped[str | None] = mapped_column(String(64), nullable=True)

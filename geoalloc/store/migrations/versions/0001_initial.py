@@ -165,7 +165,7 @@ def upgrade() -> None:
 
     op.create_table('relocation_events',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('plan_id', sa.Integer(), nullable=False),
+    sa.Column('plan_id', sa.Integer(), nullable=True),
     sa.Column('member_id', sa.String(length=64), nullable=False),
     sa.Column('from_branch', sa.String(length=64), nullable=True),
     sa.Column('to_branch', sa.String(length=64), nullable=True),

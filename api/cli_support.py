@@ -1,0 +1,18 @@
+"""What ``geoalloc serve`` and ``geoalloc keys ...`` call (the lead wires them into the typer CLI)."""
+
+from __future__ import annotations
+
+from geoalloc.store.keys import create_key, format_time, list_keys, revoke_key
+
+__all__ = ["create_key", "list_keys", "revoke_key", "format_time", "serve"]
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, db_url: str | None = None) -> None:
+    """Run the API with uvicorn; the SQLite database (or ``db_url``) is created on first start."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.settings import Settings
+
+    settings = Settings() if db_url is None else Settings(database_url=db_url)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")

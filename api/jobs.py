@@ -1,0 +1,198 @@
+"""Background jobs that form or rebalance a plan: a thread pool, with every job a database row.
+
+``POST /plans`` and ``POST /plans/{id}/rebalance`` answer 202 with a job id at once; the job
+snapshots the members (and the current plan), runs the library call outside any lock, then
+saves the new plan in one transaction under the plan lock, first replaying every relocation
+committed since the snapshot so that none is lost. A crash while saving leaves the previous
+plan the newest. Jobs still queued or running when the process stopped are marked failed on
+the next start (their rows survive; their threads did not).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from sqlalchemy import func, select, update
+
+from api import library
+from geoalloc.model import Policy
+from geoalloc.store.members import members_frame
+from geoalloc.store.models import AuditEntry, Job, Plan, RelocationEvent, utcnow
+from geoalloc.store.plans import lock_plan, newest_plan, plan_frames, save_plan
+
+if TYPE_CHECKING:
+    from api.context import ServiceContext
+
+log = logging.getLogger("geoalloc.api.jobs")
+
+
+class JobRunner:
+    """Runs plan jobs on a small thread pool and records their progress in the ``jobs`` table."""
+
+    def __init__(self, ctx: ServiceContext, workers: int) -> None:
+        self.ctx = ctx
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="geoalloc-job")
+        with ctx.db.write() as s:
+            s.execute(update(Job).where(Job.status.in_(("queued", "running")))
+                      .values(status="failed", error="interrupted: the service stopped before the job finished",
+                              finished_at=utcnow()))
+
+    def submit(self, kind: str, params: dict[str, Any], parent_plan_id: int | None, key_id: str | None) -> Job:
+        """Record a queued job and start it; returns the row."""
+        job = Job(id=uuid.uuid4().hex, kind=kind, status="queued", progress=0.0, message="queued", params=params,
+                  parent_plan_id=parent_plan_id, key_id=key_id, created_at=utcnow())
+        with self.ctx.db.write() as s:
+            s.add(job)
+        self.pool.submit(self._run, job.id)
+        return job
+
+    def shutdown(self) -> None:
+        """Wait for running jobs; drop queued ones (they are marked failed on next start)."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- running -------------------------------------------------------------------------------
+
+    def _set(self, job_id: str, **values: Any) -> None:
+        with self.ctx.db.write() as s:
+            s.execute(update(Job).where(Job.id == job_id).values(**values))
+
+    def _progress(self, job_id: str) -> Any:
+        last = [0.0, -1.0]
+
+        def report(stage: str, fraction: float) -> None:
+            now = time.monotonic()
+            if now - last[0] < 0.5 and fraction < 1.0:
+                return
+            last[0] = now
+            # solving is most of the work: map a stage's fraction into 5%..95%
+            self._set(job_id, progress=round(0.05 + 0.9 * max(0.0, min(1.0, float(fraction))), 3),
+                      message=str(stage))
+
+        return report
+
+    def _run(self, job_id: str) -> None:
+        metrics = self.ctx.metrics
+        metrics.jobs_running.inc()
+        kind = "?"
+        try:
+            with self.ctx.db.read() as s:
+                job = s.get(Job, job_id)
+                assert job is not None
+                kind, params, parent_id, key_id = job.kind, dict(job.params), job.parent_plan_id, job.key_id
+            self._set(job_id, status="running", started_at=utcnow(), progress=0.01, message="reading members")
+            if kind == "form":
+                plan_id = form_plan(self.ctx, params, key_id, self._progress(job_id))
+            else:
+                assert parent_id is not None
+                plan_id = rebalance_plan(self.ctx, parent_id, params, key_id, self._progress(job_id))
+            self._set(job_id, status="succeeded", progress=1.0, message="plan saved", plan_id=plan_id,
+                      finished_at=utcnow())
+            metrics.jobs.labels(kind=kind, status="succeeded").inc()
+        except Exception as exc:  # a job's failure is data for GET /jobs/{id}, not a crash
+            log.exception("job %s failed", job_id)
+            try:
+                self._set(job_id, status="failed", error=f"{type(exc).__name__}: {exc}", finished_at=utcnow(),
+                          message="failed")
+            except Exception:
+                log.exception("could not record the failure of job %s", job_id)
+            metrics.jobs.labels(kind=kind, status="failed").inc()
+        finally:
+            metrics.jobs_running.dec()
+
+
+def _snapshot(ctx: ServiceContext, parent_id: int | None) -> tuple[int, pd.DataFrame, pd.DataFrame | None,
+                                                                   pd.DataFrame | None, dict[str, Any]]:
+    """Members (and the parent plan) as of one relocation event id, read in one transaction."""
+    with ctx.db.read() as s:
+        marker = int(s.scalar(select(func.coalesce(func.max(RelocationEvent.id), 0))) or 0)
+        members = members_frame(s)
+        current = branches = None
+        policy: dict[str, Any] = {}
+        if parent_id is not None:
+            plan = s.get(Plan, parent_id)
+            if plan is None:
+                raise LookupError(f"plan {parent_id} does not exist")
+            current, branches = plan_frames(s, parent_id)
+            policy = dict(plan.policy or {})
+    return marker, members, current, branches, policy
+
+
+def form_plan(ctx: ServiceContext, params: dict[str, Any], key_id: str | None, progress: Any) -> int:
+    """Form a plan from scratch for today's members (library: geoalloc.pipeline.allocate)."""
+    policy = Policy.from_dict(params.get("policy") or {})
+    marker, members, _, _, _ = _snapshot(ctx, None)
+    if members.empty:
+        raise ValueError("there are no members yet: import a roster first (POST /members/import)")
+    result = library.allocate(members, policy, progress)
+    return commit(ctx, result.assignments, result.branches, dict(result.report), policy, marker=marker,
+                  parent_id=None, kind="form", key_id=key_id)
+
+
+def rebalance_plan(ctx: ServiceContext, parent_id: int, params: dict[str, Any], key_id: str | None,
+                   progress: Any) -> int:
+    """Rebalance a stored plan for today's members (library: geoalloc.solver.rebalance.rebalance)."""
+    marker, members, current, branches, stored_policy = _snapshot(ctx, parent_id)
+    policy = Policy.from_dict(params.get("policy") or stored_policy)
+    assert current is not None and branches is not None
+    result = library.rebalance(members, current, branches, policy, params.get("max_moves"),
+                               params.get("move_penalty_m"), progress)
+    return commit(ctx, result.assignments, result.branches, dict(result.report), policy, marker=marker,
+                  parent_id=parent_id, kind="rebalance", key_id=key_id, parent_assignments=current)
+
+
+def _save_hook(stage: str) -> None:
+    """A seam for tests that inject a crash in the middle of saving a plan."""
+
+
+def commit(ctx: ServiceContext, assignments: pd.DataFrame, branches: pd.DataFrame, report: dict[str, Any],
+           policy: Policy, *, marker: int, parent_id: int | None, kind: str, key_id: str | None,
+           parent_assignments: pd.DataFrame | None = None) -> int:
+    """Save a computed plan as the newest, in one transaction, after replaying newer relocations."""
+    from api.relocation import replay
+
+    with ctx.plan_lock, ctx.db.write() as s:
+        newest = newest_plan(s)
+        if newest is not None:
+            lock_plan(s, newest.id)
+        if s.scalar(select(func.count()).select_from(RelocationEvent).where(RelocationEvent.id > marker)):
+            state = library.plan_state(assignments, branches, policy)
+            n = replay(s, state, marker)
+            assignments, branches = state.to_frames()
+            report = dict(report) | {"replayed_relocations": n}
+        _save_hook("before_save")
+        plan_id = save_plan(s, assignments, branches, report, policy.to_dict(), parent_id=parent_id, kind=kind,
+                            key_id=key_id)
+        _save_hook("after_plan_rows")
+        _audit_assignments(s, plan_id, assignments, parent_assignments, kind, key_id)
+        _save_hook("after_audit")
+    ctx.cache.invalidate()
+    return plan_id
+
+
+def _audit_assignments(s: Any, plan_id: int, assignments: pd.DataFrame, parent: pd.DataFrame | None, kind: str,
+                       key_id: str | None) -> None:
+    """One audit row per member of the new plan: branch before (parent plan) and after."""
+    before: dict[str, str | None] = {}
+    if parent is not None:
+        before = {str(m): (str(b) if b else None) for m, b in zip(parent["member_id"], parent["branch_id"])}
+    now = utcnow()
+    rows = []
+    for m, b in zip(assignments["member_id"].astype(str), assignments["branch_id"]):
+        after = str(b) if isinstance(b, str) and b else None
+        rows.append({"key_id": key_id, "action": kind, "entity": "assignment", "entity_id": m, "plan_id": plan_id,
+                     "before": {"branch_id": before.get(m)}, "after": {"branch_id": after}, "at": now})
+    for start in range(0, len(rows), 2000):
+        s.execute(AuditEntry.__table__.insert(), rows[start:start + 2000])
+
+
+def newest_plan_id(ctx: ServiceContext) -> int | None:
+    """The plan relocations apply to now."""
+    with ctx.db.read() as s:
+        p = newest_plan(s)
+        return p.id if p else None
+

@@ -1,0 +1,277 @@
+"""Request and response bodies (pydantic v2). These shapes are the API contract in the OpenAPI schema."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from geoalloc.model import Datum, MemberStatus
+
+Role = Literal["viewer", "planner", "admin"]
+
+
+class MemberOut(BaseModel):
+    """A member as a planner of their district or an admin sees them."""
+
+    member_id: str
+    name: str = ""
+    address: str = ""
+    lon: float | None = None
+    lat: float | None = None
+    district_zh: str = ""
+    subdistrict_zh: str = ""
+    industry: str = ""
+    full_member: bool = True
+    status: str = "active"
+    theme: str = ""
+    role: str = ""
+    frozen: bool = False
+    weight: int = 1
+    geo_precision: str = "none"
+    geo_status: str = "failed"
+    version: int = 1
+    branch_id: str | None = Field(None, description="branch in the newest plan, if any")
+
+
+class AddressOut(BaseModel):
+    """One entry of a member's address history."""
+
+    address: str
+    lon: float | None
+    lat: float | None
+    district_zh: str
+    geo_precision: str
+    geo_status: str
+    source: str
+    valid_from: datetime
+    valid_to: datetime | None
+
+
+class MemberDetail(MemberOut):
+    """A member with their address history (oldest first)."""
+
+    addresses: list[AddressOut] = []
+
+
+class MemberPage(BaseModel):
+    """A page of members."""
+
+    total: int
+    limit: int
+    offset: int
+    items: list[MemberOut]
+
+
+class MemberPatch(BaseModel):
+    """Fields a planner may change; a changed status or full-member flag is applied to the newest plan.
+
+    Addresses are changed with ``POST /members/{id}/relocate`` so they are geocoded and re-placed.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, max_length=128)
+    industry: str | None = Field(None, max_length=64)
+    full_member: bool | None = None
+    status: MemberStatus | None = None
+    theme: str | None = Field(None, max_length=64)
+    role: str | None = Field(None, max_length=64)
+    frozen: bool | None = None
+
+
+class RejectOut(BaseModel):
+    """One rejected roster row: spreadsheet row number, member id, field, reason."""
+
+    row: int
+    member_id: str
+    field: str
+    reason: str
+
+
+class ImportReport(BaseModel):
+    """The validation report of ``POST /members/import``."""
+
+    filename: str
+    summary: dict[str, Any]
+    created: int
+    updated: int
+    unchanged: int
+    geocoded: dict[str, int] = Field(default_factory=dict, description="members by geocoding status")
+    rejects: list[RejectOut]
+
+
+class RelocateIn(BaseModel):
+    """A new address (geocoded offline), or a point with its datum."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str | None = Field(None, min_length=1, max_length=500)
+    lon: float | None = Field(None, ge=-180, le=180)
+    lat: float | None = Field(None, ge=-90, le=90)
+    datum: Datum = Datum.WGS84
+
+    @model_validator(mode="after")
+    def _one_of(self) -> RelocateIn:
+        has_point = self.lon is not None or self.lat is not None
+        if self.address is None and not has_point:
+            raise ValueError("give either 'address' or both 'lon' and 'lat'")
+        if self.address is not None and has_point:
+            raise ValueError("give 'address' or 'lon'/'lat', not both")
+        if has_point and (self.lon is None or self.lat is None):
+            raise ValueError("'lon' and 'lat' must be given together")
+        return self
+
+
+class ChangeOut(BaseModel):
+    """One member whose branch changed because of a relocation."""
+
+    member_id: str
+    from_branch: str | None
+    to_branch: str | None
+
+
+class RelocationOut(BaseModel):
+    """The outcome of a relocation: the member's new branch and why."""
+
+    member_id: str
+    plan_id: int
+    plan_version: int
+    from_branch: str | None
+    to_branch: str | None
+    action: str
+    reason: str
+    distance_m: float | None
+    status: str
+    geo_status: str
+    geo_precision: str
+    changes: list[ChangeOut]
+    event_id: int
+
+
+class PolicyIn(BaseModel):
+    """The rules a new plan is formed under (``geoalloc.model.Policy``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_size: int = Field(3, ge=1, le=10_000)
+    max_size: int = Field(50, ge=1, le=10_000)
+    min_full: int = Field(3, ge=0, le=10_000)
+    n_branches: int | None = Field(None, ge=1, le=100_000)
+    target_size: float | None = Field(None, ge=1, le=10_000)
+    cross_district: bool = False
+    time_limit: float = Field(10.0, gt=0, le=3600)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+
+class RebalanceIn(BaseModel):
+    """Disruption controls for a rebalance; the policy is the plan's own unless overridden."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_moves: int | None = Field(None, ge=0, le=1_000_000)
+    move_penalty_m: float | None = Field(None, ge=0, le=1_000_000)
+    policy: PolicyIn | None = None
+
+
+class JobOut(BaseModel):
+    """A background job and, when it succeeded, the plan it made."""
+
+    job_id: str
+    kind: str
+    status: Literal["queued", "running", "succeeded", "failed"]
+    progress: float
+    message: str
+    parent_plan_id: int | None
+    plan_id: int | None
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class PlanOut(BaseModel):
+    """A plan's summary (no personal data)."""
+
+    plan_id: int
+    parent_id: int | None
+    kind: str
+    status: str
+    newest: bool
+    version: int = Field(..., description="bumped by every relocation applied to this plan")
+    policy: dict[str, Any]
+    created_at: datetime
+    n_branches: int
+    n_members: int
+    n_assigned: int
+
+
+class BranchOut(BaseModel):
+    """A branch: id, meeting site, district, size and full members (sites are generalised for viewers)."""
+
+    branch_id: str
+    lon: float | None
+    lat: float | None
+    district_zh: str
+    size: int
+    n_full: int
+    mean_distance_m: float
+    max_distance_m: float
+    joint: bool
+
+
+class DiffMove(BaseModel):
+    """A member whose branch differs between two plans."""
+
+    member_id: str
+    from_branch: str | None
+    to_branch: str | None
+    reason: str | None = None
+
+
+class DiffOut(BaseModel):
+    """What changed from plan ``a`` to plan ``b``; member-level moves only for those who may see them."""
+
+    a: int
+    b: int
+    moved: int
+    by_reason: dict[str, int]
+    branches_opened: list[str]
+    branches_closed: list[str]
+    size_changes: dict[str, list[int]] = Field(..., description="branch -> [size in a, size in b], changed branches only")
+    moves: list[DiffMove]
+
+
+class KeyIn(BaseModel):
+    """A new API key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    district_zh: str | None = Field(None, max_length=32)
+    label: str = Field("", max_length=128)
+
+
+class KeyOut(BaseModel):
+    """An API key without its secret."""
+
+    key_id: str
+    role: str
+    district_zh: str | None
+    label: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyOut):
+    """A new key: ``key`` is shown this once and never again."""
+
+    key: str
+
+
+class Health(BaseModel):
+    """Liveness / readiness."""
+
+    status: str
+    checks: dict[str, str] = {}

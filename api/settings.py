@@ -1,0 +1,20 @@
+"""Service settings from the environment (prefix ``GEOALLOC_``), e.g. ``GEOALLOC_DATABASE_URL``."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from geoalloc.store.db import DEFAULT_URL
+
+
+class Settings(BaseSettings):
+    """Everything an operator may set; the defaults run a local service on SQLite."""
+
+    model_config = SettingsConfigDict(env_prefix="GEOALLOC_", extra="ignore")
+
+    database_url: str = Field(DEFAULT_URL, description="SQLAlchemy URL; SQLite file by default, postgresql+psycopg://... for PostGIS")
+    job_workers: int = Field(1, ge=1, le=8, description="threads running plan jobs (forming, rebalancing)")
+    max_upload_mb: int = Field(20, ge=1, description="largest roster file POST /members/import accepts")
+    viewer_site_decimals: int = Field(2, ge=0, le=6, description="viewers see branch sites rounded to this many decimals (2 = ~1 km)")
+    init_db: bool = Field(True, description="create/upgrade the schema on start")
