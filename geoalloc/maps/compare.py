@@ -46,9 +46,13 @@ class CompareMap(DualMap):
         return {str(k): int(v) for k, v in self.moves["reason"].value_counts().items()}
 
 
-def _ids(series: pd.Series) -> pd.Series:
-    text = series.astype("string").str.strip()
-    return text.where(~(text.isna() | (text == "") | (text.str.lower() == "nan")), None).astype(object)
+def _ids(series: pd.Series) -> list[str | None]:
+    """Branch ids as text, with empty cells (unassigned members) as None."""
+    out: list[str | None] = []
+    for v in series:
+        text = "" if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NA else str(v).strip()
+        out.append(None if text in ("", "nan", "None") else text)
+    return out
 
 
 def derive_moves(old_assignments: pd.DataFrame, new_assignments: pd.DataFrame,
@@ -56,19 +60,19 @@ def derive_moves(old_assignments: pd.DataFrame, new_assignments: pd.DataFrame,
     """Members whose branch_id differs between the plans (``member_id, from_branch, to_branch, reason``).
 
     The reason is ``closed_branch`` when the old branch no longer exists, else ``changed``
-    (the plans alone do not say why).
+    (the plans alone do not say why); a member newly placed has an empty ``from_branch``.
     """
-    old = pd.Series(_ids(old_assignments["branch_id"]).to_numpy(), index=old_assignments["member_id"].astype(str))
-    new = pd.Series(_ids(new_assignments["branch_id"]).to_numpy(), index=new_assignments["member_id"].astype(str))
+    old = pd.Series(_ids(old_assignments["branch_id"]), dtype=object, index=old_assignments["member_id"].astype(str))
+    new = pd.Series(_ids(new_assignments["branch_id"]), dtype=object, index=new_assignments["member_id"].astype(str))
     both = old.index.intersection(new.index)
     rows = []
-    live = set(new_branch_ids) if new_branch_ids is not None else set(new.dropna())
+    live = set(new_branch_ids) if new_branch_ids is not None else {v for v in new if v is not None}
     for mid in both:
         before, after = old[mid], new[mid]
         if before == after or after is None:
             continue
         reason = "closed_branch" if before is not None and before not in live else "changed"
-        rows.append((mid, before, after, reason))
+        rows.append((mid, before or "", after, reason))
     return pd.DataFrame(rows, columns=list(MOVE_COLUMNS))
 
 
