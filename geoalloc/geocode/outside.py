@@ -34,6 +34,12 @@ OTHER_CITIES: frozenset[str] = frozenset(
     "西宁 银川 乌鲁木齐 拉萨 呼和浩特 包头 石家庄 唐山 保定 太原 沈阳 大连 长春 哈尔滨 台北 高雄".split()
 )
 
+# One regex instead of a loop: this runs on every address.
+_PROVINCE_NAMED = re.compile(
+    "^(" + "|".join(sorted(PROVINCES, key=len, reverse=True)) + ")(?:"
+    + "|".join(sorted({full[len(short):] for short, full in PROVINCES.items()} | {"省"}, key=len, reverse=True))
+    + ")"
+)
 _PROVINCE_FULL = re.compile(r"^(.{2,8}?)(省|自治区|特别行政区)")
 _CITY_FULL = re.compile(r"^(.{2,4}?)(市|县|自治州|地区)(?![场民政])")
 
@@ -44,9 +50,9 @@ def leading_other_place(text: str, is_shenzhen_token: Callable[[str], bool]) -> 
     ``text`` has had 中国/广东省 stripped already. 深圳 itself, 广东, and Shenzhen names that happen to
     precede 市 (东门市场) are not other places.
     """
-    for short, full in PROVINCES.items():
-        if text.startswith(full) or (text.startswith(short + "省") and short != "广东"):
-            return full
+    m = _PROVINCE_NAMED.match(text)
+    if m:
+        return PROVINCES[m.group(1)]
     m = _PROVINCE_FULL.match(text)
     if m and m.group(1) not in ("广东", "深圳"):
         return m.group(0)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from geoalloc.geocode.gazetteer import COMMUNITY, DISTRICT, SUBDISTRICT, SUCCESSORS, Cand, Gazetteer
-from geoalloc.geocode.landmarks import LandmarkIndex
+from geoalloc.geocode.landmarks import Landmark, LandmarkIndex
 from geoalloc.geocode.outside import leading_other_place, leading_short_other_place
 from geoalloc.model import GeoPrecision, GeoStatus
 
@@ -25,6 +25,7 @@ __all__ = ["Parsed", "AddressParser", "SUBDISTRICT_JITTER_M", "DISTRICT_JITTER_M
 # Jitter radii: small against a subdistrict (3-10 km across) or a district, large enough that
 # members do not sit on one pixel.
 SUBDISTRICT_JITTER_M = 400.0
+_MEMO_MAX = 200_000
 DISTRICT_JITTER_M = 1000.0
 
 _COUNTRY = ("中华人民共和国", "中国")
@@ -81,6 +82,8 @@ class AddressParser:
     def __init__(self, gaz: Gazetteer, landmarks: LandmarkIndex) -> None:
         self.g = gaz
         self.landmarks = landmarks
+        self._step_memo: dict[tuple[object, ...], tuple[object, ...]] = {}
+        self._finish_memo: dict[tuple[object, ...], Parsed] = {}
         self._full = {k: v for k, v in gaz.tokens.items() if any(not c.short for c in v)}
         # Longest name starting with each character: most positions start no name at all.
         self._first_max: dict[str, int] = {}
@@ -131,10 +134,10 @@ class AddressParser:
             return False
         # After a district, read a subdistrict before an old parent's successor district (龙岗区坪山).
         # A reading that needs no historical move wins (宝安区大浪站: 大浪社区 of 宝安区, not 大浪街道).
-        good = sorted(
-            (c for c in options if self._consistent(c, u)),
-            key=lambda c: (self._historical(c, u), 2.5 if (c.level == DISTRICT and u.district) else c.level, c.short),
-        )
+        good = [c for c in options if self._consistent(c, u)]
+        if len(good) > 1:
+            good.sort(key=lambda c: (self._historical(c, u), 2.5 if (c.level == DISTRICT and u.district) else c.level,
+                                     c.short))
         if good:
             self._take(text, good[0], u)
             return True
@@ -176,6 +179,24 @@ class AddressParser:
             u.comm_pairs = self._fitting_pairs(c.name, u)
         u.last = c.level
 
+    def _apply_memo(self, text: str, cands: tuple[Cand, ...], u: _Units, full_only: bool) -> bool:
+        """:meth:`_apply`, memoised on (token, state): rosters repeat the same unit runs endlessly."""
+        key = (text, full_only, u.district, u.stated_district, u.sub, u.comm, u.last, u.bare_short_ok)
+        hit = self._step_memo.get(key)
+        if hit is None:
+            n_notes, n_conflicts = len(u.notes), len(u.conflicts)
+            ok = self._apply(text, cands, u, full_only)
+            hit = (ok, u.district, u.stated_district, u.sub, u.comm, u.comm_pairs, u.last,
+                   tuple(u.notes[n_notes:]), tuple(u.conflicts[n_conflicts:]))
+            if len(self._step_memo) > _MEMO_MAX:
+                self._step_memo.clear()
+            self._step_memo[key] = hit
+            return ok
+        ok, u.district, u.stated_district, u.sub, u.comm, u.comm_pairs, u.last, notes, conflicts = hit
+        u.notes.extend(notes)
+        u.conflicts.extend(conflicts)
+        return ok
+
     def _read(self, s: str, pos: int, u: _Units, full_only: bool = False) -> int:
         """Read units from ``pos`` while they follow one another; return where reading stopped."""
         tokens, n = (self._full if full_only else self.g.tokens), len(s)
@@ -183,7 +204,7 @@ class AddressParser:
         while pos < n and u.last < COMMUNITY:
             for length in range(min(first_max.get(s[pos], 0), n - pos), 1, -1):
                 cands = tokens.get(s[pos : pos + length])
-                if cands and self._apply(s[pos : pos + length], cands, u, full_only):
+                if cands and self._apply_memo(s[pos : pos + length], cands, u, full_only):
                     pos += length
                     break
             else:
@@ -257,9 +278,21 @@ class AddressParser:
                 end = self._read(s, start, u)
         if u.sub is None and u.found():
             self._scan_rest(s, end, u)
-        self._settle_community(u)
-
         landmark = self.landmarks.find(norm)
+        town = s.endswith("镇") or "镇" in s[:5]
+        key = (u.district, u.stated_district, u.sub, u.comm, u.comm_pairs, tuple(u.notes), tuple(u.conflicts),
+               landmark, town)
+        done = self._finish_memo.get(key)
+        if done is None:
+            done = self._finish(u, landmark, town)
+            if len(self._finish_memo) > _MEMO_MAX:
+                self._finish_memo.clear()
+            self._finish_memo[key] = done
+        return done
+
+    def _finish(self, u: _Units, landmark: Landmark | None, town: bool) -> Parsed:
+        """Settle the units and place the address (depends only on the units and landmark)."""
+        self._settle_community(u)
         if landmark is not None:
             if u.district is None or self.g.compatible(u.district, landmark.district_zh) or (
                 u.stated_district is not None and self.g.compatible(u.stated_district, landmark.district_zh)
@@ -273,7 +306,7 @@ class AddressParser:
             return self._at_district(u)
         if u.conflicts or u.notes:
             return _failed("; ".join(u.conflicts + u.notes))
-        if s.endswith("镇") or "镇" in s[:5]:
+        if town:
             return _failed("names a town that is not in Shenzhen (Shenzhen has had no towns since 2004); check the city")
         return _failed("no Shenzhen district, subdistrict, community or landmark recognised")
 
@@ -312,10 +345,7 @@ class AddressParser:
         extra = [f"conflict: {c}" for c in u.conflicts] + notes
         return ("; " + "; ".join(extra)) if extra else ""
 
-    def _at_landmark(self, lm: object, u: _Units) -> Parsed:
-        from geoalloc.geocode.landmarks import Landmark
-
-        assert isinstance(lm, Landmark)
+    def _at_landmark(self, lm: Landmark, u: _Units) -> Parsed:
         sub = u.sub if (u.sub is not None and self.g.sub_district[u.sub] == lm.district_zh) else lm.subdistrict_zh
         comm = u.comm if sub is not None and sub == u.sub else None
         return Parsed(
