@@ -1,0 +1,183 @@
+"""Offline geocoder benchmark (issue 3 targets), side by side with jionlp.parse_location.
+
+    .venv/bin/python -m benchmarks.geocode [--n 20000] [--seed 7] [--jionlp-n 2000] [--no-landmarks]
+
+Addresses come from ``geoalloc.samples.generate_addresses`` (labelled, every format, ~3% in
+other cities). Landmarks: the metro-station table in ``../shared/data/reference/`` (read from
+there, never copied), as a user would configure one.
+
+Figures:
+* district accuracy on in-city addresses (target >= 99.5%). Addresses that name only a
+  community whose name exists in several subdistricts are "ambiguous": a geocoder should flag
+  them, not guess, so they are reported separately and also counted as misses in the "all" figure;
+* subdistrict accuracy on addresses that name the subdistrict or one of its communities (>= 98%);
+* out-of-city addresses placed inside the city (must be 0);
+* addresses/second on one core: geocode_frame on a cold geocoder, CPU time of this process
+  (wall time also shown; the machine is shared, so both are noisy) (>= 20,000/s).
+
+jionlp is about 50 addresses/s, so by default it runs on the first ``--jionlp-n`` addresses and
+geoalloc's figures on that same subset are printed beside it (``--jionlp-n -1``: all of them).
+jionlp reports Dapeng under its official parent 龙岗区; that is counted as 大鹏新区 when jionlp's
+town is 葵涌/大鹏/南澳, so it is not penalised for the naming.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from geoalloc.districts import city_prepared
+from geoalloc.geocode import OfflineGeocoder, geocode_frame, load_landmarks, summarise
+from geoalloc.paths import shared_dir
+from geoalloc.samples import generate_addresses
+
+_DAPENG_TOWNS = {"葵涌街道", "大鹏街道", "南澳街道"}
+
+
+@dataclass
+class Scores:
+    """Accuracy figures for one geocoder on one set of addresses."""
+
+    n: int
+    district_all: float
+    district_clear: float
+    sub_all: float
+    sub_clear: float
+    ambiguous: int
+    ambiguous_resolved: int
+    ambiguous_wrong: int
+    ooc_total: int
+    ooc_inside: int
+
+    def lines(self, label: str) -> list[str]:
+        return [
+            f"  {label}: district accuracy {self.district_clear:.2%} (unambiguous in-city), "
+            f"{self.district_all:.2%} (all in-city, flagged ambiguous counted as misses)",
+            f"  {label}: subdistrict accuracy {self.sub_clear:.2%} (unambiguous, names a subdistrict or community), "
+            f"{self.sub_all:.2%} (all such)",
+            f"  {label}: community-only addresses labelled ambiguous {self.ambiguous}: flagged "
+            f"{self.ambiguous - self.ambiguous_resolved - self.ambiguous_wrong}, resolved correctly "
+            f"{self.ambiguous_resolved} (the name's entries lie in one standard subdistrict), wrong guesses "
+            f"{self.ambiguous_wrong}",
+            f"  {label}: out-of-city addresses {self.ooc_total}, placed inside the city {self.ooc_inside}",
+        ]
+
+
+def score(truth: pd.DataFrame, district: pd.Series, sub: pd.Series, placed_inside: np.ndarray) -> Scores:
+    """Compare predicted district/subdistrict with the labels."""
+    d = district.fillna("").astype(str).to_numpy()
+    s = sub.fillna("").astype(str).to_numpy()
+    inc = truth["in_city"].to_numpy(dtype=bool)
+    amb = truth["ambiguous"].to_numpy(dtype=bool) if "ambiguous" in truth else np.zeros(len(truth), bool)
+    td = truth["true_district_zh"].fillna("").to_numpy()
+    ts = truth["true_subdistrict_zh"].fillna("").to_numpy()
+    names_sub = inc & (ts != "")
+    clear = inc & ~amb
+
+    def rate(mask: np.ndarray, ok: np.ndarray) -> float:
+        return float(ok[mask].mean()) if mask.any() else float("nan")
+
+    return Scores(
+        n=len(truth),
+        district_all=rate(inc, d == td),
+        district_clear=rate(clear, d == td),
+        sub_all=rate(names_sub, s == ts),
+        sub_clear=rate(names_sub & ~amb, s == ts),
+        ambiguous=int(amb.sum()),
+        ambiguous_resolved=int((amb & (s != "") & (s == ts)).sum()),
+        ambiguous_wrong=int((amb & (s != "") & (s != ts)).sum()),
+        ooc_total=int((~inc).sum()),
+        ooc_inside=int((~inc & placed_inside).sum()),
+    )
+
+
+def _inside_city(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    import shapely
+
+    city = city_prepared().context
+    ok = np.isfinite(lon) & np.isfinite(lat)
+    out = np.zeros(len(lon), dtype=bool)
+    out[ok] = shapely.contains_xy(city, lon[ok], lat[ok])
+    return out
+
+
+def run_geoalloc(df: pd.DataFrame, landmarks: pd.DataFrame | None) -> tuple[pd.DataFrame, float, float, float]:
+    """geocode_frame on a cold geocoder: (result, cpu seconds, wall seconds, warm cpu seconds)."""
+    geocoder = OfflineGeocoder(landmarks)
+    c0, w0 = time.process_time(), time.perf_counter()
+    out = geocode_frame(df, geocoder=geocoder)
+    cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+    c0 = time.process_time()
+    geocode_frame(df, geocoder=geocoder)
+    warm = time.process_time() - c0
+    return out, cpu, wall, warm
+
+
+def run_jionlp(df: pd.DataFrame) -> tuple[pd.Series, pd.Series, np.ndarray, float, float]:
+    """jionlp.parse_location(town_village=True) on the same addresses."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        import jionlp
+    districts, subs, inside = [], [], []
+    c0, w0 = time.process_time(), time.perf_counter()
+    for a in df["address"]:
+        r = jionlp.parse_location(a, town_village=True)
+        county, town, city = r.get("county"), r.get("town"), r.get("city")
+        if county == "龙岗区" and town in _DAPENG_TOWNS:
+            county = "大鹏新区"
+        districts.append(county if city == "深圳市" else None)
+        subs.append(town if city == "深圳市" else None)
+        inside.append(city == "深圳市")
+    cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+    return pd.Series(districts), pd.Series(subs), np.array(inside, dtype=bool), cpu, wall
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=20000, help="addresses to generate (default 20000)")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--jionlp-n", type=int, default=2000, help="addresses for jionlp (0: skip, -1: all)")
+    ap.add_argument("--no-landmarks", action="store_true", help="run without the metro-station landmark table")
+    args = ap.parse_args(argv)
+
+    df = generate_addresses(args.n, args.seed)
+    table = shared_dir() / "data" / "reference" / "metro_stations.csv"
+    landmarks = None if args.no_landmarks or not table.exists() else load_landmarks(table)
+    print(f"geocode benchmark: {len(df)} addresses (seed {args.seed}), formats: "
+          + ", ".join(f"{k} {v}" for k, v in df["format"].value_counts().items()))
+    print(f"landmark table: {table if landmarks is not None else 'none'}"
+          + (f" ({len(landmarks)} landmarks)" if landmarks is not None else ""))
+
+    out, cpu, wall, warm = run_geoalloc(df, landmarks)
+    placed = _inside_city(out["lon"].to_numpy(float), out["lat"].to_numpy(float))
+    ours = score(df, out["geo_district_zh"], out["geo_subdistrict_zh"], placed)
+    print("\ngeoalloc OfflineGeocoder via geocode_frame:")
+    for line in ours.lines("geoalloc"):
+        print(line)
+    print(f"  geoalloc: speed {len(df) / cpu:,.0f} addresses/s on one core (CPU time, cold cache; "
+          f"wall {len(df) / wall:,.0f}/s; repeated roster {len(df) / warm:,.0f}/s)")
+    print(f"  geoalloc: summary {summarise(out)}")
+    ok = (ours.district_clear >= 0.995 and ours.sub_clear >= 0.98 and ours.ooc_inside == 0 and len(df) / cpu >= 20000)
+    print(f"  targets (district >= 99.5%, subdistrict >= 98%, 0 out-of-city inside, >= 20,000/s): "
+          f"{'met' if ok else 'NOT met'}")
+
+    if args.jionlp_n:
+        sub = df if args.jionlp_n < 0 else df.iloc[: args.jionlp_n].reset_index(drop=True)
+        jd, js, jin, jcpu, jwall = run_jionlp(sub)
+        theirs = score(sub, jd, js, jin)
+        mine = score(sub, out["geo_district_zh"].iloc[: len(sub)].reset_index(drop=True),
+                     out["geo_subdistrict_zh"].iloc[: len(sub)].reset_index(drop=True), placed[: len(sub)])
+        print(f"\nsame {len(sub)} addresses, jionlp.parse_location(town_village=True) against geoalloc:")
+        for line in theirs.lines("jionlp  ") + mine.lines("geoalloc"):
+            print(line)
+        print(f"  jionlp  : speed {len(sub) / jcpu:,.0f} addresses/s on one core (CPU time; wall {len(sub) / jwall:,.0f}/s)")
+        print("  (jionlp returns names, not points: it has no coordinates, historical-name moves or landmark use)")
+
+
+if __name__ == "__main__":
+    main()
