@@ -15,7 +15,8 @@ small min-cost flow so that each serves at most ``max_branches_per_adviser`` bra
 the nearest ones first.
 
 Policy knobs live in ``Policy.extra``:
-- ``themes``: list of theme names allowed (default: any non-empty ``theme`` value),
+- ``themes``: themed branches are off unless this is set: a list of theme names, or
+  ``True`` / ``"all"`` for any non-empty ``theme`` value,
 - ``theme_industries``: {theme: [industry, ...]} eligibility by ``industry`` column
   (default: opting in is enough),
 - ``max_branches_per_adviser`` (default 5), ``advisers_per_branch`` (default 1).
@@ -35,7 +36,7 @@ from geoalloc.model import Policy
 from geoalloc.projection import to_metres
 
 THEME_SEP = "·"
-CITY_REGION = "全市"
+CITY_REGION = "深圳市"
 
 
 def _text(series: pd.Series | None, n: int) -> NDArray[np.object_]:
@@ -47,9 +48,11 @@ def _text(series: pd.Series | None, n: int) -> NDArray[np.object_]:
 def theme_of(members: pd.DataFrame, policy: Policy) -> NDArray[np.object_]:
     """Each member's effective theme ("" for residential): opted in, allowed and eligible by industry."""
     n = len(members)
-    theme = _text(members["theme"] if "theme" in members.columns else None, n)
     allowed = policy.extra.get("themes")
-    if allowed is not None:
+    if not allowed:
+        return np.array([""] * n, dtype=object)
+    theme = _text(members["theme"] if "theme" in members.columns else None, n)
+    if allowed is not True and allowed != "all":
         allowed_set = {str(t) for t in allowed}
         theme = np.array([t if t in allowed_set else "" for t in theme], dtype=object)
     industries: dict[str, list[str]] | None = policy.extra.get("theme_industries")
@@ -66,7 +69,7 @@ def region_keys(members: pd.DataFrame, policy: Policy) -> tuple[NDArray[np.int64
     """(region index per member, region names): districts, split by theme where a theme can stand alone.
 
     Names are ``"南山区"`` (residential) and ``"南山区·IT"`` (themed). With
-    ``policy.cross_district`` the district part is ``"全市"``. Members without a district get
+    ``policy.cross_district`` the district part is ``"深圳市"``. Members without a district get
     the region ``"?"`` so the caller can report them. Themes too small to form a branch in
     a district fall back to the residential region (see :func:`theme_fallbacks`).
     """
