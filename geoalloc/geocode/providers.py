@@ -265,6 +265,14 @@ class AMapProvider(_CachedProvider):
                             f"level {level}, GCJ-02 converted to WGS-84")
 
 
+# Rough place ranks for results without one (Nominatim's own scale: 30 = a house, 12 = a county).
+_NOMINATIM_TYPE_RANK = {
+    "country": 4, "state": 8, "province": 8, "region": 8, "city": 8, "county": 12,
+    "city_district": 14, "district": 14, "borough": 14, "town": 16, "suburb": 20, "village": 19,
+    "quarter": 22, "neighbourhood": 22, "hamlet": 20, "road": 26, "residential": 26,
+}
+
+
 class NominatimProvider(_CachedProvider):
     """A self-hosted Nominatim through geopy (``domain`` like ``nominatim.internal:8080``)."""
 
@@ -323,7 +331,8 @@ class NominatimProvider(_CachedProvider):
 
     def _parse(self, raw: dict[str, Any]) -> GeocodeResult | None:
         lon, lat = float(raw["lon"]), float(raw["lat"])
-        rank = int(raw.get("place_rank", 0) or 0)
+        # format=json carries place_rank only in newer Nominatim releases; else judge by the OSM tag.
+        rank = int(raw.get("place_rank") or _NOMINATIM_TYPE_RANK.get(str(raw.get("addresstype") or raw.get("type")), 30))
         if rank >= 26:
             precision, status = GeoPrecision.LANDMARK, GeoStatus.OK
         elif rank >= 14:
