@@ -126,7 +126,7 @@ def allocate(members: pd.DataFrame, policy: Policy | None = None, *, progress: P
     if progress:
         progress("solve", 0.0)
     problem, active = build_problem(active, policy)
-    solution = form_branches(problem, policy)
+    solution = form_branches(problem, policy) if problem.n else _empty_solution()
     if progress:
         progress("solve", 1.0)
 
@@ -157,6 +157,14 @@ def allocate(members: pd.DataFrame, policy: Policy | None = None, *, progress: P
         seconds=time.perf_counter() - started, parent_plan_id=parent_plan_id,
     )
     return AllocationResult(assignments, branches, report, solution, members)
+
+
+def _empty_solution() -> Solution:
+    """The plan for a roster with nobody to allocate: no branches, nothing to bound."""
+    empty = np.zeros(0, dtype=np.int64)
+    return Solution(branch_of=empty, site_xy=np.zeros((0, 2)), site_member=empty, site_region=empty,
+                    objective=0.0, lower_bound=0.0, seconds=0.0, status="optimal",
+                    notes=["no active member could be placed: nothing to allocate"])
 
 
 def _name_branches(problem: Problem, solution: Solution) -> tuple[list[str], np.ndarray, list[str]]:

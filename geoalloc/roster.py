@@ -28,8 +28,8 @@ KNOWN_COLUMNS = [
     "full_member", "status", "current_branch", "weight", "frozen", "theme", "role", "group_id",
 ]
 
-_TRUE = {"1", "true", "yes", "y", "是", "正式", "full"}
-_FALSE = {"0", "false", "no", "n", "否", "预备", "probationary"}
+_TRUE = {"1", "1.0", "true", "yes", "y", "是", "正式", "full"}
+_FALSE = {"0", "0.0", "false", "no", "n", "否", "预备", "probationary"}
 _STATUS_ALIASES = {
     "active": MemberStatus.ACTIVE, "正常": MemberStatus.ACTIVE, "在册": MemberStatus.ACTIVE,
     "lost_contact": MemberStatus.LOST_CONTACT, "失联": MemberStatus.LOST_CONTACT,

@@ -1,0 +1,127 @@
+"""The command line end to end on a small roster: the contract outside scripts rely on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from geoalloc.cli import app
+
+runner = CliRunner()
+
+
+def _roster_with_bad_rows(small_roster: pd.DataFrame, path: Path) -> Path:
+    bad = pd.DataFrame([
+        {"member_id": small_roster.iloc[0]["member_id"], "address": "深圳市南山区粤海街道"},  # duplicate id
+        {"member_id": "NOWHERE", "address": ""},  # neither address nor coordinates
+        {"member_id": "BEIJING", "lon": 116.4, "lat": 39.9},  # outside Shenzhen
+    ])
+    pd.concat([small_roster, bad], ignore_index=True).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def plan_dir(tmp_path_factory: pytest.TempPathFactory, small_roster: pd.DataFrame) -> Path:
+    tmp = tmp_path_factory.mktemp("plan")
+    roster = _roster_with_bad_rows(small_roster, tmp / "roster.csv")
+    out = tmp / "out"
+    result = runner.invoke(app, ["allocate", str(roster), "-o", str(out), "--time-limit", "5", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_allocate_writes_the_contract_files(plan_dir: Path) -> None:
+    for name in ("assignments.csv", "branches.csv", "report.json", "map.html", "rejects.csv"):
+        assert (plan_dir / name).stat().st_size > 0, name
+    report = json.loads((plan_dir / "report.json").read_text())
+    for key in ("objective_m", "lower_bound_m", "gap", "n_members", "n_assigned", "n_unassigned", "n_branches",
+                "min_size", "max_size", "seconds"):
+        assert key in report, key
+    assert report["lower_bound_m"] <= report["objective_m"] + 1e-6
+    assert 0 <= report["gap"] < 1
+
+
+def test_every_active_member_assigned_exactly_once_within_limits(plan_dir: Path, small_roster: pd.DataFrame) -> None:
+    a = pd.read_csv(plan_dir / "assignments.csv", dtype={"branch_id": str}, keep_default_na=False)
+    b = pd.read_csv(plan_dir / "branches.csv")
+    assert a["member_id"].is_unique
+    assert set(a["member_id"]) == set(small_roster["member_id"])  # the duplicate row went to rejects
+    report = json.loads((plan_dir / "report.json").read_text())
+    unplaced = {u["member_id"] for u in report["unassigned"] if u["reason"] in ("not_located", "out_of_city")}
+    assert len(unplaced) <= 0.02 * len(a)  # only addresses the geocoder could not place
+    active = a[(a["status"] == "active") & ~a["member_id"].isin(unplaced)]
+    inactive = a[a["status"] != "active"]
+    assert (active["branch_id"] != "").all()
+    assert (inactive["branch_id"] == "").all()
+    assert (a.loc[a["member_id"].isin(unplaced), "branch_id"] == "").all()
+    sizes = active.groupby("branch_id").size()
+    assert sizes.min() >= 3 and sizes.max() <= 50
+    assert set(sizes.index) == set(b["branch_id"])
+    assert (sizes.sort_index().to_numpy() == b.set_index("branch_id")["size"].sort_index().to_numpy()).all()
+    # no branch crosses a district line, except joint branches, which the report must name
+    districts_per_branch = active.groupby("branch_id")["district_zh"].nunique()
+    crossing = set(districts_per_branch[districts_per_branch > 1].index)
+    joint = set(b.loc[b["joint"] == 1, "branch_id"])
+    assert crossing <= joint
+    assert joint == set(report["joint_branches"])
+    if joint:
+        assert any("joint" in note or "大鹏新区" in note for note in report["notes"])
+    full = active.groupby("branch_id")["full_member"].sum()
+    assert full.min() >= 3
+
+
+def test_inactive_members_are_reported_not_assigned(plan_dir: Path, small_roster: pd.DataFrame) -> None:
+    report = json.loads((plan_dir / "report.json").read_text())
+    listed = {u["member_id"]: u["status"] for u in report["unassigned"]}
+    inactive = small_roster[small_roster["status"] != "active"]
+    assert len(inactive) > 0
+    for row in inactive.itertuples():
+        assert listed[row.member_id] == row.status
+    assert report["n_assigned"] + report["n_unassigned"] == report["n_members"] == len(small_roster)
+
+
+def test_rejected_rows_are_written_with_reasons(plan_dir: Path) -> None:
+    rejects = pd.read_csv(plan_dir / "rejects.csv", dtype=str, keep_default_na=False)
+    assert set(rejects["member_id"]) >= {"NOWHERE", "BEIJING"}
+    assert set(rejects["field"]) >= {"member_id", "address", "lon"}
+    assert (rejects["reason"] != "").all()
+
+
+def test_infeasible_rules_exit_nonzero_naming_district_and_limit(tmp_path: Path, small_roster: pd.DataFrame) -> None:
+    roster = tmp_path / "r.csv"
+    small_roster.to_csv(roster, index=False)
+    result = runner.invoke(app, ["allocate", str(roster), "-o", str(tmp_path / "o"), "--branches", "2",
+                                 "--max-size", "10", "--no-map"])
+    assert result.exit_code == 1
+    assert "max_size" in result.output or "max-size" in result.output
+
+
+def test_bad_limits_and_missing_file_are_usage_errors(tmp_path: Path, roster_csv: Path) -> None:
+    result = runner.invoke(app, ["allocate", str(roster_csv), "-o", str(tmp_path / "o"), "--min-size", "60"])
+    assert result.exit_code == 2 and "max_size" in result.output
+    result = runner.invoke(app, ["allocate", str(tmp_path / "nope.csv"), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "no such file" in result.output
+
+
+def test_geocode_adds_the_contract_columns(tmp_path: Path, roster_csv: Path) -> None:
+    out = tmp_path / "geo.csv"
+    result = runner.invoke(app, ["geocode", str(roster_csv), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    df = pd.read_csv(out, dtype=str, keep_default_na=False)
+    for col in ("lon", "lat", "geo_precision", "geo_district_zh", "geo_subdistrict_zh", "geo_status", "geo_reason"):
+        assert col in df.columns, col
+    assert len(df) == 400
+    assert set(df["geo_status"]) <= {"ok", "approximate", "out_of_city", "failed"}
+    located = df[df["geo_status"].isin(["ok", "approximate"])]
+    assert len(located) > 0.95 * len(df)
+
+
+def test_help_is_complete() -> None:
+    for cmd in ("geocode", "allocate", "map", "demo"):
+        result = runner.invoke(app, [cmd, "--help"])
+        assert result.exit_code == 0
+    assert "--max-size" in runner.invoke(app, ["allocate", "--help"]).output
