@@ -82,8 +82,8 @@ def validate_landmarks(raw: pd.DataFrame, source: str = "landmark table") -> pd.
     problems: list[str] = []
     rows: list[Landmark] = []
     seen: dict[str, int] = {}
-    lons = pd.to_numeric(raw[cols["lon"]], errors="coerce").to_numpy(dtype=float)
-    lats = pd.to_numeric(raw[cols["lat"]], errors="coerce").to_numpy(dtype=float)
+    lons = pd.to_numeric(raw[cols["lon"]], errors="coerce").to_numpy(dtype=float, copy=True)
+    lats = pd.to_numeric(raw[cols["lat"]], errors="coerce").to_numpy(dtype=float, copy=True)
     if "datum" in cols:
         datums = raw[cols["datum"]].tolist()
         for i, d in enumerate(datums):

@@ -106,8 +106,10 @@ class AddressParser:
 
     def _historical(self, c: Cand, u: _Units) -> bool:
         """Whether reading ``c`` here moves the address out of its stated district."""
-        if u.district is None or c.level == DISTRICT:
+        if u.district is None:
             return False
+        if c.level == DISTRICT:
+            return c.name != u.district
         if c.level == SUBDISTRICT:
             return self.g.sub_district[c.name] != u.district
         return all(d != u.district for d, _ in self._fitting_pairs(c.name, u))
