@@ -22,7 +22,7 @@ from sqlalchemy import func, select, update
 from api import library
 from geoalloc.model import Policy
 from geoalloc.store.members import members_frame
-from geoalloc.store.models import AuditEntry, Job, Plan, RelocationEvent, utcnow
+from geoalloc.store.models import AuditEntry, Job, Member, Plan, RelocationEvent, utcnow
 from geoalloc.store.plans import lock_plan, newest_plan, plan_frames, save_plan
 
 if TYPE_CHECKING:
@@ -139,9 +139,18 @@ def rebalance_plan(ctx: ServiceContext, parent_id: int, params: dict[str, Any], 
     marker, members, current, branches, stored_policy = _snapshot(ctx, parent_id)
     policy = Policy.from_dict(params.get("policy") or stored_policy)
     assert current is not None and branches is not None
-    result = library.rebalance(members, current, branches, policy, params.get("max_moves"),
-                               params.get("move_penalty_m"), progress)
-    return commit(ctx, result.assignments, result.branches, dict(result.report), policy, marker=marker,
+    # Active members without a point cannot be placed by a rebalance; they stay listed, unassigned.
+    placeable = members["lon"].notna() & members["lat"].notna() | (members["status"] != "active")
+    result = library.rebalance(members[placeable].reset_index(drop=True), current, branches, policy,
+                               params.get("max_moves"), params.get("move_penalty_m"), progress)
+    assignments = result.assignments
+    missing = current[~current["member_id"].isin(assignments["member_id"])].copy()
+    if len(missing):
+        missing["branch_id"], missing["distance_m"] = "", float("nan")
+        assignments = pd.concat([assignments, missing[assignments.columns.intersection(missing.columns)]],
+                                ignore_index=True)
+    report = dict(result.report) | {"moves": result.moves.to_dict("records")}
+    return commit(ctx, assignments, result.branches, report, policy, marker=marker,
                   parent_id=parent_id, kind="rebalance", key_id=key_id, parent_assignments=current)
 
 
@@ -162,7 +171,10 @@ def commit(ctx: ServiceContext, assignments: pd.DataFrame, branches: pd.DataFram
         if s.scalar(select(func.count()).select_from(RelocationEvent).where(RelocationEvent.id > marker)):
             state = library.plan_state(assignments, branches, policy)
             n = replay(s, state, marker)
+            precision = dict(zip(assignments["member_id"].astype(str), assignments["geo_precision"]))
+            precision |= dict(s.execute(select(Member.member_id, Member.geo_precision)).all())
             assignments, branches = state.to_frames()
+            assignments["geo_precision"] = assignments["member_id"].astype(str).map(precision).fillna("none")
             report = dict(report) | {"replayed_relocations": n}
         _save_hook("before_save")
         plan_id = save_plan(s, assignments, branches, report, policy.to_dict(), parent_id=parent_id, kind=kind,

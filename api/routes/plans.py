@@ -207,6 +207,21 @@ def map_frames_for(who: Principal, a: pd.DataFrame, b: pd.DataFrame, report: dic
     return anon, b, _scrub(report, set())
 
 
+def _stored_reasons(ctx: Ctx, a: int, b: int) -> dict[str, str]:
+    """Why members moved, when ``b`` is a rebalance of ``a`` (the rebalance's moves are in its report)."""
+    with ctx.db.read() as s:
+        plan = s.get(Plan, b)
+        if plan is None or plan.parent_id != a:
+            return {}
+        moves = (plan.report or {}).get("moves") or []
+    return {str(m.get("member_id")): str(m.get("reason") or "") for m in moves if isinstance(m, dict)}
+
+
+def _bid(v: Any) -> str | None:
+    """A branch id from a frame cell: empty, None and NaN all mean no branch."""
+    return v if isinstance(v, str) and v else None
+
+
 @router.get("/plans/{a}/diff/{b}", response_model=DiffOut, summary="What changed between two plans",
             responses=responses(401, 404, 422))
 def diff(ctx: Ctx, who: Viewer, a: PlanId, b: PlanId) -> DiffOut:
@@ -218,7 +233,14 @@ def diff(ctx: Ctx, who: Viewer, a: PlanId, b: PlanId) -> DiffOut:
         a_asg, a_br = plan_frames(s, a)
         b_asg, b_br = plan_frames(s, b)
     moves = library.diff_plans(a_asg, b_asg)
-    by_reason = {str(k or "changed"): int(v) for k, v in moves["reason"].fillna("").value_counts().items()} if len(moves) else {}
+    if len(moves):  # members unassigned in both plans are not moves
+        moves = moves[[(_bid(f) is not None) or (_bid(t) is not None) for f, t in zip(moves["from_branch"], moves["to_branch"])]]
+        moves = moves[[_bid(f) != _bid(t) for f, t in zip(moves["from_branch"], moves["to_branch"])]]
+        reasons = _stored_reasons(ctx, a, b)
+        if reasons:
+            moves = moves.assign(reason=[reasons.get(str(m)) or _bid(r) for m, r in zip(moves["member_id"], moves["reason"])])
+    by_reason = ({(_bid(k) or "changed"): int(v) for k, v in moves["reason"].fillna("").value_counts().items()}
+                 if len(moves) else {})
     sizes_a = dict(zip(a_br["branch_id"], a_br["size"].astype(int)))
     sizes_b = dict(zip(b_br["branch_id"], b_br["size"].astype(int)))
     changed = {k: [int(sizes_a.get(k, 0)), int(sizes_b.get(k, 0))] for k in sorted(set(sizes_a) | set(sizes_b))
@@ -230,8 +252,8 @@ def diff(ctx: Ctx, who: Viewer, a: PlanId, b: PlanId) -> DiffOut:
         for r in moves.to_dict("records"):
             ds = where.get(str(r["member_id"]), set())
             if who.role == "admin" or who.district_zh is None or who.district_zh in ds:
-                visible_moves.append(DiffMove(member_id=str(r["member_id"]), from_branch=r["from_branch"] or None,
-                                              to_branch=r["to_branch"] or None, reason=r.get("reason") or None))
+                visible_moves.append(DiffMove(member_id=str(r["member_id"]), from_branch=_bid(r["from_branch"]),
+                                              to_branch=_bid(r["to_branch"]), reason=_bid(r.get("reason"))))
     return DiffOut(a=a, b=b, moved=int(len(moves)), by_reason=by_reason,
                    branches_opened=sorted(set(sizes_b) - set(sizes_a)),
                    branches_closed=sorted(set(sizes_a) - set(sizes_b)), size_changes=changed, moves=visible_moves)
