@@ -3,7 +3,8 @@
 Approximate placements (a subdistrict seed, a district label point) get a small offset derived
 from a hash of the member id, so members do not stack on one pixel and reruns give the same
 points. A jittered point must stay inside its district polygon; otherwise the unjittered base
-point is used (seeds and label points are inside by construction).
+point is used (seeds and label points are inside by construction). Near an edge the opposite
+direction and shorter offsets are tried first, so members there do not all fall on the seed.
 """
 
 from __future__ import annotations
@@ -98,17 +99,28 @@ class OfflineGeocoder:
         r = radius[moving] * np.sqrt(u1)
         theta = 2.0 * np.pi * u2
         base_lon, base_lat = lon[moving], lat[moving]
-        jl = base_lon + r * np.cos(theta) / (_M_PER_DEG_LON_EQ * np.cos(np.radians(base_lat)))
-        jb = base_lat + r * np.sin(theta) / _M_PER_DEG_LAT
+        dx = r * np.cos(theta) / (_M_PER_DEG_LON_EQ * np.cos(np.radians(base_lat)))
+        dy = r * np.sin(theta) / _M_PER_DEG_LAT
         districts = np.array([parsed[i].district_zh for i in moving], dtype=object)
-        inside = np.zeros(moving.size, dtype=bool)
-        for name in set(districts.tolist()):
-            sel = districts == name
-            geom = self._gaz.district_geom.get(name)
-            if geom is not None:
-                inside[sel] = shapely.contains_xy(geom, jl[sel], jb[sel])
-        lon[moving] = np.where(inside, jl, base_lon)
-        lat[moving] = np.where(inside, jb, base_lat)
+        out_lon, out_lat = base_lon.copy(), base_lat.copy()
+        pending = np.ones(moving.size, dtype=bool)
+        # Near a district edge, try the opposite direction and shorter offsets before the seed itself.
+        for scale in (1.0, -1.0, 0.5, -0.5, 0.25, -0.25):
+            if not pending.any():
+                break
+            jl = base_lon + scale * dx
+            jb = base_lat + scale * dy
+            inside = np.zeros(moving.size, dtype=bool)
+            for name in set(districts[pending].tolist()):
+                sel = pending & (districts == name)
+                geom = self._gaz.district_geom.get(name)
+                if geom is not None:
+                    inside[sel] = shapely.contains_xy(geom, jl[sel], jb[sel])
+            out_lon[inside] = jl[inside]
+            out_lat[inside] = jb[inside]
+            pending &= ~inside
+        lon[moving] = out_lon
+        lat[moving] = out_lat
         return lon, lat
 
     def geocode(self, address: str, member_id: str | None = None) -> GeocodeResult:
