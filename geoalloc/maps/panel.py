@@ -76,8 +76,8 @@ def summary_figures(
     }
 
 
-def _ids(ids: list[str]) -> str:
-    shown = "、".join(e(i) for i in ids[:MAX_LISTED])
+def _ids(ids: list[str], sep: str) -> str:
+    shown = e(sep).join(e(i) for i in ids[:MAX_LISTED])
     return shown + (f" …(+{len(ids) - MAX_LISTED})" if len(ids) > MAX_LISTED else "")
 
 
@@ -131,14 +131,14 @@ def panel_html(
         h.append(f"<div>{e(L['none'])}</div>")
     for key, ids in (("under", fig["under"]), ("over", fig["over"]), ("few_full", fig["few_full"])):
         if ids:
-            h.append(f"<div class='ga-bad'>{e(L[key])}：{len(ids)} — {_ids(ids)}</div>")
+            h.append(f"<div class='ga-bad'>{e(L[key])}{e(L['colon'])}{len(ids)} — {_ids(ids, L['list_sep'])}</div>")
     if fig["unassigned_status"]:
-        parts = "，".join(f"{e(L.get('status_' + k, k))} {v}" for k, v in fig["unassigned_status"].items())
-        h.append(f"<div>{e(L['n_unassigned'])}：{parts}</div>")
+        parts = e(L["comma"]).join(f"{e(L.get('status_' + k, k))} {v}" for k, v in fig["unassigned_status"].items())
+        h.append(f"<div>{e(L['n_unassigned'])}{e(L['colon'])}{parts}</div>")
 
     h.append(f"<h4>{e(L['legend'])}</h4>")
     for state in (BranchState.WITHIN, BranchState.UNDER, BranchState.OVER):
-        h.append(f"<div><span class='ga-dot' style='background:{STATE_COLOURS[state]}'></span>{e(L['branch'])}：{e(L[state.value])}</div>")
+        h.append(f"<div><span class='ga-dot' style='background:{STATE_COLOURS[state]}'></span>{e(L['branch'])}{e(L['colon'])}{e(L[state.value])}</div>")
     dots = "".join(f"<span class='ga-dot' style='background:{c};width:7px;height:7px'></span>" for c in PALETTE[:5])
     h.append(f"<div>{dots}{e(L['member_dot'])}</div>")
     h.append(f"<div><span class='ga-dot' style='background:#fff;border-color:#374151'></span>{e(L['unassigned'])}</div>")

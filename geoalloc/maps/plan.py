@@ -112,7 +112,7 @@ def decorate(
     min_size: int, max_size: int, min_full: int, lang: str, datum: str, snap_m: float,
     names: pd.Series | None, show_names: bool, title: str | None,
     moved: set[str] | None = None, moves_by_reason: dict[str, int] | None = None,
-    heading: str | None = None, collapsed_layers: bool = False, fit: bool = True,
+    heading: str | None = None, collapsed_layers: bool = False, fit: bool = True, pad_left: int = 300,
 ) -> PlanView:
     """Add the payload, every layer and the controls of one plan to ``m``."""
     L = labels(lang)
@@ -143,11 +143,14 @@ def decorate(
     m.add_child(PlanControls(data, panel, title))
     m.add_child(Fullscreen(position="topleft", title=L["fullscreen"], title_cancel=L["exit_fullscreen"]))
     m.add_child(MeasureControl(position="topleft", primary_length_unit="meters", secondary_length_unit="kilometers",
-                               primary_area_unit="sqmeters", secondary_area_unit="hectares"))
-    m.add_child(folium.LayerControl(position="topright", collapsed=collapsed_layers))
+                               primary_area_unit="sqmeters", secondary_area_unit="hectares",
+                               localization="cn" if lang == "zh" else "en"))
+    # bottom right: over the sea south-east of Shenzhen, where it hides the least
+    m.add_child(folium.LayerControl(position="bottomright", collapsed=collapsed_layers))
     bounds = _bounds(view)
     if fit and bounds is not None:
-        m.fit_bounds(bounds, padding=(10, 10))
+        # keep the plan clear of the summary panel (bottom left) and the layer list (top right)
+        m.fit_bounds(bounds, padding_top_left=(pad_left, 20), padding_bottom_right=(40, 20))
     return view
 
 

@@ -37,7 +37,8 @@ RUNTIME_CSS = """
 .ga-label-zone { font-weight: 400; font-size: 10px; color: #6b7280; }
 .ga-title { font-size: 15px; font-weight: 700; background: rgba(255,255,255,.9); padding: 3px 8px;
   border-radius: 4px; box-shadow: 0 1px 4px rgba(0,0,0,.3); }
-.ga-popup th { text-align: left; padding-right: 8px; color: #4b5563; font-weight: 400; }
+.ga-popup th { text-align: left; padding-right: 8px; color: #4b5563; font-weight: 400; white-space: nowrap; vertical-align: top; }
+.ga-popup td { word-break: break-all; }
 """
 
 RUNTIME_JS = r"""
@@ -82,7 +83,7 @@ RUNTIME_JS = r"""
     var h = '<div class="ga-popup"><b>' + G.esc(L_.branch + " " + B.id[i]) + "</b><table>";
     h += row(L_.district, B.district[i]);
     h += "<tr><th>" + G.esc(L_.size) + '</th><td><span class="ga-dot" style="background:' + d.stateColours[B.state[i]] + '"></span>' +
-         G.esc(B.size[i] + " " + L_.persons + "（" + L_[st] + "）") + "</td></tr>";
+         G.esc(B.size[i] + " " + L_.persons + L_.lparen + L_[st] + L_.rparen) + "</td></tr>";
     if (B.full[i] !== null) h += row(L_.n_full, B.full[i]);
     h += row(L_.mean_distance, dist(d, B.mean[i]));
     h += row(L_.max_distance, dist(d, B.max[i]));

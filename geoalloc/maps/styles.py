@@ -40,6 +40,11 @@ LANGS = ("zh", "en")
 LABELS: dict[str, dict[str, str]] = {
     "zh": {
         "basemap": "底图",
+        "colon": "：",
+        "comma": "，",
+        "list_sep": "、",
+        "lparen": "（",
+        "rparen": "）",
         "districts": "区界（官方）",
         "branches": "支部",
         "hulls": "支部范围",
@@ -123,6 +128,11 @@ LABELS: dict[str, dict[str, str]] = {
     },
     "en": {
         "basemap": "Base map",
+        "colon": ": ",
+        "comma": ", ",
+        "list_sep": ", ",
+        "lparen": " (",
+        "rparen": ")",
         "districts": "Districts (official)",
         "branches": "Branches",
         "hulls": "Branch areas",
