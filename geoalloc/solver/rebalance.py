@@ -487,13 +487,36 @@ def _prepare(
     )
 
 
-def _region_problems(prep: _Prepared) -> tuple[list[_Region], list[NDArray[np.int64]]]:
-    """One _Region per region name with the free members and non-frozen sites; global member indices."""
+def _region_problems(prep: _Prepared, keep_threshold: float | None = None) -> tuple[list[_Region], list[NDArray[np.int64]]]:
+    """One _Region per region name with the free members and non-frozen sites; global member indices.
+
+    A member whose current branch lies in another region (they moved district) belongs to
+    their new region and must move, unless frozen, or, under a tight move budget
+    (``keep_threshold`` in metres), unless moving would save them less than that: then they
+    are treated as members of their branch's region and stay.
+    """
     regions, index = [], []
     in_frozen_branch = np.array([b in prep.frozen_branches for b in prep.cur_bid], dtype=bool)
     free = prep.active & ~in_frozen_branch
+    region = prep.region.copy()
+    trees: dict[int, cKDTree | None] = {}
+    for i in np.flatnonzero(free & ~prep.new):
+        b = prep.cur_bid[i]
+        if b is None or prep.branch_region[b] == region[i]:
+            continue
+        keep = bool(prep.frozen[i])
+        if not keep and keep_threshold is not None:
+            r = int(region[i])
+            if r not in trees:
+                pts = [prep.site_xy[x] for x, rr in prep.branch_region.items() if rr == r and x not in prep.frozen_branches]
+                trees[r] = cKDTree(np.array(pts)) if pts else None
+            d_old = float(np.hypot(*(prep.xy[i] - prep.site_xy[b])))
+            d_new = float(trees[r].query(prep.xy[i])[0]) if trees[r] is not None else 0.0
+            keep = d_old - d_new < keep_threshold
+        if keep:
+            region[i] = prep.branch_region[b]
     for r, name in enumerate(prep.region_names):
-        mem = np.flatnonzero(free & (prep.region == r))
+        mem = np.flatnonzero(free & (region == r))
         bids = sorted(b for b, rr in prep.branch_region.items() if rr == r and b not in prep.frozen_branches)
         pos = {b: j for j, b in enumerate(bids)}
         cur_site = np.array([pos.get(prep.cur_bid[i], -1) if prep.cur_bid[i] is not None else -1 for i in mem], dtype=np.int64)
@@ -792,6 +815,7 @@ def rebalance(
     current_branches: pd.DataFrame | None = None,
     parent_plan_id: str | None = None,
     certify: bool = True,
+    ladder_cache: dict[Any, Any] | None = None,
 ) -> RebalanceResult:
     """Fix the current plan for today's roster, moving as few members as the settings allow.
 
@@ -802,6 +826,8 @@ def rebalance(
     without it a branch's site is the medoid of its members who did not move house.
     ``progress(stage, fraction)`` is called as regions are solved. ``certify=False`` skips
     the (time-boxed) Lagrangian bound and reports the weak nearest-neighbour bound instead.
+    ``ladder_cache``: a dict shared by calls on the same inputs with different budgets (the
+    trade-off curve), so each penalty setting is solved once.
     """
     t0 = time.perf_counter()
     if max_moves is not None and max_moves < 0:
@@ -832,7 +858,9 @@ def rebalance(
     elif max_moves is None:
         plans = _solve_all(regions, policy, penalty, V_HARD, 0.0, progress, "rebalance")
     else:
-        plans, label = _within_budget(regions, policy, penalty, max_moves, progress, budget_info)
+        plans, regions, index, label = _within_budget(
+            prep, policy, penalty, max_moves, progress, budget_info, ladder_cache if ladder_cache is not None else {}
+        )
         notes.append(label)
     if plans is None:
         after_a, after_b = _zero_move_frames(prep, policy)
@@ -891,53 +919,75 @@ def rebalance(
     return RebalanceResult(after_a, after_b, moves, report, placements)
 
 
-def _within_budget(
-    regions: list[_Region], policy: Policy, penalty: float, max_moves: int, progress: Progress | None, info: dict[str, Any]
-) -> tuple[list[_RegionPlan] | None, str]:
-    """The least-penalised plan that moves at most ``max_moves`` members (hard); None = zero-move plan."""
+LadderStep = tuple[float, int, float, float | None]  # (move penalty, violation cost, relocated penalty, keep threshold)
 
-    def moves(ps: list[_RegionPlan]) -> int:
-        return sum(p.moves for p in ps)
 
-    # settings from least to most conservative: raise the penalty, then penalise the
-    # relocated too, then let violations go; the last resort is the zero-move plan
-    ladder: list[tuple[float, int, float]] = []
+def budget_ladder(penalty: float) -> list[LadderStep]:
+    """Settings from least to most conservative: raise the move penalty, then penalise the
+    relocated too (letting members who moved district stay), then let violations go."""
+    ladder: list[LadderStep] = []
     lam = max(penalty, 1.0)
     while lam < MAX_PENALTY_M:
-        ladder.append((lam, V_HARD, 0.0))
+        ladder.append((lam, V_HARD, 0.0, None))
         lam *= 3.0
-    ladder.append((MAX_PENALTY_M, V_HARD, 0.0))
-    for reloc in (1_000.0, 10_000.0, 100_000.0):
-        ladder.append((MAX_PENALTY_M, V_HARD, reloc))
-    for V in (V_HARD // 10, 2 * int(MAX_PENALTY_M), int(MAX_PENALTY_M), int(MAX_PENALTY_M) // 2, int(MAX_PENALTY_M) // 5):
-        ladder.append((MAX_PENALTY_M, V, MAX_PENALTY_M))
-    cache: dict[int, list[_RegionPlan]] = {}
+    ladder.append((MAX_PENALTY_M, V_HARD, 0.0, None))
+    for reloc in (250.0, 500.0, 1_000.0, 1_500.0, 2_000.0, 3_000.0, 4_000.0, 6_000.0, 8_000.0, 12_000.0, 16_000.0, 25_000.0, 50_000.0, MAX_PENALTY_M):
+        ladder.append((MAX_PENALTY_M, V_HARD, reloc, reloc))
+    for V in (2 * int(MAX_PENALTY_M), int(MAX_PENALTY_M), int(MAX_PENALTY_M) // 2, int(MAX_PENALTY_M) // 5):
+        ladder.append((MAX_PENALTY_M, V, MAX_PENALTY_M, MAX_PENALTY_M))
+    return ladder
 
-    def run(i: int) -> list[_RegionPlan]:
-        if i not in cache:
-            lam, V, reloc = ladder[i]
-            cache[i] = _solve_all(regions, policy, lam, V, reloc, progress, f"budget step {i + 1}/{len(ladder)}")
-        return cache[i]
 
-    first = run(0)
-    if moves(first) <= max_moves:
+def _within_budget(
+    prep: _Prepared,
+    policy: Policy,
+    penalty: float,
+    max_moves: int,
+    progress: Progress | None,
+    info: dict[str, Any],
+    cache: dict[Any, Any],
+) -> tuple[list[_RegionPlan] | None, list[_Region], list[NDArray[np.int64]], str]:
+    """The least-penalised plan that moves at most ``max_moves`` members (hard).
+
+    Returns (plans or None for the zero-move plan, regions, member index, note). ``cache``
+    keeps solved ladder steps, so a sweep of budgets (the curve) solves each step once.
+    """
+    ladder = budget_ladder(penalty)
+
+    def run(i: int) -> tuple[list[_RegionPlan], list[_Region], list[NDArray[np.int64]]]:
+        key = ("step", ladder[i])
+        if key not in cache:
+            lam, V, reloc, keep = ladder[i]
+            rkey = ("regions", keep)
+            if rkey not in cache:
+                cache[rkey] = _region_problems(prep, keep_threshold=keep)
+            regions, index = cache[rkey]
+            plans = _solve_all(regions, policy, lam, V, reloc, progress, f"budget step {i + 1}/{len(ladder)}")
+            cache[key] = (plans, regions, index)
+        return cache[key]
+
+    def moves(i: int) -> int:
+        return sum(p.moves for p in run(i)[0])
+
+    if moves(0) <= max_moves:
         info["penalty_m"] = ladder[0][0]
-        return first, f"move budget {max_moves} not binding"
-    lo, hi = 0, len(ladder)  # run(lo) is over budget; hi = first known within budget (len = fallback)
+        plans, regions, index = run(0)
+        return plans, regions, index, f"move budget {max_moves} not binding"
+    lo, hi = 0, len(ladder)  # moves(lo) > budget; hi: first step known within budget (len: zero-move plan)
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if moves(run(mid)) <= max_moves:
+        if moves(mid) <= max_moves:
             hi = mid
         else:
             lo = mid
-    if hi < len(ladder):
-        lam, V, reloc = ladder[hi]
-        info.update({"penalty_m": lam, "violation_cost": V, "relocated_penalty_m": reloc})
-        best = cache[hi]
-        # any cheaper cached plan within budget is better
-        for i, ps in cache.items():
-            if moves(ps) <= max_moves and i < hi:
-                best, hi = ps, i
-        return best, f"move budget {max_moves}: penalty raised to {ladder[hi][0]:.0f} m per move"
+    # any cheaper solved step within budget is at least as good
+    solved = sorted(i for i in range(len(ladder)) if ("step", ladder[i]) in cache and moves(i) <= max_moves)
+    if solved:
+        i = solved[0]
+        lam, V, reloc, keep = ladder[i]
+        info.update({"penalty_m": lam, "violation_cost": V, "relocated_penalty_m": reloc, "keep_across_districts_below_m": keep})
+        plans, regions, index = run(i)
+        return plans, regions, index, f"move budget {max_moves}: move penalty {lam:.0f} m, relocated members' penalty {reloc:.0f} m"
     info.update({"penalty_m": None, "fallback": "zero moves"})
-    return None, f"move budget {max_moves}: even the smallest fix needs more moves; no one moved"
+    regions, index = _region_problems(prep)
+    return None, regions, index, f"move budget {max_moves}: even the smallest fix needs more moves; no one moved"
