@@ -268,9 +268,12 @@ class AMapProvider(_CachedProvider):
 # Rough place ranks for results without one (Nominatim's own scale: 30 = a house, 12 = a county).
 _NOMINATIM_TYPE_RANK = {
     "country": 4, "state": 8, "province": 8, "region": 8, "city": 8, "county": 12,
-    "city_district": 14, "district": 14, "borough": 14, "town": 16, "suburb": 20, "village": 19,
+    "city_district": 14, "district": 14, "borough": 14, "town": 18, "suburb": 20, "village": 19,
     "quarter": 22, "neighbourhood": 22, "hamlet": 20, "road": 26, "residential": 26,
 }
+
+
+_NOMINATIM_TOO_COARSE = {"country", "state", "province", "region", "city", "municipality"}
 
 
 class NominatimProvider(_CachedProvider):
@@ -332,10 +335,13 @@ class NominatimProvider(_CachedProvider):
     def _parse(self, raw: dict[str, Any]) -> GeocodeResult | None:
         lon, lat = float(raw["lon"]), float(raw["lat"])
         # format=json carries place_rank only in newer Nominatim releases; else judge by the OSM tag.
-        rank = int(raw.get("place_rank") or _NOMINATIM_TYPE_RANK.get(str(raw.get("addresstype") or raw.get("type")), 30))
+        kind = str(raw.get("addresstype") or raw.get("type") or "")
+        if kind in _NOMINATIM_TOO_COARSE:
+            return None  # the whole city (rank 16 in Nominatim) is no better than offline
+        rank = int(raw.get("place_rank") or _NOMINATIM_TYPE_RANK.get(kind, 30))
         if rank >= 26:
             precision, status = GeoPrecision.LANDMARK, GeoStatus.OK
-        elif rank >= 14:
+        elif rank >= 17:
             precision, status = GeoPrecision.SUBDISTRICT, GeoStatus.APPROXIMATE
         elif rank >= 12:
             precision, status = GeoPrecision.DISTRICT, GeoStatus.APPROXIMATE
