@@ -56,15 +56,15 @@ class Scores:
     ooc_inside: int
 
     def lines(self, label: str) -> list[str]:
+        flagged = self.ambiguous - self.ambiguous_resolved - self.ambiguous_wrong
         return [
-            f"  {label}: district accuracy {self.district_clear:.2%} (unambiguous in-city), "
-            f"{self.district_all:.2%} (all in-city, flagged ambiguous counted as misses)",
-            f"  {label}: subdistrict accuracy {self.sub_clear:.2%} (unambiguous, names a subdistrict or community), "
-            f"{self.sub_all:.2%} (all such)",
-            f"  {label}: community-only addresses labelled ambiguous {self.ambiguous}: flagged "
-            f"{self.ambiguous - self.ambiguous_resolved - self.ambiguous_wrong}, resolved correctly "
-            f"{self.ambiguous_resolved} (the name's entries lie in one standard subdistrict), wrong guesses "
-            f"{self.ambiguous_wrong}",
+            (f"  {label}: district accuracy {self.district_clear:.2%} (unambiguous in-city), "
+             f"{self.district_all:.2%} (all in-city, flagged ambiguous counted as misses)"),
+            (f"  {label}: subdistrict accuracy {self.sub_clear:.2%} (unambiguous, names a subdistrict or community), "
+             f"{self.sub_all:.2%} (all such)"),
+            (f"  {label}: community-only addresses labelled ambiguous {self.ambiguous}: flagged {flagged}, "
+             f"resolved correctly {self.ambiguous_resolved} (the name's entries lie in one standard subdistrict), "
+             f"wrong guesses {self.ambiguous_wrong}"),
             f"  {label}: out-of-city addresses {self.ooc_total}, placed inside the city {self.ooc_inside}",
         ]
 

@@ -28,11 +28,17 @@ from geoalloc.geocode.frame import GEO_COLUMNS, geocode_frame, summarise
 from geoalloc.geocode.landmarks import load_landmarks, validate_landmarks
 from geoalloc.geocode.normalise import normalise
 from geoalloc.geocode.offline import GeocodeResult, OfflineGeocoder
-from geoalloc.geocode.providers import AMapProvider, NominatimProvider, Provider, ProviderCache, ProviderError
+from geoalloc.geocode.providers import (
+    AMapProvider,
+    NominatimProvider,
+    Provider,
+    ProviderCache,
+    ProviderError,
+)
 
 __all__ = [
-    "AMapProvider",
     "GEO_COLUMNS",
+    "AMapProvider",
     "GeocodeResult",
     "NominatimProvider",
     "OfflineGeocoder",

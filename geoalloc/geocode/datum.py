@@ -12,7 +12,8 @@ unchanged by the GCJ-02 functions, as the official obfuscation does.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -20,16 +21,16 @@ from numpy.typing import ArrayLike, NDArray
 from geoalloc.model import Datum
 
 __all__ = [
-    "wgs84_to_gcj02",
-    "gcj02_to_wgs84",
-    "wgs84_to_bd09",
-    "bd09_to_wgs84",
-    "gcj02_to_bd09",
     "bd09_to_gcj02",
-    "to_wgs84",
+    "bd09_to_wgs84",
     "from_wgs84",
-    "parse_datum",
+    "gcj02_to_bd09",
+    "gcj02_to_wgs84",
     "out_of_china",
+    "parse_datum",
+    "to_wgs84",
+    "wgs84_to_bd09",
+    "wgs84_to_gcj02",
 ]
 
 # Krasovsky 1940 ellipsoid, as used by the GCJ-02 formula.

@@ -7,17 +7,17 @@ when the provider has nothing, offline. No row is ever dropped.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
-from geoalloc.geocode.offline import OfflineGeocoder
+from geoalloc.geocode.offline import OfflineGeocoder, jitter_key
 from geoalloc.geocode.parser import Parsed
 from geoalloc.geocode.providers import Provider, ProviderError
 from geoalloc.model import GeoPrecision, GeoStatus
 
-__all__ = ["geocode_frame", "summarise", "GEO_COLUMNS"]
+__all__ = ["GEO_COLUMNS", "geocode_frame", "summarise"]
 
 GEO_COLUMNS = ["lon", "lat", "geo_precision", "geo_district_zh", "geo_subdistrict_zh", "geo_status", "geo_reason"]
 _CHUNK = 2000
@@ -105,8 +105,7 @@ def geocode_frame(
                         asked[text] = _provider_parse(provider, text, p, state)
                     p = asked[text] or p
                 parsed.append(p)
-                m = ids[i]
-                keys.append(str(m) if m is not None and m == m else f"addr:{a}")
+                keys.append(jitter_key(ids[i], a))
             x, y = geocoder.place(parsed, keys)
             lon[rows], lat[rows] = x, y
             precision[rows] = [p.precision.value for p in parsed]
@@ -136,7 +135,7 @@ def summarise(df: pd.DataFrame) -> dict[str, object]:
     stat = df["geo_status"].value_counts().to_dict() if "geo_status" in df else {}
     reasons = df["geo_reason"].astype(str) if "geo_reason" in df else pd.Series([], dtype=str)
     return {
-        "rows": int(len(df)),
+        "rows": len(df),
         "precision": {str(k): int(v) for k, v in prec.items()},
         "status": {str(k): int(v) for k, v in stat.items()},
         "conflicts": int(reasons.str.contains("conflict:", regex=False).sum()),

@@ -15,7 +15,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geoalloc import districts as dist
 
-__all__ = ["Cand", "Gazetteer", "gazetteer", "DISTRICT", "SUBDISTRICT", "COMMUNITY"]
+__all__ = ["COMMUNITY", "DISTRICT", "SUBDISTRICT", "Cand", "Gazetteer", "gazetteer"]
 
 DISTRICT, SUBDISTRICT, COMMUNITY = 1, 2, 3
 

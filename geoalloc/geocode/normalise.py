@@ -7,6 +7,7 @@ and ``深圳南山区粤海街道15号`` are the same key (and share one cached 
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 
@@ -19,7 +20,7 @@ _NOISE = re.compile(r"[\s,，.。、;；:：()（）\[\]【】<>《》\"'“”�
 
 def normalise(text: object) -> str:
     """Full-width -> half-width (NFKC), drop whitespace and punctuation; None/NaN -> ""."""
-    if text is None or (isinstance(text, float) and text != text):
+    if text is None or (isinstance(text, float) and math.isnan(text)):
         return ""
     t = unicodedata.normalize("NFKC", str(text))
     return _NOISE.sub("", t)

@@ -10,8 +10,9 @@ direction and shorter offsets are tried first, so members there do not all fall 
 from __future__ import annotations
 
 import hashlib
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,7 @@ from geoalloc.geocode.normalise import normalise
 from geoalloc.geocode.parser import AddressParser, Parsed
 from geoalloc.model import GeoPrecision, GeoStatus
 
-__all__ = ["GeocodeResult", "OfflineGeocoder", "jitter_uniforms"]
+__all__ = ["GeocodeResult", "OfflineGeocoder", "jitter_key", "jitter_uniforms"]
 
 _M_PER_DEG_LAT = 110_574.0
 _M_PER_DEG_LON_EQ = 111_320.0
@@ -41,6 +42,15 @@ class GeocodeResult:
     subdistrict_zh: str | None = None
     community_zh: str | None = None
     reason: str = ""
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def jitter_key(member_id: object, address: object) -> str:
+    """What seeds a member's jitter: the member id, or the normalised address when there is none."""
+    return str(member_id) if not _missing(member_id) and str(member_id) != "" else "addr:" + normalise(address)
 
 
 def jitter_uniforms(keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -70,7 +80,7 @@ class OfflineGeocoder:
 
     def parse(self, address: object) -> Parsed:
         """The memoised parse of one address (before jitter)."""
-        raw = address if isinstance(address, str) else ("" if address is None or address != address else str(address))
+        raw = address if isinstance(address, str) else ("" if _missing(address) else str(address))
         hit = self._by_raw.get(raw)
         if hit is not None:
             return hit
@@ -126,8 +136,7 @@ class OfflineGeocoder:
     def geocode(self, address: str, member_id: str | None = None) -> GeocodeResult:
         """Geocode one address. ``member_id`` seeds the jitter (the address text does without one)."""
         p = self.parse(address)
-        key = str(member_id) if member_id is not None else normalise(address)
-        lon, lat = self.place([p], [key])
+        lon, lat = self.place([p], [jitter_key(member_id, address)])
         return to_result(p, lon[0], lat[0])
 
 

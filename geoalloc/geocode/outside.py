@@ -9,9 +9,9 @@ some are also Shenzhen place words.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
-__all__ = ["PROVINCES", "OTHER_CITIES", "leading_other_place", "leading_short_other_place"]
+__all__ = ["OTHER_CITIES", "PROVINCES", "leading_other_place", "leading_short_other_place"]
 
 PROVINCES: dict[str, str] = {
     "北京": "北京市", "天津": "天津市", "上海": "上海市", "重庆": "重庆市",
@@ -26,12 +26,7 @@ PROVINCES: dict[str, str] = {
 
 # Guangdong's other prefecture-level cities, then large cities elsewhere that members move to.
 OTHER_CITIES: frozenset[str] = frozenset(
-    "广州 韶关 珠海 汕头 佛山 江门 湛江 茂名 肇庆 惠州 梅州 汕尾 河源 阳江 清远 东莞 中山 潮州 揭阳 云浮 "
-    "南京 苏州 无锡 常州 南通 徐州 杭州 宁波 温州 绍兴 金华 台州 嘉兴 合肥 芜湖 福州 厦门 泉州 漳州 莆田 "
-    "南昌 赣州 九江 上饶 吉安 宜春 抚州 萍乡 济南 青岛 烟台 潍坊 临沂 郑州 洛阳 开封 南阳 信阳 周口 商丘 "
-    "武汉 宜昌 襄阳 荆州 黄冈 孝感 十堰 长沙 株洲 湘潭 衡阳 邵阳 岳阳 常德 郴州 永州 怀化 娄底 益阳 "
-    "南宁 柳州 桂林 梧州 北海 玉林 钦州 贵港 百色 海口 三亚 成都 绵阳 南充 宜宾 贵阳 遵义 昆明 西安 兰州 "
-    "西宁 银川 乌鲁木齐 拉萨 呼和浩特 包头 石家庄 唐山 保定 太原 沈阳 大连 长春 哈尔滨 台北 高雄".split()
+    ["广州", "韶关", "珠海", "汕头", "佛山", "江门", "湛江", "茂名", "肇庆", "惠州", "梅州", "汕尾", "河源", "阳江", "清远", "东莞", "中山", "潮州", "揭阳", "云浮", "南京", "苏州", "无锡", "常州", "南通", "徐州", "杭州", "宁波", "温州", "绍兴", "金华", "台州", "嘉兴", "合肥", "芜湖", "福州", "厦门", "泉州", "漳州", "莆田", "南昌", "赣州", "九江", "上饶", "吉安", "宜春", "抚州", "萍乡", "济南", "青岛", "烟台", "潍坊", "临沂", "郑州", "洛阳", "开封", "南阳", "信阳", "周口", "商丘", "武汉", "宜昌", "襄阳", "荆州", "黄冈", "孝感", "十堰", "长沙", "株洲", "湘潭", "衡阳", "邵阳", "岳阳", "常德", "郴州", "永州", "怀化", "娄底", "益阳", "南宁", "柳州", "桂林", "梧州", "北海", "玉林", "钦州", "贵港", "百色", "海口", "三亚", "成都", "绵阳", "南充", "宜宾", "贵阳", "遵义", "昆明", "西安", "兰州", "西宁", "银川", "乌鲁木齐", "拉萨", "呼和浩特", "包头", "石家庄", "唐山", "保定", "太原", "沈阳", "大连", "长春", "哈尔滨", "台北", "高雄"]
 )
 
 # One regex instead of a loop: this runs on every address.

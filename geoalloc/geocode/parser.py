@@ -15,12 +15,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from geoalloc.geocode.gazetteer import COMMUNITY, DISTRICT, SUBDISTRICT, SUCCESSORS, Cand, Gazetteer
+from geoalloc.geocode.gazetteer import (
+    COMMUNITY,
+    DISTRICT,
+    SUBDISTRICT,
+    SUCCESSORS,
+    Cand,
+    Gazetteer,
+)
 from geoalloc.geocode.landmarks import Landmark, LandmarkIndex
 from geoalloc.geocode.outside import leading_other_place, leading_short_other_place
 from geoalloc.model import GeoPrecision, GeoStatus
 
-__all__ = ["Parsed", "AddressParser", "SUBDISTRICT_JITTER_M", "DISTRICT_JITTER_M"]
+__all__ = ["DISTRICT_JITTER_M", "SUBDISTRICT_JITTER_M", "AddressParser", "Parsed"]
 
 # Jitter radii: small against a subdistrict (3-10 km across) or a district, large enough that
 # members do not sit on one pixel.
@@ -338,7 +345,7 @@ class AddressParser:
         subs = sorted({s for _, s in pairs})
         if u.district is None and len(districts) == 1:
             u.district = districts[0]
-        u.notes.append(f"community {u.comm} is ambiguous ({', '.join(subs)}); name its subdistrict")
+        u.notes.append(f"community {u.comm} is ambiguous ({', '.join(subs)}); the address must name its district or subdistrict")
         u.comm = None
 
     # ---- placement -------------------------------------------------------------------------

@@ -20,9 +20,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import shapely
 
@@ -31,7 +32,7 @@ from geoalloc.geocode.gazetteer import gazetteer
 from geoalloc.geocode.offline import GeocodeResult
 from geoalloc.model import GeoPrecision, GeoStatus
 
-__all__ = ["Provider", "ProviderError", "ProviderCache", "AMapProvider", "NominatimProvider"]
+__all__ = ["AMapProvider", "NominatimProvider", "Provider", "ProviderCache", "ProviderError"]
 
 
 class ProviderError(RuntimeError):
@@ -210,7 +211,7 @@ class AMapProvider(_CachedProvider):
         query = urllib.parse.urlencode({"key": self.key, "address": address, "city": self.city, "output": "JSON"})
         url = f"{self.base_url}/v3/geocode/geo?{query}"
         self.requests += 1
-        with urllib.request.urlopen(url, timeout=self.timeout) as resp:  # noqa: S310 - configured URL
+        with urllib.request.urlopen(url, timeout=self.timeout) as resp:
             return json.loads(resp.read().decode("utf-8"))
 
     def _lookup(self, address: str) -> GeocodeResult | None:
