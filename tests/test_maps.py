@@ -306,3 +306,19 @@ def test_compare_map_counts_moves_by_reason(tmp_path: Path) -> None:
     # without moves.csv the moves are derived from the plans
     derived = compare_map((a, b, r), (a2, b2, r))
     assert derived.moves_by_reason == {"changed": 2}
+
+
+def test_report_figures_may_be_missing_or_nan() -> None:
+    a, b, r = tiny_plan()
+    html = render_html(plan_map(a, b, {"gap": float("nan"), "objective_m": None}))
+    assert "nan%" not in html and "NaN" not in html
+    m = plan_map(a, b, {})
+    assert m.summary["n_members"] == len(a) and m.summary["n_branches"] == 3
+    assert payload_of(m)["branches"]["state"] == [0, 1, 1]  # sizes 2, 4, 6 against the policy default 3..50
+
+
+def test_names_with_duplicate_ids_use_the_first() -> None:
+    a, b, r = tiny_plan()
+    names = pd.Series(["甲", "乙"], index=["M000", "M000"])
+    p = payload_of(plan_map(a, b, r, names=names, show_names=True))
+    assert p["members"]["name"][0] == "甲" and p["members"]["name"][1] == ""

@@ -26,6 +26,15 @@ def _km(metres: float | None, L: dict[str, str]) -> str:
     return f"{metres / 1000:.1f} {L['km']}"
 
 
+def _finite(value: Any) -> float | None:
+    """A report figure as a float, or None when it is missing, text or NaN."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
 def size_bins(sizes: list[int], min_size: int, max_size: int) -> list[tuple[str, int, bool]]:
     """(label, count, violates) bins: below minimum, up to five bins within limits, above maximum."""
     within_width = max(1, math.ceil((max_size - min_size + 1) / 5))
@@ -52,7 +61,9 @@ def summary_figures(
     under = [b for b, s in zip(ids, sizes) if s < min_size]
     over = [b for b, s in zip(ids, sizes) if s > max_size]
     few_full = [b for b, f in zip(ids, branches["n_full"]) if pd.notna(f) and int(f) < min_full]
-    unassigned_status = assignments.loc[assignments["branch_id"].isna(), "status"].value_counts().to_dict()
+    by_reason = report.get("unassigned_by_reason")
+    if not isinstance(by_reason, dict) or not by_reason:
+        by_reason = assignments.loc[assignments["branch_id"].isna(), "status"].value_counts().to_dict()
     return {
         "n_members": int(report.get("n_members", len(assignments))),
         "n_assigned": int(report.get("n_assigned", len(assigned))),
@@ -72,7 +83,7 @@ def summary_figures(
         "under": under,
         "over": over,
         "few_full": few_full,
-        "unassigned_status": {str(k): int(v) for k, v in unassigned_status.items()},
+        "unassigned_status": {str(k): int(v) for k, v in by_reason.items()},
     }
 
 
@@ -90,14 +101,14 @@ def panel_html(
     h.append(f"<h4>{e(L['totals'])}</h4><table>")
     for key in ("n_members", "n_assigned", "n_unassigned", "n_branches"):
         h.append(f"<tr><td>{e(L[key])}</td><td class='ga-num'>{fig[key]}</td></tr>")
+    if fig.get("n_without_point"):
+        h.append(f"<tr><td>{e(L['without_point'])}</td><td class='ga-num'>{fig['n_without_point']}</td></tr>")
     h.append(f"<tr><td>{e(L['limits'])}</td><td class='ga-num'>{fig['min_size']}–{fig['max_size']}</td></tr>")
-    if fig["objective_m"] is not None:
-        h.append(f"<tr><td>{e(L['objective'])}</td><td class='ga-num'>{e(_km(float(fig['objective_m']), L))}</td></tr>")
-    if fig["gap"] is not None:
-        try:
-            h.append(f"<tr><td>{e(L['gap'])}</td><td class='ga-num'>{float(fig['gap']) * 100:.1f}%</td></tr>")
-        except (TypeError, ValueError):
-            pass
+    objective, gap = _finite(fig["objective_m"]), _finite(fig["gap"])
+    if objective is not None:
+        h.append(f"<tr><td>{e(L['objective'])}</td><td class='ga-num'>{e(_km(objective, L))}</td></tr>")
+    if gap is not None:
+        h.append(f"<tr><td>{e(L['gap'])}</td><td class='ga-num'>{gap * 100:.1f}%</td></tr>")
     h.append("</table>")
 
     if moves is not None:
@@ -133,7 +144,8 @@ def panel_html(
         if ids:
             h.append(f"<div class='ga-bad'>{e(L[key])}{e(L['colon'])}{len(ids)} — {_ids(ids, L['list_sep'])}</div>")
     if fig["unassigned_status"]:
-        parts = e(L["comma"]).join(f"{e(L.get('status_' + k, k))} {v}" for k, v in fig["unassigned_status"].items())
+        parts = e(L["comma"]).join(f"{e(L.get('why_' + k, L.get('status_' + k, k)))} {v}"
+                                   for k, v in fig["unassigned_status"].items())
         h.append(f"<div>{e(L['n_unassigned'])}{e(L['colon'])}{parts}</div>")
 
     h.append(f"<h4>{e(L['legend'])}</h4>")

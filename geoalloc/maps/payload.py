@@ -166,7 +166,8 @@ def build_view(
         m_payload["id"] = [str(v) for v in drawn["member_id"]]
         if names is not None:
             lookup = names.copy()
-            lookup.index = lookup.index.astype(str)
+            lookup.index = lookup.index.astype(str).str.strip()
+            lookup = lookup[~lookup.index.duplicated(keep="first")]
             m_payload["name"] = [
                 "" if pd.isna(lookup.get(str(mid))) else str(lookup.get(str(mid))) for mid in drawn["member_id"]
             ]

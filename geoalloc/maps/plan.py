@@ -123,6 +123,7 @@ def decorate(
                         movedColour=MOVED_COLOUR)
     view.counts["districts"] = len(dist)
     view.summary = summary_figures(a, b, report, min_size=min_size, max_size=max_size, min_full=min_full)
+    view.summary["n_without_point"] = view.counts["members_without_point"]
 
     add_runtime(m.get_root())
     data = PlanData(view.payload, L)
