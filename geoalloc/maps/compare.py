@@ -130,16 +130,17 @@ def compare_map(
     dm.offline = offline
     page_title = title or f"{L['before']} / {L['after']}"
     dm.get_root().header.add_child(Element(f"<title>{html.escape(page_title)}</title>"), name="geoalloc_title")
+    # half-width maps: panels start folded to a heading that carries the key figure
     common = dict(lang=lang, datum=choice.datum, snap_m=snap_m, names=names, show_names=show_names,
-                  moved=moved, collapsed_layers=True)
+                  moved=moved, collapsed_layers=True, pad_left=30, panel_open=False)
     views = []
     for m, a, b, rep, lo, hi, full, heading, reasons in (
         (dm.m1, a1, b1, orep, lo1, hi1, full1, L["before"], None),
-        (dm.m2, a2, b2, nrep, lo2, hi2, full2, L["after"], by_reason),
+        (dm.m2, a2, b2, nrep, lo2, hi2, full2, f"{L['after']} · {L['moves_total']} {len(moves_df)}", by_reason),
     ):
         slim_map(m)
         add_tiles(m, choice, lang)
-        label = f"{title} · {heading}" if title else heading
+        label = f"{title} · {heading.split(' · ')[0]}" if title else heading.split(" · ")[0]
         views.append(decorate(m, a, b, rep, min_size=lo, max_size=hi, min_full=full, title=label,
                               heading=heading, moves_by_reason=reasons, **common))
     dm.views = views

@@ -95,9 +95,11 @@ def _ids(ids: list[str], sep: str) -> str:
 def panel_html(
     fig: dict[str, Any], L: dict[str, str], *, snap_m: float, datum: str,
     moves: dict[str, int] | None = None, heading: str | None = None, show_moved: bool = False,
+    open_: bool = True,
 ) -> str:
-    """The panel's HTML; every value escaped."""
-    h: list[str] = ["<details open><summary>", e(heading or L["summary"]), "</summary>"]
+    """The panel's HTML; every value escaped. ``open_=False`` starts it folded to its heading."""
+    h: list[str] = ["<details open><summary>" if open_ else "<details><summary>", e(heading or L["summary"]),
+                    "</summary>"]
     h.append(f"<h4>{e(L['totals'])}</h4><table>")
     for key in ("n_members", "n_assigned", "n_unassigned", "n_branches"):
         h.append(f"<tr><td>{e(L[key])}</td><td class='ga-num'>{fig[key]}</td></tr>")

@@ -113,6 +113,7 @@ def decorate(
     names: pd.Series | None, show_names: bool, title: str | None,
     moved: set[str] | None = None, moves_by_reason: dict[str, int] | None = None,
     heading: str | None = None, collapsed_layers: bool = False, fit: bool = True, pad_left: int = 300,
+    panel_open: bool = True,
 ) -> PlanView:
     """Add the payload, every layer and the controls of one plan to ``m``."""
     L = labels(lang)
@@ -140,7 +141,7 @@ def decorate(
         m.add_child(PlanLayer("moved", data, L["moved"], show=True))
     m.add_child(PlanLayer("branches", data, L["branches"], show=True))
     panel = panel_html(view.summary, L, snap_m=snap_m, datum=datum, moves=moves_by_reason, heading=heading,
-                       show_moved=moved is not None)
+                       show_moved=moved is not None, open_=panel_open)
     m.add_child(PlanControls(data, panel, title))
     m.add_child(Fullscreen(position="topleft", title=L["fullscreen"], title_cancel=L["exit_fullscreen"]))
     m.add_child(MeasureControl(position="topleft", primary_length_unit="meters", secondary_length_unit="kilometers",

@@ -65,7 +65,7 @@ RUNTIME_JS = r"""
   G.plan = function (key, d, labels, map) {
     d.key = key; d.L = labels; d.map = map;
     d.drawn = { branches: 0, members: 0, unassigned: 0, hulls: 0, moved: 0, lines: 0, heat: 0, cluster: 0, districts: 0, zones: 0 };
-    pane(map, "gaAreas", 350); pane(map, "gaLines", 390); pane(map, "gaBranches", 450); pane(map, "gaMoved", 460);
+    pane(map, "gaAreas", 350); pane(map, "gaLines", 390); pane(map, "gaBranches", 450); pane(map, "gaMoved", 440);
     d.canvas = L.canvas({ padding: 0.3 });
     d.linesCanvas = L.canvas({ padding: 0.3, pane: "gaLines" });
     d.branchCanvas = L.canvas({ padding: 0.3, pane: "gaBranches" });

@@ -33,7 +33,7 @@ PALETTE: tuple[str, ...] = (
     "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#393b79", "#637939",
 )
 UNASSIGNED_COLOUR = "#6b7280"
-MOVED_COLOUR = "#e11d48"
+MOVED_COLOUR = "#111827"  # near-black ring: unlike any fill colour
 
 LANGS = ("zh", "en")
 
