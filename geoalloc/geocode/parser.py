@@ -72,6 +72,20 @@ class _Units:
         return bool(self.district or self.sub or self.comm or self.conflicts)
 
 
+_END = ""  # the trie key under which a node keeps the readings of the name ending there
+
+
+def _build_trie(tokens: dict[str, tuple[Cand, ...]]) -> dict[str, object]:
+    """A character trie over the names: reading a position costs a few dict steps, not one per length."""
+    root: dict[str, object] = {}
+    for name, cands in tokens.items():
+        node = root
+        for ch in name:
+            node = node.setdefault(ch, {})  # type: ignore[assignment]
+        node[_END] = cands
+    return root
+
+
 def _failed(reason: str) -> Parsed:
     return Parsed(GeoStatus.FAILED, GeoPrecision.NONE, None, None, 0.0, None, None, None, reason)
 
@@ -93,12 +107,11 @@ class AddressParser:
         self._finish_memo: dict[tuple[object, ...], Parsed] = {}
         self._full = {k: v for k, v in gaz.tokens.items() if any(not c.short for c in v)}
         # Longest name starting with each character: most positions start no name at all.
+        self._trie = _build_trie(gaz.tokens)
+        self._full_trie = _build_trie(self._full)
         self._first_max: dict[str, int] = {}
-        self._first_max_any: dict[str, int] = {}
         for k in self._full:
             self._first_max[k[0]] = max(self._first_max.get(k[0], 0), len(k))
-        for k in gaz.tokens:
-            self._first_max_any[k[0]] = max(self._first_max_any.get(k[0], 0), len(k))
 
     # ---- reading units -------------------------------------------------------------------
     def _consistent(self, c: Cand, u: _Units) -> bool:
@@ -208,13 +221,21 @@ class AddressParser:
 
     def _read(self, s: str, pos: int, u: _Units, full_only: bool = False) -> int:
         """Read units from ``pos`` while they follow one another; return where reading stopped."""
-        tokens, n = (self._full if full_only else self.g.tokens), len(s)
-        first_max = self._first_max if full_only else self._first_max_any
+        trie, n = (self._full_trie if full_only else self._trie), len(s)
         while pos < n and u.last < COMMUNITY:
-            for length in range(min(first_max.get(s[pos], 0), n - pos), 1, -1):
-                cands = tokens.get(s[pos : pos + length])
-                if cands and self._apply_memo(s[pos : pos + length], cands, u, full_only):
-                    pos += length
+            # Walk the name trie from pos: every name that starts here, then try the longest first.
+            node, j, ends = trie, pos, []
+            while j < n:
+                node = node.get(s[j])  # type: ignore[assignment]
+                if node is None:
+                    break
+                j += 1
+                cands = node.get(_END)
+                if cands is not None:
+                    ends.append((j, cands))
+            for end, cands in reversed(ends):
+                if self._apply_memo(s[pos:end], cands, u, full_only):  # type: ignore[arg-type]
+                    pos = end
                     break
             else:
                 break
