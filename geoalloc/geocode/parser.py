@@ -106,9 +106,9 @@ class AddressParser:
         self._step_memo: dict[tuple[object, ...], tuple[object, ...]] = {}
         self._finish_memo: dict[tuple[object, ...], Parsed] = {}
         self._full = {k: v for k, v in gaz.tokens.items() if any(not c.short for c in v)}
-        # Longest name starting with each character: most positions start no name at all.
         self._trie = _build_trie(gaz.tokens)
         self._full_trie = _build_trie(self._full)
+        # Longest full name starting with each character: most positions start no name at all.
         self._first_max: dict[str, int] = {}
         for k in self._full:
             self._first_max[k[0]] = max(self._first_max.get(k[0], 0), len(k))
