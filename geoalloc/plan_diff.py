@@ -107,19 +107,10 @@ def diff_plans(old_assignments: pd.DataFrame, new_assignments: pd.DataFrame) -> 
     old = pd.Series(_branch_col(old_assignments).to_numpy(), index=old_assignments["member_id"].astype(str).to_numpy())
     new = pd.Series(_branch_col(new_assignments).to_numpy(), index=new_assignments["member_id"].astype(str).to_numpy())
     ids = old.index.union(new.index)
-    o = old.reindex(ids)
-    n = new.reindex(ids)
-    o = o.where(o.notna(), None)
-    n = n.where(n.notna(), None)
-    changed = np.array([a != b for a, b in zip(o.to_numpy(), n.to_numpy())], dtype=bool)
-    out = pd.DataFrame(
-        {
-            "member_id": ids[changed],
-            "from_branch": [x if x is not None else "" for x in o.to_numpy()[changed]],
-            "to_branch": [x if x is not None else "" for x in n.to_numpy()[changed]],
-            "reason": "",
-        }
-    )
+    o = np.array([x if isinstance(x, str) else "" for x in old.reindex(ids).to_numpy()], dtype=object)
+    n = np.array([x if isinstance(x, str) else "" for x in new.reindex(ids).to_numpy()], dtype=object)
+    changed = o != n
+    out = pd.DataFrame({"member_id": ids[changed], "from_branch": o[changed], "to_branch": n[changed], "reason": ""})
     return out.reset_index(drop=True)
 
 

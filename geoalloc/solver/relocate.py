@@ -38,8 +38,9 @@ from geoalloc.solver.rebalance import V_HARD, assign_min_cost
 DEFAULT_KEEP_RADIUS_M = 3000.0
 DEFAULT_LOCAL_PENALTY_M = 1000.0
 NEAR_BRANCHES = 8  # branches looked at for a direct move
-INNER_BRANCHES = 6  # branches whose members a local re-solve may move
-RING_BRANCHES = 10  # further branches that may receive members in a local re-solve
+# (branches whose members a local re-solve may move, further branches that may only receive):
+# tried in turn, widening only when the smaller neighbourhood cannot meet every limit
+ESCALATION = ((6, 10), (16, 16), (48, 32))
 
 Change = tuple[str, str | None, str | None]
 
@@ -55,6 +56,16 @@ class Relocation:
     reason: str
     distance_m: float | None
     changes: list[Change] = field(default_factory=list)
+
+
+def _net(changes: list[Change]) -> list[Change]:
+    """One entry per member: first origin to final branch, members who ended where they began dropped."""
+    first: dict[str, str | None] = {}
+    last: dict[str, str | None] = {}
+    for m, a, b in changes:
+        first.setdefault(m, a)
+        last[m] = b
+    return [(m, first[m], last[m]) for m in first if first[m] != last[m]]
 
 
 def _utc_now() -> str:
@@ -341,30 +352,59 @@ class PlanState:
     def _violations(self, sol: tuple[int, NDArray[np.int64], list[int], NDArray[np.int64]]) -> int:
         return sol[0] // V_HARD if sol[0] > 0 else 0
 
-    def _neighbourhood(self, xy: NDArray[np.float64], d: int | None) -> tuple[list[int], list[int]]:
-        _, js = self._near(xy, d, INNER_BRANCHES + RING_BRANCHES)
+    def _neighbourhood(self, xy: NDArray[np.float64], d: int | None, n_inner: int, n_ring: int) -> tuple[list[int], list[int]]:
+        _, js = self._near(xy, d, n_inner + n_ring)
         js = js.tolist()
-        return js[:INNER_BRANCHES], js[INNER_BRANCHES:]
+        return js[:n_inner], js[n_inner:]
+
+    @staticmethod
+    def _key(sol: tuple[int, NDArray[np.int64], list[int], NDArray[np.int64]]) -> tuple[int, int]:
+        return (sol[0] // V_HARD if sol[0] > 0 else 0, sol[0])
+
+    def _search(
+        self,
+        xy: NDArray[np.float64],
+        d: int,
+        *,
+        must: int | None = None,
+        exclude: int | None = None,
+        extra_member: int | None = None,
+        drops: tuple[int | None, ...] = (None,),
+        open_at: NDArray[np.float64] | None = None,
+    ) -> tuple[int, NDArray[np.int64], list[int], NDArray[np.int64]] | None:
+        """The first local solution that meets every limit, widening the neighbourhood (then
+        crossing the district line) as needed; else the least bad one found."""
+        best = None
+        scopes: list[int | None] = [None] if (self.policy.cross_district or d < 0) else [d, None]
+        for scope in scopes:
+            for n_inner, n_ring in ESCALATION:
+                inner, ring = self._neighbourhood(xy, scope, n_inner, n_ring)
+                if must is not None and must not in inner:
+                    inner = [must] + [j for j in inner if j != must][: n_inner - 1]
+                    ring = [j for j in ring if j != must]
+                if exclude is not None:
+                    inner = [j for j in inner if j != exclude]
+                    ring = [j for j in ring if j != exclude]
+                opens: list[NDArray[np.float64] | None] = [None] if open_at is None else [None, open_at]
+                for drop in drops:
+                    for at in opens:
+                        sol = self._local_solve(inner, ring, extra_member, at, drop=drop)
+                        if sol is not None and (best is None or self._key(sol) < self._key(best)):
+                            best = sol
+                    if best is not None and self._key(best)[0] == 0:
+                        return best
+        return best
 
     def _repair(self, j: int, changes: list[Change]) -> None:
         """Bring branch j back within limits: refill from neighbours or merge into them."""
         if self._ok(j):
             self._close_if_empty(j)
             return
-        for scope in (self.bdist[j], None):  # own district first, then neighbours (joint)
-            inner, ring = self._neighbourhood(self.site[j], scope)
-            if j not in inner:
-                inner = [j] + inner[: INNER_BRANCHES - 1]
-            best = None
-            for drop in (None, j):
-                sol = self._local_solve(inner, ring, None, None, drop=drop)
-                if sol is not None and (best is None or sol[0] < best[0]):
-                    best = sol
-            if best is not None and (self._violations(best) == 0 or scope is None):
-                self._apply(best, self.bdist[j], None, changes)
-                if scope is None and self._violations(best):
-                    self.notes.append(f"branch {self.bids[j]}: limits cannot be restored locally")
-                break
+        best = self._search(self.site[j], self.bdist[j], must=j, drops=(None, j))
+        if best is not None:
+            self._apply(best, self.bdist[j], None, changes)
+            if self._key(best)[0]:
+                self.notes.append(f"branch {self.bids[j]}: limits cannot be restored locally")
         self._close_if_empty(j)
 
     # -- the public call ---------------------------------------------------------------
@@ -446,15 +486,11 @@ class PlanState:
                 action = "joined" if joined else "moved"
                 return self._record(i, old_bid, self.bids[j], action, f"nearest branch with room ({dd:.0f} m)", dd, changes)
 
-        # nobody near has room: re-solve the neighbourhood, opening a branch at the new home if needed
-        inner, ring = self._neighbourhood(xy, scope)
-        if old >= 0 and old in inner:
-            inner.remove(old)
-        best = self._local_solve(inner, ring, i, None) if inner or ring else None
-        if best is None or self._violations(best):
-            alt = self._local_solve(inner, ring, i, xy)
-            if alt is not None and (best is None or alt[0] < best[0]):
-                best = alt
+        # nobody near has room: re-solve the neighbourhood, opening a branch at the new home if
+        # needed; widening, and crossing into neighbouring districts (joint), only when necessary
+        best = self._search(xy, d, exclude=old if old >= 0 else None, extra_member=i, open_at=xy)
+        if best is not None and self._key(best)[0]:
+            self.notes.append(f"member {member_id}: no local re-solve meets every limit")
         if best is None:
             j = self._add_branch(self._new_branch_id(d), xy, d)
             self._set_branch(i, j, changes)
@@ -482,6 +518,7 @@ class PlanState:
     ) -> Relocation:
         at = _utc_now()
         mid = self.ids[i]
+        changes = _net(changes)
         self.events.append({"member_id": mid, "at": at, "from_branch": frm, "to_branch": to, "action": action, "reason": reason})
         for (m, a, b) in changes:
             if m != mid:
