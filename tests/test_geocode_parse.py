@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from geoalloc.geocode import OfflineGeocoder, load_landmarks, normalise
 from geoalloc.model import GeoPrecision, GeoStatus
@@ -120,6 +122,12 @@ def test_conflict_is_flagged_not_guessed(geo: OfflineGeocoder) -> None:
     assert "conflict" in r.reason and "粤海街道" in r.reason and "南山区" in r.reason
 
 
+def test_short_name_of_another_subdistrict_is_a_conflict_but_a_road_is_not(geo: OfflineGeocoder) -> None:
+    assert "conflict" in geo.geocode("福田区粤海科技园").reason
+    road = geo.geocode("福田区笋岗西路3号")  # 笋岗西路 runs through 福田区; 笋岗街道 is in 罗湖区
+    assert road.district_zh == "福田区" and "conflict" not in road.reason
+
+
 @pytest.mark.parametrize(
     "address",
     [t.format(n=12) for t in OUT_OF_CITY] + ["东莞长安镇振安路3号", "湖南长沙岳麓区", "广东省佛山市顺德区", "中山市石岐区"],
@@ -227,3 +235,14 @@ def test_load_landmarks_reports_bad_rows(tmp_path: Path, text: str, message: str
 def test_load_landmarks_missing_file_is_clear(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="landmark table not found"):
         load_landmarks(tmp_path / "nope.csv")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("深圳市南山区粤海街道大冲社区宝安龙华北京站路号１２ 　,-#") ), max_size=30))
+def test_any_text_gets_an_outcome_and_never_raises(text: str) -> None:
+    r = _SHARED.geocode(text, "p")
+    assert r.status in set(GeoStatus) and r.reason
+    assert (r.lon is None) == (r.status in (GeoStatus.FAILED, GeoStatus.OUT_OF_CITY))
+
+
+_SHARED = OfflineGeocoder()

@@ -13,6 +13,7 @@ address; the member-specific jitter is added later (see :mod:`geoalloc.geocode.o
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from geoalloc.geocode.gazetteer import (
@@ -72,6 +73,7 @@ class _Units:
         return bool(self.district or self.sub or self.comm or self.conflicts)
 
 
+_STREET = re.compile(r"[东西南北中]?[一二三四五六七八九十]?(?:路|街|巷|大道|道|桥)")
 _END = ""  # the trie key under which a node keeps the readings of the name ending there
 
 
@@ -144,7 +146,8 @@ class AddressParser:
             )
         )
 
-    def _apply(self, text: str, cands: tuple[Cand, ...], u: _Units, full_only: bool = False) -> bool:
+    def _apply(self, text: str, cands: tuple[Cand, ...], u: _Units, full_only: bool = False,
+               street: bool = False) -> bool:
         """Take the best reading of ``text`` at this point; False when it is not a unit here."""
         options = [
             c for c in cands
@@ -165,7 +168,9 @@ class AddressParser:
             return True
         # Nothing fits. A full name (粤海街道) or a short subdistrict name is a real conflict;
         # a short community name (中心, 水库) is most likely street text.
-        strong = sorted((c for c in options if not c.short or c.level == SUBDISTRICT), key=lambda c: (c.level, c.short))
+        # Before 路/街/大道 even a short subdistrict name is a street name (福田区笋岗西路), not a conflict.
+        strong = sorted((c for c in options if not c.short or (c.level == SUBDISTRICT and not street)),
+                        key=lambda c: (c.level, c.short))
         if not strong:
             return False
         c = strong[0]
@@ -201,13 +206,13 @@ class AddressParser:
             u.comm_pairs = self._fitting_pairs(c.name, u)
         u.last = c.level
 
-    def _apply_memo(self, text: str, cands: tuple[Cand, ...], u: _Units, full_only: bool) -> bool:
+    def _apply_memo(self, text: str, cands: tuple[Cand, ...], u: _Units, full_only: bool, street: bool) -> bool:
         """:meth:`_apply`, memoised on (token, state): rosters repeat the same unit runs endlessly."""
-        key = (text, full_only, u.district, u.stated_district, u.sub, u.comm, u.last, u.bare_short_ok)
+        key = (text, full_only, street, u.district, u.stated_district, u.sub, u.comm, u.last, u.bare_short_ok)
         hit = self._step_memo.get(key)
         if hit is None:
             n_notes, n_conflicts = len(u.notes), len(u.conflicts)
-            ok = self._apply(text, cands, u, full_only)
+            ok = self._apply(text, cands, u, full_only, street)
             hit = (ok, u.district, u.stated_district, u.sub, u.comm, u.comm_pairs, u.last,
                    tuple(u.notes[n_notes:]), tuple(u.conflicts[n_conflicts:]))
             if len(self._step_memo) > _MEMO_MAX:
@@ -234,7 +239,8 @@ class AddressParser:
                 if cands is not None:
                     ends.append((j, cands))
             for end, cands in reversed(ends):
-                if self._apply_memo(s[pos:end], cands, u, full_only):  # type: ignore[arg-type]
+                street = _STREET.match(s, end) is not None
+                if self._apply_memo(s[pos:end], cands, u, full_only, street):  # type: ignore[arg-type]
                     pos = end
                     break
             else:
