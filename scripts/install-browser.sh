@@ -5,6 +5,15 @@
 # Idempotent and non-interactive; safe to call before every test run (the Makefile does).
 set -euo pipefail
 
+# The offline maps (and so the browser tests) inline Leaflet and its plugins from their npm
+# tarballs, cached outside the repo (geoalloc/maps/assets.py); fetch them once here.
+prefetch_assets() {
+    local py=".venv/bin/python"
+    [ -x "$py" ] || py="$(command -v python3)"
+    (cd "$(dirname "$0")/.." && "$py" -c "from geoalloc.maps.assets import main; main()") \
+        || echo "install-browser: could not prefetch map assets (the first offline map will try again)" >&2
+}
+
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
 # Without a CJK font the Chinese labels render as boxes in the screenshots.
@@ -13,6 +22,7 @@ if ! fc-list 2>/dev/null | grep -qiE 'wqy|noto sans cjk|droid sans fallback'; th
 fi
 if [ ${#need[@]} -eq 0 ]; then
     echo "install-browser: chromium and a CJK font are present"
+    prefetch_assets
     exit 0
 fi
 
@@ -25,3 +35,4 @@ echo "install-browser: installing ${need[*]}"
 $SUDO apt-get "${APT_OPTS[@]}" update -qq
 $SUDO apt-get "${APT_OPTS[@]}" install -y -qq --no-install-recommends "${need[@]}"
 /usr/bin/chromium --version
+prefetch_assets

@@ -9,8 +9,8 @@ Where the files come from: never from this repository. They are the published np
 (``npm pack NAME@VERSION``, the tarball only, no install scripts, no dependencies) unpacked
 into a cache folder, ``$GEOALLOC_ASSET_CACHE`` or ``~/.cache/geoalloc/web-assets``; folium's
 own heat-map script ships inside the folium wheel from PyPI. The first offline render fetches
-the tarballs (needs ``npm`` and the npm registry); later ones read the cache. Run
-``python -m geoalloc.maps.assets`` to fill the cache ahead of time.
+the tarballs (needs ``npm`` and the npm registry); later ones read the cache.
+``scripts/install-browser.sh`` fills the cache ahead of time through :func:`main`.
 
 A URL the table below does not know is an error, not a silent CDN reference: an "offline"
 file that still needs the network would fail exactly where it is needed.
@@ -183,6 +183,11 @@ def inline_assets(html: str) -> str:
     return out
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """Fill the cache ahead of time (scripts/install-browser.sh calls this)."""
     ensure_assets()
     print(f"offline map assets ready in {asset_cache_dir()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -106,6 +106,7 @@ def test_compare_map_in_chromium(plan, open_file, artifacts: Path, tmp_path: Pat
     a2 = a.copy()
     over = b.loc[b["size"] > r["max_size"], "branch_id"]
     donors = a2.index[a2["branch_id"].isin(over)][:12]
+    assert len(donors) == 12
     receivers = list(b.loc[b["size"] < 30, "branch_id"].iloc[:3])
     a2.loc[donors, "branch_id"] = [receivers[i % len(receivers)] for i in range(len(donors))]
     moves = pd.DataFrame({"member_id": a.loc[donors, "member_id"], "from_branch": a.loc[donors, "branch_id"],
@@ -121,7 +122,11 @@ def test_compare_map_in_chromium(plan, open_file, artifacts: Path, tmp_path: Pat
         drawn = _drawn(page, i)
         assert drawn["branches"] == len(b)
         assert drawn["moved"] == len(donors) > 0
-    assert ZH["reason_oversized"] in page.inner_text("body")
+    panels = page.locator(".ga-panel summary")
+    assert "12" in panels.nth(1).inner_text()  # the folded heading carries the move count
+    panels.nth(1).click()  # unfold the "after" panel: moves by reason
+    panel = page.locator(".ga-panel").nth(1).inner_text()
+    assert ZH["reason_oversized"] in panel and ZH["reason_relocated"] in panel
     page.wait_for_timeout(300)
     page.screenshot(path=str(artifacts / "map_compare.png"))
     assert loaded.js_errors() == []
