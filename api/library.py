@@ -61,12 +61,31 @@ def to_wgs84(lon: float, lat: float, datum: str) -> tuple[float, float]:
     return float(x), float(y)
 
 
-def district_of(lon: float, lat: float) -> str | None:
-    """geoalloc.districts.locate_districts for one point (None outside Shenzhen)."""
-    from geoalloc.districts import locate_districts
+@functools.cache
+def _district_shapes() -> tuple[list[str], list[Any]]:
+    from shapely.prepared import prep
 
-    where = locate_districts([lon], [lat]).iloc[0]
-    return str(where) if where else None
+    from geoalloc.districts import districts
+
+    d = districts()
+    return list(d["name_zh"]), [prep(g) for g in d.geometry]
+
+
+def district_of(lon: float, lat: float) -> str | None:
+    """The district containing one point (None outside Shenzhen), from geoalloc.districts' boundaries.
+
+    ``locate_districts`` is a spatial join built for whole rosters (about 20 ms for one point);
+    a relocation needs one point in well under a millisecond, so the same polygons are tested
+    directly, prepared once.
+    """
+    from shapely.geometry import Point
+
+    names, shapes = _district_shapes()
+    p = Point(lon, lat)
+    for name, shape in zip(names, shapes):
+        if shape.contains(p):
+            return name
+    return None
 
 
 def allocate(members: pd.DataFrame, policy: Policy, progress: Progress | None) -> Any:

@@ -136,7 +136,13 @@ def _rows_after(state: Any, plan_id: int, member_ids: set[str], branch_ids: set[
 
 
 def _lock_newest(s: Session) -> Plan | None:
-    """Lock the newest plan's row; if a newer plan was committed meanwhile, lock that one instead."""
+    """Lock the newest plan's row; if a newer plan was committed meanwhile, lock that one instead.
+
+    On SQLite the transaction began with ``BEGIN IMMEDIATE``: nobody else can write, so the
+    newest plan cannot change under us and one read is enough.
+    """
+    if s.get_bind().dialect.name == "sqlite":
+        return newest_plan(s)
     for _ in range(5):
         plan = newest_plan(s)
         if plan is None:
@@ -151,7 +157,11 @@ def _lock_newest(s: Session) -> Plan | None:
 def apply(s: Session, ctx: ServiceContext, plan: Plan, member: Member, *, lon: float | None, lat: float | None,
           district_zh: str, full_member: bool, status: str, geo_status: str, key_id: str | None,
           action_label: str = "relocate") -> tuple[Any, RelocationEvent, list[tuple[str, Any, Any]]]:
-    """Relocate one member in ``plan``'s cached state and write the footprint (caller's transaction)."""
+    """Relocate one member in ``plan``'s cached state and write the footprint (caller's transaction).
+
+    The caller must, after its commit, tell the cache the state is now ``plan.state_version``
+    (see :func:`_committed`); on failure it must drop the cache.
+    """
     state = ctx.cache.get(s, plan)
     rel = state.relocate(member.member_id, lon=lon, lat=lat, district_zh=district_zh, full_member=full_member,
                          status=status, geo_status=geo_status)
@@ -175,7 +185,14 @@ def apply(s: Session, ctx: ServiceContext, plan: Plan, member: Member, *, lon: f
     if audits:
         s.execute(AuditEntry.__table__.insert(), audits)
     plan.state_version += 1
+    s.info["geoalloc.pending_state"] = (plan.id, plan.state_version, state)
     return rel, event, changes
+
+
+def _committed(ctx: ServiceContext, pending: tuple[int, int, Any] | None) -> None:
+    """After a commit: the cached state is the plan at its new version (no reload next time)."""
+    if pending is not None:
+        ctx.cache.put(*pending)
 
 
 def relocate(ctx: ServiceContext, who: Principal, member_id: str, body: dict[str, Any],
@@ -214,6 +231,8 @@ def relocate(ctx: ServiceContext, who: Principal, member_id: str, body: dict[str
                 if idem_key:
                     s.add(IdempotencyRecord(key_id=who.key_id, idem_key=idem_key, request_hash=req_hash,
                                             status_code=200, response=out))
+                pending = s.info.pop("geoalloc.pending_state", None)
+            _committed(ctx, pending)
         except BaseException:
             ctx.cache.invalidate()  # the in-memory plan may be ahead of what was committed
             raise
@@ -274,7 +293,9 @@ def apply_status_change(ctx: ServiceContext, who: Principal, member_id: str, fie
                           full_member=bool(m.full_member), status=m.status, geo_status=m.geo_status,
                           key_id=who.key_id, action_label="update")
                 s.flush()
-                return {c: getattr(m, c) for c in ("member_id",)}
+                pending = s.info.pop("geoalloc.pending_state", None)
+            _committed(ctx, pending)
+            return {"member_id": member_id}
         except BaseException:
             ctx.cache.invalidate()
             raise

@@ -10,100 +10,28 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from _api_support import BACKENDS, database_url, wait_job
+from _api_support import BACKENDS, POLICY, Service, seeded_service, wait_job
 from api import jobs as jobs_module
 from api import library
-from api.app import create_app
 from api.routes.plans import map_frames_for
-from api.settings import Settings
 from geoalloc.model import Policy
-from geoalloc.samples import generate_roster
-from geoalloc.store.keys import Principal, create_key, revoke_key
-from geoalloc.store.members import members_frame
+from geoalloc.store.keys import Principal
 from geoalloc.store.models import Assignment, AuditEntry, Job, Member, Plan, RelocationEvent
 from geoalloc.store.plans import branch_sizes, newest_plan
 
-POLICY = Policy(min_size=3, max_size=20, min_full=3, time_limit=2.0, seed=1)
 PROBLEM = "application/problem+json"
 
 
-@pytest.fixture(scope="session")
-def roster() -> pd.DataFrame:
-    """600 members across Shenzhen, some with coordinates, some with addresses only."""
-    return generate_roster(600, seed=3)
-
-
-_ALLOCATION: dict[str, Any] = {}
-
-
-def _allocation(members: pd.DataFrame) -> Any:
-    """The library's plan for the imported members, computed once per session (both backends hold the same)."""
-    if "result" not in _ALLOCATION:
-        _ALLOCATION["result"] = library.allocate(members, POLICY, None)
-    return _ALLOCATION["result"]
-
-
-@dataclass
-class Service:
-    """One running app on one backend, with a key per role and a seeded plan."""
-
-    backend: str
-    url: str
-    client: TestClient
-    app: Any
-    keys: dict[str, str]
-    plan_id: int
-    member_ns: str  # an assigned member of 南山区
-    member_ft: str  # an assigned member of 福田区
-
-    def h(self, who: str) -> dict[str, str]:
-        """Headers for a role (``none`` sends no key)."""
-        return {} if who == "none" else {"Authorization": f"Bearer {self.keys[who]}"}
-
-    @property
-    def ctx(self) -> Any:
-        return self.app.state.ctx
-
-
 @pytest.fixture(scope="module", params=BACKENDS)
-def svc(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-        roster: pd.DataFrame) -> Iterator[Service]:
-    with database_url(request.param, tmp_path_factory.mktemp(request.param)) as url:
-        app = create_app(Settings(database_url=url, job_workers=1))
-        keys = {
-            "admin": create_key(url, "admin")[1],
-            "viewer": create_key(url, "viewer")[1],
-            "planner_ns": create_key(url, "planner", "南山区")[1],
-            "planner_ft": create_key(url, "planner", "福田区")[1],
-            "planner_city": create_key(url, "planner")[1],
-        }
-        rid, keys["revoked"] = create_key(url, "planner", "南山区")
-        revoke_key(url, rid)
-        keys["garbage"] = "gak_nothere_xxxxxxxx"
-        with TestClient(app) as client:
-            body = roster.to_csv(index=False).encode("utf-8")
-            r = client.post("/members/import", files={"file": ("members.csv", body, "text/csv")},
-                            headers={"Authorization": f"Bearer {keys['admin']}"})
-            assert r.status_code == 200, r.text
-            ctx = app.state.ctx
-            with ctx.db.read() as s:
-                members = members_frame(s)
-            result = _allocation(members)
-            plan_id = jobs_module.commit(ctx, result.assignments, result.branches, dict(result.report), POLICY,
-                                         marker=0, parent_id=None, kind="form", key_id=None)
-            a = result.assignments
-            assigned = a[a["branch_id"] != ""]
-            ns = assigned[assigned["district_zh"] == "南山区"]["member_id"].iloc[0]
-            ft = assigned[assigned["district_zh"] == "福田区"]["member_id"].iloc[0]
-            yield Service(request.param, url, client, app, keys, plan_id, str(ns), str(ft))
+def svc(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    with seeded_service(request.param, tmp_path_factory.mktemp(request.param)) as service:
+        yield service
 
 
 # --- import ------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from geoalloc.store.models import Assignment, AuditEntry, Branch, Plan
@@ -136,19 +136,27 @@ def plan_frames(s: Session, plan_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def apply_assignment_changes(s: Session, plan_id: int, rows: list[dict[str, Any]],
                              branch_rows: list[dict[str, Any]], removed_branches: list[str]) -> None:
-    """Overwrite some assignment rows and branch rows of a plan (a relocation's footprint)."""
-    for r in rows:
-        values = {k: v for k, v in r.items() if k not in ("plan_id", "member_id")}
-        res = s.execute(update(Assignment).where(Assignment.plan_id == plan_id, Assignment.member_id == r["member_id"])
-                        .values(**values))
-        if res.rowcount == 0:
-            s.execute(Assignment.__table__.insert(), [r])
-    for b in branch_rows:
-        values = {k: v for k, v in b.items() if k not in ("plan_id", "branch_id")}
-        res = s.execute(update(Branch).where(Branch.plan_id == plan_id, Branch.branch_id == b["branch_id"])
-                        .values(**values))
-        if res.rowcount == 0:
-            s.execute(Branch.__table__.insert(), [b])
+    """Overwrite some assignment rows and branch rows of a plan (a relocation's footprint).
+
+    One executemany per table: a relocation touches a few rows and runs under the plan lock,
+    so statement count is latency. Rows that do not exist yet (a member new to the plan, a
+    branch just opened) are inserted.
+    """
+    a_tab, b_tab = Assignment.__table__, Branch.__table__
+    for table, key, recs in ((a_tab, "member_id", rows), (b_tab, "branch_id", branch_rows)):
+        if not recs:
+            continue
+        keys = [k for k in recs[0] if k not in ("plan_id", key)]
+        exists = set(s.scalars(select(table.c[key]).where(table.c.plan_id == plan_id,
+                                                            table.c[key].in_([r[key] for r in recs]))).all())
+        old = [r for r in recs if r[key] in exists]
+        new = [r for r in recs if r[key] not in exists]
+        if old:
+            stmt = (table.update().where(table.c.plan_id == bindparam("_plan"), table.c[key] == bindparam("_key"))
+                    .values({k: bindparam(k) for k in keys}))
+            s.connection().execute(stmt, [{**{k: r[k] for k in keys}, "_plan": plan_id, "_key": r[key]} for r in old])
+        if new:
+            s.connection().execute(table.insert(), new)
     if removed_branches:
         s.execute(delete(Branch).where(Branch.plan_id == plan_id, Branch.branch_id.in_(removed_branches)))
 
