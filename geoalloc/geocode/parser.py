@@ -384,9 +384,10 @@ class AddressParser:
     def _at_landmark(self, lm: Landmark, u: _Units) -> Parsed:
         sub = u.sub if (u.sub is not None and self.g.sub_district[u.sub] == lm.district_zh) else lm.subdistrict_zh
         comm = u.comm if sub is not None and sub == u.sub else None
+        src = f"; subdistrict {sub} as the landmark table gives it" if sub is not None and sub != u.sub else ""
         return Parsed(
             GeoStatus.OK, GeoPrecision.LANDMARK, lm.lon, lm.lat, 0.0, lm.district_zh, sub, comm,
-            f"landmark {lm.name}站 ({lm.district_zh}): its coordinates" + self._tail(u, landmark=True),
+            f"landmark {lm.name}站 ({lm.district_zh}): its coordinates{src}" + self._tail(u, landmark=True),
         )
 
     def _at_subdistrict(self, u: _Units) -> Parsed:
