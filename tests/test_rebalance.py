@@ -69,10 +69,16 @@ def test_from_empty_current_assigns_everyone_within_limits(base):
 
 def test_unchanged_roster_gives_zero_moves(base):
     members, a, b = base
+    # members who left long ago (listed, no branch) do not count as a change
+    gone = make_roster(3, seed=99, prefix="gone")
+    gone["status"] = "transfer_out"
+    members = pd.concat([members, gone], ignore_index=True)
+    a = pd.concat([a, pd.DataFrame({"member_id": gone["member_id"], "branch_id": ""})], ignore_index=True)
     for kwargs in ({}, {"current_branches": b}, {"max_moves": 5}):
         r = rebalance(members, a, POLICY, certify=False, **kwargs)
         assert len(r.moves) == 0, kwargs
-        assert r.report["moved"] == 0
+        assert r.report["moved"] == 0 and r.report["removed"] == 0
+        assert "unchanged roster: current plan kept" in r.report["notes"]
         merged = a.merge(r.assignments, on="member_id")
         assert (merged["branch_id_x"] == merged["branch_id_y"]).all()
 

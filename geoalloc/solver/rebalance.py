@@ -383,6 +383,7 @@ class _Prepared:
     branch_region: dict[str, int]
     frozen_branches: set[str]
     notes: list[str]
+    removed: NDArray[np.bool_]
 
 
 def _col(df: pd.DataFrame, name: str, default: Any) -> pd.Series:
@@ -408,7 +409,13 @@ def _prepare(
     if dup.any():
         raise ValueError(f"members: row {int(np.flatnonzero(dup)[0]) + 2}: member_id {ids[dup.to_numpy()][0]!r} is duplicated")
     status = _col(members, "status", "active").astype(object).where(_col(members, "status", "active").notna(), "active")
-    active = status.astype(str).str.strip().isin(["active", ""]).to_numpy()
+    active = status.astype(str).str.strip().isin(["active", ""]).to_numpy().copy()
+    # like the pipeline: members placed outside the city or not placed at all are listed, not allocated
+    if "geo_status" in members.columns:
+        active &= ~members["geo_status"].astype(str).isin(["out_of_city", "failed"]).to_numpy()
+    if "district_zh" in members.columns and not policy.cross_district:
+        dz = members["district_zh"]
+        active &= (dz.notna() & (dz.astype(str).str.strip() != "")).to_numpy()
     lon = pd.to_numeric(members["lon"], errors="coerce").to_numpy(float)
     lat = pd.to_numeric(members["lat"], errors="coerce").to_numpy(float)
     bad = active & ~(np.isfinite(lon) & np.isfinite(lat))
@@ -431,6 +438,7 @@ def _prepare(
     cur_bid = np.array([b if isinstance(b, str) else None for b in cur_bid], dtype=object)
     in_current = pd.Series(ids).isin(cur.index).to_numpy()
     new = active & (~in_current | np.array([b is None for b in cur_bid]))
+    removed = ~active & np.array([b is not None for b in cur_bid])  # had a branch, no longer allocated
     cur_bid[~active] = None
 
     # members whose address changed: point moved (when the old point is known) or district changed
@@ -483,7 +491,7 @@ def _prepare(
         notes.append(f"frozen branches not in the current plan (ignored): {sorted(unknown)[:10]}")
     return _Prepared(
         members, ids, active, xy, full, frozen & active & has_b, region, names, cur_bid, relocated, new,
-        site_xy, branch_region, set(frozen_branches) & set(branch_region), notes,
+        site_xy, branch_region, set(frozen_branches) & set(branch_region), notes, removed,
     )
 
 
@@ -749,6 +757,14 @@ def _move_reasons(prep: _Prepared, before_b: pd.DataFrame, after_a: pd.DataFrame
     return moves, pd.DataFrame(placed, columns=["member_id", "to_branch"])
 
 
+def _unassigned_reason(status: str, geo_status: str) -> str:
+    if status not in ("active", ""):
+        return status
+    if geo_status in ("out_of_city", "failed"):
+        return geo_status
+    return "not_located"
+
+
 def _nn_lower_bound(prep: _Prepared, branches: pd.DataFrame) -> float:
     """A valid (weak) bound on the from-scratch distance with the same branch count per region.
 
@@ -850,7 +866,7 @@ def rebalance(
         and move_penalty_m is None
         and np.array_equal(prep.active, prep.active & np.array([b is not None for b in prep.cur_bid]))
     )
-    left = (~prep.active & np.isin(prep.ids, current["member_id"].astype(str).to_numpy())).sum()
+    left = int(prep.removed.sum())
     plans: list[_RegionPlan] | None
     if nothing_changed and left == 0:
         plans = None
@@ -884,7 +900,7 @@ def rebalance(
         lb, lb_kind = _lower_bound(prep, after_a, after_b, policy, objective)
     else:
         lb, lb_kind = min(_nn_lower_bound(prep, after_b), objective), "nearest-neighbour bound (weak, valid)"
-    removed = int((~prep.active & np.isin(prep.ids, current["member_id"].astype(str).to_numpy())).sum())
+    removed = int(prep.removed.sum())
     report.update(
         {
             "plan_id": new_plan_id(),
@@ -902,8 +918,11 @@ def rebalance(
             "max_size": policy.max_size,
             "min_full": policy.min_full,
             "unassigned": [
-                {"member_id": str(r.member_id), "status": str(r.status)}
-                for r in after_a[after_a["branch_id"] == ""].itertuples()
+                {"member_id": str(r.member_id), "status": str(r.status), "reason": _unassigned_reason(r.status, g)}
+                for r, g in zip(
+                    after_a[after_a["branch_id"] == ""].itertuples(),
+                    _col(prep.members, "geo_status", "").astype(str).to_numpy()[(after_a["branch_id"] == "").to_numpy()],
+                )
             ],
             "relocated": int((prep.relocated & prep.active).sum()),
             "joined": int(len(placements)),
