@@ -80,7 +80,8 @@ class Solution:
     region of its site). ``objective``: sum of member-to-site distances in metres (not
     demand-weighted unless stated). ``lower_bound``: a valid lower bound on the optimum;
     ``gap`` = (objective - lower_bound) / objective. ``notes``: things the report must say
-    (joint branches across districts, time limit reached, ...).
+    (joint branches across districts, time limit reached, ...). ``joint``: (k,) True for a
+    branch that joins a region too small for a branch of its own with its nearest neighbour.
     """
 
     branch_of: NDArray[np.int64]
@@ -93,6 +94,11 @@ class Solution:
     status: str = "feasible"  # "optimal" | "feasible"
     notes: list[str] = field(default_factory=list)
     stats: dict[str, object] = field(default_factory=dict)
+    joint: NDArray[np.bool_] | None = None  # (k,) True where a branch joins members of two regions
+
+    def __post_init__(self) -> None:
+        if self.joint is None:
+            self.joint = np.zeros(len(self.site_xy), dtype=bool)
 
     @property
     def gap(self) -> float:

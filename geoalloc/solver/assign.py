@@ -1,0 +1,103 @@
+"""Assignment for fixed sites: min-cost flow first, the exact MIP when groups get in the way."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.spatial import cKDTree
+
+from geoalloc.solver.flow import flow_assign
+from geoalloc.solver.instance import Instance
+from geoalloc.solver.mip import solve_part
+
+
+def regret_assign(
+    inst: Instance, sites: NDArray[np.int64], *, extra: NDArray[np.float64] | None = None
+) -> NDArray[np.int64] | None:
+    """Greedy by regret for groups that the flow would split (the classic GAP heuristic).
+
+    Repeatedly place the point that would lose most by not getting its best site that still
+    has room. Handles ``max_size`` only; returns None if it leaves the lower limits unmet.
+    """
+    n, p = inst.n, len(sites)
+    cost = inst.cost(np.arange(n)[:, None], sites[None, :])
+    if extra is not None:
+        cost = cost + extra
+    room = np.full(p, float(inst.max_size))
+    out = np.full(n, -1, dtype=np.int64)
+    if inst.self_serve:
+        out[sites] = np.arange(p)
+        room -= inst.demand[sites]
+    todo = np.nonzero(out < 0)[0]
+    dem = inst.demand.astype(np.float64)
+    while len(todo):
+        fits = dem[todo, None] <= room[None, :]
+        c = np.where(fits, cost[todo], np.inf)
+        srt = np.sort(c, axis=1)
+        first = srt[:, 0]
+        if not np.isfinite(first).all():
+            return None
+        second = srt[:, 1] if p > 1 else np.full(len(todo), np.inf)
+        regret = np.where(np.isfinite(second), second - first, 1e300) + dem[todo] * 1e-9
+        a = int(np.argmax(regret))
+        i = todo[a]
+        b = int(np.argmin(c[a]))
+        out[i] = b
+        room[b] -= dem[i]
+        todo = np.delete(todo, a)
+    if inst.violations(sites, out):
+        return None
+    return out
+
+
+def assign(
+    inst: Instance,
+    sites: NDArray[np.int64],
+    *,
+    extra: NDArray[np.float64] | None = None,
+    k: int = 8,
+    time_limit: float = 10.0,
+) -> NDArray[np.int64] | None:
+    """Cluster index (position in ``sites``) per point, or None when the limits cannot be met.
+
+    Unit demands: the flow answer is optimal. Groups: the flow answer with split groups pinned,
+    or, if pinning fails, a MIP over each point's nearest sites (all sites when few).
+    """
+    sites = np.asarray(sites, dtype=np.int64)
+    out = flow_assign(inst, sites, k=k, extra=extra)
+    if out is not None or (inst.demand == 1).all():
+        return out
+    out = regret_assign(inst, sites, extra=extra)
+    if out is not None:
+        return out
+    p = len(sites)
+    kk = min(p, max(3 * k, 12))
+    if extra is None and kk < p:
+        _, nb = cKDTree(inst.sites_xy[sites]).query(inst.xy, k=kk)
+        nb = nb.reshape(inst.n, kk)
+    else:
+        nb = np.broadcast_to(np.arange(p), (inst.n, p))
+    arc_i = np.repeat(np.arange(inst.n), nb.shape[1])
+    arc_j = sites[nb.ravel()]
+    keep = np.ones(len(arc_i), dtype=bool)
+    if extra is not None:
+        keep &= np.isfinite(extra[arc_i, nb.ravel()])
+    if inst.self_serve:
+        # an open site's point may only serve itself
+        is_site = np.zeros(inst.n, dtype=bool)
+        is_site[sites] = True
+        keep &= ~is_site[arc_i] | (arc_i == arc_j)
+        extra_self = np.nonzero(is_site)[0]
+        arc_i = np.concatenate([arc_i[keep], extra_self])
+        arc_j = np.concatenate([arc_j[keep], extra_self])
+        pairs = np.unique(np.stack([arc_i, arc_j]), axis=1)
+        arc_i, arc_j = pairs[0], pairs[1]
+    else:
+        arc_i, arc_j = arc_i[keep], arc_j[keep]
+    res = solve_part(
+        inst, np.arange(inst.n), sites, p, arc_i, arc_j, fixed_open=True, time_limit=time_limit
+    )
+    if res is None:
+        return None
+    pos = {int(s): b for b, s in enumerate(sites)}
+    return np.array([pos[int(s)] for s in res[0]], dtype=np.int64)

@@ -1,0 +1,115 @@
+"""Lower bounds: the certificate that tells a planner how far a plan can be from the best one.
+
+Lagrangian relaxation of the "every point is assigned exactly once" constraints with
+multipliers lambda. What remains splits by site: opening site j is worth the best knapsack of
+points with negative reduced cost c_ij - lambda_i within its capacity (solved by the greedy
+ratio rule, exact for unit demands and a valid relaxation otherwise), and the bound is
+sum(lambda) plus the p smallest site values. Subgradient steps improve lambda.
+
+Only each point's K cheapest sites are looked at. That stays valid because lambda_i is capped
+at the cost of the K-th one: any site not looked at has a non-negative reduced cost and would
+never be picked by the relaxation. Minimum size and full-member limits are dropped, which can
+only lower the bound.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from geoalloc.solver.instance import Instance
+
+_MAX_ARCS = 1_500_000
+_DEBUG = False
+
+
+def lagrangian_bound(
+    inst: Instance,
+    upper: float,
+    *,
+    iters: int = 300,
+    deadline: float | None = None,
+) -> float:
+    """A valid lower bound on the instance's optimum; ``upper`` is a known plan's objective."""
+    n, m, p = inst.n, inst.m, inst.p
+    if n == 0 or p <= 0:
+        return 0.0
+    k = int(min(m, max(40, 3 * math.ceil(n / p) + 10), max(8, _MAX_ARCS // n)))
+    if k >= m:
+        nb = np.broadcast_to(np.arange(m), (n, m))
+    else:
+        _, nb = cKDTree(inst.sites_xy).query(inst.xy, k=k)
+        nb = nb.reshape(n, k)
+    ai = np.repeat(np.arange(n), nb.shape[1])
+    aj = nb.ravel().astype(np.int64)
+    ac = inst.cost(ai, aj)
+    cap_lam = ac.reshape(n, -1).max(axis=1) if k < m else np.full(n, np.inf)
+    d = inst.demand.astype(np.float64)
+    if inst.self_serve:
+        keep = ai != aj
+        ai, aj, ac = ai[keep], aj[keep], ac[keep]
+        room_j = inst.max_size - d  # a site's own point is already in its cluster
+        can_open = room_j >= 0
+    else:
+        room_j = np.full(m, float(inst.max_size))
+        can_open = np.ones(m, dtype=bool)
+    # start: every point pays its cheapest other site
+    lam = np.full(n, np.inf)
+    np.minimum.at(lam, ai, ac)
+    lam = np.where(np.isfinite(lam), lam, 0.0)
+    lam = np.minimum(lam, cap_lam)
+    best = -np.inf
+    mu, stall = 2.0, 0
+    target = upper if math.isfinite(upper) else None
+    for _ in range(iters):
+        rc = ac - lam[ai]
+        idx = np.nonzero(rc < 0)[0]
+        j, r, ii = aj[idx], rc[idx], ai[idx]
+        dd = d[ii]
+        order = np.lexsort((r / dd, j))
+        j, r, ii, dd = j[order], r[order], ii[order], dd[order]
+        cum = np.cumsum(dd)
+        if len(j):
+            first = np.r_[True, j[1:] != j[:-1]]
+            base = np.maximum.accumulate(np.where(first, cum - dd, 0.0))
+            before = cum - dd - base
+        else:
+            before = cum
+        frac = np.clip((room_j[j] - before) / dd, 0.0, 1.0)
+        v = np.bincount(j, weights=r * frac, minlength=m)
+        if inst.self_serve:
+            v = v - lam
+        v = np.where(can_open, v, np.inf)
+        chosen = np.argpartition(v, p - 1)[:p] if p < m else np.arange(m)
+        value = float(lam.sum() + v[chosen].sum())
+        if _DEBUG: print(value, mu)
+        if not math.isfinite(best) or value > best + 1e-9 * max(1.0, abs(best)):
+            best, stall = value, 0
+        else:
+            stall += 1
+            if stall >= 20:
+                mu, stall = mu / 2, 0
+                if mu < 1e-3:
+                    break
+        is_chosen = np.zeros(m, dtype=bool)
+        is_chosen[chosen] = True
+        sel = is_chosen[j]
+        g = 1.0 - np.bincount(ii[sel], weights=frac[sel], minlength=n)
+        if inst.self_serve:
+            g[chosen] -= 1.0
+        norm = float(g @ g)
+        if norm < 1e-12:
+            break
+        gapv = (target - value) if target is not None else abs(value) * 0.05 + 1.0
+        step = mu * max(gapv, 1e-4 * abs(value) + 1e-9) / norm
+        lam = np.minimum(lam + step * g, cap_lam)
+        if deadline is not None and time.perf_counter() > deadline:
+            break
+    if not math.isfinite(best):
+        return 0.0
+    if inst.floor and np.all(inst.weight == np.rint(inst.weight)):
+        best = math.ceil(best - 1e-6)  # integral objective
+    return float(min(best, upper)) if math.isfinite(upper) else float(best)

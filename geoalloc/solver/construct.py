@@ -1,0 +1,119 @@
+"""A first plan: spread the sites out (k-means++ style), then alternate assign / re-centre.
+
+Re-centring moves each site to the member (or candidate) that minimises its cluster's total
+distance; the capacitated assignment is then redone exactly. This converges in a few rounds to
+a plan the search in :mod:`geoalloc.solver.search` improves.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.spatial import cKDTree
+
+from geoalloc.solver.assign import assign
+from geoalloc.solver.instance import Instance, pair_dist
+
+
+def seed_sites(inst: Instance, rng: np.random.Generator) -> NDArray[np.int64]:
+    """``p`` distinct candidate sites spread like k-means++ over the demand."""
+    n, p = inst.n, inst.p
+    w = inst.demand.astype(np.float64)
+    first = int(rng.choice(n, p=w / w.sum()))
+    centres = [first]
+    d2 = pair_dist(inst.xy, inst.xy[first][None, :], False) ** 2
+    for _ in range(1, p):
+        prob = w * d2
+        tot = prob.sum()
+        c = int(rng.choice(n, p=prob / tot)) if tot > 0 else int(rng.integers(n))
+        centres.append(c)
+        d2 = np.minimum(d2, pair_dist(inst.xy, inst.xy[c][None, :], False) ** 2)
+    pts = np.array(centres, dtype=np.int64)
+    if inst.self_serve:
+        return _distinct(pts, n, rng)
+    # nearest free candidate to each chosen point
+    tree = cKDTree(inst.cand_xy)
+    taken: set[int] = set()
+    out = []
+    for c in pts:
+        kk = min(inst.m, p + 1)
+        _, nb = tree.query(inst.xy[c], k=kk)
+        for j in np.atleast_1d(nb):
+            if int(j) not in taken:
+                taken.add(int(j))
+                out.append(int(j))
+                break
+    return np.array(out, dtype=np.int64)
+
+
+def _distinct(pts: NDArray[np.int64], n: int, rng: np.random.Generator) -> NDArray[np.int64]:
+    seen: set[int] = set()
+    out = []
+    for c in pts:
+        c = int(c)
+        while c in seen:
+            c = int(rng.integers(n))
+        seen.add(c)
+        out.append(c)
+    return np.array(out, dtype=np.int64)
+
+
+def recentre(inst: Instance, sites: NDArray[np.int64], branch_of: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Each cluster's best single site (its 1-median among its members or the candidates)."""
+    new = sites.copy()
+    used = set(int(s) for s in sites)
+    for b in range(len(sites)):
+        mem = np.nonzero(branch_of == b)[0]
+        if len(mem) == 0:
+            continue
+        if inst.self_serve:
+            cands = mem
+        else:
+            kk = min(inst.m, 30)
+            _, cands = cKDTree(inst.cand_xy).query(inst.xy[mem].mean(axis=0), k=kk)
+            cands = np.atleast_1d(cands).astype(np.int64)
+        tot = np.zeros(len(cands))
+        for lo in range(0, len(cands), 256):  # bounded memory for big clusters
+            cj = cands[lo : lo + 256]
+            tot[lo : lo + 256] = inst.cost(mem[:, None], cj[None, :]).sum(axis=0)
+        for j in cands[np.argsort(tot, kind="stable")]:
+            j = int(j)
+            if j == sites[b] or j not in used:
+                used.discard(int(sites[b]))
+                used.add(j)
+                new[b] = j
+                break
+    return new
+
+
+def construct(
+    inst: Instance, rng: np.random.Generator, deadline: float, rounds: int = 25
+) -> tuple[NDArray[np.int64], NDArray[np.int64]] | None:
+    """A feasible plan (sites, cluster per point) or None if none was found in time."""
+    best: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None
+    best_obj = np.inf
+    for attempt in range(5):
+        sites = seed_sites(inst, rng)
+        branch = assign(inst, sites, time_limit=max(1.0, deadline - time.perf_counter()))
+        if branch is None:
+            continue
+        for _ in range(rounds):
+            obj = inst.objective(sites, branch)
+            if obj < best_obj - 1e-9:
+                best, best_obj = (sites.copy(), branch.copy()), obj
+            else:
+                break
+            if time.perf_counter() > deadline:
+                break
+            new = recentre(inst, sites, branch)
+            if np.array_equal(new, sites):
+                break
+            nb = assign(inst, new, time_limit=max(1.0, deadline - time.perf_counter()))
+            if nb is None:
+                break
+            sites, branch = new, nb
+        if best is not None:
+            break
+    return best

@@ -1,0 +1,284 @@
+"""Branch formation for a whole roster: split by district, size the problems, solve, assemble.
+
+Districts are independent problems (the district rule), solved in parallel worker processes.
+Each worker's answer depends only on its own input and a seed derived from the policy seed and
+the unit's position, so the assembled plan does not depend on scheduling. A district too small
+for a branch of its own is merged with its nearest neighbour (by member distance) and the
+branches that then mix districts are marked joint and noted.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.spatial import cKDTree
+
+from geoalloc.model import Policy
+from geoalloc.solver.engine import InstanceResult, solve_instance
+from geoalloc.solver.instance import Instance
+from geoalloc.solver.problem import Conflict, InfeasibleError, Problem, Solution
+
+PARALLEL_MIN_MEMBERS = 1500  # below this, worker start-up costs more than it saves
+
+
+@dataclass
+class Unit:
+    """One independent problem: members of one region, or of a small region and its neighbour."""
+
+    regions: list[int]
+    members: NDArray[np.int64]
+    name: str
+    joined: list[tuple[int, int]]  # (small region, the region it joined)
+
+    def demand(self, problem: Problem) -> int:
+        return int(problem.demand[self.members].sum())  # type: ignore[index]
+
+    def full(self, problem: Problem) -> int:
+        return int(problem.full[self.members].sum())  # type: ignore[index]
+
+
+def _too_small(problem: Problem, unit: Unit, policy: Policy) -> bool:
+    return unit.demand(problem) < policy.min_size or unit.full(problem) < policy.min_full
+
+
+def build_units(problem: Problem, policy: Policy) -> list[Unit]:
+    """The independent problems, after joining regions too small for one branch to a neighbour."""
+    names = problem.region_names
+    region = problem.region
+    assert region is not None
+    if policy.cross_district:
+        present = sorted(set(region.tolist()))
+        label = "all" if len(present) != 1 else names[present[0]]
+        return [Unit(present, np.arange(problem.n), label, [])]
+    units = [
+        Unit([r], np.nonzero(region == r)[0], names[r], [])
+        for r in range(len(names))
+        if (region == r).any()
+    ]
+    while len(units) > 1:
+        small = [u for u in units if _too_small(problem, u, policy)]
+        if not small:
+            break
+        u = min(small, key=lambda v: (v.demand(problem), v.regions[0]))
+        others = [v for v in units if v is not u]
+        pts = problem.xy[u.members]
+        dist = [float(cKDTree(problem.xy[v.members]).query(pts, k=1)[0].min()) for v in others]
+        near = others[int(np.argmin(dist))]
+        near.joined.extend(u.joined + [(u.regions[0], near.regions[0])])
+        near.regions.extend(u.regions)
+        near.members = np.sort(np.concatenate([near.members, u.members]))
+        near.name = near.name if u.name in near.name else f"{near.name}+{u.name}"
+        units.remove(u)
+    return units
+
+
+def _limits(problem: Problem, unit: Unit, policy: Policy) -> tuple[int, int, str, str]:
+    """Fewest and most branches the limits allow, with the limit that caps the most."""
+    dem, full = unit.demand(problem), unit.full(problem)
+    lo = max(1, math.ceil(dem / policy.max_size))
+    hi_size = dem // policy.min_size
+    hi_full = full // policy.min_full if policy.min_full > 0 else hi_size
+    if hi_full < hi_size:
+        return lo, hi_full, "min_full", f"{full} full members allow at most {hi_full} branches of {policy.min_full} full members each"
+    return lo, hi_size, "min_size", f"{dem} members allow at most {hi_size} branches of min_size {policy.min_size}"
+
+
+def branch_counts(problem: Problem, units: list[Unit], policy: Policy) -> list[int]:
+    """Branches per unit under the policy, or InfeasibleError naming each region and limit."""
+    conflicts: list[Conflict] = []
+    limits = [_limits(problem, u, policy) for u in units]
+    dems = [u.demand(problem) for u in units]
+    for u, (lo, hi, lim, why), dem in zip(units, limits, dems):
+        if lo > hi:
+            if lim == "min_full":
+                conflicts.append(Conflict(u.name, "min_full", f"fewer full members than {lo} branches need: {why}"))
+            else:
+                conflicts.append(Conflict(u.name, "min_size", f"{dem} members cannot fill {lo} branches (needed for max_size {policy.max_size}) with min_size {policy.min_size}"))
+    if conflicts:
+        raise InfeasibleError(conflicts)
+    n = policy.n_branches
+    if n is None:
+        if policy.target_size is not None:
+            return [min(hi, max(lo, math.ceil(d / policy.target_size))) for (lo, hi, _, _), d in zip(limits, dems)]
+        return [lo for lo, _, _, _ in limits]
+    lo_sum = sum(lo for lo, _, _, _ in limits)
+    hi_sum = sum(hi for _, hi, _, _ in limits)
+    if len(units) == 1:
+        (lo, hi, lim, why), u, dem = limits[0], units[0], dems[0]
+        if n < lo:
+            raise InfeasibleError([Conflict(u.name, "max_size", f"max_size {policy.max_size} x {n} branches = {policy.max_size * n} < {dem} members")])
+        if n > hi:
+            raise InfeasibleError([Conflict(u.name, lim, f"{n} branches requested but {why}")])
+        return [n]
+    if n < lo_sum:
+        detail = ", ".join(f"{u.name} needs {lo}" for u, (lo, _, _, _) in zip(units, limits))
+        raise InfeasibleError([Conflict("all", "max_size", f"{n} branches requested but max_size {policy.max_size} needs at least {lo_sum} ({detail})")])
+    if n > hi_sum:
+        detail = ", ".join(f"{u.name}: {why}" for u, (_, _, _, why) in zip(units, limits))
+        raise InfeasibleError([Conflict("all", "min_size", f"{n} branches requested but the limits allow at most {hi_sum} ({detail})")])
+    counts = [lo for lo, _, _, _ in limits]
+    his = [hi for _, hi, _, _ in limits]
+    # hand out the remaining branches to the unit whose branches are the largest (proportional)
+    for _ in range(n - lo_sum):
+        best = max((i for i in range(len(units)) if counts[i] < his[i]), key=lambda i: (dems[i] / counts[i], -i))
+        counts[best] += 1
+    return counts
+
+
+def _instance(problem: Problem, unit: Unit, p: int, policy: Policy) -> tuple[Instance, NDArray[np.int64] | None]:
+    idx = unit.members
+    cand_idx = None
+    cand_xy = None
+    if problem.candidate_xy is not None:
+        if problem.candidate_region is None or policy.cross_district:
+            cand_idx = np.arange(len(problem.candidate_xy))
+        else:
+            cand_idx = np.nonzero(np.isin(problem.candidate_region, unit.regions))[0]
+        cand_xy = problem.candidate_xy[cand_idx]
+    demand = problem.demand[idx]  # type: ignore[index]
+    inst = Instance(
+        xy=problem.xy[idx],
+        demand=demand,
+        full=problem.full[idx],  # type: ignore[index]
+        weight=demand.astype(np.float64),
+        p=p,
+        max_size=policy.max_size,
+        min_size=policy.min_size,
+        min_full=policy.min_full,
+        cand_xy=cand_xy,
+    )
+    return inst, cand_idx
+
+
+def _solve_task(args: tuple[Instance, float, int]) -> InstanceResult | None:
+    inst, budget, seed = args
+    return solve_instance(inst, budget, seed)
+
+
+def form_branches(
+    problem: Problem, policy: Policy, *, progress: Callable[[float], None] | None = None
+) -> Solution:
+    """Form branches for all members (see the package docstring for the rules)."""
+    t0 = time.perf_counter()
+    assert problem.demand is not None and problem.full is not None and problem.region is not None
+    if problem.n == 0:
+        raise InfeasibleError([Conflict("all", "members", "there are no members to allocate")])
+    big = np.nonzero(problem.demand > policy.max_size)[0]
+    if len(big):
+        raise InfeasibleError([
+            Conflict(problem.region_names[int(problem.region[i])], "max_size",
+                     f"a group of {int(problem.demand[i])} members (point {int(i)}) must stay together but max_size is {policy.max_size}")
+            for i in big
+        ])
+    units = build_units(problem, policy)
+    if len(units) == 1 and _too_small(problem, units[0], policy):
+        u = units[0]
+        lim = "min_size" if u.demand(problem) < policy.min_size else "min_full"
+        have = u.demand(problem) if lim == "min_size" else u.full(problem)
+        need = policy.min_size if lim == "min_size" else policy.min_full
+        what = "members" if lim == "min_size" else "full members"
+        raise InfeasibleError([Conflict(u.name, lim, f"{have} {what} in all, fewer than {lim} {need} for a single branch")])
+    counts = branch_counts(problem, units, policy)
+    built = [_instance(problem, u, p, policy) for u, p in zip(units, counts)]
+    sizes = np.array([len(u.members) for u in units], dtype=np.float64)
+    workers = min(os.cpu_count() or 1, len(units))
+    if problem.n < PARALLEL_MIN_MEMBERS:
+        workers = 1
+    spare = max(0.05, 0.92 * policy.time_limit - (time.perf_counter() - t0))
+    budgets = np.minimum(spare, spare * workers * sizes / sizes.sum())
+    tasks = [(inst, float(b), int(policy.seed) * 1_000_003 + i) for i, ((inst, _), b) in enumerate(zip(built, budgets))]
+    results: list[InstanceResult | None] = [None] * len(tasks)
+    order = sorted(range(len(tasks)), key=lambda i: -sizes[i])
+    done = 0
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
+            futs = {i: pool.submit(_solve_task, tasks[i]) for i in order}
+            for i in order:
+                results[i] = futs[i].result()
+                done += 1
+                if progress:
+                    progress(done / len(tasks))
+    else:
+        for i in order:
+            results[i] = _solve_task(tasks[i])
+            done += 1
+            if progress:
+                progress(done / len(tasks))
+    conflicts = [
+        Conflict(u.name, "max_size", "no assignment meets the size limits: groups that must stay together do not fit into the branches")
+        for u, r in zip(units, results) if r is None
+    ]
+    if conflicts:
+        raise InfeasibleError(conflicts)
+    return _assemble(problem, units, built, results, t0)  # type: ignore[arg-type]
+
+
+def _assemble(
+    problem: Problem,
+    units: list[Unit],
+    built: list[tuple[Instance, NDArray[np.int64] | None]],
+    results: list[InstanceResult],
+    t0: float,
+) -> Solution:
+    assert problem.region is not None
+    branch_of = np.full(problem.n, -1, dtype=np.int64)
+    site_xy, site_member, site_region, joint = [], [], [], []
+    notes: list[str] = []
+    obj = lb = 0.0
+    timed_out = []
+    offset = 0
+    for u, (inst, cand_idx), r in zip(units, built, results):
+        branch_of[u.members] = offset + r.branch_of
+        for b, s in enumerate(r.sites):
+            site_xy.append(inst.sites_xy[s])
+            if cand_idx is None:
+                gm = int(u.members[s])
+                site_member.append(gm)
+                site_region.append(int(problem.region[gm]))
+            else:
+                site_member.append(-1)
+                cr = problem.candidate_region
+                site_region.append(int(cr[cand_idx[s]]) if cr is not None else u.regions[0])
+            regs = np.unique(problem.region[u.members[r.branch_of == b]])
+            joint.append(len(regs) > 1)
+        for small, into in u.joined:
+            names = problem.region_names
+            mixed = [offset + b for b in range(len(r.sites)) if len(np.unique(problem.region[u.members[r.branch_of == b]])) > 1]
+            notes.append(
+                f"joint branch: {names[small]} is too small for a branch of its own and was joined with "
+                f"its nearest neighbouring district {names[into]}; branches {mixed} mix districts"
+            )
+        if r.timed_out:
+            timed_out.append(u.name)
+        obj += r.objective
+        lb += r.lower_bound
+        offset += len(r.sites)
+    if timed_out:
+        notes.append("time limit reached before the search finished in: " + ", ".join(timed_out))
+    lb = min(lb, obj)
+    sol = Solution(
+        branch_of=branch_of,
+        site_xy=np.array(site_xy, dtype=np.float64).reshape(-1, 2),
+        site_member=np.array(site_member, dtype=np.int64),
+        site_region=np.array(site_region, dtype=np.int64),
+        objective=obj,
+        lower_bound=lb,
+        seconds=time.perf_counter() - t0,
+        status="optimal" if obj - lb <= 1e-9 * max(1.0, obj) else "feasible",
+        notes=notes,
+        stats={"units": [
+            {"name": u.name, "n": len(u.members), "branches": len(r.sites), "objective": r.objective,
+             "lower_bound": r.lower_bound, "seconds": r.seconds, **r.stats}
+            for u, r in zip(units, results)
+        ], "objective_weighting": "demand (every member of a group counts)"},
+        joint=np.array(joint, dtype=bool),
+    )
+    return sol

@@ -1,0 +1,116 @@
+"""Exact solution of a small part of the problem as a mixed-integer programme (OR-Tools).
+
+Two uses: the large-neighbourhood search frees a few neighbouring clusters and re-solves their
+points here (which sites to open among them and who goes where), and the assignment falls back
+to it when groups of members cannot be split and the flow cannot place them.
+
+The model is the classic capacitated p-median with strong linking (x_ij <= y_j) over sparse
+arcs. When sites are the points themselves, y_j is x_jj (an open site serves itself).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+from ortools.linear_solver import pywraplp
+
+from geoalloc.solver.instance import Instance
+
+BACKEND = "SCIP"
+_VERBOSE = False
+# stop polishing the root early: the neighbourhood solves want good plans fast, not proofs
+SCIP_EXTRA = "presolving/maxrestarts = 0\nseparating/maxroundsroot = 5\nseparating/maxrounds = 1\n"
+
+
+def solve_part(
+    inst: Instance,
+    points: NDArray[np.int64],
+    cands: NDArray[np.int64],
+    p: int,
+    arc_i: NDArray[np.int64],
+    arc_j: NDArray[np.int64],
+    *,
+    hint: NDArray[np.int64] | None = None,
+    fixed_open: bool = False,
+    time_limit: float = 5.0,
+    backend: str = BACKEND,
+    node_limit: int | None = 2000,
+) -> tuple[NDArray[np.int64], bool] | None:
+    """Best assignment of ``points`` to ``p`` of the candidate sites ``cands``.
+
+    ``arc_i``/``arc_j`` (global point and candidate indices) list the allowed pairs; with
+    self-serving sites every candidate must also be a point of the part. ``hint``: the current
+    site (candidate index) per point, used as a start. ``fixed_open``: all ``cands`` are open
+    (then ``p == len(cands)``). Returns (site per point, proved optimal) or None when the
+    solver found no feasible assignment in time.
+    """
+    solver = pywraplp.Solver.CreateSolver(backend)
+    if solver is None:  # pragma: no cover - depends on the OR-Tools build
+        raise RuntimeError(f"OR-Tools has no {backend} backend")
+    pos = {int(i): a for a, i in enumerate(points)}
+    cpos = {int(j): b for b, j in enumerate(cands)}
+    ia = np.array([pos[int(i)] for i in arc_i], dtype=np.int64)
+    jb = np.array([cpos[int(j)] for j in arc_j], dtype=np.int64)
+    cost = inst.cost(arc_i, arc_j)
+    x = [solver.BoolVar(f"x{a}") for a in range(len(arc_i))]
+    if inst.self_serve:
+        self_arc = {}
+        for a, (i, j) in enumerate(zip(arc_i, arc_j)):
+            if i == j:
+                self_arc[int(j)] = a
+        missing = [int(j) for j in cands if int(j) not in self_arc]
+        if missing:
+            raise ValueError("every candidate needs its self arc when sites serve themselves")
+        y = [x[self_arc[int(j)]] for j in cands]
+    else:
+        y = [solver.BoolVar(f"y{b}") for b in range(len(cands))]
+    by_point: list[list[int]] = [[] for _ in points]
+    by_cand: list[list[int]] = [[] for _ in cands]
+    for a in range(len(arc_i)):
+        by_point[ia[a]].append(a)
+        by_cand[jb[a]].append(a)
+    for arcs in by_point:
+        solver.Add(sum(x[a] for a in arcs) == 1)
+    full = inst.is_full
+    for b, arcs in enumerate(by_cand):
+        load = sum(int(inst.demand[arc_i[a]]) * x[a] for a in arcs)
+        solver.Add(load <= inst.max_size * y[b])
+        if inst.min_size > 0:
+            solver.Add(load >= inst.min_size * y[b])
+        if inst.min_full > 0:
+            fl = [a for a in arcs if full[arc_i[a]]]
+            solver.Add(sum(int(inst.demand[arc_i[a]]) * x[a] for a in fl) >= inst.min_full * y[b])
+        for a in arcs:
+            if not (inst.self_serve and arc_i[a] == arc_j[a]):
+                solver.Add(x[a] <= y[b])
+    if fixed_open:
+        for v in y:
+            solver.Add(v == 1)
+    else:
+        solver.Add(sum(y) == p)
+    solver.Minimize(sum(float(c) * v for c, v in zip(cost, x)))
+    if hint is not None:
+        hint_site = {int(i): int(s) for i, s in zip(points, hint)}
+        vals = [1.0 if hint_site[int(i)] == int(j) else 0.0 for i, j in zip(arc_i, arc_j)]
+        hv = list(x)
+        if not inst.self_serve:
+            open_ = set(hint_site.values())
+            hv += y
+            vals += [1.0 if int(j) in open_ else 0.0 for j in cands]
+        solver.SetHint(hv, vals)
+    solver.SetTimeLimit(max(1, int(time_limit * 1000)))
+    if _VERBOSE:
+        solver.EnableOutput()
+    solver.SetNumThreads(1)
+    if backend == "SCIP" and node_limit is not None:
+        # a work limit keeps the answer independent of machine load (the clock is a safety net)
+        solver.SetSolverSpecificParametersAsString(f"limits/totalnodes = {int(node_limit)}\n" + SCIP_EXTRA)
+    status = solver.Solve()
+    if status not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+        return None
+    xv = np.array([v.solution_value() for v in x]) > 0.5
+    site = np.full(len(points), -1, dtype=np.int64)
+    site[ia[xv]] = arc_j[xv]
+    if (site < 0).any():
+        return None
+    return site, status == pywraplp.Solver.OPTIMAL

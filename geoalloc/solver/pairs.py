@@ -1,0 +1,179 @@
+"""Exact re-optimisation of two neighbouring clusters: best pair of sites and best split.
+
+The workhorse move of the search. Free the points of clusters A and B; for each pair of
+candidate sites (a, b) the best split of the points is exact and cheap:
+
+- unit demands: a point's preference is diff_i = c(i, a) - c(i, b); the cheapest split that puts
+  kf full and kn other points on a's side takes the kf (kn) smallest diffs of each kind, so a
+  grid over (kf, kn) with prefix sums and the size / full-member limits gives the optimum;
+- general demands (no full-member rule): a knapsack over a's load by dynamic programming.
+
+All candidate pairs are evaluated at once with numpy. Site relocation, swaps between clusters
+and reassignment are all special cases of this move.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from geoalloc.solver.instance import Instance
+
+_DP_CELLS = 40_000_000  # pairs x load cells per item step before the candidate list is cut
+
+
+def _candidates(inst: Instance, pts: NDArray[np.int64], members: NDArray[np.int64], t: int,
+                cands: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The ``t`` candidate sites (among ``cands``) cheapest for serving ``members``."""
+    tot = inst.cost(members[:, None], cands[None, :]).sum(axis=0)
+    return cands[np.argsort(tot, kind="stable")[:t]]
+
+
+def best_pair(
+    inst: Instance,
+    pts: NDArray[np.int64],
+    side_a: NDArray[np.int64],
+    side_b: NDArray[np.int64],
+    cands: NDArray[np.int64],
+    t: int = 8,
+) -> tuple[float, int, int, NDArray[np.bool_]] | None:
+    """Best (cost, site a, site b, on_a mask over ``pts``) for the two clusters, or None.
+
+    ``pts``: the freed points; ``side_a``/``side_b``: the current members of each cluster
+    (used to pick candidate sites near each); ``cands``: the candidate sites allowed.
+    """
+    ca_list = _candidates(inst, pts, side_a, t, cands)
+    cb_list = _candidates(inst, pts, side_b, t, cands)
+    pa, pb = np.meshgrid(ca_list, cb_list, indexing="ij")
+    pa, pb = pa.ravel(), pb.ravel()
+    keep = pa != pb
+    pa, pb = pa[keep], pb[keep]
+    if len(pa) == 0:
+        return None
+    unit = bool((inst.demand[pts] == 1).all())
+    if not unit and inst.min_full > 0:
+        return None  # groups with the full-member rule: left to the MIP
+    cost_a = inst.cost(pts[None, :], pa[:, None])  # (pairs, m)
+    cost_b = inst.cost(pts[None, :], pb[:, None])
+    if unit:
+        return _unit(inst, pts, pa, pb, cost_a, cost_b)
+    return _knapsack(inst, pts, pa, pb, cost_a, cost_b)
+
+
+def _fixed(inst: Instance, pts: NDArray[np.int64], pa: NDArray[np.int64], pb: NDArray[np.int64]):  # type: ignore[no-untyped-def]
+    """Masks of points pinned to a or b (an open site's own point serves itself)."""
+    if not inst.self_serve:
+        z = np.zeros((len(pa), len(pts)), dtype=bool)
+        return z, z
+    return pts[None, :] == pa[:, None], pts[None, :] == pb[:, None]
+
+
+def _unit(inst, pts, pa, pb, cost_a, cost_b):  # type: ignore[no-untyped-def]
+    n_pairs, m = cost_a.shape
+    on_a_fixed, on_b_fixed = _fixed(inst, pts, pa, pb)
+    free = ~(on_a_fixed | on_b_fixed)
+    isf = inst.is_full[pts] if inst.min_full > 0 else np.ones(m, dtype=bool)
+    diff = np.where(free, cost_a - cost_b, np.inf)
+    base = np.where(free, cost_b, 0.0).sum(axis=1) + np.where(on_a_fixed, cost_a, 0.0).sum(axis=1)
+    base += np.where(on_b_fixed, cost_b, 0.0).sum(axis=1)
+    size_a0 = on_a_fixed.sum(axis=1)
+    size_b0 = on_b_fixed.sum(axis=1)
+    full_a0 = (on_a_fixed & isf).sum(axis=1)
+    full_b0 = (on_b_fixed & isf).sum(axis=1)
+    df = np.sort(np.where(isf[None, :], diff, np.inf), axis=1)
+    dn = np.sort(np.where(~isf[None, :], diff, np.inf), axis=1)
+    nf_eff = (free & isf).sum(axis=1)
+    nn_eff = (free & ~isf).sum(axis=1)
+    nf, nn = int(isf.sum()), int((~isf).sum())
+    pf = np.concatenate([np.zeros((n_pairs, 1)), np.cumsum(df[:, :nf], axis=1)], axis=1)
+    pn = np.concatenate([np.zeros((n_pairs, 1)), np.cumsum(dn[:, :nn], axis=1)], axis=1)
+    kf = np.arange(nf + 1)[None, :, None]
+    kn = np.arange(nn + 1)[None, None, :]
+    nfe = nf_eff[:, None, None]
+    nne = nn_eff[:, None, None]
+    size_a = size_a0[:, None, None] + kf + kn
+    size_b = size_b0[:, None, None] + (nfe - kf) + (nne - kn)
+    full_a = full_a0[:, None, None] + kf
+    full_b = full_b0[:, None, None] + (nfe - kf)
+    ok = (kf <= nfe) & (kn <= nne)
+    ok &= (size_a >= inst.min_size) & (size_a <= inst.max_size)
+    ok &= (size_b >= inst.min_size) & (size_b <= inst.max_size)
+    ok &= (full_a >= inst.min_full) & (full_b >= inst.min_full)
+    with np.errstate(invalid="ignore"):
+        total = base[:, None, None] + pf[:, :, None] + pn[:, None, :]
+    total = np.where(ok, total, np.inf)
+    flat = int(np.argmin(total))
+    best = float(total.ravel()[flat])
+    if not np.isfinite(best):
+        return None
+    p, k1, k2 = np.unravel_index(flat, total.shape)
+    d = diff[p]
+    on_a = on_a_fixed[p].copy()
+    fidx = np.nonzero(free[p] & isf)[0]
+    nidx = np.nonzero(free[p] & ~isf)[0]
+    on_a[fidx[np.argsort(d[fidx], kind="stable")[:k1]]] = True
+    on_a[nidx[np.argsort(d[nidx], kind="stable")[:k2]]] = True
+    return best, int(pa[p]), int(pb[p]), on_a
+
+
+def _knapsack(inst, pts, pa, pb, cost_a, cost_b):  # type: ignore[no-untyped-def]
+    dem = inst.demand[pts]
+    total_d = int(dem.sum())
+    on_a_fixed, on_b_fixed = _fixed(inst, pts, pa, pb)
+    free = ~(on_a_fixed | on_b_fixed)
+    diff = np.where(free, cost_a - cost_b, np.inf)
+    base = np.where(free, cost_b, 0.0).sum(axis=1) + np.where(on_a_fixed, cost_a, 0.0).sum(axis=1)
+    base += np.where(on_b_fixed, cost_b, 0.0).sum(axis=1)
+    load_a0 = (on_a_fixed * dem[None, :]).sum(axis=1)
+    # a's load must leave b within limits too
+    lo = max(inst.min_size, total_d - inst.max_size)
+    hi = min(inst.max_size, total_d - inst.min_size)
+    if lo > hi:
+        return None
+    w_max = hi
+    keep = max(1, _DP_CELLS // (w_max + 1))
+    if len(pa) > keep:  # bound the work: keep the pairs whose unconstrained split is cheapest
+        rough = base + np.minimum(diff, 0).sum(axis=1)
+        sel = np.argsort(rough, kind="stable")[:keep]
+        pa, pb, diff, base, load_a0 = pa[sel], pb[sel], diff[sel], base[sel], load_a0[sel]
+        on_a_fixed, free = on_a_fixed[sel], free[sel]
+    n_pairs = len(pa)
+    # best[p, w]: cheapest sum of diffs over free points put on a, with their load w
+    best = np.full((n_pairs, w_max + 1), np.inf)
+    best[:, 0] = 0.0
+    order = np.argsort(-dem, kind="stable")
+    for i in order:
+        di = int(dem[i])
+        if di > w_max:
+            continue
+        cand = best[:, : w_max + 1 - di] + diff[:, i : i + 1]
+        np.minimum(best[:, di:], cand, out=best[:, di:])
+    w = np.arange(w_max + 1)[None, :] + load_a0[:, None]
+    ok = (w >= lo) & (w <= hi)
+    total = np.where(ok, best + base[:, None], np.inf)
+    flat = int(np.argmin(total))
+    val = float(total.ravel()[flat])
+    if not np.isfinite(val):
+        return None
+    p, wbest = np.unravel_index(flat, total.shape)
+    # rebuild the chosen set for the winning pair, keeping the choices this time
+    d = diff[p]
+    take = np.zeros((len(order), w_max + 1), dtype=bool)
+    row = np.full(w_max + 1, np.inf)
+    row[0] = 0.0
+    for step, i in enumerate(order):
+        di = int(dem[i])
+        if di > w_max or not np.isfinite(d[i]):
+            continue
+        cand = row[: w_max + 1 - di] + d[i]
+        better = cand < row[di:]
+        take[step, di:] = better
+        row[di:] = np.where(better, cand, row[di:])
+    on_a = on_a_fixed[p].copy()
+    w_left = int(wbest)
+    for step in range(len(order) - 1, -1, -1):
+        if w_left > 0 and take[step, w_left]:
+            i = order[step]
+            on_a[i] = True
+            w_left -= int(dem[i])
+    return val, int(pa[p]), int(pb[p]), on_a

@@ -1,0 +1,234 @@
+"""Improvement by large-neighbourhood search: free a few neighbouring clusters, re-solve exactly.
+
+A neighbourhood is a seed cluster and the clusters whose sites are nearest to it. Their points
+are re-optimised together by the MIP in :mod:`geoalloc.solver.mip` (which sites to open among
+them, who goes where), with everything else fixed. That move contains site relocation, swaps
+between clusters and reassignment at once, and the sub-problem is small enough to solve to
+optimality. A pass tries every cluster as a seed in a seeded random order; when a whole pass
+finds nothing the neighbourhoods grow. Small instances are solved as one MIP outright.
+
+The search stops on work (passes without improvement), not on the clock, so its answer depends
+only on the seed; the deadline is a safety net that returns the best plan so far.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.spatial import cKDTree
+
+from geoalloc.solver.instance import Instance
+from geoalloc.solver.mip import solve_part
+from geoalloc.solver.pairs import best_pair
+
+WHOLE_MIP_MAX_ARCS = 2500  # below this many point-site pairs the whole instance is one MIP
+PART_POINTS = 60  # points freed per neighbourhood at first
+PART_POINTS_MAX = 120
+PART_CLUSTERS = 2  # clusters freed per neighbourhood at first
+PART_CLUSTERS_MAX = 3
+ARCS_PER_POINT = 16
+PAIR_NEIGHBOURS = 4  # each cluster is paired with its nearest clusters
+PAIR_CANDIDATES = 8  # candidate sites per side in a pair move
+USE_MIP_SEARCH = False
+SUB_TIME = 5.0  # seconds per sub-MIP at most (they usually finish far sooner)
+
+
+def _part_arcs(
+    inst: Instance, points: NDArray[np.int64], cands: NDArray[np.int64], current: NDArray[np.int64], k: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Each freed point's ``k`` nearest candidates in the part, plus its current site and itself."""
+    cxy = inst.sites_xy[cands]
+    kk = min(k, len(cands))
+    _, nb = cKDTree(cxy).query(inst.xy[points], k=kk)
+    nb = np.asarray(nb).reshape(len(points), kk)
+    ai = [np.repeat(points, kk), points]
+    aj = [cands[nb.ravel()], current]
+    if inst.self_serve:
+        ai.append(points)
+        aj.append(points)
+    pairs = np.unique(np.stack([np.concatenate(ai), np.concatenate(aj)]), axis=1)
+    return pairs[0], pairs[1]
+
+
+def _whole(inst: Instance, sites: NDArray[np.int64], branch: NDArray[np.int64], deadline: float,
+           stats: dict[str, object]) -> tuple[NDArray[np.int64], NDArray[np.int64], bool] | None:
+    pts = np.arange(inst.n)
+    cands = np.arange(inst.m)
+    ai = np.repeat(pts, inst.m)
+    aj = np.tile(cands, inst.n)
+    res = solve_part(inst, pts, cands, inst.p, ai, aj, hint=sites[branch],
+                     time_limit=max(0.5, deadline - time.perf_counter()))
+    if res is None:
+        return None
+    site_of, optimal = res
+    new_sites = np.unique(site_of)
+    pos = np.searchsorted(new_sites, site_of)
+    stats["whole_mip_optimal"] = optimal
+    if inst.objective(new_sites, pos) <= inst.objective(sites, branch) + 1e-9:
+        return new_sites, pos, not optimal
+    return sites, branch, not optimal
+
+
+def _cands_for(inst: Instance, pts: NDArray[np.int64], mine: NDArray[np.int64], taken: set[int]) -> NDArray[np.int64]:
+    """Candidate sites for freed points: the points themselves, or nearby free candidates."""
+    if inst.self_serve:
+        return pts
+    kk = min(inst.m, 8)
+    _, nb = cKDTree(inst.cand_xy).query(inst.xy[pts], k=kk)
+    cset = set(np.asarray(nb).ravel().tolist()) | set(mine.tolist())
+    return np.array(sorted(cset - (taken - set(mine.tolist()))), dtype=np.int64)
+
+
+def _pair_mip(inst: Instance, pts: NDArray[np.int64], cands: NDArray[np.int64], current: NDArray[np.int64],
+              deadline: float) -> tuple[float, int, int, NDArray[np.bool_]] | None:
+    """The pair move by MIP, for groups under the full-member rule (no closed form there)."""
+    ai, aj = _part_arcs(inst, pts, cands, current, ARCS_PER_POINT)
+    res = solve_part(inst, pts, cands, 2, ai, aj, hint=current,
+                     time_limit=min(SUB_TIME, max(0.2, deadline - time.perf_counter())))
+    if res is None:
+        return None
+    site_of, _ = res
+    opened = np.unique(site_of)
+    if len(opened) != 2:
+        return None
+    sa, sb = int(opened[0]), int(opened[1])
+    return float(inst.cost(pts, site_of).sum()), sa, sb, site_of == sa
+
+
+def pair_search(
+    inst: Instance,
+    sites: NDArray[np.int64],
+    branch: NDArray[np.int64],
+    rng: np.random.Generator,
+    deadline: float,
+    neighbours: int = PAIR_NEIGHBOURS,
+) -> tuple[int, int, bool]:
+    """Improve ``sites``/``branch`` in place by exact two-cluster moves until none helps.
+
+    Returns (moves made, pairs tried, timed out).
+    """
+    p = len(sites)
+    moves = tried = 0
+    last_change = {b: 0 for b in range(p)}  # pass in which a cluster last changed
+    checked: dict[tuple[int, int], int] = {}
+    for rnd in range(1, 10_000):
+        improved = False
+        for a in rng.permutation(p):
+            a = int(a)
+            sxy = inst.sites_xy[sites]
+            dist = np.hypot(*(sxy - sxy[a]).T)
+            for b in np.argsort(dist, kind="stable")[1 : neighbours + 1]:
+                b = int(b)
+                key = (min(a, b), max(a, b))
+                stamp = max(last_change[a], last_change[b])
+                if checked.get(key, -1) >= stamp:
+                    continue  # nothing changed in either cluster since this pair was solved
+                if time.perf_counter() > deadline:
+                    return moves, tried, True
+                checked[key] = rnd
+                ma = np.nonzero(branch == a)[0]
+                mb = np.nonzero(branch == b)[0]
+                pts = np.concatenate([ma, mb])
+                cands = _cands_for(inst, pts, sites[[a, b]], set(sites.tolist()))
+                tried += 1
+                res = best_pair(inst, pts, ma, mb, cands, t=PAIR_CANDIDATES)
+                before = float(inst.cost(pts, sites[branch[pts]]).sum())
+                if res is None and inst.min_full > 0 and (inst.demand[pts] > 1).any():
+                    res = _pair_mip(inst, pts, cands, sites[branch[pts]], deadline)
+                if res is None:
+                    continue
+                val, sa, sb, on_a = res
+                if val < before - 1e-9 * max(1.0, before):
+                    sites[a], sites[b] = sa, sb
+                    branch[pts[on_a]] = a
+                    branch[pts[~on_a]] = b
+                    moves += 1
+                    improved = True
+                    last_change[a] = last_change[b] = rnd
+                    sxy = inst.sites_xy[sites]
+                    dist = np.hypot(*(sxy - sxy[a]).T)
+        if not improved:
+            break
+    return moves, tried, False
+
+
+def mip_search(
+    inst: Instance,
+    sites: NDArray[np.int64],
+    branch: NDArray[np.int64],
+    rng: np.random.Generator,
+    deadline: float,
+    passes: int = 1,
+) -> tuple[NDArray[np.int64], NDArray[np.int64], int, int, bool]:
+    """Free a few neighbouring clusters at a time and re-solve them with the MIP."""
+    p = len(sites)
+    site_of = sites[branch]
+    limit, max_q = PART_POINTS, PART_CLUSTERS
+    moves = tried = 0
+    timed_out = False
+    for _ in range(passes):
+        for seed_b in rng.permutation(p):
+            if time.perf_counter() > deadline:
+                timed_out = True
+                break
+            cur_sites = np.unique(site_of)
+            members = {int(s): np.nonzero(site_of == s)[0] for s in cur_sites}
+            sizes = np.array([len(members[int(s)]) for s in cur_sites])
+            seed_site = cur_sites[seed_b % len(cur_sites)]
+            sxy = inst.sites_xy[cur_sites]
+            near = np.argsort(np.hypot(*(sxy - inst.sites_xy[seed_site]).T), kind="stable")
+            chosen = [near[0]]
+            total = sizes[near[0]]
+            for b in near[1:]:
+                if len(chosen) >= max_q or (total + sizes[b] > limit and len(chosen) >= 2):
+                    break
+                chosen.append(b)
+                total += sizes[b]
+            part_sites = cur_sites[chosen]
+            points = np.concatenate([members[int(s)] for s in part_sites])
+            cands = _cands_for(inst, points, part_sites, set(cur_sites.tolist()))
+            ai, aj = _part_arcs(inst, points, cands, site_of[points], ARCS_PER_POINT)
+            before = float(inst.cost(points, site_of[points]).sum())
+            tried += 1
+            res = solve_part(inst, points, cands, len(part_sites), ai, aj, hint=site_of[points],
+                             time_limit=min(SUB_TIME, max(0.2, deadline - time.perf_counter())))
+            if res is None:
+                continue
+            new_of, _ = res
+            if float(inst.cost(points, new_of).sum()) < before - 1e-7 * max(1.0, before):
+                site_of[points] = new_of
+                moves += 1
+        if timed_out:
+            break
+    new_sites = np.unique(site_of)
+    return new_sites, np.searchsorted(new_sites, site_of), moves, tried, timed_out
+
+
+def improve(
+    inst: Instance,
+    sites: NDArray[np.int64],
+    branch: NDArray[np.int64],
+    rng: np.random.Generator,
+    deadline: float,
+    stats: dict[str, object],
+) -> tuple[NDArray[np.int64], NDArray[np.int64], bool]:
+    """Return a plan at least as good as the given one, and whether the deadline cut it short."""
+    sites = sites.copy()
+    branch = branch.copy()
+    if inst.n * inst.m <= WHOLE_MIP_MAX_ARCS:
+        out = _whole(inst, sites, branch, deadline, stats)
+        if out is not None:
+            return out
+    if len(sites) < 2:
+        return sites, branch, False
+    moves, tried, timed_out = pair_search(inst, sites, branch, rng, deadline)
+    stats.update({"pair_moves": moves, "pair_tried": tried})
+    if not timed_out and USE_MIP_SEARCH:
+        sites, branch, m2, t2, timed_out = mip_search(inst, sites, branch, rng, deadline)
+        stats.update({"mip_moves": m2, "mip_tried": t2})
+        if m2 and not timed_out:
+            more, tried3, timed_out = pair_search(inst, sites, branch, rng, deadline)
+            stats["pair_moves"] = moves + more
+    return sites, branch, timed_out
