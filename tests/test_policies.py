@@ -90,3 +90,20 @@ def test_secretaries_are_labelled_and_suggested_advisers_capped():
     assert len(served) == min(len(out), 3 * 2)
     summary = role_summary(out)
     assert summary["branches_with_secretary"] == 1
+
+
+def test_relocation_keeps_themed_members_in_themed_branches():
+    from geoalloc.solver.relocate import PlanState
+
+    m = roster()
+    r = rebalance(m, pd.DataFrame(columns=["member_id", "branch_id"]), THEMED, certify=False)
+    s = PlanState.from_frames(r.assignments, r.branches, THEMED)
+    row = r.assignments.set_index("member_id").loc["m3"]
+    assert row["branch_id"].startswith("南山区·IT-")
+    rel = s.relocate("m3", lon=113.95, lat=22.52, district_zh="南山区")
+    assert rel.to_branch is not None and rel.to_branch.startswith("南山区·IT-")
+    rel = s.relocate("m50", lon=113.95, lat=22.52, district_zh="南山区")  # residential member
+    assert "·" not in (rel.to_branch or "")
+    a, b = s.to_frames()
+    assert set(a["district_zh"].dropna()) <= {"南山区", "福田区"}
+    assert set(b["district_zh"]) <= {"南山区", "福田区"}

@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
 from geoalloc.model import GeoStatus, MemberStatus, Policy
+from geoalloc.policies import THEME_SEP, district_of_region
 from geoalloc.projection import to_lonlat, to_metres
 from geoalloc.solver.rebalance import V_HARD, assign_min_cost
 
@@ -116,7 +117,9 @@ class PlanState:
             if c not in assignments.columns:
                 raise ValueError(f"assignments: missing column {c!r}")
         bxy = to_metres(branches["lon"].to_numpy(float), branches["lat"].to_numpy(float)) if len(branches) else np.zeros((0, 2))
-        bdz = branches["district_zh"].astype(str).to_numpy() if "district_zh" in branches.columns else ["?"] * len(branches)
+        # a branch's key is its region: the district, or "district·theme" for a themed branch
+        key_col = "region" if "region" in branches.columns else "district_zh"
+        bdz = branches[key_col].astype(str).to_numpy() if key_col in branches.columns else ["?"] * len(branches)
         for i, b in enumerate(branches["branch_id"].astype(str)):
             st._add_branch(b, bxy[i], st._district(bdz[i]))
         n = len(assignments)
@@ -163,8 +166,8 @@ class PlanState:
                 st.members_of[j].add(i)
                 st.size[j] += 1
                 st.nfull[j] += int(full[i])
-                if st.mdist[i] < 0:
-                    st.mdist[i] = st.bdist[j]
+                if st.mdist[i] < 0 or THEME_SEP in st.dnames[st.bdist[j]]:
+                    st.mdist[i] = st.bdist[j]  # members of a themed branch stay in its themed region
         for j in range(len(st.bids)):
             if st.size[j] == 0:
                 st.open[j] = False
@@ -454,7 +457,15 @@ class PlanState:
         xy = to_metres(lon, lat)[0]
         self.xy[i] = xy
         self.status[i] = MemberStatus.ACTIVE.value
-        d = self._district(district_zh) if district_zh else (self.mdist[i] if self.mdist[i] >= 0 else self._locate(lon, lat))
+        if district_zh:
+            d = self._district(district_zh)
+            if old >= 0 and THEME_SEP in self.dnames[self.bdist[old]]:
+                # a themed member stays with the theme in the new district when it has themed branches there
+                themed = f"{district_zh}{THEME_SEP}{self.dnames[self.bdist[old]].split(THEME_SEP, 1)[1]}"
+                if themed in self.dindex and self._tree(self.dindex[themed]) is not None:
+                    d = self.dindex[themed]
+        else:
+            d = self.mdist[i] if self.mdist[i] >= 0 else self._locate(lon, lat)
         if d < 0:
             self.status[i] = MemberStatus.TRANSFER_OUT.value
             if old >= 0:
@@ -558,7 +569,7 @@ class PlanState:
                 "member_id": self.ids,
                 "branch_id": [self.bids[j] if j >= 0 else "" for j in b],
                 "distance_m": np.round(dist, 1),
-                "district_zh": [self.dnames[d] if d >= 0 else None for d in self.mdist],
+                "district_zh": [district_of_region(self.dnames[d]) if d >= 0 else None for d in self.mdist],
                 "lon": ll[:, 0],
                 "lat": ll[:, 1],
                 "full_member": self.full[:n],
@@ -574,12 +585,13 @@ class PlanState:
                 "branch_id": [self.bids[j] for j in live],
                 "lon": sl[:, 0],
                 "lat": sl[:, 1],
-                "district_zh": [self.dnames[self.bdist[j]] if self.bdist[j] >= 0 else None for j in live],
+                "district_zh": [district_of_region(self.dnames[self.bdist[j]]) if self.bdist[j] >= 0 else None for j in live],
                 "size": [self.size[j] for j in live],
                 "n_full": [self.nfull[j] for j in live],
                 "mean_distance_m": [round(float(mean_d.get(self.bids[j], 0.0)), 1) for j in live],
                 "max_distance_m": [round(float(max_d.get(self.bids[j], 0.0)), 1) for j in live],
                 "joint": [int(len({self.mdist[i] for i in self.members_of[j]}) > 1) for j in live],
+                "region": [self.dnames[self.bdist[j]] if self.bdist[j] >= 0 else None for j in live],
             }
         )
         return a, br
