@@ -129,6 +129,11 @@ def decorate(
     add_runtime(m.get_root())
     data = PlanData(view.payload, L)
     m.add_child(data)
+    bounds = _bounds(view)
+    if fit and bounds is not None:
+        # before the layers, so 7,000 markers are projected once; clear of the summary panel
+        # (bottom left) and the layer list (bottom right)
+        m.fit_bounds(bounds, padding_top_left=(pad_left, 20), padding_bottom_right=(40, 20))
     m.add_child(PlanLayer("districts", data, L["districts"], show=True))
     m.add_child(PlanLayer("zones", data, L["zones"], show=False))
     m.add_child(PlanLayer("hulls", data, L["hulls"], show=True))
@@ -149,10 +154,6 @@ def decorate(
                                localization="cn" if lang == "zh" else "en"))
     # bottom right: over the sea south-east of Shenzhen, where it hides the least
     m.add_child(folium.LayerControl(position="bottomright", collapsed=collapsed_layers))
-    bounds = _bounds(view)
-    if fit and bounds is not None:
-        # keep the plan clear of the summary panel (bottom left) and the layer list (top right)
-        m.fit_bounds(bounds, padding_top_left=(pad_left, 20), padding_bottom_right=(40, 20))
     return view
 
 
