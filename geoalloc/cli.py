@@ -70,13 +70,31 @@ def _load_roster(path: Path, rejects_path: Path | None) -> Any:
     return result
 
 
-def _place(members: Any, landmarks: Path | None) -> Any:
+def _provider(name: str | None, cache: Path | None) -> Any:
+    """An online geocoding provider (off unless asked for); keys and hosts come from the environment."""
+    if name is None:
+        return None
+    from geoalloc.geocode import AMapProvider, NominatimProvider, ProviderCache, ProviderError
+
+    kinds = {"amap": AMapProvider, "nominatim": NominatimProvider}
+    if name not in kinds:
+        raise fail(f"--provider must be amap or nominatim, not {name!r}", EXIT_USAGE)
+    try:
+        return kinds[name](cache=ProviderCache(cache))
+    except ProviderError as exc:
+        raise fail(str(exc), EXIT_USAGE) from exc
+
+
+def _place(members: Any, landmarks: Path | None, provider: Any = None) -> Any:
     from geoalloc.geocode import OfflineGeocoder, load_landmarks
     from geoalloc.pipeline import place_members
 
-    geocoder = OfflineGeocoder(load_landmarks(landmarks) if landmarks else None)
+    try:
+        geocoder = OfflineGeocoder(load_landmarks(landmarks) if landmarks else None)
+    except (OSError, ValueError) as exc:
+        raise fail(f"landmark table {landmarks}: {exc}", EXIT_USAGE) from exc
     with progress_bar("geocoding", len(members)) as advance:
-        return place_members(members, geocoder=geocoder, progress=advance)
+        return place_members(members, geocoder=geocoder, progress=advance, provider=provider)
 
 
 def _summary_table(title: str, counts: dict[str, Any]) -> Table:
@@ -94,12 +112,15 @@ def geocode(
     output: Annotated[Path, typer.Option("-o", "--output", help="CSV to write: the roster plus lon, lat (WGS-84), geo_precision, geo_district_zh, geo_subdistrict_zh, geo_status, geo_reason.")],
     landmarks: Annotated[Path | None, typer.Option(help="Optional landmark table (name, lon, lat, district), e.g. metro stations.")] = None,
     rejects: Annotated[Path | None, typer.Option(help="Where to write rejected rows (default: OUTPUT with .rejects.csv).")] = None,
+    provider: Annotated[str | None, typer.Option(help="Online provider to try before the offline gazetteer: amap (key in GEOALLOC_AMAP_KEY) or nominatim (your server in GEOALLOC_NOMINATIM_DOMAIN). Off by default.")] = None,
+    cache: Annotated[Path | None, typer.Option(help="SQLite file caching online answers, so an address is never looked up twice.")] = None,
 ) -> None:
-    """Place every member's residence offline; rows that cannot be placed are kept and flagged."""
+    """Place every member's residence (offline by default); rows that cannot be placed are kept and flagged."""
     from geoalloc.geocode import summarise
 
+    online = _provider(provider, cache)
     result = _load_roster(roster, rejects or output.with_suffix(".rejects.csv"))
-    placed = _place(result.members, landmarks)
+    placed = _place(result.members, landmarks, online)
     output.parent.mkdir(parents=True, exist_ok=True)
     placed.to_csv(output, index=False, encoding="utf-8")
     counts = summarise(placed)

@@ -125,3 +125,10 @@ def test_help_is_complete() -> None:
         result = runner.invoke(app, [cmd, "--help"])
         assert result.exit_code == 0
     assert "--max-size" in runner.invoke(app, ["allocate", "--help"]).output
+
+
+def test_online_provider_without_key_is_a_usage_error(tmp_path: Path, roster_csv: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GEOALLOC_AMAP_KEY", raising=False)
+    result = runner.invoke(app, ["geocode", str(roster_csv), "-o", str(tmp_path / "g.csv"), "--provider", "amap"])
+    assert result.exit_code == 2 and "GEOALLOC_AMAP_KEY" in result.output
+    assert not (tmp_path / "g.csv").exists()

@@ -127,3 +127,16 @@ def test_result_is_frozen_and_uses_model_enums(geo: OfflineGeocoder) -> None:
     assert isinstance(r.precision, GeoPrecision) and isinstance(r.status, GeoStatus)
     with pytest.raises(AttributeError):
         r.lon = 0.0  # type: ignore[misc]
+
+
+def test_roster_district_resolves_an_ambiguous_community() -> None:
+    """翠湖社区 exists in three districts; the row's district_zh picks the right one."""
+    df = pd.DataFrame({
+        "member_id": ["a", "b"],
+        "address": ["翠湖社区翠湖苑2栋2705", "翠湖社区翠湖苑2栋2705"],
+        "district_zh": ["罗湖区", ""],
+    })
+    out = geocode_frame(df)
+    assert out.at[0, "geo_district_zh"] == "罗湖区" and out.at[0, "geo_subdistrict_zh"] == "东湖街道"
+    assert out.at[0, "geo_status"] == "approximate"
+    assert out.at[1, "geo_status"] == "failed" and "ambiguous" in out.at[1, "geo_reason"]

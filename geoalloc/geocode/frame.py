@@ -56,7 +56,8 @@ def geocode_frame(
     """A copy of ``df`` with lon, lat (WGS-84) and the geo_* columns filled for every row.
 
     ``progress`` is called with the number of rows just finished (an increment), in chunks.
-    Given coordinates must already be WGS-84 (the roster reader converts them).
+    Given coordinates must already be WGS-84 (the roster reader converts them). A row's
+    ``district_zh``, when present, resolves addresses that name no district themselves.
     """
     from geoalloc.districts import locate_districts
 
@@ -90,6 +91,7 @@ def geocode_frame(
     if todo.size:
         addresses = out["address"].tolist() if "address" in out.columns else [""] * n
         ids = out["member_id"].tolist() if "member_id" in out.columns else [None] * n
+        hints = [h if isinstance(h, str) else "" for h in out["district_zh"]] if "district_zh" in out.columns else [""] * n
         state: dict[str, str] = {}
         asked: dict[str, Parsed | None] = {}
         for start in range(0, todo.size, _CHUNK):
@@ -99,6 +101,12 @@ def geocode_frame(
             for i in rows:
                 a = addresses[i]
                 p = geocoder.parse(a)
+                if p.district_zh is None and hints[i] and isinstance(a, str) and a.strip():
+                    # The roster's district column is the enclosing unit the text left out
+                    # (e.g. a community name shared by several districts).
+                    hinted = geocoder.parse(hints[i] + a)
+                    if hinted.district_zh is not None:
+                        p = hinted
                 if provider is not None:
                     text = a if isinstance(a, str) else ""
                     if text not in asked:
