@@ -322,3 +322,11 @@ def test_names_with_duplicate_ids_use_the_first() -> None:
     names = pd.Series(["甲", "乙"], index=["M000", "M000"])
     p = payload_of(plan_map(a, b, r, names=names, show_names=True))
     assert p["members"]["name"][0] == "甲" and p["members"]["name"][1] == ""
+
+
+def test_empty_plan_still_draws_the_city() -> None:
+    empty_a = pd.DataFrame(columns=["member_id", "branch_id", "lon", "lat"])
+    empty_b = pd.DataFrame(columns=["branch_id", "lon", "lat"])
+    m = plan_map(empty_a, empty_b, {})
+    assert m.counts["branches"] == m.counts["members"] == 0 and m.counts["districts"] == 10
+    assert "geoalloc.plan(" in render_html(m)
