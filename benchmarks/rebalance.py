@@ -165,6 +165,7 @@ def main() -> None:
     ap.add_argument("--share", type=float, default=0.05)
     ap.add_argument("--joiners", type=int, default=300)
     ap.add_argument("--relocations", type=int, default=10_000)
+    ap.add_argument("--curve", metavar="DIR", help="also sweep move budgets and write curve.csv/curve.png to DIR")
     args = ap.parse_args()
     policy = Policy()
 
@@ -203,6 +204,15 @@ def main() -> None:
     print(f"  distance mean/p90/max before {rep['distance_before']['mean']:.0f}/{rep['distance_before']['p90']:.0f}/"
           f"{rep['distance_before']['max']:.0f} m, after {rep['distance_after']['mean']:.0f}/"
           f"{rep['distance_after']['p90']:.0f}/{rep['distance_after']['max']:.0f} m")
+
+    if args.curve:
+        from geoalloc.curve import format_curve, trade_off_curve, write_curve
+
+        t = time.perf_counter()
+        df = trade_off_curve(m2, a0, policy, [0, 25, 50, 100, 200, 300, 400, 600, 1000], current_branches=b0)
+        print(f"trade-off curve ({time.perf_counter() - t:.1f} s):")
+        print(format_curve(df))
+        print(f"  written: {write_curve(df, args.curve)}")
 
     lat = relocation_latency(r.assignments, r.branches, policy, args.relocations, args.seed)
     print(f"relocations: {lat['relocations']} in a row on {len(r.branches)} branches: p50 {lat['p50_ms']:.2f} ms,"

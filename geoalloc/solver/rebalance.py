@@ -244,6 +244,7 @@ class _RegionSolver:
                 if len(site_xy) < need:
                     site_xy, site_key, site_of, _ = self._settle(site_xy, site_key)
         site_xy, site_key, site_of, cost = self._settle(site_xy, site_key)
+        swaps = 0
         for _ in range(rounds):
             improved = False
             # 1) re-centre sites on their members (no member moves by itself)
@@ -282,13 +283,49 @@ class _RegionSolver:
                         improved = True
                         break
             if not improved:
-                break
+                # 4) swap: move a branch (close one, open one elsewhere) when that pays for its moves
+                if swaps >= int(p.extra.get("swap_rounds", 12)):
+                    break
+                t = self._best_swap(site_xy, site_key, site_of, cost, next_new)
+                if t is None:
+                    break
+                site_xy, site_key, site_of, cost = t
+                next_new -= 1
+                swaps += 1
         cur = self._cur_pos(site_key)
         moves = int(((cur >= 0) & (site_of != cur)).sum()) + r.n_foreign
         size = np.bincount(site_of, minlength=len(site_xy))
         fulls = np.bincount(site_of, weights=r.full, minlength=len(site_xy)).astype(int)
         bids = [r.site_bid[k] if k >= 0 else None for k in site_key]
         return _RegionPlan(site_xy, bids, site_of, cost, moves, limit_excess(size, fulls, p))
+
+    def _best_swap(
+        self, site_xy: NDArray[np.float64], site_key: list[int], site_of: NDArray[np.int64], cost: int, new_key: int
+    ) -> tuple[NDArray[np.float64], list[int], NDArray[np.int64], int] | None:
+        """The best improving (close j, open c) pair among the cheapest closes and best opens."""
+        r = self.r
+        m = len(site_xy)
+        if m < 2:
+            return None
+        # what closing each site would cost (its members to their next-nearest site), cheapest first
+        k = min(m, 2)
+        d, idx = cKDTree(site_xy).query(r.xy, k=k)
+        d = np.asarray(d).reshape(len(r.xy), k)
+        own = np.hypot(*(r.xy - site_xy[site_of]).T)
+        alt = np.where(np.asarray(idx).reshape(len(r.xy), k)[:, 0] == site_of, d[:, 1], d[:, 0])
+        loss = np.bincount(site_of, weights=np.maximum(alt - own, 0) + np.where(r.cur_site >= 0, self.pen, 0.0), minlength=m)
+        pinned_sites = set(site_of[r.pinned].tolist())
+        closes = [int(j) for j in np.argsort(loss) if int(j) not in pinned_sites][:3]
+        opens = self._open_candidates(site_xy, site_of, 3)
+        best = None
+        for j in closes:
+            keep = np.ones(m, dtype=bool)
+            keep[j] = False
+            for c in opens:
+                t = self._settle(np.vstack([site_xy[keep], r.xy[c][None, :]]), [q for q, u in zip(site_key, keep) if u] + [new_key])
+                if t[3] < cost and (best is None or t[3] < best[3]):
+                    best = t
+        return best
 
     def _cur_pos(self, site_key: list[int]) -> NDArray[np.int64]:
         key_to_pos = {key: q for q, key in enumerate(site_key) if key >= 0}
