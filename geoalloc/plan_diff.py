@@ -8,7 +8,6 @@ benchmark all report the same figures.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -24,8 +23,8 @@ MOVE_COLUMNS = ["member_id", "from_branch", "to_branch", "reason"]
 
 
 def new_plan_id() -> str:
-    """A sortable, unique plan id: UTC time prefix plus random hex (plans are never overwritten)."""
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:12]
+    """A unique plan id (uuid4 hex, as the pipeline's): plans are never overwritten."""
+    return uuid.uuid4().hex
 
 
 def _branch_col(df: pd.DataFrame) -> pd.Series:

@@ -961,6 +961,12 @@ def rebalance(
                     _col(prep.members, "geo_status", "").astype(str).to_numpy()[(after_a["branch_id"] == "").to_numpy()],
                 )
             ],
+            "distance_m": report["distance_after"],
+            "branch_size": {
+                "min": int(after_b["size"].min()) if len(after_b) else 0,
+                "mean": round(float(after_b["size"].mean()), 1) if len(after_b) else 0.0,
+                "max": int(after_b["size"].max()) if len(after_b) else 0,
+            },
             "relocated": int((prep.relocated & prep.active).sum()),
             "joined": int(len(placements)),
             "removed": removed,
