@@ -146,17 +146,20 @@ def apply_assignment_changes(s: Session, plan_id: int, rows: list[dict[str, Any]
     for table, key, recs in ((a_tab, "member_id", rows), (b_tab, "branch_id", branch_rows)):
         if not recs:
             continue
-        keys = [k for k in recs[0] if k not in ("plan_id", key)]
         exists = set(s.scalars(select(table.c[key]).where(table.c.plan_id == plan_id,
                                                             table.c[key].in_([r[key] for r in recs]))).all())
-        old = [r for r in recs if r[key] in exists]
-        new = [r for r in recs if r[key] not in exists]
-        if old:
-            stmt = (table.update().where(table.c.plan_id == bindparam("_plan"), table.c[key] == bindparam("_key"))
-                    .values({k: bindparam(k) for k in keys}))
-            s.connection().execute(stmt, [{**{k: r[k] for k in keys}, "_plan": plan_id, "_key": r[key]} for r in old])
-        if new:
-            s.connection().execute(table.insert(), new)
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for r in recs:  # executemany needs one column set per statement
+            groups.setdefault(tuple(k for k in r if k not in ("plan_id", key)), []).append(r)
+        for keys, group in groups.items():
+            old = [r for r in group if r[key] in exists]
+            new = [r for r in group if r[key] not in exists]
+            if old:
+                stmt = (table.update().where(table.c.plan_id == bindparam("_plan"), table.c[key] == bindparam("_key"))
+                        .values({k: bindparam(k) for k in keys}))
+                s.connection().execute(stmt, [{**{k: r[k] for k in keys}, "_plan": plan_id, "_key": r[key]} for r in old])
+            if new:
+                s.connection().execute(table.insert(), new)
     if removed_branches:
         s.execute(delete(Branch).where(Branch.plan_id == plan_id, Branch.branch_id.in_(removed_branches)))
 
