@@ -18,6 +18,7 @@ import math
 import time
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
 from geoalloc.solver.instance import Instance
@@ -32,8 +33,15 @@ def lagrangian_bound(
     *,
     iters: int = 300,
     deadline: float | None = None,
+    patience: int = 20,
+    start: NDArray[np.float64] | None = None,
+    mu0: float = 2.0,
 ) -> float:
-    """A valid lower bound on the instance's optimum; ``upper`` is a known plan's objective."""
+    """A valid lower bound on the instance's optimum; ``upper`` is a known plan's objective.
+
+    ``start``: initial multipliers (for example each point's cost in a good plan, which is
+    close to the dual optimum and saves most of the iterations).
+    """
     n, m, p = inst.n, inst.m, inst.p
     if n == 0 or p <= 0:
         return 0.0
@@ -60,25 +68,31 @@ def lagrangian_bound(
     lam = np.full(n, np.inf)
     np.minimum.at(lam, ai, ac)
     lam = np.where(np.isfinite(lam), lam, 0.0)
+    if start is not None:
+        lam = np.asarray(start, dtype=np.float64).copy()
     lam = np.minimum(lam, cap_lam)
     best = -np.inf
-    mu, stall = 2.0, 0
+    mu, stall = mu0, 0
     target = upper if math.isfinite(upper) else None
     for _ in range(iters):
         rc = ac - lam[ai]
         idx = np.nonzero(rc < 0)[0]
         j, r, ii = aj[idx], rc[idx], ai[idx]
         dd = d[ii]
-        order = np.lexsort((r / dd, j))
-        j, r, ii, dd = j[order], r[order], ii[order], dd[order]
-        cum = np.cumsum(dd)
-        if len(j):
-            first = np.r_[True, j[1:] != j[:-1]]
-            base = np.maximum.accumulate(np.where(first, cum - dd, 0.0))
-            before = cum - dd - base
-        else:
-            before = cum
-        frac = np.clip((room_j[j] - before) / dd, 0.0, 1.0)
+        frac = np.ones(len(j))
+        # only sites whose negative points overflow the capacity need the greedy ratio rule
+        load = np.bincount(j, weights=dd, minlength=m)
+        over = np.nonzero(load > room_j)[0]
+        if len(over):
+            sel = np.nonzero(np.isin(j, over))[0]
+            js, rs, ds = j[sel], r[sel], dd[sel]
+            order = np.lexsort((rs / ds, js))
+            js, rs, ds = js[order], rs[order], ds[order]
+            cum = np.cumsum(ds)
+            first = np.r_[True, js[1:] != js[:-1]]
+            base = np.maximum.accumulate(np.where(first, cum - ds, 0.0))
+            before = cum - ds - base
+            frac[sel[order]] = np.clip((room_j[js] - before) / ds, 0.0, 1.0)
         v = np.bincount(j, weights=r * frac, minlength=m)
         if inst.self_serve:
             v = v - lam
@@ -90,7 +104,7 @@ def lagrangian_bound(
             best, stall = value, 0
         else:
             stall += 1
-            if stall >= 20:
+            if stall >= patience:
                 mu, stall = mu / 2, 0
                 if mu < 1e-3:
                     break

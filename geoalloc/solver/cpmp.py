@@ -17,6 +17,9 @@ from geoalloc.solver.instance import Instance
 from geoalloc.solver.problem import Conflict, InfeasibleError, Solution
 
 
+RESTART_PATIENCE = 60  # independent starts without improvement before giving up early
+
+
 def solve_cpmp(
     xy: ArrayLike,
     demand: ArrayLike,
@@ -35,7 +38,7 @@ def solve_cpmp(
         raise InfeasibleError([Conflict("all", "capacity", f"demand {int(dem.sum())} cannot fit {p} medians of capacity {capacity}")])
     inst = Instance(xy=xy, demand=dem, full=np.zeros_like(dem), weight=np.ones(len(dem)), p=p,
                     max_size=int(capacity), floor=dist == "floor")
-    res = solve_instance(inst, time_limit, seed)
+    res = solve_instance(inst, time_limit, seed, restarts=10_000, patience=RESTART_PATIENCE)
     if res is None:
         raise InfeasibleError([Conflict("all", "capacity", "no feasible assignment was found in the time limit")])
     return Solution(

@@ -19,6 +19,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
+from geoalloc.solver.assign import assign
+from geoalloc.solver.construct import recentre
 from geoalloc.solver.instance import Instance
 from geoalloc.solver.mip import solve_part
 from geoalloc.solver.pairs import best_pair
@@ -223,7 +225,20 @@ def improve(
             return out
     if len(sites) < 2:
         return sites, branch, False
-    moves, tried, timed_out = pair_search(inst, sites, branch, rng, deadline)
+    moves = tried = 0
+    timed_out = False
+    for _ in range(50):  # pair moves and global re-centring + exact assignment, in turn
+        m1, t1, timed_out = pair_search(inst, sites, branch, rng, deadline)
+        moves, tried = moves + m1, tried + t1
+        if timed_out:
+            break
+        new = recentre(inst, sites, branch)
+        if np.array_equal(new, sites):
+            break
+        nb = assign(inst, new, time_limit=max(0.5, deadline - time.perf_counter()))
+        if nb is None or inst.objective(new, nb) >= inst.objective(sites, branch) - 1e-9:
+            break
+        sites[:], branch[:] = new, nb
     stats.update({"pair_moves": moves, "pair_tried": tried})
     if not timed_out and USE_MIP_SEARCH:
         sites, branch, m2, t2, timed_out = mip_search(inst, sites, branch, rng, deadline)
