@@ -101,3 +101,32 @@ def assign(
         return None
     pos = {int(s): b for b, s in enumerate(sites)}
     return np.array([pos[int(s)] for s in res[0]], dtype=np.int64)
+
+
+def reassign_exact(
+    inst: Instance, sites: NDArray[np.int64], branch: NDArray[np.int64], *, k: int = 6, time_limit: float = 5.0
+) -> NDArray[np.int64] | None:
+    """Exact reassignment for fixed sites when groups make it a generalised assignment problem.
+
+    A MIP over each point's ``k`` nearest sites plus its current one, started from ``branch``;
+    it catches chains of moves through several clusters that two-cluster moves cannot see.
+    """
+    p = len(sites)
+    kk = min(k, p)
+    _, nb = cKDTree(inst.sites_xy[sites]).query(inst.xy, k=kk)
+    nb = np.asarray(nb).reshape(inst.n, kk)
+    ai = np.concatenate([np.repeat(np.arange(inst.n), kk), np.arange(inst.n)])
+    aj = np.concatenate([sites[nb.ravel()], sites[branch]])
+    if inst.self_serve:
+        is_site = np.zeros(inst.n, dtype=bool)
+        is_site[sites] = True
+        keep = ~is_site[ai] | (ai == aj)
+        ai, aj = ai[keep], aj[keep]
+    pairs = np.unique(np.stack([ai, aj]), axis=1)
+    res = solve_part(inst, np.arange(inst.n), sites, p, pairs[0], pairs[1], hint=sites[branch],
+                     fixed_open=True, time_limit=time_limit)
+    if res is None:
+        return None
+    pos = np.full(int(sites.max()) + 1, -1, dtype=np.int64)
+    pos[sites] = np.arange(p)
+    return pos[res[0]]

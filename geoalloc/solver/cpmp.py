@@ -17,7 +17,8 @@ from geoalloc.solver.instance import Instance
 from geoalloc.solver.problem import Conflict, InfeasibleError, Solution
 
 
-RESTART_PATIENCE = 60  # independent starts without improvement before giving up early
+RESTART_PATIENCE = 60  # starts without improvement before the search hands over to the polish
+POLISH_SHARE = 0.45  # share of the time limit for the whole-instance MIP polish
 
 
 def solve_cpmp(
@@ -38,7 +39,8 @@ def solve_cpmp(
         raise InfeasibleError([Conflict("all", "capacity", f"demand {int(dem.sum())} cannot fit {p} medians of capacity {capacity}")])
     inst = Instance(xy=xy, demand=dem, full=np.zeros_like(dem), weight=np.ones(len(dem)), p=p,
                     max_size=int(capacity), floor=dist == "floor")
-    res = solve_instance(inst, time_limit, seed, restarts=10_000, patience=RESTART_PATIENCE)
+    res = solve_instance(inst, time_limit, seed, restarts=10_000, patience=RESTART_PATIENCE,
+                         polish=POLISH_SHARE)
     if res is None:
         raise InfeasibleError([Conflict("all", "capacity", "no feasible assignment was found in the time limit")])
     return Solution(

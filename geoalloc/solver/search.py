@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
-from geoalloc.solver.assign import assign
+from geoalloc.solver.assign import assign, reassign_exact
 from geoalloc.solver.construct import recentre
 from geoalloc.solver.instance import Instance
 from geoalloc.solver.mip import solve_part
@@ -34,6 +34,8 @@ ARCS_PER_POINT = 16
 PAIR_NEIGHBOURS = 4  # each cluster is paired with its nearest clusters
 PAIR_CANDIDATES = 8  # candidate sites per side in a pair move
 USE_MIP_SEARCH = False
+POLISH_MAX_N = 1200  # the whole-instance MIP polish is tried up to this many points
+REASSIGN_MIP_MAX_N = 3000  # exact reassignment of groups by MIP up to this many points
 SUB_TIME = 5.0  # seconds per sub-MIP at most (they usually finish far sooner)
 
 
@@ -219,19 +221,23 @@ def improve(
     """Return a plan at least as good as the given one, and whether the deadline cut it short."""
     sites = sites.copy()
     branch = branch.copy()
-    if inst.n * inst.m <= WHOLE_MIP_MAX_ARCS:
-        out = _whole(inst, sites, branch, deadline, stats)
-        if out is not None:
-            return out
-    if len(sites) < 2:
+    if len(sites) < 2 and inst.n * inst.m > WHOLE_MIP_MAX_ARCS:
         return sites, branch, False
     moves = tried = 0
     timed_out = False
+    unit = bool((inst.demand == 1).all())
     for _ in range(50):  # pair moves and global re-centring + exact assignment, in turn
+        if len(sites) < 2:
+            break
         m1, t1, timed_out = pair_search(inst, sites, branch, rng, deadline)
         moves, tried = moves + m1, tried + t1
         if timed_out:
             break
+        if not unit and inst.n <= REASSIGN_MIP_MAX_N:
+            nb = reassign_exact(inst, sites, branch, time_limit=min(SUB_TIME, max(0.2, deadline - time.perf_counter())))
+            if nb is not None and inst.objective(sites, nb) < inst.objective(sites, branch) - 1e-9:
+                branch[:] = nb
+                continue
         new = recentre(inst, sites, branch)
         if np.array_equal(new, sites):
             break
@@ -240,6 +246,10 @@ def improve(
             break
         sites[:], branch[:] = new, nb
     stats.update({"pair_moves": moves, "pair_tried": tried})
+    if not timed_out and inst.n * inst.m <= WHOLE_MIP_MAX_ARCS:
+        out = _whole(inst, sites, branch, deadline, stats)
+        if out is not None:
+            return out
     if not timed_out and USE_MIP_SEARCH:
         sites, branch, m2, t2, timed_out = mip_search(inst, sites, branch, rng, deadline)
         stats.update({"mip_moves": m2, "mip_tried": t2})
@@ -247,3 +257,38 @@ def improve(
             more, tried3, timed_out = pair_search(inst, sites, branch, rng, deadline)
             stats["pair_moves"] = moves + more
     return sites, branch, timed_out
+
+
+def polish_mip(
+    inst: Instance, sites: NDArray[np.int64], branch: NDArray[np.int64], deadline: float
+) -> tuple[NDArray[np.int64], NDArray[np.int64]] | None:
+    """The whole instance as one MIP over sparse arcs, started from the best plan, until ``deadline``.
+
+    Each point may go to its nearest candidates (about three clusters' worth) or stay where it
+    is. The solver's own improvement heuristics work from the start plan; whatever it holds at
+    the deadline comes back.
+    """
+    if inst.n > POLISH_MAX_N:
+        return None
+    pts = np.arange(inst.n)
+    site_of = sites[branch]
+    found = False
+    k = 8
+    while True:  # widen the arcs whenever the MIP proves the current arc set optimal
+        ai, aj = _part_arcs(inst, pts, np.arange(inst.m), site_of, min(k, inst.m))
+        left = deadline - time.perf_counter()
+        if left < 0.3:
+            break
+        res = solve_part(inst, pts, np.arange(inst.m), inst.p, ai, aj, hint=site_of, time_limit=left,
+                         node_limit=None)
+        if res is None:
+            break
+        if len(np.unique(res[0])) == inst.p and float(inst.cost(pts, res[0]).sum()) < float(inst.cost(pts, site_of).sum()):
+            site_of, found = res[0], True
+        if not res[1] or k >= inst.m:
+            break
+        k *= 2
+    if not found:
+        return None
+    new_sites = np.unique(site_of)
+    return new_sites, np.searchsorted(new_sites, site_of)
