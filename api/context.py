@@ -8,16 +8,15 @@ differs (another process relocated someone, or a write failed and the copy was d
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
-
-from sqlalchemy.orm import Session
 
 from api import library
 from api.metrics import Metrics
 from api.settings import Settings
 from geoalloc.model import Policy
 from geoalloc.store.db import Database, init_db
-from geoalloc.store.models import Plan
+from geoalloc.store.keys import Principal, authenticate
 from geoalloc.store.plans import plan_frames
 
 
@@ -28,16 +27,16 @@ class PlanCache:
         self._entry: tuple[int, int, Any] | None = None  # plan id, version, state
         self._guard = threading.Lock()
 
-    def get(self, s: Session, plan: Plan) -> Any:
-        """The state for ``plan`` at its stored version, loading it when the cached one is stale."""
+    def get(self, conn: Any, plan_id: int, version: int, policy: dict[str, Any]) -> Any:
+        """The state of plan ``plan_id`` at ``version``, loading it when the cached one is stale."""
         with self._guard:
             entry = self._entry
-        if entry is not None and entry[0] == plan.id and entry[1] == plan.state_version:
+        if entry is not None and entry[0] == plan_id and entry[1] == version:
             return entry[2]
-        assignments, branches = plan_frames(s, plan.id)
-        state = library.plan_state(assignments, branches, Policy.from_dict(plan.policy or {}))
+        assignments, branches = plan_frames(conn, plan_id)
+        state = library.plan_state(assignments, branches, Policy.from_dict(policy))
         with self._guard:
-            self._entry = (plan.id, plan.state_version, state)
+            self._entry = (plan_id, version, state)
         return state
 
     def put(self, plan_id: int, version: int, state: Any) -> None:
@@ -52,6 +51,42 @@ class PlanCache:
                 self._entry = None
 
 
+class KeyCache:
+    """Recently checked API keys, for ``ttl`` seconds, so a request costs no key lookup.
+
+    A key revoked through this process is dropped at once; one revoked elsewhere (the CLI,
+    another process) stops working within ``ttl`` seconds.
+    """
+
+    def __init__(self, db: Database, ttl: float = 2.0) -> None:
+        self.db, self.ttl = db, ttl
+        self._hits: dict[str, tuple[float, Principal]] = {}
+        self._guard = threading.Lock()
+
+    def check(self, presented: str) -> Principal | None:
+        """The caller behind a presented key, or None."""
+        now = time.monotonic()
+        with self._guard:
+            hit = self._hits.get(presented)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        who = authenticate(self.db, presented)
+        with self._guard:
+            if who is None:
+                self._hits.pop(presented, None)
+            else:
+                if len(self._hits) > 10_000:
+                    self._hits.clear()
+                self._hits[presented] = (now + self.ttl, who)
+        return who
+
+    def forget(self, key_id: str) -> None:
+        """Drop a key (after revoking it)."""
+        with self._guard:
+            for k in [k for k, (_, p) in self._hits.items() if p.key_id == key_id]:
+                del self._hits[k]
+
+
 class ServiceContext:
     """Everything a request handler needs, owned by one FastAPI app."""
 
@@ -61,15 +96,19 @@ class ServiceContext:
             init_db(settings.database_url)
         self.db = Database(settings.database_url)
         self.metrics = Metrics()
+        self.keys = KeyCache(self.db)
         self.cache = PlanCache()
         #: Serialises, inside this process, every writer of the newest plan (relocations, plan saves).
         #: The database lock (BEGIN IMMEDIATE / FOR UPDATE) does the same across processes.
         self.plan_lock = threading.RLock()
+        from api.batching import RelocationWriter
         from api.jobs import JobRunner
 
         self.jobs = JobRunner(self, settings.job_workers)
+        self.writer = RelocationWriter(self)
 
     def close(self) -> None:
         """Stop the job threads and close the pool."""
+        self.writer.close()
         self.jobs.shutdown()
         self.db.dispose()

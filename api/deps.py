@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.problems import ProblemError
-from geoalloc.store.keys import Principal, authenticate
+from geoalloc.store.keys import Principal
 
 if TYPE_CHECKING:
     from api.context import ServiceContext
@@ -36,7 +36,7 @@ def principal(request: Request,
     if creds is None or not creds.credentials:
         raise ProblemError(401, "an API key is required: send 'Authorization: Bearer KEY'",
                            headers={"WWW-Authenticate": "Bearer"})
-    who = authenticate(request.app.state.ctx.db, creds.credentials)
+    who = request.app.state.ctx.keys.check(creds.credentials)
     if who is None:
         raise ProblemError(401, "the API key is unknown or revoked", headers={"WWW-Authenticate": "Bearer"})
     request.state.key_id = who.key_id

@@ -22,17 +22,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api import library
 from api.context import ServiceContext
 from api.problems import ProblemError
-from geoalloc.model import GeoPrecision, GeoStatus, MemberStatus
+from geoalloc.model import GeoPrecision, GeoStatus
 from geoalloc.store.keys import Principal
 from geoalloc.store.members import set_fields
-from geoalloc.store.models import AuditEntry, IdempotencyRecord, Member, Plan, RelocationEvent
-from geoalloc.store.plans import apply_assignment_changes, assignment_values, branch_values, lock_plan, newest_plan
+from geoalloc.store.models import AuditEntry, IdempotencyRecord, Member, Plan, RelocationEvent, utcnow
+from geoalloc.store.plans import apply_assignment_changes, assignment_values, branch_values
 
 
 @dataclass(frozen=True)
@@ -70,15 +70,17 @@ def request_hash(member_id: str, body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps([member_id, body], sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def stored_answer(s: Session, who: Principal, idem_key: str, req_hash: str) -> tuple[int, dict[str, Any]] | None:
+def stored_answer(conn: Any, who: Principal, idem_key: str, req_hash: str) -> tuple[int, dict[str, Any]] | None:
     """The stored answer for a retried call, or None; 422 if the key was used for another request."""
-    rec = s.get(IdempotencyRecord, (who.key_id, idem_key))
+    t = IdempotencyRecord.__table__
+    rec = conn.execute(select(t.c.request_hash, t.c.status_code, t.c.response)
+                       .where(t.c.key_id == who.key_id, t.c.idem_key == idem_key)).first()
     if rec is None:
         return None
     if rec.request_hash != req_hash:
         raise ProblemError(422, "this Idempotency-Key was already used for a different request",
                            title="Idempotency-Key reused")
-    return rec.status_code, rec.response
+    return int(rec.status_code), dict(rec.response)
 
 
 def _finite(v: Any) -> float | None:
@@ -135,166 +137,120 @@ def _rows_after(state: Any, plan_id: int, member_ids: set[str], branch_ids: set[
     return a_rows, b_rows, removed
 
 
-def _lock_newest(s: Session) -> Plan | None:
-    """Lock the newest plan's row; if a newer plan was committed meanwhile, lock that one instead.
+@dataclass(frozen=True)
+class PlanHead:
+    """The newest plan's id, version and policy (what a relocation needs of the plan row)."""
 
-    On SQLite the transaction began with ``BEGIN IMMEDIATE``: nobody else can write, so the
-    newest plan cannot change under us and one read is enough.
+    id: int
+    state_version: int
+    policy: dict[str, Any]
+
+
+def newest_head(conn: Any, lock: bool) -> PlanHead | None:
+    """The newest ready plan, locked against other writers when ``lock`` (PostgreSQL: FOR UPDATE).
+
+    On SQLite the transaction began with ``BEGIN IMMEDIATE``: nobody else can write, so the newest
+    plan cannot change under us. On PostgreSQL a plan committed between our read and our lock is
+    caught by reading again after locking.
     """
-    if s.get_bind().dialect.name == "sqlite":
-        return newest_plan(s)
+    t = Plan.__table__
+    q = select(t.c.id, t.c.state_version, t.c.policy).where(t.c.status == "ready").order_by(t.c.id.desc()).limit(1)
+    if not lock or conn.dialect.name == "sqlite":
+        row = conn.execute(q).first()
+        return PlanHead(int(row.id), int(row.state_version), dict(row.policy or {})) if row else None
     for _ in range(5):
-        plan = newest_plan(s)
-        if plan is None:
+        row = conn.execute(q).first()
+        if row is None:
             return None
-        locked = lock_plan(s, plan.id)
-        newest = newest_plan(s)
-        if newest is not None and locked is not None and newest.id == locked.id:
-            return locked
+        locked = conn.execute(select(t.c.id, t.c.state_version, t.c.policy).where(t.c.id == row.id).with_for_update()).first()
+        again = conn.execute(q).first()
+        if again is not None and locked is not None and again.id == locked.id:
+            return PlanHead(int(locked.id), int(locked.state_version), dict(locked.policy or {}))
     raise ProblemError(503, "plans are changing too fast to relocate; retry", headers={"Retry-After": "1"})
 
 
-def apply(s: Session, ctx: ServiceContext, plan: Plan, member: Member, *, lon: float | None, lat: float | None,
-          district_zh: str, full_member: bool, status: str, geo_status: str, key_id: str | None,
-          action_label: str = "relocate") -> tuple[Any, RelocationEvent, list[tuple[str, Any, Any]]]:
-    """Relocate one member in ``plan``'s cached state and write the footprint (caller's transaction).
+def apply(conn: Any, ctx: ServiceContext, plan: PlanHead, member_id: str, *, lon: float | None, lat: float | None,
+          district_zh: str, full_member: bool, status: str, geo_status: str, geo_precision: str,
+          key_id: str | None, audits: list[dict[str, Any]], action_label: str = "relocate",
+          ) -> tuple[Any, int, list[tuple[str, Any, Any]], tuple[int, int, Any]]:
+    """Relocate one member in the plan's cached state and write the footprint on ``conn``.
 
-    The caller must, after its commit, tell the cache the state is now ``plan.state_version``
-    (see :func:`_committed`); on failure it must drop the cache.
+    Returns the library's Relocation, the event id, the branch changes and the cache entry to
+    record once the caller has committed (on failure the caller drops the cache instead).
     """
-    state = ctx.cache.get(s, plan)
-    rel = state.relocate(member.member_id, lon=lon, lat=lat, district_zh=district_zh, full_member=full_member,
+    state = ctx.cache.get(conn, plan.id, plan.state_version, plan.policy)
+    rel = state.relocate(member_id, lon=lon, lat=lat, district_zh=district_zh, full_member=full_member,
                          status=status, geo_status=geo_status)
     changes = [(str(m), f or None, t or None) for m, f, t in (rel.changes or [])]
-    touched_members = {member.member_id} | {m for m, _, _ in changes}
+    touched_members = {member_id} | {m for m, _, _ in changes}
     touched_branches = {b for _, f, t in changes for b in (f, t) if b}
     for b in (rel.from_branch, rel.to_branch):
         if b:
             touched_branches.add(str(b))
     a_rows, b_rows, removed = _rows_after(state, plan.id, touched_members, touched_branches)
     for r in a_rows:
-        if r["member_id"] == member.member_id:
-            r["geo_precision"] = member.geo_precision
-    apply_assignment_changes(s, plan.id, a_rows, b_rows, removed)
-    event = RelocationEvent(plan_id=plan.id, member_id=member.member_id, from_branch=rel.from_branch or None,
-                            to_branch=rel.to_branch or None, action=str(rel.action), reason=str(rel.reason),
-                            distance_m=_finite(rel.distance_m), changes=[list(c) for c in changes], key_id=key_id)
-    s.add(event)
-    audits = [{"key_id": key_id, "action": action_label, "entity": "assignment", "entity_id": m, "plan_id": plan.id,
-               "before": {"branch_id": f}, "after": {"branch_id": t}} for m, f, t in changes]
-    if audits:
-        s.execute(AuditEntry.__table__.insert(), audits)
-    plan.state_version += 1
-    s.info["geoalloc.pending_state"] = (plan.id, plan.state_version, state)
-    return rel, event, changes
-
-
-def _committed(ctx: ServiceContext, pending: tuple[int, int, Any] | None) -> None:
-    """After a commit: the cached state is the plan at its new version (no reload next time)."""
-    if pending is not None:
-        ctx.cache.put(*pending)
+        if r["member_id"] == member_id:
+            r["geo_precision"] = geo_precision
+    apply_assignment_changes(conn, plan.id, a_rows, b_rows, removed)
+    ev = RelocationEvent.__table__
+    now = utcnow()
+    event_id = conn.execute(ev.insert().returning(ev.c.id), [{
+        "plan_id": plan.id, "member_id": member_id, "from_branch": rel.from_branch or None,
+        "to_branch": rel.to_branch or None, "action": str(rel.action), "reason": str(rel.reason),
+        "distance_m": _finite(rel.distance_m), "changes": [list(c) for c in changes], "key_id": key_id,
+        "created_at": now}]).scalar_one()
+    audits += [{"key_id": key_id, "action": action_label, "entity": "assignment", "entity_id": m, "plan_id": plan.id,
+                "before": {"branch_id": f}, "after": {"branch_id": t}, "at": now} for m, f, t in changes]
+    new_version = plan.state_version + 1
+    p = Plan.__table__
+    conn.execute(p.update().where(p.c.id == plan.id).values(state_version=new_version))
+    return rel, int(event_id), changes, (plan.id, new_version, state)
 
 
 def relocate(ctx: ServiceContext, who: Principal, member_id: str, body: dict[str, Any],
              idem_key: str | None) -> tuple[int, dict[str, Any]]:
     """``POST /members/{id}/relocate``: returns (HTTP status, response body)."""
     req_hash = request_hash(member_id, body)
-    with ctx.db.read() as s:
+    with ctx.db.engine.connect() as conn:
         if idem_key:
-            answer = stored_answer(s, who, idem_key, req_hash)
+            answer = stored_answer(conn, who, idem_key, req_hash)
             if answer is not None:
                 return answer
-        m = s.get(Member, member_id)
-        if m is None or not who.sees_district(m.district_zh):
-            raise ProblemError(404, f"no member {member_id!r} in your districts")
+        district = conn.execute(select(Member.__table__.c.district_zh)
+                                .where(Member.__table__.c.member_id == member_id)).scalar()
+        conn.rollback()
+    if district is None or not who.sees_district(district):
+        raise ProblemError(404, f"no member {member_id!r} in your districts")
     where = locate(member_id, body.get("address"), body.get("lon"), body.get("lat"), str(body.get("datum") or "wgs84"))
 
-    with ctx.plan_lock:
-        try:
-            with ctx.db.write() as s:
-                if idem_key:
-                    answer = stored_answer(s, who, idem_key, req_hash)
-                    if answer is not None:
-                        return answer
-                plan = _lock_newest(s)
-                m = s.get(Member, member_id)
-                if m is None or not who.sees_district(m.district_zh):
-                    raise ProblemError(404, f"no member {member_id!r} in your districts")
-                status = m.status
-                if where.geo_status == GeoStatus.OUT_OF_CITY.value:
-                    status = MemberStatus.TRANSFER_OUT.value
-                elif status == MemberStatus.TRANSFER_OUT.value and where.geo_status != GeoStatus.FAILED.value:
-                    status = MemberStatus.ACTIVE.value  # back in the city
-                out = _store(s, ctx, who, plan, m, where, status)
-                if plan is not None:
-                    out["plan_version"] = plan.state_version
-                if idem_key:
-                    s.add(IdempotencyRecord(key_id=who.key_id, idem_key=idem_key, request_hash=req_hash,
-                                            status_code=200, response=out))
-                pending = s.info.pop("geoalloc.pending_state", None)
-            _committed(ctx, pending)
-        except BaseException:
-            ctx.cache.invalidate()  # the in-memory plan may be ahead of what was committed
-            raise
-        ctx.metrics.relocations.labels(action=out["action"]).inc()
-        return 200, out
+    from api.batching import Request
 
-
-def _store(s: Session, ctx: ServiceContext, who: Principal, plan: Plan | None, m: Member, where: Location,
-           status: str) -> dict[str, Any]:
-    """Write the member's new location and, when there is a plan, their new place in it."""
-    # Out of the city (or not placed): the member stays on their district's books until the transfer is done.
-    district = where.district_zh or m.district_zh
-    changes_fields: dict[str, Any] = {"lon": where.lon, "lat": where.lat, "district_zh": district,
-                                      "geo_precision": where.precision, "geo_status": where.geo_status,
-                                      "status": status}
-    if where.address is not None:
-        changes_fields["address"] = where.address
-    if where.subdistrict_zh or where.address is not None:
-        changes_fields["subdistrict_zh"] = where.subdistrict_zh
-    set_fields(s, m, changes_fields, who.key_id, source="relocate", datum=where.datum, action="relocate")
-    if plan is None:
-        event = RelocationEvent(plan_id=None, member_id=m.member_id, action="no_plan",
-                                reason="no plan yet: the new address is stored", key_id=who.key_id, changes=[])
-        s.add(event)
-        s.flush()
-        return {"member_id": m.member_id, "plan_id": 0, "plan_version": 0, "from_branch": None, "to_branch": None,
-                "action": "no_plan", "reason": "no plan yet: the new address is stored", "distance_m": None,
-                "status": status, "geo_status": where.geo_status, "geo_precision": where.precision, "changes": [],
-                "event_id": int(event.id)}
-    rel, event, changes = apply(s, ctx, plan, m, lon=where.lon, lat=where.lat, district_zh=where.district_zh,
-                                full_member=bool(m.full_member), status=status, geo_status=where.geo_status,
-                                key_id=who.key_id)
-    s.flush()
-    reason = str(rel.reason)
-    if where.reason and where.geo_status != GeoStatus.OK.value:
-        reason = f"{reason} (geocoding: {where.reason})"
-    return {"member_id": m.member_id, "plan_id": plan.id, "plan_version": plan.state_version,
-            "from_branch": rel.from_branch or None, "to_branch": rel.to_branch or None, "action": str(rel.action),
-            "reason": reason, "distance_m": _finite(rel.distance_m), "status": status,
-            "geo_status": where.geo_status, "geo_precision": where.precision,
-            "changes": [{"member_id": a, "from_branch": f, "to_branch": t} for a, f, t in changes],
-            "event_id": int(event.id)}
+    return ctx.writer.submit(Request(who, member_id, where, idem_key, req_hash))
 
 
 def apply_status_change(ctx: ServiceContext, who: Principal, member_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     """``PATCH /members/{id}``: store the fields; a changed status or full-member flag re-places the member."""
     with ctx.plan_lock:
+        pending = None
         try:
             with ctx.db.write() as s:
-                plan = _lock_newest(s)
+                plan = newest_head(s.connection(), lock=True)
                 m = s.get(Member, member_id)
                 if m is None or not who.sees_district(m.district_zh):
                     raise ProblemError(404, f"no member {member_id!r} in your districts")
                 before_status, before_full = m.status, bool(m.full_member)
                 set_fields(s, m, fields, who.key_id, source="patch", action="update")
-                if plan is not None and (m.status != before_status or bool(m.full_member) != before_full):
-                    apply(s, ctx, plan, m, lon=m.lon, lat=m.lat, district_zh=m.district_zh,
-                          full_member=bool(m.full_member), status=m.status, geo_status=m.geo_status,
-                          key_id=who.key_id, action_label="update")
                 s.flush()
-                pending = s.info.pop("geoalloc.pending_state", None)
-            _committed(ctx, pending)
+                if plan is not None and (m.status != before_status or bool(m.full_member) != before_full):
+                    audits: list[dict[str, Any]] = []
+                    _, _, _, pending = apply(
+                        s.connection(), ctx, plan, m.member_id, lon=m.lon, lat=m.lat, district_zh=m.district_zh,
+                        full_member=bool(m.full_member), status=m.status, geo_status=m.geo_status,
+                        geo_precision=m.geo_precision, key_id=who.key_id, audits=audits, action_label="update")
+                    if audits:
+                        s.connection().execute(AuditEntry.__table__.insert(), audits)
+            if pending is not None:
+                ctx.cache.put(*pending)
             return {"member_id": member_id}
         except BaseException:
             ctx.cache.invalidate()
@@ -317,3 +273,8 @@ def replay(s: Session, state: Any, since_event_id: int) -> int:
         state.relocate(mid, lon=m.lon, lat=m.lat, district_zh=m.district_zh, full_member=bool(m.full_member),
                        status=m.status, geo_status=m.geo_status)
     return len(ids)
+
+
+def events_after(s: Session, event_id: int) -> int:
+    """How many relocation events were committed after ``event_id``."""
+    return int(s.scalar(select(func.count()).select_from(RelocationEvent).where(RelocationEvent.id > event_id)) or 0)

@@ -36,6 +36,8 @@ def create_key(ctx: Ctx, who: Admin, body: KeyIn) -> KeyCreated:
 def revoke_key(ctx: Ctx, who: Admin, key_id: Annotated[str, Path(min_length=1, max_length=32)]) -> KeyOut:
     """Effective on the key's next request."""
     try:
-        return KeyOut(**revoke(ctx.db, key_id, by=who.key_id))
+        out = KeyOut(**revoke(ctx.db, key_id, by=who.key_id))
+        ctx.keys.forget(key_id)
+        return out
     except KeyError_ as exc:
         raise ProblemError(404, str(exc)) from exc

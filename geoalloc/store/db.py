@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -78,8 +78,8 @@ class Database:
         self.url = self.engine.url.render_as_string(hide_password=False)
         self.sqlite = is_sqlite(self.engine)
         self.session = sessionmaker(self.engine, expire_on_commit=False)
-        write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.sqlite else self.engine
-        self._write_session = sessionmaker(write_engine, expire_on_commit=False)
+        self._write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.sqlite else self.engine
+        self._write_session = sessionmaker(self._write_engine, expire_on_commit=False)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -96,6 +96,12 @@ class Database:
         """
         with self._write_session() as s, s.begin():
             yield s
+
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """Like :meth:`write`, as a Core connection (the relocation path: fewer layers, same lock)."""
+        with self._write_engine.begin() as conn:
+            yield conn
 
     def dispose(self) -> None:
         """Close every pooled connection."""

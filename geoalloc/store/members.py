@@ -185,3 +185,4 @@ def address_history(s: Session, member_id: str) -> list[MemberAddress]:
     """Every address of a member, oldest first."""
     return list(s.scalars(select(MemberAddress).where(MemberAddress.member_id == member_id)
                           .order_by(MemberAddress.id)).all())
+

@@ -114,7 +114,7 @@ class Plan(Base):
     kind: Mapped[str] = mapped_column(String(16), default="form")  # form | rebalance | import
     status: Mapped[str] = mapped_column(String(16), default="ready")
     policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, deferred=True)  # large: load on use
     state_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(32), nullable=True)

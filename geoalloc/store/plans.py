@@ -118,7 +118,7 @@ def lock_plan(s: Session, plan_id: int) -> Plan | None:
                      .execution_options(populate_existing=True)).first()
 
 
-def plan_frames(s: Session, plan_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def plan_frames(s: Session | Any, plan_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A stored plan as the plan-directory frames (assignments, branches)."""
     a_rows = s.execute(select(*[getattr(Assignment, c) for c in ASSIGNMENT_COLUMNS])
                        .where(Assignment.plan_id == plan_id).order_by(Assignment.member_id)).all()
@@ -134,7 +134,7 @@ def plan_frames(s: Session, plan_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     return a, b
 
 
-def apply_assignment_changes(s: Session, plan_id: int, rows: list[dict[str, Any]],
+def apply_assignment_changes(conn: Any, plan_id: int, rows: list[dict[str, Any]],
                              branch_rows: list[dict[str, Any]], removed_branches: list[str]) -> None:
     """Overwrite some assignment rows and branch rows of a plan (a relocation's footprint).
 
@@ -144,24 +144,21 @@ def apply_assignment_changes(s: Session, plan_id: int, rows: list[dict[str, Any]
     """
     a_tab, b_tab = Assignment.__table__, Branch.__table__
     for table, key, recs in ((a_tab, "member_id", rows), (b_tab, "branch_id", branch_rows)):
-        if not recs:
-            continue
-        exists = set(s.scalars(select(table.c[key]).where(table.c.plan_id == plan_id,
-                                                            table.c[key].in_([r[key] for r in recs]))).all())
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for r in recs:  # executemany needs one column set per statement
             groups.setdefault(tuple(k for k in r if k not in ("plan_id", key)), []).append(r)
         for keys, group in groups.items():
-            old = [r for r in group if r[key] in exists]
-            new = [r for r in group if r[key] not in exists]
-            if old:
-                stmt = (table.update().where(table.c.plan_id == bindparam("_plan"), table.c[key] == bindparam("_key"))
-                        .values({k: bindparam(k) for k in keys}))
-                s.connection().execute(stmt, [{**{k: r[k] for k in keys}, "_plan": plan_id, "_key": r[key]} for r in old])
-            if new:
-                s.connection().execute(table.insert(), new)
+            stmt = (table.update().where(table.c.plan_id == bindparam("_plan"), table.c[key] == bindparam("_key"))
+                    .values({k: bindparam(k) for k in keys}))
+            res = conn.execute(stmt, [{**{k: r[k] for k in keys}, "_plan": plan_id, "_key": r[key]} for r in group])
+            if res.rowcount != len(group):  # some rows are new: insert those
+                have = set(conn.execute(select(table.c[key]).where(
+                    table.c.plan_id == plan_id, table.c[key].in_([r[key] for r in group]))).scalars().all())
+                new = [r for r in group if r[key] not in have]
+                if new:
+                    conn.execute(table.insert(), new)
     if removed_branches:
-        s.execute(delete(Branch).where(Branch.plan_id == plan_id, Branch.branch_id.in_(removed_branches)))
+        conn.execute(delete(Branch).where(Branch.plan_id == plan_id, Branch.branch_id.in_(removed_branches)))
 
 
 def branch_sizes(s: Session, plan_id: int) -> dict[str, int]:

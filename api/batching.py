@@ -1,0 +1,264 @@
+"""Group commit for relocations: one writer thread applies queued relocations in batches.
+
+Relocations of the newest plan must be serialised (the library's in-memory plan is one object,
+and the database needs one writer at a time to keep limits exact). Serialising them one
+transaction each makes throughput ``1 / (transaction cost)``. Instead, requests queue up here
+while a batch is being written; the writer takes everything queued (up to ``max_batch``), applies
+each relocation to the in-memory plan in arrival order, exactly as one-by-one would, then writes
+all their rows with one executemany per table in ONE transaction (under the same plan lock and
+database lock as before), and answers each request. A failure of the transaction fails nobody
+silently: the cached plan is dropped and every request of the batch is retried on its own, so
+each gets its own answer (and an error only if its own relocation fails).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import bindparam, select
+
+from api.problems import ProblemError
+from api.relocation import Location, _finite, _rows_after, newest_head, stored_answer
+from geoalloc.model import GeoStatus, MemberStatus
+from geoalloc.store.keys import Principal
+from geoalloc.store.members import LOCATION_FIELDS, _address_values, _jsonable
+from geoalloc.store.models import AuditEntry, IdempotencyRecord, Member, MemberAddress, Plan, RelocationEvent, utcnow
+from geoalloc.store.plans import apply_assignment_changes
+
+if TYPE_CHECKING:
+    from api.context import ServiceContext
+
+log = logging.getLogger("geoalloc.api.batching")
+
+
+@dataclass
+class Request:
+    """One queued relocation and the future its HTTP handler waits on."""
+
+    who: Principal
+    member_id: str
+    where: Location
+    idem_key: str | None
+    req_hash: str
+    future: Future[tuple[int, dict[str, Any]]] = field(default_factory=Future)
+
+
+class RelocationWriter:
+    """The single writer of relocations for one service context."""
+
+    def __init__(self, ctx: ServiceContext, max_batch: int = 64) -> None:
+        self.ctx = ctx
+        self.max_batch = max_batch
+        self.queue: queue.Queue[Request | None] = queue.Queue()
+        self.thread = threading.Thread(target=self._loop, name="geoalloc-relocations", daemon=True)
+        self.thread.start()
+
+    def submit(self, req: Request, timeout: float = 60.0) -> tuple[int, dict[str, Any]]:
+        """Queue a relocation and wait for its answer (raises what its relocation raised)."""
+        self.queue.put(req)
+        return req.future.result(timeout=timeout)
+
+    def close(self) -> None:
+        """Stop after the queued relocations are written."""
+        self.queue.put(None)
+        self.thread.join(timeout=30)
+
+    # -- the writer thread ---------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            first = self.queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self.max_batch:
+                try:
+                    nxt = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            self._run(batch)
+            if stop:
+                return
+
+    def _run(self, batch: list[Request]) -> None:
+        try:
+            self._write(batch)
+        except Exception as exc:  # the transaction failed: nothing of the batch was committed
+            self.ctx.cache.invalidate()
+            if len(batch) == 1:
+                if not batch[0].future.done():
+                    batch[0].future.set_exception(exc)
+                return
+            log.warning("relocation batch of %d failed (%s); retrying one by one", len(batch), exc)
+            for req in batch:
+                if not req.future.done():
+                    self._run([req])
+
+    def _write(self, batch: list[Request]) -> None:
+        ctx = self.ctx
+        results: list[tuple[Request, dict[str, Any]]] = []
+        with ctx.plan_lock:
+            with ctx.db.write_connection() as conn:
+                plan = newest_head(conn, lock=True)
+                ids = list({r.member_id for r in batch})
+                m_tab = Member.__table__
+                members = {row["member_id"]: dict(row) for row in
+                           conn.execute(select(m_tab).where(m_tab.c.member_id.in_(ids))).mappings().all()}
+                state = ctx.cache.get(conn, plan.id, plan.state_version, plan.policy) if plan else None
+                version = plan.state_version if plan else 0
+                now = utcnow()
+                seen_idem: dict[tuple[str, str], dict[str, Any]] = {}
+                member_updates: list[dict[str, Any]] = []
+                closes: list[str] = []
+                addresses: list[dict[str, Any]] = []
+                events: list[dict[str, Any]] = []
+                audits: list[dict[str, Any]] = []
+                idem_rows: list[dict[str, Any]] = []
+                touched_members: set[str] = set()
+                touched_branches: set[str] = set()
+                precision: dict[str, str] = {}
+                pending: list[tuple[Request, dict[str, Any], int]] = []  # request, response, event index
+                for req in batch:
+                    if req.idem_key:
+                        key = (req.who.key_id, req.idem_key)
+                        answer = stored_answer(conn, req.who, req.idem_key, req.req_hash)
+                        if answer is None and key in seen_idem:
+                            if seen_idem[key]["hash"] != req.req_hash:
+                                req.future.set_exception(ProblemError(
+                                    422, "this Idempotency-Key was already used for a different request",
+                                    title="Idempotency-Key reused"))
+                                continue
+                            pending.append((req, seen_idem[key]["out"], -1))
+                            continue
+                        if answer is not None:
+                            req.future.set_result(answer)
+                            continue
+                    m = members.get(req.member_id)
+                    if m is None or not req.who.sees_district(m["district_zh"]):
+                        req.future.set_exception(ProblemError(404, f"no member {req.member_id!r} in your districts"))
+                        continue
+                    where = req.where
+                    status = m["status"]
+                    if where.geo_status == GeoStatus.OUT_OF_CITY.value:
+                        status = MemberStatus.TRANSFER_OUT.value
+                    elif status == MemberStatus.TRANSFER_OUT.value and where.geo_status != GeoStatus.FAILED.value:
+                        status = MemberStatus.ACTIVE.value
+                    district = where.district_zh or m["district_zh"]
+                    fields: dict[str, Any] = {"lon": where.lon, "lat": where.lat, "district_zh": district,
+                                              "geo_precision": where.precision, "geo_status": where.geo_status,
+                                              "status": status}
+                    if where.address is not None:
+                        fields["address"] = where.address
+                        fields["subdistrict_zh"] = where.subdistrict_zh
+                    changed = {k: v for k, v in fields.items() if m.get(k) != v}
+                    if changed:
+                        audits.append({"key_id": req.who.key_id, "action": "relocate", "entity": "member",
+                                       "entity_id": m["member_id"], "plan_id": None,
+                                       "before": _jsonable({k: m[k] for k in changed}), "after": _jsonable(changed),
+                                       "at": now})
+                        new_m = m | changed
+                        new_m["version"] = m["version"] + 1
+                        members[m["member_id"]] = new_m
+                        member_updates.append({"_id": m["member_id"], **{k: new_m[k] for k in _MEMBER_SET},
+                                               "version": new_m["version"], "updated_at": now})
+                        if any(k in LOCATION_FIELDS for k in changed):
+                            closes.append(m["member_id"])
+                            addresses.append(_address_values(new_m, where.datum, "relocate", now))
+                    base = {"member_id": m["member_id"], "status": status, "geo_status": where.geo_status,
+                            "geo_precision": where.precision}
+                    if state is None:
+                        reason = "no plan yet: the new address is stored"
+                        events.append({"plan_id": None, "member_id": m["member_id"], "from_branch": None,
+                                       "to_branch": None, "action": "no_plan", "reason": reason, "distance_m": None,
+                                       "changes": [], "key_id": req.who.key_id, "created_at": now})
+                        out = base | {"plan_id": 0, "plan_version": 0, "from_branch": None, "to_branch": None,
+                                      "action": "no_plan", "reason": reason, "distance_m": None, "changes": []}
+                    else:
+                        rel = state.relocate(m["member_id"], lon=where.lon, lat=where.lat, district_zh=district,
+                                             full_member=bool(m["full_member"]), status=status,
+                                             geo_status=where.geo_status)
+                        changes = [(str(a), f or None, t or None) for a, f, t in (rel.changes or [])]
+                        touched_members.add(m["member_id"])
+                        touched_members.update(a for a, _, _ in changes)
+                        touched_branches.update(b for _, f, t in changes for b in (f, t) if b)
+                        touched_branches.update(str(b) for b in (rel.from_branch, rel.to_branch) if b)
+                        precision[m["member_id"]] = where.precision
+                        version += 1
+                        events.append({"plan_id": plan.id, "member_id": m["member_id"],
+                                       "from_branch": rel.from_branch or None, "to_branch": rel.to_branch or None,
+                                       "action": str(rel.action), "reason": str(rel.reason),
+                                       "distance_m": _finite(rel.distance_m), "changes": [list(c) for c in changes],
+                                       "key_id": req.who.key_id, "created_at": now})
+                        audits += [{"key_id": req.who.key_id, "action": "relocate", "entity": "assignment",
+                                    "entity_id": a, "plan_id": plan.id, "before": {"branch_id": f},
+                                    "after": {"branch_id": t}, "at": now} for a, f, t in changes]
+                        reason = str(rel.reason)
+                        if where.reason and where.geo_status != GeoStatus.OK.value:
+                            reason = f"{reason} (geocoding: {where.reason})"
+                        out = base | {"plan_id": plan.id, "plan_version": version, "from_branch": rel.from_branch or None,
+                                      "to_branch": rel.to_branch or None, "action": str(rel.action), "reason": reason,
+                                      "distance_m": _finite(rel.distance_m),
+                                      "changes": [{"member_id": a, "from_branch": f, "to_branch": t} for a, f, t in changes]}
+                    pending.append((req, out, len(events) - 1))
+                    if req.idem_key:
+                        seen_idem[(req.who.key_id, req.idem_key)] = {"hash": req.req_hash, "out": out}
+                        idem_rows.append({"key_id": req.who.key_id, "idem_key": req.idem_key,
+                                          "request_hash": req.req_hash, "status_code": 200, "response": out,
+                                          "created_at": now})
+
+                # -- one executemany per table ------------------------------------------------------
+                if member_updates:
+                    conn.execute(_MEMBER_UPDATE, member_updates)
+                if closes:
+                    a_tab = MemberAddress.__table__
+                    last = {a["member_id"]: k for k, a in enumerate(addresses)}
+                    for k, a in enumerate(addresses):  # moved twice in one batch: only the last is current
+                        if last[a["member_id"]] != k:
+                            a["valid_to"] = now
+                    conn.execute(a_tab.update().where(a_tab.c.member_id.in_(closes), a_tab.c.valid_to.is_(None),
+                                                      a_tab.c.valid_from < now).values(valid_to=now))
+                    conn.execute(a_tab.insert(), addresses)
+                if state is not None and touched_members:
+                    a_rows, b_rows, removed = _rows_after(state, plan.id, touched_members, touched_branches)
+                    for r in a_rows:
+                        if r["member_id"] in precision:
+                            r["geo_precision"] = precision[r["member_id"]]
+                    apply_assignment_changes(conn, plan.id, a_rows, b_rows, removed)
+                event_ids: list[int] = []
+                if events:
+                    ev = RelocationEvent.__table__
+                    event_ids = list(conn.execute(ev.insert().returning(ev.c.id, sort_by_parameter_order=True),
+                                                  events).scalars().all())
+                for req, out, k in pending:
+                    if k >= 0:
+                        out["event_id"] = int(event_ids[k])
+                if audits:
+                    conn.execute(AuditEntry.__table__.insert(), audits)
+                if plan is not None and version != plan.state_version:
+                    p = Plan.__table__
+                    conn.execute(p.update().where(p.c.id == plan.id).values(state_version=version))
+                if idem_rows:
+                    conn.execute(IdempotencyRecord.__table__.insert(), idem_rows)
+                results = [(req, out) for req, out, _ in pending]
+            if state is not None:
+                ctx.cache.put(plan.id, version, state)
+        for req, out in results:
+            ctx.metrics.relocations.labels(action=out["action"]).inc()
+            if not req.future.done():
+                req.future.set_result((200, out))
+
+
+_MEMBER_SET = ("lon", "lat", "district_zh", "geo_precision", "geo_status", "status", "address", "subdistrict_zh")
+_m = Member.__table__
+_MEMBER_UPDATE = (_m.update().where(_m.c.member_id == bindparam("_id"))
+                  .values({k: bindparam(k) for k in (*_MEMBER_SET, "version", "updated_at")}))

@@ -1,0 +1,195 @@
+"""Service benchmark on loopback: relocations at 50 concurrent clients, and a plan through the API.
+
+    .venv/bin/python -m benchmarks.api [--relocations 3000] [--clients 50] [--members PATH] [--json]
+
+Starts ``uvicorn --factory api.app:create_app`` in its own process on 127.0.0.1 with a fresh
+SQLite file, creates an admin key, then measures, end to end over HTTP:
+
+1. importing the bundled 7,000-member sample (``POST /members/import``: validation + offline geocoding);
+2. forming a plan for it (``POST /plans`` -> 202, polling ``GET /jobs/{id}`` until the plan is saved);
+3. relocations (``POST /members/{id}/relocate`` with a point) from N concurrent clients: each moves a
+   random active member next to another random member's home (so some keep their branch, some
+   move, some trigger a local re-solve), reporting throughput and latency percentiles.
+
+Targets (issue 7): relocations >= 300/s with p99 < 50 ms at 50 clients; plan formation < 10 s.
+The load generator shares the machine's two cores with the server: figures are conservative and
+noisy on a busy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from geoalloc.paths import sample_roster_path
+from geoalloc.store.keys import create_key
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(db_url: str, port: int) -> subprocess.Popen[bytes]:
+    """uvicorn in a child process (its own GIL), logging warnings only."""
+    env = os.environ | {"GEOALLOC_DATABASE_URL": db_url}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning", "--no-access-log"], env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError("the server exited during start-up")
+        time.sleep(0.2)
+    proc.terminate()
+    raise RuntimeError("the server did not start in 60 s")
+
+
+def import_and_plan(base: str, headers: dict[str, str], roster: Path) -> dict[str, Any]:
+    """Import the roster, then form a plan through the API; seconds for each step."""
+    out: dict[str, Any] = {}
+    with httpx.Client(base_url=base, headers=headers, timeout=600) as c:
+        t0 = time.perf_counter()
+        r = c.post("/members/import", files={"file": (roster.name, roster.read_bytes(), "text/csv")})
+        r.raise_for_status()
+        rep = r.json()
+        out["import_s"] = time.perf_counter() - t0
+        out["imported"] = rep["created"]
+        out["rejected"] = len(rep["rejects"])
+        t0 = time.perf_counter()
+        r = c.post("/plans", json={})
+        r.raise_for_status()
+        job_id = r.json()["job_id"]
+        while True:
+            job = c.get(f"/jobs/{job_id}").json()
+            if job["status"] in ("succeeded", "failed"):
+                break
+            time.sleep(0.05)
+        out["plan_s"] = time.perf_counter() - t0
+        if job["status"] != "succeeded":
+            raise RuntimeError(f"plan job failed: {job['error']}")
+        out["plan_id"] = job["plan_id"]
+        plan = c.get(f"/plans/{job['plan_id']}").json()
+        report = c.get(f"/plans/{job['plan_id']}/report").json()
+        out["n_branches"] = plan["n_branches"]
+        out["n_assigned"] = plan["n_assigned"]
+        out["gap"] = report.get("gap")
+        members = []
+        offset = 0
+        while True:
+            page = c.get("/members", params={"limit": 1000, "offset": offset, "status": "active"}).json()
+            members += [(m["member_id"], m["lon"], m["lat"]) for m in page["items"] if m["lon"] is not None]
+            offset += 1000
+            if offset >= page["total"]:
+                break
+        out["members"] = members
+    return out
+
+
+async def relocate_load(base: str, headers: dict[str, str], members: list[tuple[str, float, float]], n: int,
+                        clients: int, seed: int = 7) -> dict[str, Any]:
+    """n relocations from ``clients`` concurrent connections; latency of each call in seconds."""
+    rng = np.random.default_rng(seed)
+    who = rng.integers(0, len(members), size=n)
+    where = rng.integers(0, len(members), size=n)
+    jitter = rng.normal(0, 0.002, size=(n, 2))
+    jobs = [(members[w][0], members[t][1] + float(dx), members[t][2] + float(dy))
+            for w, t, (dx, dy) in zip(who, where, jitter)]
+    latencies: list[float] = []
+    codes: dict[int, int] = {}
+    actions: dict[str, int] = {}
+    queue: asyncio.Queue[tuple[str, float, float]] = asyncio.Queue()
+    for j in jobs:
+        queue.put_nowait(j)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60, limits=limits) as c:
+
+        async def worker() -> None:
+            while True:
+                try:
+                    mid, lon, lat = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                t0 = time.perf_counter()
+                r = await c.post(f"/members/{mid}/relocate", json={"lon": lon, "lat": lat})
+                latencies.append(time.perf_counter() - t0)
+                codes[r.status_code] = codes.get(r.status_code, 0) + 1
+                if r.status_code == 200:
+                    a = r.json()["action"]
+                    actions[a] = actions.get(a, 0) + 1
+
+        # warm-up: loads the plan into the server's cache
+        await c.post(f"/members/{jobs[0][0]}/relocate", json={"lon": jobs[0][1], "lat": jobs[0][2]})
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        wall = time.perf_counter() - t0
+    lat = np.array(latencies) * 1000
+    return {"relocations": n, "clients": clients, "seconds": wall, "per_second": n / wall,
+            "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),
+            "p99_ms": float(np.percentile(lat, 99)), "max_ms": float(lat.max()), "status": codes, "actions": actions}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--relocations", type=int, default=3000)
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--members", type=Path, default=sample_roster_path())
+    ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    args = ap.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="geoalloc-bench-") as tmp:
+        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        from geoalloc.store.db import init_db
+
+        init_db(url)
+        _, key = create_key(url, "admin")
+        headers = {"Authorization": f"Bearer {key}"}
+        port = _free_port()
+        proc = start_server(url, port)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            plan = import_and_plan(base, headers, args.members)
+            members = plan.pop("members")
+            reloc = asyncio.run(relocate_load(base, headers, members, args.relocations, args.clients))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+    result = {"plan": plan, "relocation": reloc}
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    print(f"geoalloc service benchmark (loopback uvicorn, SQLite, {os.cpu_count()} cores shared with the load generator)")
+    print(f"  import {plan['imported']} members ({plan['rejected']} rejected):   {plan['import_s']:.2f} s")
+    print(f"  form a plan through the API (POST /plans -> job done): {plan['plan_s']:.2f} s   "
+          f"[target < 10 s] {'OK' if plan['plan_s'] < 10 else 'MISSED'}")
+    print(f"      {plan['n_branches']} branches, {plan['n_assigned']} members assigned, gap {plan['gap']}")
+    print(f"  relocations: {reloc['relocations']} at {reloc['clients']} concurrent clients in {reloc['seconds']:.2f} s")
+    print(f"      throughput {reloc['per_second']:.0f}/s   [target >= 300/s] {'OK' if reloc['per_second'] >= 300 else 'MISSED'}")
+    print(f"      latency p50 {reloc['p50_ms']:.1f} ms  p95 {reloc['p95_ms']:.1f} ms  p99 {reloc['p99_ms']:.1f} ms  "
+          f"max {reloc['max_ms']:.1f} ms   [target p99 < 50 ms] {'OK' if reloc['p99_ms'] < 50 else 'MISSED'}")
+    print(f"      status codes {reloc['status']}   actions {reloc['actions']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
