@@ -59,7 +59,7 @@ class InstanceResult:
 
 def solve_instance(
     inst: Instance, time_limit: float, seed: int, *, bound: bool = True, restarts: int = 6,
-    patience: int | None = None, polish: float = 0.0,
+    patience: int | None = None, polish: float = 0.0, bound_share: float = 0.2,
 ) -> InstanceResult | None:
     """Best plan found within ``time_limit`` seconds, or None when no feasible plan was found.
 
@@ -74,7 +74,7 @@ def solve_instance(
 
     t0 = time.perf_counter()
     deadline = t0 + time_limit
-    bound_share = 0.2 if bound else 0.0
+    bound_share = bound_share if bound else 0.0
     search_deadline = deadline - (bound_share + polish) * time_limit
     best: tuple[NDArray[np.int64], NDArray[np.int64], float] | None = None
     stats: dict[str, object] = {}

@@ -27,6 +27,8 @@ from geoalloc.solver.instance import Instance
 from geoalloc.solver.problem import Conflict, InfeasibleError, Problem, Solution
 
 PARALLEL_MIN_MEMBERS = 1500  # below this, worker start-up costs more than it saves
+RESTARTS = 6  # search starts per region (the time limit may cut them short)
+BOUND_SHARE = 0.45  # share of each region's time kept for the lower bound: the gap is half the answer
 
 
 @dataclass
@@ -160,7 +162,7 @@ def _instance(problem: Problem, unit: Unit, p: int, policy: Policy) -> tuple[Ins
 
 def _solve_task(args: tuple[Instance, float, int]) -> InstanceResult | None:
     inst, budget, seed = args
-    return solve_instance(inst, budget, seed)
+    return solve_instance(inst, budget, seed, restarts=RESTARTS, bound_share=BOUND_SHARE)
 
 
 def form_branches(

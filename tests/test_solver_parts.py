@@ -1,0 +1,105 @@
+"""The solver's building blocks: pair moves are exact, bounds are valid, flows respect limits,
+and the benchmark reader takes both instance layouts."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for benchmarks/
+from benchmarks.cpmp import check, read_instance  # noqa: E402
+from geoalloc.solver.bounds import lagrangian_bound  # noqa: E402
+from geoalloc.solver.flow import flow_assign  # noqa: E402
+from geoalloc.solver.instance import Instance  # noqa: E402
+from geoalloc.solver.mip import solve_part  # noqa: E402
+from geoalloc.solver.pairs import best_pair  # noqa: E402
+
+
+def make(seed: int, n: int, p: int, *, groups: bool = False, min_full: int = 0, floor: bool = False) -> Instance:
+    rng = np.random.default_rng(seed)
+    demand = rng.integers(1, 5, n) if groups else np.ones(n, dtype=np.int64)
+    full = np.where(rng.random(n) < 0.8, demand, 0)
+    cap = int(np.ceil(demand.sum() / p * 1.25)) + int(demand.max())
+    return Instance(xy=rng.uniform(0, 1000, (n, 2)), demand=demand, full=full, weight=np.ones(n), p=p,
+                    max_size=cap, min_size=1, min_full=min_full, floor=floor)
+
+
+def brute(inst: Instance) -> float:
+    best = np.inf
+    n, p = inst.n, inst.p
+    for sites in itertools.combinations(range(n), p):
+        rest = [i for i in range(n) if i not in sites]
+        for choice in itertools.product(range(p), repeat=len(rest)):
+            br = np.empty(n, dtype=np.int64)
+            br[list(sites)] = range(p)
+            br[rest] = choice
+            if not inst.violations(np.array(sites), br):
+                best = min(best, inst.objective(np.array(sites), br))
+    return best
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.integers(0, 10_000), st.booleans(), st.booleans())
+def test_pair_move_matches_the_mip(seed: int, groups: bool, full_rule: bool) -> None:
+    inst = make(seed, 14, 2, groups=groups, min_full=2 if (full_rule and not groups) else 0)
+    pts = np.arange(inst.n)
+    res = best_pair(inst, pts, pts[:7], pts[7:], pts, t=14)
+    ai, aj = np.repeat(pts, inst.n), np.tile(pts, inst.n)
+    mip = solve_part(inst, pts, pts, 2, ai, aj, time_limit=20, node_limit=None)
+    if mip is None:
+        assert res is None
+        return
+    assert res is not None
+    assert res[0] == pytest.approx(float(inst.cost(pts, mip[0]).sum()), rel=1e-9, abs=1e-6)
+    on_a = res[3]
+    br = np.where(on_a, 0, 1)
+    assert not inst.violations(np.array([res[1], res[2]]), br)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 10_000), st.booleans())
+def test_lagrangian_bound_never_exceeds_the_optimum(seed: int, groups: bool) -> None:
+    inst = make(seed, 7, 2, groups=groups)
+    opt = brute(inst)
+    assert lagrangian_bound(inst, np.inf) <= opt + 1e-6
+    assert lagrangian_bound(inst, opt) <= opt + 1e-6
+
+
+def test_flow_assignment_respects_every_limit() -> None:
+    rng = np.random.default_rng(4)
+    n = 200
+    full = (rng.random(n) < 0.5).astype(np.int64)
+    inst = Instance(xy=rng.uniform(0, 5000, (n, 2)), demand=np.ones(n, dtype=np.int64), full=full,
+                    weight=np.ones(n), p=8, max_size=30, min_size=20, min_full=8)
+    sites = rng.choice(n, 8, replace=False)
+    br = flow_assign(inst, sites, k=3)
+    assert br is not None
+    assert inst.violations(sites, br) == []
+
+
+def test_reader_takes_both_layouts(tmp_path: Path) -> None:
+    shared = tmp_path / "a.txt"
+    shared.write_text(" 3   2 \r\n 0 0 10 4 \r\n\r\n 3 4 10 5\r\n 6 8 10 3 \r\n")
+    orlib = tmp_path / "cpmp99.txt"
+    orlib.write_text("1 713\n3 2 10\n1 0 0 4\n2 3 4 5\n3 6 8 3\n")
+    tabs = tmp_path / "lin.txt"
+    tabs.write_text("3\t2\t\t\r\n0\t0\t10\t4\r\n3\t4\t10\t5\r\n6\t8\t10\t3\r\n")
+    for f in (shared, orlib, tabs):
+        inst = read_instance(f)
+        assert inst.p == 2 and inst.capacity == 10 and inst.demand.tolist() == [4, 5, 3]
+        assert inst.xy[1].tolist() == [3.0, 4.0]
+    assert read_instance(orlib).dist == "floor" and read_instance(tabs).dist == "euclid"
+    inst = read_instance(shared)
+    ok, obj = check(inst, np.array([0, 1]), np.array([0, 1, 1]))
+    assert ok and obj == pytest.approx(5.0)
+    assert not check(inst, np.array([0, 1]), np.array([0, 0, 1]))[0]  # median 1 must serve itself
+    tight = read_instance(shared)
+    tight.capacity = 8
+    assert not check(tight, np.array([0, 2]), np.array([0, 0, 2]))[0]  # median 0 would hold 9 > 8
+
