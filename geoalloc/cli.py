@@ -131,10 +131,14 @@ def geocode(
 
 
 def _policy(min_size: int, max_size: int, min_full: int, branches: int | None, target_size: float | None,
-            cross_district: bool, time_limit: float, seed: int) -> Policy:
+            cross_district: bool, time_limit: float, seed: int, themes: str | None = None) -> Policy:
+    extra: dict[str, Any] = {}
+    if themes:
+        extra["themes"] = "all" if themes.strip() == "all" else [t.strip() for t in themes.split(",") if t.strip()]
     try:
         return Policy(min_size=min_size, max_size=max_size, min_full=min_full, n_branches=branches,
-                      target_size=target_size, cross_district=cross_district, time_limit=time_limit, seed=seed)
+                      target_size=target_size, cross_district=cross_district, time_limit=time_limit, seed=seed,
+                      extra=extra)
     except ValueError as exc:
         raise fail(str(exc), EXIT_USAGE) from exc
 
@@ -216,11 +220,12 @@ def allocate(
     cross_district: Annotated[bool, typer.Option(help="Let branches cross district lines (off: each district committee owns its branches).")] = False,
     time_limit: Annotated[float, typer.Option(help="Seconds the optimiser may use; the best plan found is returned.")] = 10.0,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same plan.")] = 0,
+    themes: Annotated[str | None, typer.Option(help="Themed branches: comma-separated themes (e.g. IT,entrepreneur) or 'all'; members who opted in (theme column) form themed branches near home.")] = None,
     landmarks: Annotated[Path | None, typer.Option(help="Optional landmark table (name, lon, lat, district) for geocoding.")] = None,
     map: Annotated[bool, typer.Option("--map/--no-map", help="Also write map.html.")] = True,
 ) -> None:
     """Form branches: every active member in exactly one branch, sizes within limits, short distances."""
-    policy = _policy(min_size, max_size, min_full, branches, target_size, cross_district, time_limit, seed)
+    policy = _policy(min_size, max_size, min_full, branches, target_size, cross_district, time_limit, seed, themes)
     run_allocate(roster, output, policy, landmarks, map)
 
 

@@ -22,6 +22,14 @@ import pandas as pd
 
 from geoalloc.geocode import geocode_frame
 from geoalloc.model import GeoStatus, MemberStatus, Policy
+from geoalloc.policies import (
+    CITY_REGION,
+    attach_roles,
+    district_of_region,
+    region_keys,
+    role_summary,
+    theme_fallbacks,
+)
 from geoalloc.projection import to_lonlat, to_metres
 from geoalloc.solver import form_branches
 from geoalloc.solver.problem import Problem, Solution
@@ -32,6 +40,7 @@ ASSIGNMENT_COLUMNS = [
 ]
 BRANCH_COLUMNS = [
     "branch_id", "lon", "lat", "district_zh", "size", "n_full", "mean_distance_m", "max_distance_m", "joint",
+    "region",
 ]
 
 Progress = Callable[[str, float], None]
@@ -74,28 +83,23 @@ def _unassigned_reason(row: pd.Series) -> str | None:
     return None
 
 
-def region_keys(active: pd.DataFrame, policy: Policy) -> tuple[np.ndarray, list[str]]:
-    """The independent sub-problems: one per district (one in all with ``cross_district``)."""
-    if policy.cross_district:
-        return np.zeros(len(active), dtype=np.int64), ["深圳市"]
-    names = sorted(active["district_zh"].unique())
-    index = {n: k for k, n in enumerate(names)}
-    return active["district_zh"].map(index).to_numpy(dtype=np.int64), names
-
-
 def build_problem(active: pd.DataFrame, policy: Policy) -> tuple[Problem, pd.DataFrame]:
     """Collapse groups that must stay together into single points and build the solver input.
 
+    Regions are the independent sub-problems: one per district (one for the whole city with
+    ``cross_district``), split by theme where themed branches are on (:mod:`geoalloc.policies`).
     Returns the problem and a frame mapping each active member to its point index.
     """
     active = active.copy()
+    member_region, names = region_keys(active, policy)
+    active["_region"] = member_region
     gid = active["group_id"].astype(str) if "group_id" in active else pd.Series("", index=active.index)
     active["_point"] = np.where(gid != "", "g:" + gid, "m:" + active["member_id"].astype(str))
     points = active.groupby("_point", sort=False).agg(
         lon=("lon", "mean"), lat=("lat", "mean"), demand=("weight", "sum"),
-        full=("_full_count", "sum"), district_zh=("district_zh", "first"),
+        full=("_full_count", "sum"), region=("_region", "first"),
     )
-    region, names = region_keys(points, policy)
+    region = points["region"].to_numpy(dtype=np.int64)
     xy = to_metres(points["lon"].to_numpy(), points["lat"].to_numpy())
     problem = Problem(xy=xy, demand=points["demand"].to_numpy(), full=points["full"].to_numpy(),
                       region=region, region_names=names)
@@ -130,7 +134,7 @@ def allocate(members: pd.DataFrame, policy: Policy | None = None, *, progress: P
     if progress:
         progress("solve", 1.0)
 
-    branch_ids, site_lonlat, site_district = _name_branches(problem, solution)
+    branch_ids, site_lonlat, site_region = _name_branches(problem, solution)
     point_branch = solution.branch_of
     member_branch = point_branch[active["_point_index"].to_numpy()]
     member_xy = to_metres(active["lon"].to_numpy(), active["lat"].to_numpy())
@@ -145,8 +149,9 @@ def allocate(members: pd.DataFrame, policy: Policy | None = None, *, progress: P
     assignments.loc[active.index, "distance_m"] = np.round(dist, 1)
     assignments = assignments[ASSIGNMENT_COLUMNS]
 
-    branches = branch_table(assignments, branch_ids, site_lonlat, site_district,
+    branches = branch_table(assignments, branch_ids, site_lonlat, site_region,
                             joint=getattr(solution, "joint", None), weights=members["weight"])
+    branches = attach_roles(assignments, branches, members, policy)
     unassigned = [
         {"member_id": str(m), "status": str(s), "reason": str(r)}
         for m, s, r in zip(members.loc[reasons.notna(), "member_id"], members.loc[reasons.notna(), "status"],
@@ -155,6 +160,7 @@ def allocate(members: pd.DataFrame, policy: Policy | None = None, *, progress: P
     report = build_report(
         assignments, branches, policy, solution, unassigned,
         seconds=time.perf_counter() - started, parent_plan_id=parent_plan_id,
+        extra={"roles": role_summary(branches), "theme_fallbacks": theme_fallbacks(members[reasons.isna()], policy)},
     )
     return AllocationResult(assignments, branches, report, solution, members)
 
@@ -168,27 +174,35 @@ def _empty_solution() -> Solution:
 
 
 def _name_branches(problem: Problem, solution: Solution) -> tuple[list[str], np.ndarray, list[str]]:
-    """Stable, readable branch ids ("南山区-007"): numbered north to south, then west to east, per district."""
+    """Stable, readable branch ids ("南山区-007", "南山区·IT-002"): numbered north to south, then
+    west to east, per region. Returns ids, site lon/lat and each branch's region name."""
     site_lonlat = to_lonlat(solution.site_xy[:, 0], solution.site_xy[:, 1]) if solution.n_branches else np.zeros((0, 2))
-    site_district = [problem.region_names[r] for r in solution.site_region]
-    if problem.region_names == ["深圳市"]:  # cross-district: name by the district the site lies in
+    site_region = [problem.region_names[r] for r in solution.site_region]
+    if policy_is_citywide(problem.region_names) and len(site_region):
+        # cross-district: a branch belongs to the district its site lies in
         from geoalloc.districts import locate_districts
 
         where = locate_districts(site_lonlat[:, 0], site_lonlat[:, 1])
-        site_district = [w or "深圳市" for w in where]
-    order = sorted(range(len(site_district)), key=lambda k: (site_district[k], -site_lonlat[k, 1], site_lonlat[k, 0]))
+        site_region = [r.replace(CITY_REGION, w or CITY_REGION, 1) for r, w in zip(site_region, where)]
+    order = sorted(range(len(site_region)), key=lambda k: (site_region[k], -site_lonlat[k, 1], site_lonlat[k, 0]))
     ids = [""] * len(order)
     counters: dict[str, int] = {}
     for k in order:
-        counters[site_district[k]] = counters.get(site_district[k], 0) + 1
-        ids[k] = f"{site_district[k]}-{counters[site_district[k]]:03d}"
-    return ids, site_lonlat, site_district
+        counters[site_region[k]] = counters.get(site_region[k], 0) + 1
+        ids[k] = f"{site_region[k]}-{counters[site_region[k]]:03d}"
+    return ids, site_lonlat, site_region
+
+
+def policy_is_citywide(region_names: list[str]) -> bool:
+    """True when the regions are the whole city (cross-district), not districts."""
+    return all(district_of_region(r) == CITY_REGION for r in region_names)
 
 
 def branch_table(assignments: pd.DataFrame, branch_ids: list[str], site_lonlat: np.ndarray,
-                 site_district: list[str], *, joint: np.ndarray | None = None,
+                 site_region: list[str], *, joint: np.ndarray | None = None,
                  weights: pd.Series | None = None) -> pd.DataFrame:
-    """One row per branch: site, district, size (members), full members, distance statistics."""
+    """One row per branch: site, district, region (district or district·theme), size (members),
+    full members, distance statistics."""
     a = assignments[assignments["branch_id"] != ""].copy()
     a["_w"] = 1 if weights is None else weights.loc[a.index].to_numpy()
     a["_full"] = a["_w"] * pd.to_numeric(a["full_member"], errors="coerce").fillna(1)
@@ -200,7 +214,8 @@ def branch_table(assignments: pd.DataFrame, branch_ids: list[str], site_lonlat: 
         "branch_id": branch_ids,
         "lon": np.round(site_lonlat[:, 0], 6) if len(branch_ids) else [],
         "lat": np.round(site_lonlat[:, 1], 6) if len(branch_ids) else [],
-        "district_zh": site_district,
+        "district_zh": [district_of_region(r) for r in site_region],
+        "region": site_region,
         "joint": (np.asarray(joint, dtype=int) if joint is not None else np.zeros(len(branch_ids), dtype=int)),
     }).set_index("branch_id")
     out = out.join(stats).fillna({"size": 0, "n_full": 0})

@@ -132,3 +132,28 @@ def test_online_provider_without_key_is_a_usage_error(tmp_path: Path, roster_csv
     result = runner.invoke(app, ["geocode", str(roster_csv), "-o", str(tmp_path / "g.csv"), "--provider", "amap"])
     assert result.exit_code == 2 and "GEOALLOC_AMAP_KEY" in result.output
     assert not (tmp_path / "g.csv").exists()
+
+
+def test_themed_branches_gather_opted_in_members_near_home(tmp_path: Path) -> None:
+    from geoalloc.samples import generate_roster
+
+    roster = tmp_path / "r.csv"
+    df = generate_roster(1500, seed=4)
+    df.to_csv(roster, index=False)
+    out = tmp_path / "o"
+    result = runner.invoke(app, ["allocate", str(roster), "-o", str(out), "--themes", "IT", "--no-map", "--time-limit", "3"])
+    assert result.exit_code == 0, result.output
+    a = pd.read_csv(out / "assignments.csv", dtype={"branch_id": str}, keep_default_na=False)
+    b = pd.read_csv(out / "branches.csv", keep_default_na=False)
+    themed = b[b["region"].str.endswith("·IT")]
+    assert len(themed) > 0
+    assert all(bid.startswith(region + "-") for bid, region in zip(themed["branch_id"], themed["region"]))
+    members = a.merge(df[["member_id", "theme"]], on="member_id")
+    in_themed = members[members["branch_id"].isin(themed["branch_id"])]
+    assert (in_themed["theme"] == "IT").all()  # only opted-in members sit in themed branches
+    # a themed branch stays inside its district
+    assert (in_themed.merge(b[["branch_id", "district_zh"]], on="branch_id", suffixes=("", "_b"))
+            .pipe(lambda m: m["district_zh"] == m["district_zh_b"]).all())
+    report = json.loads((out / "report.json").read_text())
+    assert report["policy"]["extra"]["themes"] == ["IT"]
+    assert "roles" in report and report["roles"]["branches_with_secretary"] >= 1
