@@ -36,6 +36,7 @@ PAIR_CANDIDATES = 8  # candidate sites per side in a pair move
 USE_MIP_SEARCH = False
 POLISH_MAX_N = 1200  # the whole-instance MIP polish is tried up to this many points
 REASSIGN_MIP_MAX_N = 3000  # exact reassignment of groups by MIP up to this many points
+REASSIGN_MIP_MAX_P = 40  # ... and this many clusters (beyond, the MIP costs more than it finds)
 SUB_TIME = 5.0  # seconds per sub-MIP at most (they usually finish far sooner)
 
 
@@ -233,8 +234,8 @@ def improve(
         moves, tried = moves + m1, tried + t1
         if timed_out:
             break
-        if not unit and inst.n <= REASSIGN_MIP_MAX_N:
-            nb = reassign_exact(inst, sites, branch, time_limit=min(SUB_TIME, max(0.2, deadline - time.perf_counter())))
+        if not unit and inst.n <= REASSIGN_MIP_MAX_N and len(sites) <= REASSIGN_MIP_MAX_P:
+            nb = reassign_exact(inst, sites, branch, time_limit=min(2.0, max(0.2, deadline - time.perf_counter())))
             if nb is not None and inst.objective(sites, nb) < inst.objective(sites, branch) - 1e-9:
                 branch[:] = nb
                 continue
