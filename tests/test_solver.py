@@ -229,3 +229,25 @@ def test_cpmp_tiny_matches_brute_force() -> None:
     assert sol.objective == pytest.approx(best)
     assert sol.lower_bound <= sol.objective
     assert (np.bincount(sol.branch_of, weights=demand) <= 12).all()
+
+
+def test_given_candidate_sites_are_used_and_kept_per_district() -> None:
+    rng = np.random.default_rng(8)
+    xy = np.vstack([rng.normal(0, 800, (40, 2)), rng.normal((6000, 0), 800, (30, 2))])
+    region = np.array([0] * 40 + [1] * 30)
+    cand = np.array([[0, 0], [500, 500], [-500, 0], [6000, 0], [6500, 300], [5500, -300]], dtype=float)
+    problem = Problem(xy=xy, region=region, region_names=["A", "B"], candidate_xy=cand,
+                      candidate_region=np.array([0, 0, 0, 1, 1, 1]))
+    policy = Policy(min_size=3, max_size=25, min_full=0)
+    sol = form_branches(problem, policy)
+    check_rules(problem, policy, sol)
+    assert (sol.site_member == -1).all()
+    assert all(any(np.allclose(s, c) for c in cand) for s in sol.site_xy)
+    assert (sol.site_region[sol.branch_of] == region).all()
+    few = Problem(xy=xy, region=region, region_names=["A", "B"], candidate_xy=cand[:4],
+                  candidate_region=np.array([0, 0, 0, 1]))
+    with pytest.raises(InfeasibleError, match="candidate"):
+        form_branches(few, Policy(min_size=3, max_size=25, min_full=0))
+    br, cost = assign_to_sites(problem, cand[[0, 1, 3, 4]], policy, site_region=[0, 0, 1, 1])
+    assert (np.bincount(br, minlength=4) <= 25).all()
+    assert (region == np.array([0, 0, 1, 1])[br]).all()

@@ -190,6 +190,12 @@ def form_branches(
         raise InfeasibleError([Conflict(u.name, lim, f"{have} {what} in all, fewer than {lim} {need} for a single branch")])
     counts = branch_counts(problem, units, policy)
     built = [_instance(problem, u, p, policy) for u, p in zip(units, counts)]
+    short = [
+        Conflict(u.name, "candidate_sites", f"{inst.m} candidate sites for {p} branches")
+        for u, p, (inst, _) in zip(units, counts, built) if inst.m < p
+    ]
+    if short:
+        raise InfeasibleError(short)
     sizes = np.array([len(u.members) for u in units], dtype=np.float64)
     workers = min(os.cpu_count() or 1, len(units))
     if problem.n < PARALLEL_MIN_MEMBERS:
