@@ -20,9 +20,23 @@ Public functions
 ``solve_cpmp(xy, demand, capacity, p, *, dist="euclid"|"floor", time_limit, seed) -> Solution``
     The textbook capacitated p-median used by ``benchmarks/cpmp.py``.
 
+How a region is solved (``engine.solve_instance``): k-means++ seeding and assign/re-centre
+rounds (``construct``); then, in turn, exact two-cluster moves over neighbouring clusters
+(``pairs``: best site pair and best split, by sorted prefix sums for unit demands or a knapsack
+DP for groups), global re-centring with exact min-cost-flow reassignment (``flow``), and for
+groups an exact reassignment MIP (``assign.reassign_exact``); instances with at most 2,500
+point-site pairs are solved as one MIP. Several starts (fresh or kicked from the best plan).
+The Lagrangian bound (``bounds``) relaxes "each member in exactly one branch". The benchmark
+form adds a whole-instance MIP polish over sparse arcs (``search.polish_mip``).
+
+Determinism: work is counted in starts and search rounds, so the same seed gives the same plan
+unless the time limit cuts the search short (then ``Solution.notes`` says so).
+
 Modules: ``instance`` (the shared internal problem form), ``flow`` (min-cost flow assignment),
-``mip`` (exact sub-problems with OR-Tools), ``construct`` (first plan), ``search`` (improvement),
-``bounds`` (Lagrangian bound), ``form`` (regions and counts), ``cpmp`` (benchmark form).
+``assign`` (assignment with groups), ``mip`` (exact sub-problems with OR-Tools SCIP),
+``construct`` (first plan), ``pairs`` (two-cluster moves), ``search`` (improvement),
+``engine`` (one region end to end), ``bounds`` (Lagrangian bound), ``form`` (regions, counts,
+joint branches, parallel workers), ``primitives`` (assign_to_sites, lower_bound), ``cpmp``.
 """
 
 from geoalloc.solver.cpmp import solve_cpmp
