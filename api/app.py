@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problems
 from api.context import ServiceContext
@@ -22,6 +24,32 @@ personal data of their own district only), **admin** (keys, imports, every distr
 Errors are RFC 9457 `application/problem+json`. Forming and rebalancing plans are background
 jobs (202 + job id, poll `/jobs/{id}`); relocations apply to the newest plan.
 """
+
+
+class MetricsMiddleware:
+    """Request count and latency by route template (plain ASGI: no per-request task or stream)."""
+
+    def __init__(self, app: ASGIApp, metrics: Any) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def send_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(scope["method"], route, str(status[0])).inc()
+            self.metrics.latency.labels(scope["method"], route).observe(time.perf_counter() - started)
 
 
 def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> FastAPI:
@@ -42,14 +70,5 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     for r in (members.router, plans.router, keys.router, health.router):
         app.include_router(r)
 
-    @app.middleware("http")
-    async def _measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
-        ctx.metrics.requests.labels(request.method, name, str(response.status_code)).inc()
-        ctx.metrics.latency.labels(request.method, name).observe(time.perf_counter() - started)
-        return response
-
+    app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
     return app

@@ -58,10 +58,10 @@ class RelocationWriter:
         self.thread = threading.Thread(target=self._loop, name="geoalloc-relocations", daemon=True)
         self.thread.start()
 
-    def submit(self, req: Request, timeout: float = 60.0) -> tuple[int, dict[str, Any]]:
-        """Queue a relocation and wait for its answer (raises what its relocation raised)."""
+    def enqueue(self, req: Request) -> Future[tuple[int, dict[str, Any]]]:
+        """Queue a relocation; its future gets the answer (or the exception its relocation raised)."""
         self.queue.put(req)
-        return req.future.result(timeout=timeout)
+        return req.future
 
     def close(self) -> None:
         """Stop after the queued relocations are written."""

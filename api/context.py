@@ -63,13 +63,18 @@ class KeyCache:
         self._hits: dict[str, tuple[float, Principal]] = {}
         self._guard = threading.Lock()
 
+    def cached(self, presented: str) -> Principal | None:
+        """The caller if the key was checked less than ``ttl`` seconds ago (no database access)."""
+        with self._guard:
+            hit = self._hits.get(presented)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
     def check(self, presented: str) -> Principal | None:
         """The caller behind a presented key, or None."""
         now = time.monotonic()
-        with self._guard:
-            hit = self._hits.get(presented)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+        hit = self.cached(presented)
+        if hit is not None:
+            return hit
         who = authenticate(self.db, presented)
         with self._guard:
             if who is None:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.problems import ProblemError
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 _bearer = HTTPBearer(auto_error=False, description="an API key from `geoalloc keys create`")
 
 
-def context(request: Request) -> ServiceContext:
+async def context(request: Request) -> ServiceContext:
     """The per-app service context (database, caches, job runner)."""
     return request.app.state.ctx  # type: ignore[no-any-return]
 
@@ -30,13 +31,20 @@ def context(request: Request) -> ServiceContext:
 Ctx = Annotated["ServiceContext", Depends(context)]
 
 
-def principal(request: Request,
-              creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
-    """The caller; 401 (with ``WWW-Authenticate: Bearer``) when the key is missing, unknown or revoked."""
+async def principal(request: Request,
+                    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+    """The caller; 401 (with ``WWW-Authenticate: Bearer``) when the key is missing, unknown or revoked.
+
+    Async on purpose: a recently seen key is answered from memory without a thread hop; only a
+    cache miss reads the database, in the thread pool.
+    """
     if creds is None or not creds.credentials:
         raise ProblemError(401, "an API key is required: send 'Authorization: Bearer KEY'",
                            headers={"WWW-Authenticate": "Bearer"})
-    who = request.app.state.ctx.keys.check(creds.credentials)
+    keys = request.app.state.ctx.keys
+    who = keys.cached(creds.credentials)
+    if who is None:
+        who = await run_in_threadpool(keys.check, creds.credentials)
     if who is None:
         raise ProblemError(401, "the API key is unknown or revoked", headers={"WWW-Authenticate": "Bearer"})
     request.state.key_id = who.key_id
@@ -46,7 +54,7 @@ def principal(request: Request,
 def require(*roles: str) -> Callable[[Principal], Principal]:
     """A dependency admitting only the given roles (403 otherwise)."""
 
-    def _check(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    async def _check(who: Annotated[Principal, Depends(principal)]) -> Principal:
         if who.role not in roles:
             raise ProblemError(403, f"role '{who.role}' may not do this (needs {' or '.join(roles)})")
         return who

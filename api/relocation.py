@@ -15,6 +15,7 @@ This module only makes that safe to call from many requests at once:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import math
@@ -97,42 +98,44 @@ def _rows_after(state: Any, plan_id: int, member_ids: set[str], branch_ids: set[
 
     ``PlanState.to_frames()`` rebuilds the whole plan (milliseconds per call at 7,000 members); a
     relocation touches a handful of rows, so we read just those from the state's arrays, in the
-    same units and rounding as ``to_frames``. Branches that no longer have members are removed.
+    same units and rounding as ``to_frames`` (one projection call for all touched points).
+    Branches that no longer have members are listed as removed.
     """
     from geoalloc.projection import to_lonlat
 
+    mids = [m for m in sorted(member_ids) if m in state.index]
+    idx = np.array([state.index[m] for m in mids], dtype=np.int64)
+    bids = sorted(branch_ids)
+    live = [b for b in bids if b in state.bindex and state.size[state.bindex[b]] > 0]
+    removed = [b for b in bids if b not in live]
+    bj = np.array([state.bindex[b] for b in live], dtype=np.int64)
+    xy = np.vstack([state.xy[idx].reshape(-1, 2), state.site[bj].reshape(-1, 2)])
+    ok = np.isfinite(xy).all(axis=1)
+    ll = np.full_like(xy, np.nan)
+    if ok.any():
+        ll[ok] = to_lonlat(xy[ok, 0], xy[ok, 1])
     a_rows: list[dict[str, Any]] = []
-    for mid in sorted(member_ids):
-        i = state.index.get(mid)
-        if i is None:
-            continue
+    for k, (mid, i) in enumerate(zip(mids, idx.tolist())):
         j = int(state.branch[i])
-        lon, lat = to_lonlat(state.xy[i:i + 1, 0], state.xy[i:i + 1, 1])[0] if np.isfinite(state.xy[i]).all() else (None, None)
         dist = float(np.hypot(*(state.xy[i] - state.site[j]))) if j >= 0 else None
         d = state.mdist[i]
         row = assignment_values(plan_id, {
             "member_id": mid, "branch_id": state.bids[j] if j >= 0 else "",
             "distance_m": None if dist is None else round(dist, 1),
-            "district_zh": state.dnames[d] if d >= 0 else "", "lon": lon, "lat": lat,
+            "district_zh": state.dnames[d] if d >= 0 else "", "lon": ll[k, 0], "lat": ll[k, 1],
             "full_member": int(state.full[i]), "status": state.status[i]})
         row.pop("geo_precision")  # the state does not carry it; the caller sets it for the moved member
         a_rows.append(row)
     b_rows: list[dict[str, Any]] = []
-    removed: list[str] = []
-    for bid in sorted(branch_ids):
-        j = state.bindex.get(bid)
-        if j is None or state.size[j] <= 0:
-            removed.append(bid)
-            continue
+    for k, (bid, j) in enumerate(zip(live, bj.tolist())):
         members = sorted(state.members_of[j])
-        dists = np.hypot(*(state.xy[members] - state.site[j]).T) if members else np.zeros(0)
-        lon, lat = to_lonlat(state.site[j:j + 1, 0], state.site[j:j + 1, 1])[0]
+        dists = np.round(np.hypot(*(state.xy[members] - state.site[j]).T), 1)
         bd = state.bdist[j]
         b_rows.append(branch_values(plan_id, {
-            "branch_id": bid, "lon": float(lon), "lat": float(lat), "district_zh": state.dnames[bd] if bd >= 0 else "",
-            "size": int(state.size[j]), "n_full": int(state.nfull[j]),
-            "mean_distance_m": round(float(np.round(dists, 1).mean()), 1) if len(dists) else 0.0,
-            "max_distance_m": round(float(np.round(dists, 1).max()), 1) if len(dists) else 0.0,
+            "branch_id": bid, "lon": float(ll[len(mids) + k, 0]), "lat": float(ll[len(mids) + k, 1]),
+            "district_zh": state.dnames[bd] if bd >= 0 else "", "size": int(state.size[j]),
+            "n_full": int(state.nfull[j]), "mean_distance_m": round(float(dists.mean()), 1),
+            "max_distance_m": round(float(dists.max()), 1),
             "joint": int(len({state.mdist[i] for i in members}) > 1)}))
     return a_rows, b_rows, removed
 
@@ -207,25 +210,37 @@ def apply(conn: Any, ctx: ServiceContext, plan: PlanHead, member_id: str, *, lon
     return rel, int(event_id), changes, (plan.id, new_version, state)
 
 
-def relocate(ctx: ServiceContext, who: Principal, member_id: str, body: dict[str, Any],
-             idem_key: str | None) -> tuple[int, dict[str, Any]]:
-    """``POST /members/{id}/relocate``: returns (HTTP status, response body)."""
+async def relocate(ctx: ServiceContext, who: Principal, member_id: str, body: dict[str, Any],
+                   idem_key: str | None) -> tuple[int, dict[str, Any]]:
+    """``POST /members/{id}/relocate``: returns (HTTP status, response body).
+
+    A point is located inline (microseconds); an address is geocoded in the thread pool, after
+    checking that the caller may see the member (no geocoding on behalf of other districts).
+    The write itself is queued to the relocation writer (group commit, see ``api.batching``),
+    which checks scope and idempotency again inside its transaction.
+    """
+    from fastapi.concurrency import run_in_threadpool
+
+    from api.batching import Request
+
     req_hash = request_hash(member_id, body)
+    datum = str(body.get("datum") or "wgs84")
+    if body.get("address") is not None:
+        where = await run_in_threadpool(_checked_geocode, ctx, who, member_id, str(body["address"]))
+    else:
+        where = locate(member_id, None, body.get("lon"), body.get("lat"), datum)
+    future = ctx.writer.enqueue(Request(who, member_id, where, idem_key, req_hash))
+    return await asyncio.wait_for(asyncio.wrap_future(future), timeout=60)
+
+
+def _checked_geocode(ctx: ServiceContext, who: Principal, member_id: str, address: str) -> Location:
     with ctx.db.engine.connect() as conn:
-        if idem_key:
-            answer = stored_answer(conn, who, idem_key, req_hash)
-            if answer is not None:
-                return answer
         district = conn.execute(select(Member.__table__.c.district_zh)
                                 .where(Member.__table__.c.member_id == member_id)).scalar()
         conn.rollback()
     if district is None or not who.sees_district(district):
         raise ProblemError(404, f"no member {member_id!r} in your districts")
-    where = locate(member_id, body.get("address"), body.get("lon"), body.get("lat"), str(body.get("datum") or "wgs84"))
-
-    from api.batching import Request
-
-    return ctx.writer.submit(Request(who, member_id, where, idem_key, req_hash))
+    return locate(member_id, address, None, None, "wgs84")
 
 
 def apply_status_change(ctx: ServiceContext, who: Principal, member_id: str, fields: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import pandas as pd
 from fastapi import APIRouter, File, Header, Path, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from api import library
@@ -126,15 +127,15 @@ def patch_member(ctx: Ctx, who: Planner, member_id: MemberId, body: MemberPatch)
 
 @router.post("/{member_id}/relocate", response_model=RelocationOut, summary="A member moved: re-place them",
              responses=responses(401, 403, 404, 422, 503))
-def relocate_member(ctx: Ctx, who: Planner, member_id: MemberId, body: RelocateIn,
+async def relocate_member(ctx: Ctx, who: Planner, member_id: MemberId, body: RelocateIn,
                     idempotency_key: Annotated[str | None, Header(max_length=128, description=(
                         "a retried call with the same key returns the first answer instead of moving twice"))] = None,
                     ) -> Any:
     """Geocode the new address (or take the point, converted to WGS-84), then keep the member's branch,
     move them to the best nearby branch with room, or re-solve the few branches around; a point
     outside Shenzhen marks the member transfer_out. Applies to the newest plan."""
-    status, out = relocate(ctx, who, member_id, body.model_dump(mode="json", exclude_none=True), idempotency_key)
-    return out
+    status, out = await relocate(ctx, who, member_id, body.model_dump(mode="json", exclude_none=True), idempotency_key)
+    return JSONResponse(out, status_code=status)  # built by us in RelocationOut's shape: no second validation
 
 
 def members_table(ctx: Ctx) -> pd.DataFrame:  # pragma: no cover - used by benchmarks
