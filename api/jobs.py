@@ -11,6 +11,8 @@ the next start (their rows survive; their threads did not).
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -37,14 +39,17 @@ class JobRunner:
     def __init__(self, ctx: ServiceContext, workers: int) -> None:
         self.ctx = ctx
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="geoalloc-job")
+        self.owner = _me()
         with ctx.db.write() as s:
-            s.execute(update(Job).where(Job.status.in_(("queued", "running")))
-                      .values(status="failed", error="interrupted: the service stopped before the job finished",
-                              finished_at=utcnow()))
+            for job in s.scalars(select(Job).where(Job.status.in_(("queued", "running")))).all():
+                if not _owner_alive(str((job.params or {}).get("_owner", ""))):
+                    job.status, job.finished_at = "failed", utcnow()
+                    job.error = "interrupted: the service stopped before the job finished"
 
     def submit(self, kind: str, params: dict[str, Any], parent_plan_id: int | None, key_id: str | None) -> Job:
         """Record a queued job and start it; returns the row."""
-        job = Job(id=uuid.uuid4().hex, kind=kind, status="queued", progress=0.0, message="queued", params=params,
+        job = Job(id=uuid.uuid4().hex, kind=kind, status="queued", progress=0.0, message="queued",
+                  params=params | {"_owner": self.owner},
                   parent_plan_id=parent_plan_id, key_id=key_id, created_at=utcnow())
         with self.ctx.db.write() as s:
             s.add(job)
@@ -103,6 +108,35 @@ class JobRunner:
             metrics.jobs.labels(kind=kind, status="failed").inc()
         finally:
             metrics.jobs_running.dec()
+
+
+def _started(pid: int) -> str:
+    """A process's start time (Linux /proc), so a reused pid is not mistaken for the old process."""
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[19]
+    except OSError:
+        return ""
+
+
+def _me() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{_started(os.getpid())}"
+
+
+def _owner_alive(owner: str) -> bool:
+    """Whether the process that queued a job still runs (checked on this host; other hosts are trusted)."""
+    host, _, rest = owner.partition(":")
+    pid, _, started = rest.partition(":")
+    if not pid.isdigit():
+        return False
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return _started(int(pid)) == started
 
 
 def _snapshot(ctx: ServiceContext, parent_id: int | None) -> tuple[int, pd.DataFrame, pd.DataFrame | None,

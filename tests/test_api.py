@@ -340,3 +340,25 @@ def test_health_readiness_and_metrics(svc: Service) -> None:
     text = svc.client.get("/metrics").text
     assert "geoalloc_http_requests_total" in text and "geoalloc_relocations_total" in text
     assert svc.client.get("/openapi.json").json()["paths"]["/members/{member_id}/relocate"]["post"]
+
+
+def test_jobs_survive_as_rows_and_interrupted_ones_are_marked(svc: Service) -> None:
+    from api.app import create_app
+    from api.jobs import _me
+    from api.settings import Settings
+
+    with svc.ctx.db.write() as s:
+        s.add(Job(id="dead-owner", kind="form", status="running", params={"_owner": "nohost-here:1:1"}))
+        s.add(Job(id="dead-local", kind="form", status="queued", params={"_owner": _me().rsplit(":", 1)[0] + ":0"}))
+        s.add(Job(id="live-owner", kind="form", status="running", params={"_owner": _me()}))
+    restarted = create_app(Settings(database_url=svc.url, init_db=False))
+    try:
+        with svc.ctx.db.read() as s:
+            assert s.get(Job, "dead-local").status == "failed" and "interrupted" in s.get(Job, "dead-local").error
+            assert s.get(Job, "dead-owner").status == "running"  # another host: not ours to judge
+            assert s.get(Job, "live-owner").status == "running"  # this process still runs it
+    finally:
+        restarted.state.ctx.close()
+        with svc.ctx.db.write() as s:
+            for j in ("dead-owner", "dead-local", "live-owner"):
+                s.delete(s.get(Job, j))
