@@ -159,6 +159,12 @@ def test_viewer_gets_no_personal_data(svc: Service) -> None:
     assert [b["size"] for b in full] == [b["size"] for b in gen]
     assert all(round(b["lon"], 2) == b["lon"] for b in gen)
     assert any(round(b["lon"], 2) != b["lon"] for b in full)
+    ns_view = svc.client.get(f"/plans/{svc.plan_id}/branches", headers=svc.h("planner_ns")).json()
+    for mine, exact in zip(ns_view, full):
+        if mine["district_zh"] == "南山区":
+            assert mine["lon"] == exact["lon"]
+        else:
+            assert mine["lon"] == round(exact["lon"], 2)
     diff = svc.client.get(f"/plans/{svc.plan_id}/diff/{svc.plan_id}", headers=svc.h("viewer")).json()
     assert diff["moves"] == []
     with svc.ctx.db.read() as s:

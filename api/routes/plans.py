@@ -109,8 +109,9 @@ def get_plan(ctx: Ctx, who: Viewer, plan_id: PlanId) -> PlanOut:
                        n_members=n_members, n_assigned=n_assigned)
 
 
-def _generalise(v: float | None, who: Principal, decimals: int) -> float | None:
-    if v is None or who.role != "viewer":
+def _generalise(v: float | None, who: Principal, district: str, decimals: int) -> float | None:
+    """A branch site as this key may see it: exact within its districts, rounded elsewhere."""
+    if v is None or who.sees_district(district):
         return v
     return round(v, decimals)
 
@@ -119,12 +120,14 @@ def _generalise(v: float | None, who: Principal, decimals: int) -> float | None:
             responses=responses(401, 404, 422))
 def get_branches(ctx: Ctx, who: Viewer, plan_id: PlanId) -> list[BranchOut]:
     """Id, meeting site, district, size and full members. A branch's site may be a member's home, so
-    viewers get it rounded (``GEOALLOC_VIEWER_SITE_DECIMALS``, default 2 decimals, about 1 km)."""
+    keys that may not see that district's members (viewers; planners of other districts) get it
+    rounded (``GEOALLOC_VIEWER_SITE_DECIMALS``, default 2 decimals, about 1 km)."""
     d = ctx.settings.viewer_site_decimals
     with ctx.db.read() as s:
         _plan(s, plan_id)
         rows = s.scalars(select(Branch).where(Branch.plan_id == plan_id).order_by(Branch.branch_id)).all()
-        return [BranchOut(branch_id=b.branch_id, lon=_generalise(b.lon, who, d), lat=_generalise(b.lat, who, d),
+        return [BranchOut(branch_id=b.branch_id, lon=_generalise(b.lon, who, b.district_zh, d),
+                          lat=_generalise(b.lat, who, b.district_zh, d),
                           district_zh=b.district_zh, size=b.size, n_full=b.n_full,
                           mean_distance_m=b.mean_distance_m, max_distance_m=b.max_distance_m, joint=b.joint)
                 for b in rows]
