@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -91,8 +92,11 @@ class RelocationWriter:
                 return
 
     def _run(self, batch: list[Request]) -> None:
+        started = time.perf_counter()
         try:
             self._write(batch)
+            self.ctx.metrics.batch_size.observe(len(batch))
+            self.ctx.metrics.batch_seconds.observe(time.perf_counter() - started)
         except Exception as exc:  # the transaction failed: nothing of the batch was committed
             self.ctx.cache.invalidate()
             if len(batch) == 1:

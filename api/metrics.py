@@ -19,6 +19,11 @@ class Metrics:
                                  registry=self.registry)
         self.relocations = Counter("geoalloc_relocations_total", "relocations applied", ["action"],
                                    registry=self.registry)
+        self.batch_size = Histogram("geoalloc_relocation_batch_size", "relocations written per transaction",
+                                    buckets=(1, 2, 4, 8, 16, 32, 64), registry=self.registry)
+        self.batch_seconds = Histogram("geoalloc_relocation_batch_seconds", "time to apply and commit one batch",
+                                       buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1),
+                                       registry=self.registry)
         self.jobs = Counter("geoalloc_jobs_total", "background jobs finished", ["kind", "status"],
                             registry=self.registry)
         self.jobs_running = Gauge("geoalloc_jobs_running", "background jobs running", registry=self.registry)

@@ -51,6 +51,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def writer_stats(base: str) -> dict[str, float]:
+    """Batch count, relocations and seconds so far, from the server's Prometheus metrics."""
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    out = {"count": 0.0, "size": 0.0, "seconds": 0.0}
+    for line in text.splitlines():
+        if line.startswith("geoalloc_relocation_batch_size_count"):
+            out["count"] = float(line.split()[-1])
+        elif line.startswith("geoalloc_relocation_batch_size_sum"):
+            out["size"] = float(line.split()[-1])
+        elif line.startswith("geoalloc_relocation_batch_seconds_sum"):
+            out["seconds"] = float(line.split()[-1])
+    return out
+
+
 def start_server(db_url: str, port: int) -> subprocess.Popen[bytes]:
     """uvicorn in a child process (its own GIL), logging warnings only."""
     env = os.environ | {"GEOALLOC_DATABASE_URL": db_url}
@@ -220,18 +234,23 @@ def main(argv: list[str] | None = None) -> int:
         try:
             plan = import_and_plan(base, headers, args.members, args.time_limit)
             members = plan.pop("members")
+            w0 = writer_stats(base)
             c0 = cpu_seconds(proc.pid)
             paced = asyncio.run(relocate_load(port, headers, members, args.relocations, args.clients, args.rate))
             c1 = cpu_seconds(proc.pid)
             flat_out = asyncio.run(relocate_load(port, headers, members, args.relocations, args.clients, None, seed=8))
             c2 = cpu_seconds(proc.pid)
+            w2 = writer_stats(base)
             paced["server_cpu_ms"] = (c1 - c0) / args.relocations * 1000
             flat_out["server_cpu_ms"] = (c2 - c1) / args.relocations * 1000
+            n_batches = w2["count"] - w0["count"]
+            writer = {"batches": n_batches, "mean_batch": (w2["size"] - w0["size"]) / max(n_batches, 1),
+                      "writer_ms_per_relocation": (w2["seconds"] - w0["seconds"]) / max(w2["size"] - w0["size"], 1) * 1000}
         finally:
             proc.terminate()
             proc.wait(timeout=30)
 
-    result = {"plan": plan, "relocation": paced, "saturation": flat_out}
+    result = {"plan": plan, "relocation": paced, "saturation": flat_out, "writer": writer}
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
         return 0
@@ -248,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"      server CPU per relocation {r['server_cpu_ms']:.2f} ms (one GIL: at most "
               f"{1000 / r['server_cpu_ms']:.0f}/s on a core of its own)")
         print(f"      status codes {r['status']}   actions {r['actions']}")
+    print(f"  relocation writer: {writer['batches']} transactions, {writer['mean_batch']:.1f} relocations each on average, "
+          f"{writer['writer_ms_per_relocation']:.2f} ms of writer time per relocation")
     return 0
 
 
