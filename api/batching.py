@@ -28,7 +28,15 @@ from api.relocation import Location, _finite, _rows_after, newest_head, stored_a
 from geoalloc.model import GeoStatus, MemberStatus
 from geoalloc.store.keys import Principal
 from geoalloc.store.members import LOCATION_FIELDS, _address_values, _jsonable
-from geoalloc.store.models import AuditEntry, IdempotencyRecord, Member, MemberAddress, Plan, RelocationEvent, utcnow
+from geoalloc.store.models import (
+    AuditEntry,
+    IdempotencyRecord,
+    Member,
+    MemberAddress,
+    Plan,
+    RelocationEvent,
+    utcnow,
+)
 from geoalloc.store.plans import apply_assignment_changes
 
 if TYPE_CHECKING:
@@ -97,7 +105,7 @@ class RelocationWriter:
             self._write(batch)
             self.ctx.metrics.batch_size.observe(len(batch))
             self.ctx.metrics.batch_seconds.observe(time.perf_counter() - started)
-        except Exception as exc:  # the transaction failed: nothing of the batch was committed
+        except Exception as exc:  # noqa: BLE001 - the transaction failed: nothing of the batch was committed
             self.ctx.cache.invalidate()
             if len(batch) == 1:
                 if not batch[0].future.done():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from geoalloc.store.keys import create_key, format_time, list_keys, revoke_key
 
-__all__ = ["create_key", "list_keys", "revoke_key", "format_time", "serve"]
+__all__ = ["create_key", "format_time", "list_keys", "revoke_key", "serve"]
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, db_url: str | None = None) -> None:

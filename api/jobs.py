@@ -235,10 +235,3 @@ def _audit_assignments(s: Any, plan_id: int, assignments: pd.DataFrame, parent: 
     for start in range(0, len(rows), 2000):
         s.execute(AuditEntry.__table__.insert(), rows[start:start + 2000])
 
-
-def newest_plan_id(ctx: ServiceContext) -> int | None:
-    """The plan relocations apply to now."""
-    with ctx.db.read() as s:
-        p = newest_plan(s)
-        return p.id if p else None
-

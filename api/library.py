@@ -142,6 +142,6 @@ def available() -> dict[str, str]:
         try:
             importlib.import_module(mod)
             out[name] = "ok"
-        except Exception as exc:  # report, don't crash: readiness is the place to say it
+        except Exception as exc:  # noqa: BLE001 - report, do not crash: readiness is the place to say it
             out[name] = f"unavailable: {type(exc).__name__}: {exc}"
     return out

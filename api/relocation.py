@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api import library
@@ -32,8 +32,19 @@ from api.problems import ProblemError
 from geoalloc.model import GeoPrecision, GeoStatus
 from geoalloc.store.keys import Principal
 from geoalloc.store.members import set_fields
-from geoalloc.store.models import AuditEntry, IdempotencyRecord, Member, Plan, RelocationEvent, utcnow
-from geoalloc.store.plans import apply_assignment_changes, assignment_values, branch_values
+from geoalloc.store.models import (
+    AuditEntry,
+    IdempotencyRecord,
+    Member,
+    Plan,
+    RelocationEvent,
+    utcnow,
+)
+from geoalloc.store.plans import (
+    apply_assignment_changes,
+    assignment_values,
+    branch_values,
+)
 
 
 @dataclass(frozen=True)
@@ -289,7 +300,3 @@ def replay(s: Session, state: Any, since_event_id: int) -> int:
                        status=m.status, geo_status=m.geo_status)
     return len(ids)
 
-
-def events_after(s: Session, event_id: int) -> int:
-    """How many relocation events were committed after ``event_id``."""
-    return int(s.scalar(select(func.count()).select_from(RelocationEvent).where(RelocationEvent.id > event_id)) or 0)

@@ -14,15 +14,22 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from _api_support import BACKENDS, POLICY, Service, seeded_service, wait_job
 from sqlalchemy import func, select
 
-from _api_support import BACKENDS, POLICY, Service, seeded_service, wait_job
 from api import jobs as jobs_module
 from api import library
 from api.routes.plans import map_frames_for
 from geoalloc.model import Policy
 from geoalloc.store.keys import Principal
-from geoalloc.store.models import Assignment, AuditEntry, Job, Member, Plan, RelocationEvent
+from geoalloc.store.models import (
+    Assignment,
+    AuditEntry,
+    Job,
+    Member,
+    Plan,
+    RelocationEvent,
+)
 from geoalloc.store.plans import branch_sizes, newest_plan
 
 PROBLEM = "application/problem+json"
@@ -46,7 +53,7 @@ def test_import_report_names_row_field_and_reason(svc: Service) -> None:
         "N3,丁,,,,,1,active\n"                            # neither address nor point
         "N4,戊,,113.95,22.55,,1,retired\n"                # unknown status
         "N5,己,南山区粤海街道科技园社区科苑路15号,,,,0,active\n"  # valid, geocoded
-    ).encode("utf-8")
+    ).encode()
     r = svc.client.post("/members/import", files={"file": ("new.csv", csv, "text/csv")}, headers=svc.h("admin"))
     assert r.status_code == 200, r.text
     rep = r.json()

@@ -18,13 +18,20 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from _api_support import BACKENDS, LiveServer, Service, seeded_service, wait_job
 from sqlalchemy import func, select
 
-from _api_support import BACKENDS, LiveServer, Service, seeded_service, wait_job
 from api.app import create_app
 from api.settings import Settings
 from geoalloc.model import Policy
-from geoalloc.store.models import Assignment, AuditEntry, Branch, Member, Plan, RelocationEvent
+from geoalloc.store.models import (
+    Assignment,
+    AuditEntry,
+    Branch,
+    Member,
+    Plan,
+    RelocationEvent,
+)
 from geoalloc.store.plans import branch_sizes, newest_plan
 
 N_RELOCATIONS = 200

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from _api_support import BACKENDS, database_url
 from sqlalchemy import func, select
 
-from _api_support import BACKENDS, database_url
 from geoalloc.store import plans as plans_module
 from geoalloc.store.db import Database, init_db
 from geoalloc.store.keys import KeyError_, add_key, authenticate, key_rows, revoke

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import pandas as pd
 from fastapi import APIRouter, File, Header, Path, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -14,8 +13,23 @@ from api import library
 from api.deps import Admin, Ctx, Planner
 from api.problems import ProblemError, responses
 from api.relocation import apply_status_change, relocate
-from api.schemas import AddressOut, ImportReport, MemberDetail, MemberOut, MemberPage, MemberPatch, RejectOut, RelocateIn, RelocationOut
-from geoalloc.store.members import address_history, list_members, member_dict, upsert_members
+from api.schemas import (
+    AddressOut,
+    ImportReport,
+    MemberDetail,
+    MemberOut,
+    MemberPage,
+    MemberPatch,
+    RejectOut,
+    RelocateIn,
+    RelocationOut,
+)
+from geoalloc.store.members import (
+    address_history,
+    list_members,
+    member_dict,
+    upsert_members,
+)
 from geoalloc.store.models import Assignment, Member
 from geoalloc.store.plans import newest_plan
 
@@ -137,10 +151,3 @@ async def relocate_member(ctx: Ctx, who: Planner, member_id: MemberId, body: Rel
     status, out = await relocate(ctx, who, member_id, body.model_dump(mode="json", exclude_none=True), idempotency_key)
     return JSONResponse(out, status_code=status)  # built by us in RelocationOut's shape: no second validation
 
-
-def members_table(ctx: Ctx) -> pd.DataFrame:  # pragma: no cover - used by benchmarks
-    """Every member as a frame (for scripts)."""
-    from geoalloc.store.members import members_frame
-
-    with ctx.db.read() as s:
-        return members_frame(s)

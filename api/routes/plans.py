@@ -17,7 +17,15 @@ from sqlalchemy import func, select
 from api import library
 from api.deps import Ctx, Planner, Viewer, require_city_wide
 from api.problems import ProblemError, responses
-from api.schemas import BranchOut, DiffMove, DiffOut, JobOut, PlanOut, PolicyIn, RebalanceIn
+from api.schemas import (
+    BranchOut,
+    DiffMove,
+    DiffOut,
+    JobOut,
+    PlanOut,
+    PolicyIn,
+    RebalanceIn,
+)
 from geoalloc.model import Policy
 from geoalloc.store.keys import Principal
 from geoalloc.store.models import Assignment, Branch, Job, Plan
@@ -257,7 +265,7 @@ def diff(ctx: Ctx, who: Viewer, a: PlanId, b: PlanId) -> DiffOut:
             if who.role == "admin" or who.district_zh is None or who.district_zh in ds:
                 visible_moves.append(DiffMove(member_id=str(r["member_id"]), from_branch=_bid(r["from_branch"]),
                                               to_branch=_bid(r["to_branch"]), reason=_bid(r.get("reason"))))
-    return DiffOut(a=a, b=b, moved=int(len(moves)), by_reason=by_reason,
+    return DiffOut(a=a, b=b, moved=len(moves), by_reason=by_reason,
                    branches_opened=sorted(set(sizes_b) - set(sizes_a)),
                    branches_closed=sorted(set(sizes_a) - set(sizes_b)), size_changes=changed, moves=visible_moves)
 

@@ -53,9 +53,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    """Declarative base; ``type_annotation_map`` keeps JSON portable across engines."""
-
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+    """Declarative base of the service's tables."""
 
 
 class Member(Base):

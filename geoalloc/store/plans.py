@@ -98,8 +98,8 @@ def save_plan(s: Session, assignments: pd.DataFrame, branches: pd.DataFrame, rep
     _insert_rows(s, Branch.__table__, [branch_values(plan.id, r) for r in branches.to_dict("records")])
     _insert_rows(s, Assignment.__table__, [assignment_values(plan.id, r) for r in assignments.to_dict("records")])
     s.add(AuditEntry(key_id=key_id, action="create", entity="plan", entity_id=str(plan.id), plan_id=plan.id,
-                     after={"parent_id": parent_id, "kind": kind, "n_branches": int(len(branches)),
-                            "n_members": int(len(assignments)), "policy": _json_safe(policy)}))
+                     after={"parent_id": parent_id, "kind": kind, "n_branches": len(branches),
+                            "n_members": len(assignments), "policy": _json_safe(policy)}))
     return int(plan.id)
 
 
