@@ -180,3 +180,49 @@ def test_min_cost_flow_respects_limits_exactly():
                                      np.array([1, 1]))
     assert np.bincount(site_of).tolist() == [4, 2]
     assert total == 4 * 1 + 2 * 100
+
+
+def test_budget_too_small_to_fix_everything_says_so():
+    members = make_roster(120, seed=11)
+    cur = pd.DataFrame({"member_id": members["member_id"], "branch_id": members["district_zh"] + "-001"})
+    calls: list[tuple[str, float]] = []
+    r = rebalance(members, cur, POLICY, max_moves=2, certify=False, progress=lambda s, f: calls.append((s, f)))
+    assert len(r.moves) <= 2
+    assert r.report["violations_after"]["total"] > 0
+    assert r.report["budget"]["budget_met_all_fixes"] is False
+    assert any("could not fix every limit violation" in n for n in r.report["notes"])
+    assert calls and all(0.0 <= f <= 1.0 for _, f in calls)
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 1000),
+    n_labels=st.integers(1, 12),
+    budget=st.one_of(st.none(), st.integers(0, 40)),
+    n_frozen=st.integers(0, 10),
+)
+def test_any_current_plan_any_budget(seed, n_labels, budget, n_frozen):
+    """Random (often broken) current plans: the budget holds, frozen members stay, and with no
+    budget every limit is met (these rosters always allow it)."""
+    rng = np.random.default_rng(seed)
+    members = make_roster(80, seed=seed)
+    labels = np.array([f"{d}-{rng.integers(1, n_labels + 1):03d}" for d in members["district_zh"]], dtype=object)
+    labels[rng.random(80) < 0.1] = ""  # some newcomers
+    cur = pd.DataFrame({"member_id": members["member_id"], "branch_id": labels})
+    frozen = rng.choice(80, n_frozen, replace=False)
+    members["frozen"] = 0
+    members.loc[frozen, "frozen"] = 1
+    r = rebalance(members, cur, POLICY, max_moves=budget, certify=False)
+    if budget is not None:
+        assert len(r.moves) <= budget
+    new = r.assignments.set_index("member_id")["branch_id"]
+    for i in frozen:
+        if labels[i]:
+            assert new[members["member_id"].iloc[i]] == labels[i]
+    assert (new != "").all()
+    if budget is None and n_frozen == 0:
+        assert violations(r.branches, POLICY)["total"] == 0, r.report["notes"]

@@ -236,13 +236,14 @@ class _RegionSolver:
         # open sites where members are while the region has fewer than a fresh plan would
         if len(site_xy) < need:
             site_of = self._nearest_or_none(site_xy)
-            while len(site_xy) < need:
+            for _ in range(need):  # bounded: one candidate per missing branch
+                if len(site_xy) >= need:
+                    break
                 c = self._best_new_site(site_xy, site_of)
                 site_xy = np.vstack([site_xy, r.xy[c][None, :]]) if len(site_xy) else r.xy[c][None, :].copy()
                 site_key.append(next_new)
                 next_new -= 1
-                if len(site_xy) < need:
-                    site_xy, site_key, site_of, _ = self._settle(site_xy, site_key)
+                site_of = self._nearest_or_none(site_xy)
         site_xy, site_key, site_of, cost = self._settle(site_xy, site_key)
         swaps = 0
         for _ in range(rounds):
