@@ -10,16 +10,19 @@ has a price. The model, per region (district, or district·theme):
   are soft arcs costing ``V`` per unit of violation, so the flow first removes violations
   and then trades distance against moves; ``V`` far above any distance makes them hard
   whenever they can be met;
-- a small local search over the site set (close an under-filled branch, open a site where
-  members are far or branches overflow, re-centre a site on its members) accepts a change
-  only when the total penalised cost falls.
+- a small local search over the site set (re-centre a site on its members, close an
+  under-filled branch, open a site where branches overflow or the region has fewer
+  branches than a fresh plan would, and swap a branch's site: close one, open one where
+  members are far) accepts a change only when the total penalised cost falls. Opening is
+  limited so that the branch count stays that of a fresh plan unless limits need more.
 
 Members whose address changed (their point moved, or their district did) and new members
 carry no move penalty: placing them is the point of the exercise. ``max_moves`` is a hard
-budget: the penalty is raised until the plan fits; when even the moves needed to fix
-every violation exceed it, violations are traded off too, and in the last resort the
-current assignment (new members placed, leavers removed) is returned: zero moves, with
-the unfixed violations listed in the report.
+budget (placing new members and removing leavers are not moves): a ladder of settings is
+searched by bisection: raise the move penalty, then charge relocated members too (letting
+those who moved district stay when moving would save them less than that charge), then let
+violations go; in the last resort the current assignment (new members placed, leavers
+removed) is returned: zero moves, with the unfixed violations listed in the report.
 """
 
 from __future__ import annotations

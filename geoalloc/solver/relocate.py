@@ -537,6 +537,11 @@ class PlanState:
         return Relocation(mid, frm, to, action, reason, None if dist is None else round(dist, 1), changes)
 
     # -- views -------------------------------------------------------------------------
+    def take_events(self) -> list[dict[str, Any]]:
+        """The events recorded since the last call, removed from the state (for persisting)."""
+        out, self.events = self.events, []
+        return out
+
     def events_frame(self) -> pd.DataFrame:
         """All recorded relocation events (who, when, from, to, action, why)."""
         return pd.DataFrame(self.events, columns=["member_id", "at", "from_branch", "to_branch", "action", "reason"])
