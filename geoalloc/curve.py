@@ -69,9 +69,12 @@ def write_curve(df: pd.DataFrame, out_dir: str | Path) -> dict[str, Path]:
     df.to_csv(paths["csv"], index=False)
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
     ax.plot(df["moved"], df["total_distance_m"] / 1000.0, marker="o")
-    for row in df.itertuples():
-        label = f"≤{row.max_moves}" + (f" ({row.violations} over/under)" if row.violations else "")
-        ax.annotate(label, (row.moved, row.total_distance_m / 1000.0), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    # budgets that gave the same plan share one label
+    for (moved, total), grp in df.groupby(["moved", "total_distance_m"], sort=False):
+        label = ", ".join(f"≤{k}" for k in grp["max_moves"])
+        v = int(grp["violations"].iloc[0])
+        label += f" ({v} outside limits)" if v else ""
+        ax.annotate(label, (moved, total / 1000.0), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set_xlabel("members moved")
     ax.set_ylabel("total distance (km)")
     ax.set_title("Rebalance trade-off: distance vs members moved")
