@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import bindparam, select
 
 from api.problems import ProblemError
-from api.relocation import Location, _finite, _rows_after, newest_head, stored_answer
+from api.relocation import (
+    Location,
+    _finite,
+    _rows_after,
+    locate,
+    newest_head,
+    stored_answer,
+)
 from geoalloc.model import GeoStatus, MemberStatus
 from geoalloc.store.keys import Principal
 from geoalloc.store.members import LOCATION_FIELDS, _address_values, _jsonable
@@ -51,7 +58,7 @@ class Request:
 
     who: Principal
     member_id: str
-    where: Location
+    where: Location | tuple[float, float, str]  # a located address, or (lon, lat, datum) to locate
     idem_key: str | None
     req_hash: str
     future: Future[tuple[int, dict[str, Any]]] = field(default_factory=Future)
@@ -159,7 +166,7 @@ class RelocationWriter:
                     if m is None or not req.who.sees_district(m["district_zh"]):
                         req.future.set_exception(ProblemError(404, f"no member {req.member_id!r} in your districts"))
                         continue
-                    where = req.where
+                    where = req.where if isinstance(req.where, Location) else locate(req.member_id, None, *req.where)
                     status = m["status"]
                     if where.geo_status == GeoStatus.OUT_OF_CITY.value:
                         status = MemberStatus.TRANSFER_OUT.value

@@ -7,6 +7,7 @@ differs (another process relocated someone, or a write failed and the copy was d
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from typing import Any
@@ -97,6 +98,7 @@ class ServiceContext:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        sys.setswitchinterval(settings.switch_interval_ms / 1000)
         if settings.init_db:
             init_db(settings.database_url)
         self.db = Database(settings.database_url)

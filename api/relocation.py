@@ -236,10 +236,13 @@ async def relocate(ctx: ServiceContext, who: Principal, member_id: str, body: di
 
     req_hash = request_hash(member_id, body)
     datum = str(body.get("datum") or "wgs84")
+    where: Location | tuple[float, float, str]
     if body.get("address") is not None:
         where = await run_in_threadpool(_checked_geocode, ctx, who, member_id, str(body["address"]))
     else:
-        where = locate(member_id, None, body.get("lon"), body.get("lat"), datum)
+        # Located by the writer thread: a few microseconds there, but here the C call would hand the
+        # GIL to the writer and stall the event loop for a whole switch interval.
+        where = (float(body["lon"]), float(body["lat"]), datum)
     future = ctx.writer.enqueue(Request(who, member_id, where, idem_key, req_hash))
     return await asyncio.wait_for(asyncio.wrap_future(future), timeout=60)
 

@@ -18,3 +18,8 @@ class Settings(BaseSettings):
     max_upload_mb: int = Field(20, ge=1, description="largest roster file POST /members/import accepts")
     viewer_site_decimals: int = Field(2, ge=0, le=6, description="viewers see branch sites rounded to this many decimals (2 = ~1 km)")
     init_db: bool = Field(True, description="create/upgrade the schema on start")
+    switch_interval_ms: float = Field(
+        1.0, gt=0, le=100,
+        description="Python's thread switch interval for the serving process (default 5 ms). The event loop and "
+                    "the relocation writer hand the GIL back and forth around every database call; a short "
+                    "interval keeps either from waiting a full 5 ms for it.")
