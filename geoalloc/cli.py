@@ -229,6 +229,98 @@ def allocate(
     run_allocate(roster, output, policy, landmarks, map)
 
 
+def _read_current(current: Path) -> tuple[Any, Any, str | None]:
+    """The current plan: assignments, branches (None when unknown) and its plan id.
+
+    ``current`` is a plan directory, or an assignments.csv (whose sibling branches.csv and
+    report.json are used when present, so meeting points and lineage are kept).
+    """
+    import pandas as pd
+
+    from geoalloc.pipeline import read_plan_dir
+
+    if current.is_dir():
+        try:
+            assignments, branches, report, _moves = read_plan_dir(current)
+        except FileNotFoundError as exc:
+            raise fail(str(exc), EXIT_USAGE) from exc
+        return assignments, branches, report.get("plan_id")
+    if not current.exists():
+        raise fail(f"{current}: no such file", EXIT_USAGE)
+    assignments = pd.read_csv(current, dtype={"member_id": str, "branch_id": str}, keep_default_na=False,
+                              na_values={"lon": [""], "lat": [""], "distance_m": [""]})
+    missing = {"member_id", "branch_id"} - set(assignments.columns)
+    if missing:
+        raise fail(f"{current}: the current assignments need columns {', '.join(sorted(missing))}", EXIT_USAGE)
+    siblings = current.parent
+    branches = pd.read_csv(siblings / "branches.csv", dtype={"branch_id": str}) if (siblings / "branches.csv").exists() else None
+    report_path = siblings / "report.json"
+    parent_id = json.loads(report_path.read_text(encoding="utf-8")).get("plan_id") if report_path.exists() else None
+    return assignments, branches, parent_id
+
+
+@app.command()
+def rebalance(
+    roster: Annotated[Path, typer.Argument(help="Today's roster (CSV or .xlsx); rows without lon/lat are geocoded.")],
+    current: Annotated[Path, typer.Option("--current", help="The current plan: its assignments.csv (member_id, branch_id) or its directory.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Directory for the new plan (never the current one: plans are not overwritten).")],
+    max_moves: Annotated[int | None, typer.Option(help="Hard budget: at most this many current members change branch.")] = None,
+    move_penalty: Annotated[float | None, typer.Option(help="Metres a move must save to be worth it (default 500).")] = None,
+    frozen_branches: Annotated[list[str] | None, typer.Option("--frozen-branches", help="A branch id that must not change (repeat the option).")] = None,
+    curve: Annotated[bool, typer.Option("--curve", help="Also sweep move budgets: print total distance against members moved, write curve.csv and curve.png.")] = False,
+    min_size: Annotated[int, typer.Option(help="Fewest members in a branch.")] = 3,
+    max_size: Annotated[int, typer.Option(help="Most members in a branch.")] = 50,
+    min_full: Annotated[int, typer.Option(help="Fewest full (not probationary) members in a branch.")] = 3,
+    cross_district: Annotated[bool, typer.Option(help="Let branches cross district lines.")] = False,
+    themes: Annotated[str | None, typer.Option(help="Themed branches, as for allocate.")] = None,
+    landmarks: Annotated[Path | None, typer.Option(help="Optional landmark table (name, lon, lat, district) for geocoding.")] = None,
+    map: Annotated[bool, typer.Option("--map/--no-map", help="Also write map.html.")] = True,
+) -> None:
+    """Fix the current plan for today's roster (oversized, undersized, moved, new and departed members), moving as few members as possible."""
+    from geoalloc.pipeline import AllocationResult, write_plan_dir
+    from geoalloc.solver.rebalance import rebalance as rebalance_plan
+
+    if max_moves is not None and move_penalty is not None:
+        raise fail("give --max-moves or --move-penalty, not both", EXIT_USAGE)
+    current_dir = current if current.is_dir() else current.parent
+    if output.resolve() == current_dir.resolve():
+        raise fail("the new plan must go to a new directory: plans are never overwritten", EXIT_USAGE)
+    policy = _policy(min_size, max_size, min_full, None, None, cross_district, 10.0, 0, themes)
+    assignments, branches, parent_id = _read_current(current)
+    output.mkdir(parents=True, exist_ok=True)
+    loaded = _load_roster(roster, output / "rejects.csv")
+    placed = _place(loaded.members, landmarks)
+    with console.status("rebalancing"):
+        try:
+            result = rebalance_plan(placed, assignments, policy, max_moves=max_moves, move_penalty_m=move_penalty,
+                                    frozen_branches=set(frozen_branches or []), current_branches=branches,
+                                    parent_plan_id=parent_id)
+        except ValueError as exc:
+            raise fail(str(exc)) from exc
+    result.report["roster"] = {"path": str(roster), **loaded.summary}
+    plan = AllocationResult(result.assignments, result.branches, result.report)
+    paths = write_plan_dir(plan, output)
+    paths["moves"] = output / "moves.csv"
+    result.moves.to_csv(paths["moves"], index=False, encoding="utf-8")
+    if map:
+        with console.status("drawing the map"):
+            map_path = _write_map(output, plan, policy)
+        if map_path:
+            paths["map"] = map_path
+    _print_plan(result.report, paths)
+    r = result.report
+    out.print(f"moved {r['moved']} members {r['moves_by_reason']}; joined {r['joined']}, removed {r['removed']}; "
+              f"limit violations {r['violations_before']['total']} -> {r['violations_after']['total']}")
+    if curve:
+        from geoalloc.curve import format_curve, trade_off_curve, write_curve
+
+        with console.status("sweeping move budgets"):
+            table = trade_off_curve(placed, assignments, policy, current_branches=branches)
+        out.print(format_curve(table))
+        for name, path in write_curve(table, output).items():
+            out.print(f"curve {name}: {path}")
+
+
 @app.command("map")
 def map_command(
     plan_dir: Annotated[Path | None, typer.Argument(help="A plan directory written by allocate or rebalance.")] = None,
@@ -282,6 +374,69 @@ def demo(
     out.print(f"\n[bold green]done.[/] Open {output / 'map.html'} in a browser; the report is {output / 'report.json'}.")
     if report["violations"]["over_max"] or report["violations"]["under_min"]:
         raise fail("the demo plan has branches outside the limits: " + json.dumps(report["violations"]))
+
+
+keys_app = typer.Typer(help="API keys for the service: stored hashed; a new key is printed once.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+DbOption = Annotated[str | None, typer.Option("--db", envvar="GEOALLOC_DATABASE_URL",
+                                              help="Database URL (default: sqlite:///geoalloc.db in this folder).")]
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="viewer, planner or admin.")],
+    district: Annotated[str | None, typer.Option(help="Limit the key to one district, e.g. 南山区 (a district committee).")] = None,
+    label: Annotated[str, typer.Option(help="A note shown by `keys list`.")] = "",
+    db: DbOption = None,
+) -> None:
+    """Create an API key and print it (once: only its hash is stored)."""
+    from geoalloc.store.keys import KeyError_, create_key
+
+    try:
+        key_id, plaintext = create_key(db, role, district, label)
+    except KeyError_ as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(plaintext)
+    console.print(f"key {key_id} ({role}{', ' + district if district else ''}) created: keep it now, it is not shown again")
+
+
+@keys_app.command("list")
+def keys_list(db: DbOption = None) -> None:
+    """List API keys (ids, roles, districts; never secrets)."""
+    from geoalloc.store.keys import format_time, list_keys
+
+    table = Table("key id", "role", "district", "label", "created", "revoked")
+    for k in list_keys(db):
+        table.add_row(k["key_id"], k["role"], k["district_zh"] or "(all)", k["label"],
+                      format_time(k["created_at"]), format_time(k["revoked_at"]))
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key id from `keys list`.")],
+    db: DbOption = None,
+) -> None:
+    """Revoke an API key (running services stop accepting it within 2 seconds)."""
+    from geoalloc.store.keys import KeyError_, revoke_key
+
+    try:
+        row = revoke_key(db, key_id)
+    except KeyError_ as exc:
+        raise fail(str(exc)) from exc
+    out.print(f"key {row['key_id']} revoked")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    db: DbOption = None,
+) -> None:
+    """Run the API (uvicorn); the database is created or upgraded on first start."""
+    from api.cli_support import serve as run_server
+
+    run_server(host=host, port=port, db_url=db)
 
 
 def main() -> None:  # pragma: no cover - console script shim

@@ -157,3 +157,21 @@ def test_themed_branches_gather_opted_in_members_near_home(tmp_path: Path) -> No
     report = json.loads((out / "report.json").read_text())
     assert report["policy"]["extra"]["themes"] == ["IT"]
     assert "roles" in report and report["roles"]["branches_with_secretary"] >= 1
+
+
+def test_keys_create_list_revoke(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'k.db'}"
+    created = runner.invoke(app, ["keys", "create", "--role", "planner", "--district", "南山区", "--db", db])
+    assert created.exit_code == 0, created.output
+    secret = created.stdout.strip().splitlines()[0]
+    assert len(secret) >= 20
+    listed = runner.invoke(app, ["keys", "list", "--db", db])
+    assert listed.exit_code == 0 and "planner" in listed.stdout and "南山区" in listed.stdout
+    assert secret not in listed.stdout  # only the hash is stored
+    from geoalloc.store.keys import list_keys
+
+    key_id = list_keys(db)[0]["key_id"]
+    assert runner.invoke(app, ["keys", "revoke", key_id, "--db", db]).exit_code == 0
+    assert list_keys(db)[0]["revoked_at"] is not None
+    bad = runner.invoke(app, ["keys", "create", "--role", "emperor", "--db", db])
+    assert bad.exit_code == 1
