@@ -61,33 +61,11 @@ def to_wgs84(lon: float, lat: float, datum: str) -> tuple[float, float]:
     return float(x), float(y)
 
 
-@functools.cache
-def _district_shapes() -> tuple[list[str], list[Any], list[tuple[float, float, float, float]]]:
-    import shapely
-
-    from geoalloc.districts import districts
-
-    d = districts()
-    geoms = list(d.geometry)
-    for g in geoms:
-        shapely.prepare(g)
-    return list(d["name_zh"]), geoms, [tuple(g.bounds) for g in geoms]
-
-
 def district_of(lon: float, lat: float) -> str | None:
-    """The district containing one point (None outside Shenzhen), from geoalloc.districts' boundaries.
+    """The district containing one point (None outside Shenzhen), in microseconds."""
+    from geoalloc.districts import district_at
 
-    ``locate_districts`` is a spatial join built for whole rosters (about 20 ms for one point);
-    a relocation needs one point in microseconds, so the same polygons are tested directly
-    (bounding box first, then the prepared polygon).
-    """
-    import shapely
-
-    names, geoms, boxes = _district_shapes()
-    for name, geom, (x0, y0, x1, y1) in zip(names, geoms, boxes):
-        if x0 <= lon <= x1 and y0 <= lat <= y1 and shapely.contains_xy(geom, lon, lat):
-            return name
-    return None
+    return district_at(lon, lat)
 
 
 def allocate(members: pd.DataFrame, policy: Policy, progress: Progress | None) -> Any:

@@ -55,7 +55,13 @@ _EXPORTS: dict[str, str] = {
     "read_plan_dir": "geoalloc.pipeline",
     # rebalancing and relocation
     "rebalance": "geoalloc.solver.rebalance",
+    "RebalanceResult": "geoalloc.solver.rebalance",
     "PlanState": "geoalloc.solver.relocate",
+    "Relocation": "geoalloc.solver.relocate",
+    "trade_off_curve": "geoalloc.curve",
+    "write_curve": "geoalloc.curve",
+    "diff_plans": "geoalloc.plan_diff",
+    "plan_report": "geoalloc.plan_diff",
     # maps
     "plan_map": "geoalloc.maps",
     "compare_map": "geoalloc.maps",
@@ -74,8 +80,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from geoalloc.samples import generate_roster
     from geoalloc.solver import form_branches
     from geoalloc.solver.problem import Conflict, InfeasibleError, Problem, Solution
-    from geoalloc.solver.rebalance import rebalance
-    from geoalloc.solver.relocate import PlanState
+    from geoalloc.curve import trade_off_curve, write_curve
+    from geoalloc.plan_diff import diff_plans, plan_report
+    from geoalloc.solver.rebalance import RebalanceResult, rebalance
+    from geoalloc.solver.relocate import PlanState, Relocation
 
 
 def __getattr__(name: str) -> Any:

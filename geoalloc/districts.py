@@ -10,7 +10,10 @@ from __future__ import annotations
 from functools import lru_cache
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
+import shapely
+from numpy.typing import ArrayLike
 from shapely.geometry.base import BaseGeometry
 from shapely.prepared import PreparedGeometry, prep
 
@@ -59,13 +62,42 @@ def district_names() -> list[str]:
     return list(districts()["name_zh"])
 
 
-def locate_districts(lon: "pd.Series | list[float]", lat: "pd.Series | list[float]") -> pd.Series:
+@lru_cache(maxsize=1)
+def _prepared_districts() -> tuple[list[str], list[BaseGeometry], np.ndarray]:
+    """District names, prepared polygons and bounding boxes, for point tests in microseconds."""
+    gdf = districts()
+    geoms = list(gdf.geometry)
+    for geom in geoms:
+        shapely.prepare(geom)
+    return list(gdf["name_zh"]), geoms, np.array([g.bounds for g in geoms])
+
+
+def district_at(lon: float, lat: float) -> str | None:
+    """The district containing one point (None outside Shenzhen): the fast path for a single
+    relocation (bounding box first, then the prepared polygon)."""
+    names, geoms, boxes = _prepared_districts()
+    for name, geom, (x0, y0, x1, y1) in zip(names, geoms, boxes):
+        if x0 <= lon <= x1 and y0 <= lat <= y1 and shapely.contains_xy(geom, lon, lat):
+            return name
+    return None
+
+
+def locate_districts(lon: ArrayLike, lat: ArrayLike) -> pd.Series:
     """The district (``name_zh``) containing each point, or None outside the city.
 
-    Vectorised with a spatial join, so it is cheap for whole rosters.
+    Vectorised over the points for each of the ten prepared polygons, so it is cheap for a
+    whole roster and for one point alike.
     """
-    pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy(lon, lat), crs="EPSG:4326")
-    joined = gpd.sjoin(pts, districts()[["name_zh", "geometry"]].reset_index(drop=True), how="left", predicate="within")
-    joined = joined[~joined.index.duplicated(keep="first")]
-    out = joined["name_zh"].reindex(pts.index)
-    return out.astype(object).where(out.notna(), None).reset_index(drop=True)
+    x = np.asarray(lon, dtype=float).ravel()
+    y = np.asarray(lat, dtype=float).ravel()
+    out = np.full(len(x), None, dtype=object)
+    names, geoms, boxes = _prepared_districts()
+    todo = np.isfinite(x) & np.isfinite(y)
+    for name, geom, (x0, y0, x1, y1) in zip(names, geoms, boxes):
+        cand = todo & (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
+        if cand.any():
+            idx = np.flatnonzero(cand)
+            hit = idx[shapely.contains_xy(geom, x[idx], y[idx])]
+            out[hit] = name
+            todo[hit] = False
+    return pd.Series(out, dtype=object)

@@ -51,7 +51,7 @@ def test_each_bad_row_is_rejected_with_row_and_field(fields: dict[str, str], fie
     assert rejected["field"] == field
     assert fragment in rejected["reason"]
     assert any(e.row == 3 and e.field == field for e in result.errors)
-    assert f"row 3" in str(result.errors[0]) and field in str(result.errors[0])
+    assert "row 3" in str(result.errors[0]) and field in str(result.errors[0])
 
 
 def test_nothing_is_lost_and_rejects_file_keeps_original_values(tmp_path: Path) -> None:

@@ -66,3 +66,13 @@ def test_addresses_come_in_every_real_format() -> None:
     assert len(named) > 0.8 * len(df)
     assert df["ambiguous"].sum() > 0 and (df.loc[df["ambiguous"], "format"] == "community_only").all()
     assert np.all(df["member_id"].is_unique)
+
+
+def test_single_point_lookup_agrees_with_the_vectorised_one() -> None:
+    from geoalloc.districts import district_at
+
+    df = generate_roster(300, seed=8, coordinate_share=1.0)
+    lon, lat = to_wgs84(df["lon"].to_numpy(float), df["lat"].to_numpy(float), "gcj02")
+    many = list(locate_districts(lon, lat))
+    assert many == [district_at(x, y) for x, y in zip(lon, lat)]
+    assert district_at(116.40, 39.90) is None and list(locate_districts([116.40, np.nan], [39.90, 22.5])) == [None, None]

@@ -25,10 +25,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-import shapely
 
 from geoalloc.geocode.datum import gcj02_to_wgs84
-from geoalloc.geocode.gazetteer import gazetteer
 from geoalloc.geocode.offline import GeocodeResult
 from geoalloc.model import GeoPrecision, GeoStatus
 
@@ -124,10 +122,9 @@ def _decode(payload: str) -> GeocodeResult | None:
 
 
 def _district_of(lon: float, lat: float) -> str | None:
-    for name, geom in gazetteer().district_geom.items():
-        if shapely.contains_xy(geom, lon, lat):
-            return name
-    return None
+    from geoalloc.districts import district_at
+
+    return district_at(lon, lat)
 
 
 class _CachedProvider:

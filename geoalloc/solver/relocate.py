@@ -519,9 +519,9 @@ class PlanState:
         )
 
     def _locate(self, lon: float, lat: float) -> int:
-        from geoalloc.districts import locate_districts
+        from geoalloc.districts import district_at
 
-        name = locate_districts([lon], [lat]).iloc[0]
+        name = district_at(lon, lat)
         return self._district(name) if name else -1
 
     def _record(
