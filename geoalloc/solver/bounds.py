@@ -23,8 +23,8 @@ from scipy.spatial import cKDTree
 
 from geoalloc.solver.instance import Instance
 
-_MAX_ARCS = 1_500_000
-_PAD_CELLS = 6_000_000  # the padded per-site layout of the unit-demand bound up to this size
+_MAX_ARCS = 3_000_000
+_PAD_CELLS = 8_000_000  # the padded per-site layout of the unit-demand bound up to this size
 _DEBUG = False
 
 

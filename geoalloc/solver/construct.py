@@ -117,3 +117,50 @@ def construct(
         if best is not None:
             break
     return best
+
+
+def construct_means(
+    inst: Instance, rng: np.random.Generator, deadline: float, rounds: int = 20
+) -> tuple[NDArray[np.int64], NDArray[np.int64]] | None:
+    """A first plan from capacitated k-means: free centres, flow assignment, mean updates.
+
+    Centres that are not tied to members move further per round than medians do, which gives
+    a better global layout on large regions; the sites are then each cluster's best member.
+    """
+    from dataclasses import replace
+
+    from geoalloc.solver.flow import flow_assign
+
+    start = seed_sites(inst, rng)
+    centres = inst.sites_xy[start].copy()
+    w = inst.demand.astype(np.float64)
+    branch = None
+    for _ in range(rounds):
+        tmp = replace(inst, cand_xy=centres)
+        nb = flow_assign(tmp, np.arange(inst.p))
+        if nb is None:
+            break
+        moved = branch is None or not np.array_equal(nb, branch)
+        branch = nb
+        sums = np.zeros((inst.p, 2))
+        np.add.at(sums, branch, inst.xy * w[:, None])
+        tot = np.bincount(branch, weights=w, minlength=inst.p)
+        centres = np.where(tot[:, None] > 0, sums / np.maximum(tot, 1e-12)[:, None], centres)
+        if not moved or time.perf_counter() > deadline:
+            break
+    if branch is None:
+        return None
+    if inst.self_serve:
+        sites = np.array([int(np.nonzero(branch == b)[0][0]) if (branch == b).any() else -1 for b in range(inst.p)])
+        if (sites < 0).any():
+            return None
+    else:
+        _, sites = cKDTree(inst.cand_xy).query(centres, k=1)
+        sites = np.asarray(sites, dtype=np.int64)
+        if len(np.unique(sites)) < inst.p:
+            return None
+    sites = recentre(inst, sites, branch)
+    out = assign(inst, sites, time_limit=max(1.0, deadline - time.perf_counter()))
+    if out is None:
+        return None
+    return sites, out

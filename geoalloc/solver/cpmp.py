@@ -15,6 +15,7 @@ from numpy.typing import ArrayLike
 from geoalloc.solver.engine import solve_instance
 from geoalloc.solver.instance import Instance
 from geoalloc.solver.problem import Conflict, InfeasibleError, Solution
+from geoalloc.solver.search import POLISH_MAX_N
 
 
 RESTART_PATIENCE = 60  # starts without improvement before the search hands over to the polish
@@ -40,7 +41,7 @@ def solve_cpmp(
     inst = Instance(xy=xy, demand=dem, full=np.zeros_like(dem), weight=np.ones(len(dem)), p=p,
                     max_size=int(capacity), floor=dist == "floor")
     res = solve_instance(inst, time_limit, seed, restarts=10_000, patience=RESTART_PATIENCE,
-                         polish=POLISH_SHARE)
+                         polish=POLISH_SHARE if len(xy) <= POLISH_MAX_N else 0.0)
     if res is None:
         raise InfeasibleError([Conflict("all", "capacity", "no feasible assignment was found in the time limit")])
     return Solution(

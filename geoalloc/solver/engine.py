@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from geoalloc.solver.assign import assign
 from geoalloc.solver.bounds import lagrangian_bound
-from geoalloc.solver.construct import construct
+from geoalloc.solver.construct import construct, construct_means
 from geoalloc.solver.instance import Instance
 
 
@@ -86,7 +86,10 @@ def solve_instance(
             break
         rng = np.random.default_rng([seed, r])
         if best is None or r < FRESH_STARTS or r % 3 == 0:
-            first = construct(inst, rng, max(search_deadline, time.perf_counter() + 0.5 * time_limit))
+            cdl = max(search_deadline, time.perf_counter() + 0.5 * time_limit)
+            first = construct_means(inst, rng, cdl) if r % 2 == 0 else None
+            if first is None:
+                first = construct(inst, rng, cdl)
         else:  # iterated local search: kick the best plan, then descend again
             first = perturb(inst, best[0], best[1], rng, kick=1 + r % 3)
         if first is None:
