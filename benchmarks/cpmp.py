@@ -178,8 +178,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.files and not args.roster:
         ap.error("give instance files or --roster")
     results = []
+    failed = False
     for f in args.files:
-        res = run(read_instance(f, args.dist), args.time_limit, args.seed)
+        try:
+            inst = read_instance(f, args.dist)
+        except (OSError, ValueError) as err:
+            print(f"{f}: cannot read the instance: {err}", file=sys.stderr)
+            failed = True
+            continue
+        res = run(inst, args.time_limit, args.seed)
         results.append(res)
         if args.json:
             print(json.dumps(res), flush=True)
@@ -197,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{res['instance']:<12} n={res['n']:<6} p={res['p']:<4} objective={res['objective']:<12} "
                   f"lower_bound={res['lower_bound']:<12} gap_to_bound={100 * res['gap_to_bound']:.3f}%  "  # type: ignore[operator]
                   f"seconds={res['seconds']:<8} feasible={res['feasible']}", flush=True)
-    return 0 if all(r["feasible"] for r in results) else 1
+    return 0 if all(r["feasible"] for r in results) and not failed else 1
 
 
 if __name__ == "__main__":

@@ -80,6 +80,7 @@ def solve_instance(
     stats: dict[str, object] = {}
     timed_out = False
     starts = since = 0
+    unit = bool((inst.demand == 1).all())
     for r in range(restarts):
         if r and time.perf_counter() > search_deadline:
             timed_out = True
@@ -87,7 +88,8 @@ def solve_instance(
         rng = np.random.default_rng([seed, r])
         if best is None or r < FRESH_STARTS or r % 3 == 0:
             cdl = max(search_deadline, time.perf_counter() + 0.5 * time_limit)
-            first = construct_means(inst, rng, cdl) if r % 2 == 0 else None
+            # capacitated k-means starts help large unit-demand regions; groups keep median starts
+            first = construct_means(inst, rng, cdl) if r % 2 == 0 and unit else None
             if first is None:
                 first = construct(inst, rng, cdl)
         else:  # iterated local search: kick the best plan, then descend again
