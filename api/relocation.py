@@ -22,7 +22,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -105,50 +104,15 @@ def _finite(v: Any) -> float | None:
 
 def _rows_after(state: Any, plan_id: int, member_ids: set[str], branch_ids: set[str]) -> tuple[
         list[dict[str, Any]], list[dict[str, Any]], list[str]]:
-    """Assignment and branch rows of the touched members/branches as the library state now has them.
-
-    ``PlanState.to_frames()`` rebuilds the whole plan (milliseconds per call at 7,000 members); a
-    relocation touches a handful of rows, so we read just those from the state's arrays, in the
-    same units and rounding as ``to_frames`` (one projection call for all touched points).
-    Branches that no longer have members are listed as removed.
-    """
-    from geoalloc.projection import to_lonlat
-
-    mids = [m for m in sorted(member_ids) if m in state.index]
-    idx = np.array([state.index[m] for m in mids], dtype=np.int64)
-    bids = sorted(branch_ids)
-    live = [b for b in bids if b in state.bindex and state.size[state.bindex[b]] > 0]
-    removed = [b for b in bids if b not in live]
-    bj = np.array([state.bindex[b] for b in live], dtype=np.int64)
-    xy = np.vstack([state.xy[idx].reshape(-1, 2), state.site[bj].reshape(-1, 2)])
-    ok = np.isfinite(xy).all(axis=1)
-    ll = np.full_like(xy, np.nan)
-    if ok.any():
-        ll[ok] = to_lonlat(xy[ok, 0], xy[ok, 1])
-    a_rows: list[dict[str, Any]] = []
-    for k, (mid, i) in enumerate(zip(mids, idx.tolist())):
-        j = int(state.branch[i])
-        dist = float(np.hypot(*(state.xy[i] - state.site[j]))) if j >= 0 else None
-        d = state.mdist[i]
-        row = assignment_values(plan_id, {
-            "member_id": mid, "branch_id": state.bids[j] if j >= 0 else "",
-            "distance_m": None if dist is None else round(dist, 1),
-            "district_zh": state.dnames[d] if d >= 0 else "", "lon": ll[k, 0], "lat": ll[k, 1],
-            "full_member": int(state.full[i]), "status": state.status[i]})
+    """Database rows of the touched members and branches as the library state now has them,
+    and the ids of branches left without members (to delete)."""
+    a_rows = []
+    for rec in state.member_rows(sorted(member_ids)):
+        row = assignment_values(plan_id, rec)
         row.pop("geo_precision")  # the state does not carry it; the caller sets it for the moved member
         a_rows.append(row)
-    b_rows: list[dict[str, Any]] = []
-    for k, (bid, j) in enumerate(zip(live, bj.tolist())):
-        members = sorted(state.members_of[j])
-        dists = np.round(np.hypot(*(state.xy[members] - state.site[j]).T), 1)
-        bd = state.bdist[j]
-        b_rows.append(branch_values(plan_id, {
-            "branch_id": bid, "lon": float(ll[len(mids) + k, 0]), "lat": float(ll[len(mids) + k, 1]),
-            "district_zh": state.dnames[bd] if bd >= 0 else "", "size": int(state.size[j]),
-            "n_full": int(state.nfull[j]), "mean_distance_m": round(float(dists.mean()), 1),
-            "max_distance_m": round(float(dists.max()), 1),
-            "joint": int(len({state.mdist[i] for i in members}) > 1)}))
-    return a_rows, b_rows, removed
+    branch_recs, removed = state.branch_rows(sorted(branch_ids))
+    return a_rows, [branch_values(plan_id, rec) for rec in branch_recs], removed
 
 
 @dataclass(frozen=True)

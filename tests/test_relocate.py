@@ -210,3 +210,26 @@ def test_limits_hold_across_relocations_and_rebalances(seed, ops):
             apply_op(s, o, k)
         assert s.limit_violations() == []
         s.check()
+
+
+def test_touched_rows_agree_with_the_whole_plan() -> None:
+    """member_rows/branch_rows (what the API persists after a relocation) match to_frames."""
+    _, a, b = plan(5)
+    s = PlanState.from_frames(a, b, POLICY)
+    first = a[a["branch_id"] != ""].iloc[0]
+    other = next(n for n in NAMES if n != first["district_zh"])
+    mid = str(first["member_id"])
+    rel = s.relocate(mid, lon=CENTRES[other][0], lat=CENTRES[other][1], district_zh=other)
+    assert rel.from_branch != rel.to_branch and rel.changes
+    whole_a, whole_b = s.to_frames()
+    touched = {m for m, _, _ in rel.changes} | {mid}
+    rows = pd.DataFrame(s.member_rows(sorted(touched))).set_index("member_id")
+    expect = whole_a.set_index("member_id").loc[sorted(touched)]
+    pd.testing.assert_frame_equal(rows[expect.columns], expect, check_dtype=False)
+    branch_ids = {x for _, f, t in rel.changes for x in (f, t) if x}
+    recs, closed = s.branch_rows(sorted(branch_ids))
+    assert set(closed) == branch_ids - set(whole_b["branch_id"])
+    got = pd.DataFrame(recs).set_index("branch_id").sort_index()
+    want = whole_b.set_index("branch_id").loc[got.index]
+    pd.testing.assert_frame_equal(got[want.columns], want, check_dtype=False)
+    assert not got["district_zh"].str.contains("·").any()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,10 @@ from geoalloc.model import GeoStatus, MemberStatus, Policy
 from geoalloc.policies import THEME_SEP, district_of_region
 from geoalloc.projection import to_lonlat, to_metres
 from geoalloc.solver.rebalance import V_HARD, assign_min_cost
+
+ASSIGNMENT_COLUMNS = ["member_id", "branch_id", "distance_m", "district_zh", "lon", "lat", "full_member", "status"]
+BRANCH_COLUMNS = ["branch_id", "lon", "lat", "district_zh", "size", "n_full", "mean_distance_m", "max_distance_m",
+                  "joint", "region"]
 
 DEFAULT_KEEP_RADIUS_M = 3000.0
 DEFAULT_LOCAL_PENALTY_M = 1000.0
@@ -562,41 +567,67 @@ class PlanState:
         nf = np.bincount(self.branch[:n][self.branch[:n] >= 0], weights=self.full[:n][self.branch[:n] >= 0], minlength=len(self.bids))
         assert nf.astype(int).tolist() == self.nfull, "full-member bookkeeping drifted"
 
+    def member_rows(self, member_ids: Iterable[str]) -> list[dict[str, Any]]:
+        """Assignment records (plan-directory columns) of the given members, in the order given.
+
+        A relocation touches a few rows: a caller persists just those without rebuilding the
+        whole plan. :meth:`to_frames` uses it for every member.
+        """
+        idx = np.array([self.index[m] for m in member_ids if m in self.index], dtype=np.int64)
+        if idx.size == 0:
+            return []
+        xy = self.xy[idx]
+        ll = np.full_like(xy, np.nan)
+        ok = np.isfinite(xy).all(axis=1)
+        if ok.any():
+            ll[ok] = to_lonlat(xy[ok, 0], xy[ok, 1])
+        rows = []
+        for k, i in enumerate(idx.tolist()):
+            j = int(self.branch[i])
+            d = self.mdist[i]
+            dist = float(np.hypot(*(xy[k] - self.site[j]))) if j >= 0 else float("nan")
+            rows.append({
+                "member_id": self.ids[i],
+                "branch_id": self.bids[j] if j >= 0 else "",
+                "distance_m": round(dist, 1),
+                "district_zh": district_of_region(self.dnames[d]) if d >= 0 else None,
+                "lon": float(ll[k, 0]),
+                "lat": float(ll[k, 1]),
+                "full_member": int(self.full[i]),
+                "status": self.status[i],
+            })
+        return rows
+
+    def branch_rows(self, branch_ids: Iterable[str]) -> tuple[list[dict[str, Any]], list[str]]:
+        """Branch records (plan-directory columns) of the given branches, and the ids of those
+        that have no members any more (closed)."""
+        branch_ids = list(branch_ids)
+        live = [b for b in branch_ids if b in self.bindex and self.size[self.bindex[b]] > 0]
+        closed = [b for b in branch_ids if b not in live]
+        js = np.array([self.bindex[b] for b in live], dtype=np.int64)
+        sl = to_lonlat(self.site[js, 0], self.site[js, 1]) if len(js) else np.zeros((0, 2))
+        rows = []
+        for k, (bid, j) in enumerate(zip(live, js.tolist())):
+            members = sorted(self.members_of[j])
+            dists = np.round(np.hypot(*(self.xy[members] - self.site[j]).T), 1)
+            region = self.dnames[self.bdist[j]] if self.bdist[j] >= 0 else None
+            rows.append({
+                "branch_id": bid,
+                "lon": float(sl[k, 0]),
+                "lat": float(sl[k, 1]),
+                "district_zh": district_of_region(region) if region else None,
+                "size": int(self.size[j]),
+                "n_full": int(self.nfull[j]),
+                "mean_distance_m": round(float(dists.mean()), 1) if len(dists) else 0.0,
+                "max_distance_m": round(float(dists.max()), 1) if len(dists) else 0.0,
+                "joint": int(len({self.mdist[i] for i in members}) > 1),
+                "region": region,
+            })
+        return rows, closed
+
     def to_frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(assignments, branches) in plan-directory form, for persisting or a new plan version."""
-        n = len(self.ids)
-        xy = self.xy[:n]
-        b = self.branch[:n]
-        ll = to_lonlat(xy[:, 0], xy[:, 1]) if n else np.zeros((0, 2))
-        dist = np.where(b >= 0, np.hypot(*(xy - self.site[np.maximum(b, 0)]).T) if len(self.site) else np.nan, np.nan)
-        a = pd.DataFrame(
-            {
-                "member_id": self.ids,
-                "branch_id": [self.bids[j] if j >= 0 else "" for j in b],
-                "distance_m": np.round(dist, 1),
-                "district_zh": [district_of_region(self.dnames[d]) if d >= 0 else None for d in self.mdist],
-                "lon": ll[:, 0],
-                "lat": ll[:, 1],
-                "full_member": self.full[:n],
-                "status": self.status,
-            }
-        )
-        live = [j for j in range(len(self.bids)) if self.size[j] > 0]
-        sl = to_lonlat(self.site[live, 0], self.site[live, 1]) if live else np.zeros((0, 2))
-        g = a[a["branch_id"] != ""].groupby("branch_id")["distance_m"]
-        mean_d, max_d = g.mean(), g.max()
-        br = pd.DataFrame(
-            {
-                "branch_id": [self.bids[j] for j in live],
-                "lon": sl[:, 0],
-                "lat": sl[:, 1],
-                "district_zh": [district_of_region(self.dnames[self.bdist[j]]) if self.bdist[j] >= 0 else None for j in live],
-                "size": [self.size[j] for j in live],
-                "n_full": [self.nfull[j] for j in live],
-                "mean_distance_m": [round(float(mean_d.get(self.bids[j], 0.0)), 1) for j in live],
-                "max_distance_m": [round(float(max_d.get(self.bids[j], 0.0)), 1) for j in live],
-                "joint": [int(len({self.mdist[i] for i in self.members_of[j]}) > 1) for j in live],
-                "region": [self.dnames[self.bdist[j]] if self.bdist[j] >= 0 else None for j in live],
-            }
-        )
-        return a, br
+        assignments = pd.DataFrame(self.member_rows(self.ids), columns=ASSIGNMENT_COLUMNS)
+        live = [b for j, b in enumerate(self.bids) if self.size[j] > 0]
+        branches = pd.DataFrame(self.branch_rows(live)[0], columns=BRANCH_COLUMNS)
+        return assignments, branches
