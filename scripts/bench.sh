@@ -14,7 +14,9 @@ for part in ${parts[*]}; do
                    $PY -m benchmarks.cpmp "$CPMP"/stefanello2015/*.txt --time-limit 60
                    $PY -m benchmarks.cpmp "$CPMP"/cccp/doni*.dat --time-limit 60
                    $PY -m benchmarks.cpmp --roster --time-limit 5 ;;
-        peers)     $PY -m benchmarks.peers "$CPMP"/pmedcap1/*.txt "$CPMP"/sjc/*.dat "$CPMP"/stefanello2015/*.txt --roster ;;
+        # spopt (CBC) builds an n x n model: it runs on the instances up to 100 points, capped at 300 s each
+        peers)     $PY -m benchmarks.peers "$CPMP"/pmedcap1/cpmp0{1,5}.txt "$CPMP"/pmedcap1/cpmp11.txt "$CPMP"/sjc/SJC1.dat \
+                       "$CPMP"/cccp/TA{25,50,100}.dat "$CPMP"/cccp/doni1.dat --time-limit 10 --roster ;;
         rebalance) $PY -m benchmarks.rebalance ;;
         maps)      bash scripts/install-browser.sh >&2 && $PY -m benchmarks.maps ;;
         api)       $PY -m benchmarks.api ;;
