@@ -95,3 +95,19 @@ def test_curve_is_printed_and_written(first_plan: tuple[Path, Path, pd.DataFrame
     assert (curve["moved"] <= curve["max_moves"]).all()
     assert curve["total_distance_m"].is_monotonic_decreasing or curve["total_distance_m"].iloc[-1] <= curve["total_distance_m"].iloc[0]
     assert (out / "curve.png").stat().st_size > 1000
+
+
+def test_map_command_draws_a_plan_and_a_comparison(first_plan: tuple[Path, Path, pd.DataFrame]) -> None:
+    tmp, path, _ = first_plan
+    after = tmp / "after"
+    if not after.exists():  # run on its own: make the second plan
+        test_relocated_members_are_moved_within_budget(first_plan)
+    single = runner.invoke(app, ["map", str(tmp / "plan1"), "-o", str(tmp / "one.html"), "--lang", "en"])
+    assert single.exit_code == 0, single.output
+    html = (tmp / "one.html").read_text(encoding="utf-8")
+    assert "leaflet" in html.lower() and "M00001" not in html  # no member ids or names by default
+    compare = runner.invoke(app, ["map", "--compare", str(tmp / "plan1"), str(after), "-o", str(tmp / "cmp.html")])
+    assert compare.exit_code == 0, compare.output
+    assert (tmp / "cmp.html").stat().st_size > (tmp / "one.html").stat().st_size / 2
+    assert runner.invoke(app, ["map", str(tmp / "nowhere"), "-o", str(tmp / "x.html")]).exit_code == 2
+    assert runner.invoke(app, ["map", str(tmp / "plan1"), "--lang", "fr"]).exit_code == 2
