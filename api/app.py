@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problems
 from api.context import ServiceContext
+from api.fastpath import RelocateFastPath
 from api.routes import health, keys, members, plans
 from api.settings import Settings
 
@@ -70,5 +71,6 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     for r in (members.router, plans.router, keys.router, health.router):
         app.include_router(r)
 
+    app.add_middleware(RelocateFastPath, fastapi_app=app)  # inside the metrics: relocations are still counted
     app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
     return app

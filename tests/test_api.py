@@ -255,6 +255,46 @@ def test_idempotency_key_relocates_once(svc: Service) -> None:
     assert r.status_code == 200 and r.json()["event_id"] != first.json()["event_id"]
 
 
+def _count(metrics: str, status: str) -> float:
+    line = f'geoalloc_http_requests_total{{method="POST",route="/members/{{member_id}}/relocate",status="{status}"}}'
+    return sum(float(ln.split()[-1]) for ln in metrics.splitlines() if ln.startswith(line))
+
+
+def test_fast_path_answers_like_the_route(svc: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relocation with a recently checked key is served by ``api.fastpath``; it must check
+    scope and role and answer errors exactly as the FastAPI route does (which serves the first,
+    uncached call)."""
+    from api import fastpath
+
+    served: list[str] = []
+    real = fastpath.relocate
+
+    async def spy(ctx: Any, who: Principal, member_id: str, body: dict[str, Any], idem: str | None) -> Any:
+        served.append(member_id)
+        return await real(ctx, who, member_id, body, idem)
+
+    monkeypatch.setattr(fastpath, "relocate", spy)
+    url = f"/members/{svc.member_ns}/relocate"
+    point = {"lon": 113.93, "lat": 22.53}
+    not_found = _count(svc.client.get("/metrics").text, "404")
+    cases = [("planner_ft", point, 404), ("viewer", point, 403), ("garbage", point, 401), ("revoked", point, 401),
+             ("planner_ns", {"lon": 113.9}, 422), ("planner_ns", {"lon": "x", "lat": 1}, 422)]
+    for who, body, code in cases:
+        svc.ctx.keys._hits.clear()  # first call: the route (and the key is cached if valid)
+        first = svc.client.post(url, headers=svc.h(who), json=body)
+        second = svc.client.post(url, headers=svc.h(who), json=body)  # cached key: the fast path, if admitted
+        assert first.status_code == second.status_code == code, (who, body, second.text)
+        assert second.headers["content-type"].startswith(PROBLEM) and first.json() == second.json()
+    assert served == [svc.member_ns]  # only planner_ft got through to the relocation (which answered 404)
+    served.clear()
+    r = svc.client.post(url, headers=svc.h("planner_ns"), json=point)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json" and served == [svc.member_ns]
+    assert r.json()["member_id"] == svc.member_ns and r.json()["plan_id"] == svc.plan_id
+    metrics = svc.client.get("/metrics").text
+    assert 'route="/members/{member_id}/relocate",status="200"' in metrics
+    assert _count(metrics, "404") == not_found + 2  # labelled by route on the fast path as on the route
+
+
 def test_patch_status_leaves_and_rejoins_the_plan(svc: Service) -> None:
     mid = svc.member_ft
     r = svc.client.patch(f"/members/{mid}", headers=svc.h("planner_ft"), json={"status": "lost_contact"})
