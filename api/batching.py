@@ -130,9 +130,8 @@ class RelocationWriter:
             with ctx.db.write_connection() as conn:
                 plan = newest_head(conn, lock=True)
                 ids = list({r.member_id for r in batch})
-                m_tab = Member.__table__
                 members = {row["member_id"]: dict(row) for row in
-                           conn.execute(select(m_tab).where(m_tab.c.member_id.in_(ids))).mappings().all()}
+                           conn.execute(_MEMBERS, {"ids": ids}).mappings().all()}
                 state = ctx.cache.get(conn, plan.id, plan.state_version, plan.policy) if plan else None
                 version = plan.state_version if plan else 0
                 now = utcnow()
@@ -239,14 +238,12 @@ class RelocationWriter:
                 if member_updates:
                     conn.execute(_MEMBER_UPDATE, member_updates)
                 if closes:
-                    a_tab = MemberAddress.__table__
                     last = {a["member_id"]: k for k, a in enumerate(addresses)}
                     for k, a in enumerate(addresses):  # moved twice in one batch: only the last is current
                         if last[a["member_id"]] != k:
                             a["valid_to"] = now
-                    conn.execute(a_tab.update().where(a_tab.c.member_id.in_(closes), a_tab.c.valid_to.is_(None),
-                                                      a_tab.c.valid_from < now).values(valid_to=now))
-                    conn.execute(a_tab.insert(), addresses)
+                    conn.execute(_CLOSE_ADDRESSES, {"ids": closes, "now": now})
+                    conn.execute(_INSERT_ADDRESS, addresses)
                 if state is not None and touched_members:
                     a_rows, b_rows, removed = _rows_after(state, plan.id, touched_members, touched_branches)
                     for r in a_rows:
@@ -255,19 +252,16 @@ class RelocationWriter:
                     apply_assignment_changes(conn, plan.id, a_rows, b_rows, removed)
                 event_ids: list[int] = []
                 if events:
-                    ev = RelocationEvent.__table__
-                    event_ids = list(conn.execute(ev.insert().returning(ev.c.id, sort_by_parameter_order=True),
-                                                  events).scalars().all())
+                    event_ids = list(conn.execute(_INSERT_EVENTS, events).scalars().all())
                 for req, out, k in pending:
                     if k >= 0:
                         out["event_id"] = int(event_ids[k])
                 if audits:
-                    conn.execute(AuditEntry.__table__.insert(), audits)
+                    conn.execute(_INSERT_AUDIT, audits)
                 if plan is not None and version != plan.state_version:
-                    p = Plan.__table__
-                    conn.execute(p.update().where(p.c.id == plan.id).values(state_version=version))
+                    conn.execute(_PLAN_VERSION, {"_id": plan.id, "state_version": version})
                 if idem_rows:
-                    conn.execute(IdempotencyRecord.__table__.insert(), idem_rows)
+                    conn.execute(_INSERT_IDEM, idem_rows)
                 results = [(req, out) for req, out, _ in pending]
             if state is not None:
                 ctx.cache.put(plan.id, version, state)
@@ -281,3 +275,14 @@ _MEMBER_SET = ("lon", "lat", "district_zh", "geo_precision", "geo_status", "stat
 _m = Member.__table__
 _MEMBER_UPDATE = (_m.update().where(_m.c.member_id == bindparam("_id"))
                   .values({k: bindparam(k) for k in (*_MEMBER_SET, "version", "updated_at")}))
+
+# The other statements of a batch, built once (building one per batch costs more than running it).
+_a, _e, _p = MemberAddress.__table__, RelocationEvent.__table__, Plan.__table__
+_MEMBERS = select(_m).where(_m.c.member_id.in_(bindparam("ids", expanding=True)))
+_CLOSE_ADDRESSES = (_a.update().where(_a.c.member_id.in_(bindparam("ids", expanding=True)), _a.c.valid_to.is_(None),
+                                      _a.c.valid_from < bindparam("now")).values(valid_to=bindparam("now")))
+_INSERT_ADDRESS = _a.insert()
+_INSERT_EVENTS = _e.insert().returning(_e.c.id, sort_by_parameter_order=True)
+_INSERT_AUDIT = AuditEntry.__table__.insert()
+_INSERT_IDEM = IdempotencyRecord.__table__.insert()
+_PLAN_VERSION = _p.update().where(_p.c.id == bindparam("_id")).values(state_version=bindparam("state_version"))

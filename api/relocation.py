@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from api import library
@@ -83,9 +83,7 @@ def request_hash(member_id: str, body: dict[str, Any]) -> str:
 
 def stored_answer(conn: Any, who: Principal, idem_key: str, req_hash: str) -> tuple[int, dict[str, Any]] | None:
     """The stored answer for a retried call, or None; 422 if the key was used for another request."""
-    t = IdempotencyRecord.__table__
-    rec = conn.execute(select(t.c.request_hash, t.c.status_code, t.c.response)
-                       .where(t.c.key_id == who.key_id, t.c.idem_key == idem_key)).first()
+    rec = conn.execute(_STORED_ANSWER, {"key_id": who.key_id, "idem_key": idem_key}).first()
     if rec is None:
         return None
     if rec.request_hash != req_hash:
@@ -115,6 +113,14 @@ def _rows_after(state: Any, plan_id: int, member_ids: set[str], branch_ids: set[
     return a_rows, [branch_values(plan_id, rec) for rec in branch_recs], removed
 
 
+# Built once: a statement object built per call costs more than its execution (cache-key walk).
+_i, _p = IdempotencyRecord.__table__, Plan.__table__
+_STORED_ANSWER = select(_i.c.request_hash, _i.c.status_code, _i.c.response).where(
+    _i.c.key_id == bindparam("key_id"), _i.c.idem_key == bindparam("idem_key"))
+_NEWEST = (select(_p.c.id, _p.c.state_version, _p.c.policy).where(_p.c.status == "ready")
+           .order_by(_p.c.id.desc()).limit(1))
+
+
 @dataclass(frozen=True)
 class PlanHead:
     """The newest plan's id, version and policy (what a relocation needs of the plan row)."""
@@ -131,8 +137,7 @@ def newest_head(conn: Any, lock: bool) -> PlanHead | None:
     plan cannot change under us. On PostgreSQL a plan committed between our read and our lock is
     caught by reading again after locking.
     """
-    t = Plan.__table__
-    q = select(t.c.id, t.c.state_version, t.c.policy).where(t.c.status == "ready").order_by(t.c.id.desc()).limit(1)
+    t, q = Plan.__table__, _NEWEST
     if not lock or conn.dialect.name == "sqlite":
         row = conn.execute(q).first()
         return PlanHead(int(row.id), int(row.state_version), dict(row.policy or {})) if row else None

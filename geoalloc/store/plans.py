@@ -134,6 +134,9 @@ def plan_frames(s: Session | Any, plan_id: int) -> tuple[pd.DataFrame, pd.DataFr
     return a, b
 
 
+_UPDATES: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+
 def apply_assignment_changes(conn: Any, plan_id: int, rows: list[dict[str, Any]],
                              branch_rows: list[dict[str, Any]], removed_branches: list[str]) -> None:
     """Overwrite some assignment rows and branch rows of a plan (a relocation's footprint).
@@ -148,8 +151,11 @@ def apply_assignment_changes(conn: Any, plan_id: int, rows: list[dict[str, Any]]
         for r in recs:  # executemany needs one column set per statement
             groups.setdefault(tuple(k for k in r if k not in ("plan_id", key)), []).append(r)
         for keys, group in groups.items():
-            stmt = (table.update().where(table.c.plan_id == bindparam("_plan"), table.c[key] == bindparam("_key"))
-                    .values({k: bindparam(k) for k in keys}))
+            stmt = _UPDATES.get((table.name, keys))
+            if stmt is None:  # built once per column set: building costs more than executing
+                stmt = (table.update().where(table.c.plan_id == bindparam("_plan"), table.c[key] == bindparam("_key"))
+                        .values({k: bindparam(k) for k in keys}))
+                _UPDATES[(table.name, keys)] = stmt
             res = conn.execute(stmt, [{**{k: r[k] for k in keys}, "_plan": plan_id, "_key": r[key]} for r in group])
             if res.rowcount != len(group):  # some rows are new: insert those
                 have = set(conn.execute(select(table.c[key]).where(
