@@ -26,6 +26,7 @@ from sqlalchemy import bindparam, select
 from api.problems import ProblemError
 from api.relocation import (
     Location,
+    PlanHead,
     _finite,
     _rows_after,
     locate,
@@ -36,7 +37,9 @@ from geoalloc.model import GeoStatus, MemberStatus
 from geoalloc.store.keys import Principal
 from geoalloc.store.members import LOCATION_FIELDS, _address_values, _jsonable
 from geoalloc.store.models import (
+    Assignment,
     AuditEntry,
+    Branch,
     IdempotencyRecord,
     Member,
     MemberAddress,
@@ -45,6 +48,7 @@ from geoalloc.store.models import (
     utcnow,
 )
 from geoalloc.store.plans import apply_assignment_changes
+from geoalloc.store.rawsql import SqliteStatements
 
 if TYPE_CHECKING:
     from api.context import ServiceContext
@@ -71,6 +75,8 @@ class RelocationWriter:
         self.ctx = ctx
         self.max_batch = max_batch
         self.queue: queue.Queue[Request | None] = queue.Queue()
+        #: SQLite: the batch's statements on the driver's cursor (see ``geoalloc.store.rawsql``).
+        self.raw = SqliteStatements(ctx.db.engine.dialect) if ctx.db.sqlite else None
         self.thread = threading.Thread(target=self._loop, name="geoalloc-relocations", daemon=True)
         self.thread.start()
 
@@ -128,10 +134,17 @@ class RelocationWriter:
         results: list[tuple[Request, dict[str, Any]]] = []
         with ctx.plan_lock:
             with ctx.db.write_connection() as conn:
-                plan = newest_head(conn, lock=True)
+                raw = self.raw
+                cur = raw.cursor(conn) if raw is not None else None
                 ids = list({r.member_id for r in batch})
-                members = {row["member_id"]: dict(row) for row in
-                           conn.execute(_MEMBERS, {"ids": ids}).mappings().all()}
+                if raw is not None:
+                    plan = _raw_head(raw, cur)
+                    members = {row["member_id"]: row for row in raw.select(
+                        cur, _m, _MEMBER_COLS, f"member_id IN ({', '.join('?' for _ in ids)})", ids)}
+                else:
+                    plan = newest_head(conn, lock=True)
+                    members = {row["member_id"]: dict(row) for row in
+                               conn.execute(_MEMBERS, {"ids": ids}).mappings().all()}
                 state = ctx.cache.get(conn, plan.id, plan.state_version, plan.policy) if plan else None
                 version = plan.state_version if plan else 0
                 now = utcnow()
@@ -149,7 +162,8 @@ class RelocationWriter:
                 for req in batch:
                     if req.idem_key:
                         key = (req.who.key_id, req.idem_key)
-                        answer = stored_answer(conn, req.who, req.idem_key, req.req_hash)
+                        answer = (_raw_stored_answer(raw, cur, req) if raw is not None
+                                  else stored_answer(conn, req.who, req.idem_key, req.req_hash))
                         if answer is None and key in seen_idem:
                             if seen_idem[key]["hash"] != req.req_hash:
                                 req.future.set_exception(ProblemError(
@@ -236,32 +250,55 @@ class RelocationWriter:
 
                 # -- one executemany per table ------------------------------------------------------
                 if member_updates:
-                    conn.execute(_MEMBER_UPDATE, member_updates)
+                    if raw is not None:
+                        raw.update(cur, _m, ("member_id",), member_updates, where_params=("_id",))
+                    else:
+                        conn.execute(_MEMBER_UPDATE, member_updates)
                 if closes:
                     last = {a["member_id"]: k for k, a in enumerate(addresses)}
                     for k, a in enumerate(addresses):  # moved twice in one batch: only the last is current
                         if last[a["member_id"]] != k:
                             a["valid_to"] = now
-                    conn.execute(_CLOSE_ADDRESSES, {"ids": closes, "now": now})
-                    conn.execute(_INSERT_ADDRESS, addresses)
+                    if raw is not None:
+                        t = raw.bind(_a, "valid_to", now)
+                        cur.executemany("UPDATE member_addresses SET valid_to = ? WHERE member_id = ? "
+                                        "AND valid_to IS NULL AND valid_from < ?", [(t, mid, t) for mid in closes])
+                        raw.insert(cur, _a, addresses)
+                    else:
+                        conn.execute(_CLOSE_ADDRESSES, {"ids": closes, "now": now})
+                        conn.execute(_INSERT_ADDRESS, addresses)
                 if state is not None and touched_members:
                     a_rows, b_rows, removed = _rows_after(state, plan.id, touched_members, touched_branches)
                     for r in a_rows:
                         if r["member_id"] in precision:
                             r["geo_precision"] = precision[r["member_id"]]
-                    apply_assignment_changes(conn, plan.id, a_rows, b_rows, removed)
+                    if raw is not None:
+                        raw.apply_assignment_changes(cur, Assignment.__table__, Branch.__table__, plan.id,
+                                                     a_rows, b_rows, removed)
+                    else:
+                        apply_assignment_changes(conn, plan.id, a_rows, b_rows, removed)
                 event_ids: list[int] = []
                 if events:
-                    event_ids = list(conn.execute(_INSERT_EVENTS, events).scalars().all())
+                    event_ids = (raw.insert_returning(cur, _e, events, "id") if raw is not None
+                                 else list(conn.execute(_INSERT_EVENTS, events).scalars().all()))
                 for req, out, k in pending:
                     if k >= 0:
                         out["event_id"] = int(event_ids[k])
                 if audits:
-                    conn.execute(_INSERT_AUDIT, audits)
+                    if raw is not None:
+                        raw.insert(cur, AuditEntry.__table__, audits)
+                    else:
+                        conn.execute(_INSERT_AUDIT, audits)
                 if plan is not None and version != plan.state_version:
-                    conn.execute(_PLAN_VERSION, {"_id": plan.id, "state_version": version})
+                    if raw is not None:
+                        raw.update(cur, _p, ("id",), [{"state_version": version, "id": plan.id}])
+                    else:
+                        conn.execute(_PLAN_VERSION, {"_id": plan.id, "state_version": version})
                 if idem_rows:
-                    conn.execute(_INSERT_IDEM, idem_rows)
+                    if raw is not None:
+                        raw.insert(cur, IdempotencyRecord.__table__, idem_rows)
+                    else:
+                        conn.execute(_INSERT_IDEM, idem_rows)
                 results = [(req, out) for req, out, _ in pending]
             if state is not None:
                 ctx.cache.put(plan.id, version, state)
@@ -286,3 +323,24 @@ _INSERT_EVENTS = _e.insert().returning(_e.c.id, sort_by_parameter_order=True)
 _INSERT_AUDIT = AuditEntry.__table__.insert()
 _INSERT_IDEM = IdempotencyRecord.__table__.insert()
 _PLAN_VERSION = _p.update().where(_p.c.id == bindparam("_id")).values(state_version=bindparam("state_version"))
+_MEMBER_COLS = tuple(c.name for c in _m.columns)
+
+
+def _raw_head(raw: SqliteStatements, cur: Any) -> PlanHead | None:
+    """``newest_head`` on SQLite's cursor (the transaction began IMMEDIATE: nobody else writes)."""
+    rows = raw.select(cur, _p, ("id", "state_version", "policy"), "status = ? ORDER BY id DESC LIMIT 1", ("ready",))
+    if not rows:
+        return None
+    return PlanHead(int(rows[0]["id"]), int(rows[0]["state_version"]), dict(rows[0]["policy"] or {}))
+
+
+def _raw_stored_answer(raw: SqliteStatements, cur: Any, req: Request) -> tuple[int, dict[str, Any]] | None:
+    """``stored_answer`` on SQLite's cursor."""
+    rows = raw.select(cur, IdempotencyRecord.__table__, ("request_hash", "status_code", "response"),
+                      "key_id = ? AND idem_key = ?", (req.who.key_id, req.idem_key))
+    if not rows:
+        return None
+    if rows[0]["request_hash"] != req.req_hash:
+        raise ProblemError(422, "this Idempotency-Key was already used for a different request",
+                           title="Idempotency-Key reused")
+    return int(rows[0]["status_code"]), dict(rows[0]["response"])
