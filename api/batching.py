@@ -21,7 +21,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 
 from api.problems import ProblemError
 from api.relocation import (
@@ -77,6 +77,7 @@ class RelocationWriter:
         self.queue: queue.Queue[Request | None] = queue.Queue()
         #: SQLite: the batch's statements on the driver's cursor (see ``geoalloc.store.rawsql``).
         self.raw = SqliteStatements(ctx.db.engine.dialect) if ctx.db.sqlite else None
+        self._conn: Connection | None = None
         self.thread = threading.Thread(target=self._loop, name="geoalloc-relocations", daemon=True)
         self.thread.start()
 
@@ -93,6 +94,26 @@ class RelocationWriter:
     # -- the writer thread ---------------------------------------------------------------------------
 
     def _loop(self) -> None:
+        try:
+            self._serve()
+        finally:
+            self._drop_connection()
+
+    def _connection(self) -> Connection:
+        """The writer's own connection, kept between batches (no pool checkout and reset per batch)."""
+        if self._conn is None:
+            self._conn = self.ctx.db.writer_connection()
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # a broken connection may fail to close; it is dropped anyway
+                log.warning("closing the relocation writer's connection failed", exc_info=True)
+            self._conn = None
+
+    def _serve(self) -> None:
         while True:
             first = self.queue.get()
             if first is None:
@@ -120,6 +141,7 @@ class RelocationWriter:
             self.ctx.metrics.batch_seconds.observe(time.perf_counter() - started)
         except Exception as exc:  # noqa: BLE001 - the transaction failed: nothing of the batch was committed
             self.ctx.cache.invalidate()
+            self._drop_connection()  # it may be broken: the next batch opens a fresh one
             if len(batch) == 1:
                 if not batch[0].future.done():
                     batch[0].future.set_exception(exc)
@@ -133,7 +155,8 @@ class RelocationWriter:
         ctx = self.ctx
         results: list[tuple[Request, dict[str, Any]]] = []
         with ctx.plan_lock:
-            with ctx.db.write_connection() as conn:
+            conn = self._connection()
+            with conn.begin():
                 raw = self.raw
                 cur = raw.cursor(conn) if raw is not None else None
                 ids = list({r.member_id for r in batch})

@@ -103,6 +103,11 @@ class Database:
         with self._write_engine.begin() as conn:
             yield conn
 
+    def writer_connection(self) -> Connection:
+        """A long-lived connection whose transactions are serialised writes (``conn.begin()``:
+        ``BEGIN IMMEDIATE`` on SQLite), for a single writer thread; the caller closes it."""
+        return self._write_engine.connect()
+
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
