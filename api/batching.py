@@ -34,6 +34,7 @@ from api.relocation import (
     stored_answer,
 )
 from geoalloc.model import GeoStatus, MemberStatus
+from geoalloc.store.db import WalCheckpointer
 from geoalloc.store.keys import Principal
 from geoalloc.store.members import LOCATION_FIELDS, _address_values, _jsonable
 from geoalloc.store.models import (
@@ -78,6 +79,8 @@ class RelocationWriter:
         #: SQLite: the batch's statements on the driver's cursor (see ``geoalloc.store.rawsql``).
         self.raw = SqliteStatements(ctx.db.engine.dialect) if ctx.db.sqlite else None
         self._conn: Connection | None = None
+        #: SQLite: WAL checkpoints off the writer's commits (see ``WalCheckpointer``).
+        self.checkpointer = WalCheckpointer(ctx.db.engine) if ctx.db.sqlite else None
         self.thread = threading.Thread(target=self._loop, name="geoalloc-relocations", daemon=True)
         self.thread.start()
 
@@ -90,6 +93,8 @@ class RelocationWriter:
         """Stop after the queued relocations are written."""
         self.queue.put(None)
         self.thread.join(timeout=30)
+        if self.checkpointer is not None:
+            self.checkpointer.close()
 
     # -- the writer thread ---------------------------------------------------------------------------
 
@@ -102,13 +107,13 @@ class RelocationWriter:
     def _connection(self) -> Connection:
         """The writer's own connection, kept between batches (no pool checkout and reset per batch)."""
         if self._conn is None:
-            self._conn = self.ctx.db.writer_connection()
+            self._conn = self.ctx.db.writer_connection(checkpoint=self.checkpointer is None)
         return self._conn
 
     def _drop_connection(self) -> None:
         if self._conn is not None:
             try:
-                self._conn.close()
+                self.ctx.db.close_writer_connection(self._conn)
             except Exception:  # a broken connection may fail to close; it is dropped anyway
                 log.warning("closing the relocation writer's connection failed", exc_info=True)
             self._conn = None

@@ -9,7 +9,9 @@ serialisation is a ``SELECT ... FOR UPDATE`` on the plan row (see ``plans.lock_p
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +20,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger("geoalloc.store")
 
 #: Default database: a file in the working directory, created on first start.
 DEFAULT_URL = "sqlite:///geoalloc.db"
@@ -103,10 +107,23 @@ class Database:
         with self._write_engine.begin() as conn:
             yield conn
 
-    def writer_connection(self) -> Connection:
+    def writer_connection(self, checkpoint: bool = True) -> Connection:
         """A long-lived connection whose transactions are serialised writes (``conn.begin()``:
-        ``BEGIN IMMEDIATE`` on SQLite), for a single writer thread; the caller closes it."""
-        return self._write_engine.connect()
+        ``BEGIN IMMEDIATE`` on SQLite), for a single writer thread; close it with
+        :meth:`close_writer_connection`. ``checkpoint=False`` (SQLite): its commits never run the
+        automatic WAL checkpoint; run a :class:`WalCheckpointer` beside it."""
+        conn = self._write_engine.connect()
+        if self.sqlite and not checkpoint:
+            conn.connection.driver_connection.execute("PRAGMA wal_autocheckpoint=0")  # type: ignore[union-attr]
+        return conn
+
+    def close_writer_connection(self, conn: Connection) -> None:
+        """Return a writer connection to the pool with SQLite's automatic checkpoint back on."""
+        try:
+            if self.sqlite and not conn.invalidated:
+                conn.connection.driver_connection.execute("PRAGMA wal_autocheckpoint=1000")  # type: ignore[union-attr]
+        finally:
+            conn.close()
 
     def dispose(self) -> None:
         """Close every pooled connection."""
@@ -137,3 +154,35 @@ def init_db(url: str | None = None) -> str:
     finally:
         engine.dispose()
     return url
+
+
+class WalCheckpointer:
+    """Checkpoints a SQLite database's write-ahead log from a thread of its own, every ``interval`` s.
+
+    Why: SQLite's automatic checkpoint runs inside whichever commit pushes the log past 1000
+    pages, so every relocation queued behind that commit waits for it. The relocation writer turns
+    the automatic checkpoint off on its connection (``writer_connection(checkpoint=False)``) and
+    this thread does the work instead; a PASSIVE checkpoint never blocks writers or readers.
+    """
+
+    def __init__(self, engine: Engine, interval: float = 0.2) -> None:
+        self.engine, self.interval = engine, interval
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="geoalloc-wal-checkpoint", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                raw = self.engine.raw_connection()
+                try:
+                    raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+                finally:
+                    raw.close()
+            except Exception:  # a failed checkpoint is retried next time; SQLite stays consistent
+                log.warning("WAL checkpoint failed", exc_info=True)
+
+    def close(self) -> None:
+        """Stop the thread (SQLite checkpoints the log itself when the last connection closes)."""
+        self._stop.set()
+        self.thread.join(timeout=10)
