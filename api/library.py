@@ -54,7 +54,10 @@ def geocode_address(address: str, member_id: str) -> Any:
 
 
 def to_wgs84(lon: float, lat: float, datum: str) -> tuple[float, float]:
-    """geoalloc.geocode.datum.to_wgs84 for one point."""
+    """geoalloc.geocode.datum.to_wgs84 for one point (WGS-84 itself passes straight through: the
+    library's array conversion would cost more than the rest of locating the point)."""
+    if datum == "wgs84":
+        return float(lon), float(lat)
     from geoalloc.geocode.datum import to_wgs84 as _conv
 
     x, y = _conv(lon, lat, datum)
