@@ -212,8 +212,10 @@ async def relocate(ctx: ServiceContext, who: Principal, member_id: str, body: di
         # Located by the writer thread: a few microseconds there, but here the C call would hand the
         # GIL to the writer and stall the event loop for a whole switch interval.
         where = (float(body["lon"]), float(body["lat"]), datum)
-    future = ctx.writer.enqueue(Request(who, member_id, where, idem_key, req_hash))
-    return await asyncio.wait_for(asyncio.wrap_future(future), timeout=60)
+    req = Request(who, member_id, where, idem_key, req_hash, waiter=asyncio.get_running_loop().create_future())
+    ctx.writer.enqueue(req)
+    assert req.waiter is not None
+    return await asyncio.wait_for(req.waiter, timeout=60)
 
 
 def _checked_geocode(ctx: ServiceContext, who: Principal, member_id: str, address: str) -> Location:
