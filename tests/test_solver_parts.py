@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for benchmarks/
 from benchmarks.cpmp import check, read_instance  # noqa: E402
-from geoalloc.solver.bounds import lagrangian_bound  # noqa: E402
+from geoalloc.solver.bounds import _forced_unit_bound, forced_size, lagrangian_bound  # noqa: E402
 from geoalloc.solver.flow import flow_assign  # noqa: E402
 from geoalloc.solver.instance import Instance  # noqa: E402
 from geoalloc.solver.mip import solve_part  # noqa: E402
@@ -69,6 +69,24 @@ def test_lagrangian_bound_never_exceeds_the_optimum(seed: int, groups: bool) -> 
     opt = brute(inst)
     assert lagrangian_bound(inst, np.inf) <= opt + 1e-6
     assert lagrangian_bound(inst, opt) <= opt + 1e-6
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.integers(0, 10_000), st.integers(4, 5), st.booleans(), st.integers(2, 6))
+def test_forced_size_bound_never_exceeds_the_optimum(seed: int, cap: int, floor: bool, width: int) -> None:
+    """Tight capacity (every cluster must hold at least n - (p - 1) * cap): the bound with
+    forced cluster sizes, searched over few neighbours and valued over all pairs, stays valid."""
+    rng = np.random.default_rng(seed)
+    n = 8
+    inst = Instance(xy=rng.uniform(0, 1000, (n, 2)), demand=np.ones(n, dtype=np.int64),
+                    full=np.ones(n, dtype=np.int64), weight=np.ones(n), p=2, max_size=cap,
+                    min_size=1, floor=floor)
+    assert 2 * forced_size(inst) >= inst.max_size  # the forced path is the one taken
+    opt = brute(inst)
+    assert lagrangian_bound(inst, np.inf) <= opt + 1e-6
+    assert lagrangian_bound(inst, opt) <= opt + 1e-6
+    sparse = _forced_unit_bound(inst, opt, 200, None, 10, None, 2.0, width=width)
+    assert sparse is not None and sparse <= opt + 1e-6
 
 
 def test_flow_assignment_respects_every_limit() -> None:

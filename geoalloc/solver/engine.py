@@ -129,7 +129,10 @@ def solve_instance(
     lb = 0.0
     if bound and not stats.get("whole_mip_optimal"):
         lam0 = inst.cost(np.arange(inst.n), sites[branch])
+        tb = time.perf_counter()
         lb = lagrangian_bound(inst, obj, deadline=max(deadline, time.perf_counter() + 0.05), start=lam0)
+        stats["bound_seconds"] = round(time.perf_counter() - tb, 3)
+        stats["search_seconds"] = round(tb - t0, 3)
     if stats.get("whole_mip_optimal"):
         lb = max(lb, obj)
     return InstanceResult(sites, branch, obj, lb, time.perf_counter() - t0, timed_out, stats)
