@@ -71,7 +71,9 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        # On the driver's connection: the same statement without SQLAlchemy's per-execute work
+        # (a tenth of a millisecond, on every relocation transaction).
+        conn.connection.driver_connection.execute(f"BEGIN {mode}")
 
 
 class Database:
