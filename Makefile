@@ -1,28 +1,35 @@
 # Two commands do everything on a fresh machine: `make demo` and `make test`.
-# Both create .venv if it is missing and install the package into it (editable).
+# Both create .venv if it is missing and install the package into it (editable);
+# `make test` adds the test tools, `make bench` the peers the benchmarks compare with.
 
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 STAMP  := $(VENV)/.installed-stamp
+TESTSTAMP := $(VENV)/.installed-test-stamp
 
 .PHONY: install demo test bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PIP) -e .
 	@touch $(STAMP)
+
+$(TESTSTAMP): $(STAMP)
+	$(PIP) -e '.[test]'
+	@touch $(TESTSTAMP)
 
 install: $(STAMP)
 
 demo: install
 	$(VENV)/bin/geoalloc demo
 
-test: install
+test: $(TESTSTAMP)
 	bash scripts/test.sh
 
-bench: install
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+bench: $(TESTSTAMP)
+	$(PIP) -e '.[test,bench]'
 	bash scripts/bench.sh
 
 clean:

@@ -365,7 +365,7 @@ def map_command(
 @app.command()
 def demo(
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the demo plan.")] = Path("demo-output"),
-    time_limit: Annotated[float, typer.Option(help="Seconds the optimiser may use.")] = 10.0,
+    time_limit: Annotated[float, typer.Option(help="Seconds the optimiser may use.")] = 5.0,
 ) -> None:
     """Run the whole job on the bundled 7,000-member sample roster and say where the map and report are."""
     from geoalloc.paths import sample_roster_path
