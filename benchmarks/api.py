@@ -70,7 +70,7 @@ def start_server(db_url: str, port: int) -> subprocess.Popen[bytes]:
     env = os.environ | {"GEOALLOC_DATABASE_URL": db_url}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning", "--no-access-log"], env=env)
+         "--loop", "uvloop", "--http", "httptools", "--log-level", "warning", "--no-access-log"], env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
