@@ -194,7 +194,7 @@ def test_budget_too_small_to_fix_everything_says_so():
     assert calls and all(0.0 <= f <= 1.0 for _, f in calls)
 
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 
@@ -205,6 +205,8 @@ from hypothesis import strategies as st  # noqa: E402
     budget=st.one_of(st.none(), st.integers(0, 40)),
     n_frozen=st.integers(0, 10),
 )
+# found by CI: the regions' own move count said 18 while the plan really moved 30
+@example(seed=216, n_labels=10, budget=18, n_frozen=1)
 def test_any_current_plan_any_budget(seed, n_labels, budget, n_frozen):
     """Random (often broken) current plans: the budget holds, frozen members stay, and with no
     budget every limit is met (these rosters always allow it)."""

@@ -916,7 +916,8 @@ def rebalance(
         plans = _solve_all(regions, policy, penalty, V_HARD, 0.0, progress, "rebalance")
     else:
         plans, regions, index, label = _within_budget(
-            prep, policy, penalty, max_moves, progress, budget_info, ladder_cache if ladder_cache is not None else {}
+            prep, policy, penalty, max_moves, progress, budget_info, ladder_cache if ladder_cache is not None else {},
+            before_b,
         )
         notes.append(label)
     if plans is None:
@@ -1012,11 +1013,14 @@ def _within_budget(
     progress: Progress | None,
     info: dict[str, Any],
     cache: dict[Any, Any],
+    before_b: pd.DataFrame,
 ) -> tuple[list[_RegionPlan] | None, list[_Region], list[NDArray[np.int64]], str]:
     """The least-penalised plan that moves at most ``max_moves`` members (hard).
 
     Returns (plans or None for the zero-move plan, regions, member index, note). ``cache``
     keeps solved ladder steps, so a sweep of budgets (the curve) solves each step once.
+    A step's moves are counted on the plan it really produces (the same count ``moves.csv``
+    gets), so the budget holds whatever the regions' own bookkeeping says.
     """
     ladder = budget_ladder(penalty)
 
@@ -1033,7 +1037,12 @@ def _within_budget(
         return cache[key]
 
     def moves(i: int) -> int:
-        return sum(p.moves for p in run(i)[0])
+        key = ("moves", ladder[i])
+        if key not in cache:
+            plans, regions, index = run(i)
+            after_a, _ = _frames(prep, regions, index, plans)
+            cache[key] = len(_move_reasons(prep, before_b, after_a, policy)[0])
+        return int(cache[key])
 
     if moves(0) <= max_moves:
         info["penalty_m"] = ladder[0][0]
