@@ -2,6 +2,7 @@
 
     python -m benchmarks.cpmp FILE [FILE ...] --time-limit S [--json] [--dist auto|euclid|floor]
     python -m benchmarks.cpmp --roster [--time-limit 5]     # the bundled Shenzhen roster, 3..50
+                                                            # (true points, and geocoded as the product sees it)
 
 Prints one line (or one JSON object) per file: instance, n, p, objective, lower_bound,
 gap_to_bound, seconds, feasible, plus best_known and gap_to_best where a value is published.
@@ -137,16 +138,22 @@ def run(inst: CpmpInstance, time_limit: float, seed: int = 0) -> dict[str, objec
     return out
 
 
-def run_roster(time_limit: float, seed: int = 0) -> dict[str, object]:
-    """The bundled 7,000-member Shenzhen roster (synthetic, deterministic) with limits 3..50."""
+def run_roster(time_limit: float, seed: int = 0, *, geocoded: bool = False) -> dict[str, object]:
+    """The bundled 7,000-member Shenzhen roster (synthetic, deterministic) with limits 3..50.
+
+    ``geocoded=False``: members at their true generated points. ``geocoded=True``: the product
+    path, ``data/sample/members.csv`` read and geocoded as ``geoalloc demo`` does (two thirds of
+    the members placed at subdistrict seeds with jitter, which makes many near-coincident points).
+    """
     from geoalloc.model import Policy
     from geoalloc.solver import form_branches
 
-    problem = shenzhen_problem()
+    problem = sample_problem() if geocoded else shenzhen_problem()
     t0 = time.perf_counter()
     sol = form_branches(problem, Policy(min_size=3, max_size=50, time_limit=time_limit, seed=seed))
     seconds = time.perf_counter() - t0
-    return {"instance": "shenzhen-7000", "n": problem.n, "p": sol.n_branches, "objective": round(sol.objective, 1),
+    name = "shenzhen-geocoded" if geocoded else "shenzhen-7000"
+    return {"instance": name, "n": problem.n, "p": sol.n_branches, "objective": round(sol.objective, 1),
             "lower_bound": round(sol.lower_bound, 1), "gap_to_bound": round(sol.gap, 6),
             "seconds": round(seconds, 3), "feasible": True, "notes": sol.notes}
 
@@ -164,6 +171,20 @@ def shenzhen_problem():  # type: ignore[no-untyped-def]
     xy = to_metres(roster["lon"].to_numpy(float), roster["lat"].to_numpy(float))
     full = roster["full_member"].astype(int).to_numpy()
     return Problem(xy=xy, demand=np.ones(len(roster), dtype=np.int64), full=full, region=region, region_names=names)
+
+
+def sample_problem():  # type: ignore[no-untyped-def]
+    """The committed sample roster as the product sees it: validated, geocoded, active members only."""
+    from geoalloc.model import Policy
+    from geoalloc.paths import sample_roster_path
+    from geoalloc.pipeline import build_problem, place_members
+    from geoalloc.roster import read_roster
+
+    placed = place_members(read_roster(sample_roster_path()).members)
+    active = placed[(placed["status"] == "active") & placed["lon"].notna() & (placed["district_zh"] != "")].copy()
+    active["_full_count"] = active["weight"] * active["full_member"]
+    problem, _ = build_problem(active, Policy())
+    return problem
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,8 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{res['instance']:<12} n={res['n']:<6} p={res['p']:<4} objective={res['objective']:<12} "
                   f"lower_bound={res['lower_bound']:<12} gap_to_bound={100 * res['gap_to_bound']:.3f}%  "  # type: ignore[operator]
                   f"seconds={res['seconds']:<8} feasible={res['feasible']}{extra}", flush=True)
-    if args.roster:
-        res = run_roster(args.time_limit, args.seed)
+    for geocoded in ((False, True) if args.roster else ()):
+        res = run_roster(args.time_limit, args.seed, geocoded=geocoded)
         results.append(res)
         if args.json:
             print(json.dumps(res, ensure_ascii=False), flush=True)
