@@ -207,15 +207,8 @@ def _unit_bound(inst, ai, aj, ac, cap_lam, room_j, upper, iters, deadline, patie
         if ov.any():
             k_rank = np.argsort(np.argsort(sub[ov], axis=1, kind="stable"), axis=1, kind="stable")
             take[ov] &= k_rank < room[chosen][ov][:, None]
-        g = 1.0 - np.bincount(pad_i[chosen][take], minlength=n + 1)[:n]
-        if inst.self_serve:
-            g[chosen] -= 1.0
-        norm = float(g @ g)
-        if norm < 1e-12:
+        if not _subgradient_step(inst, lam, n, pad_i, chosen, take, value, upper, mu, cap_lam):
             break
-        gapv = (upper - value) if math.isfinite(upper) else abs(value) * 0.05 + 1.0
-        step = mu * max(gapv, 1e-4 * abs(value) + 1e-9) / norm
-        lam[:n] = np.minimum(lam[:n] + step * g, cap_lam)
         if deadline is not None and time.perf_counter() > deadline:
             break
     if not math.isfinite(best):
@@ -343,18 +336,31 @@ def _forced_unit_bound(  # type: ignore[no-untyped-def]
         cut_f = srt[chosen, ff - 1][:, None] if ff > 0 else np.full((len(chosen), 1), -np.inf)
         cut_u = srt[chosen, uu - 1][:, None] if uu > 0 else np.full((len(chosen), 1), -np.inf)
         take = ((sub <= cut_f) | (sub < 0)) & (sub <= cut_u) & np.isfinite(sub)
-        g = 1.0 - np.bincount(pad_i[chosen][take], minlength=n + 1)[:n]
-        if inst.self_serve:
-            g[chosen] -= 1.0
-        norm = float(g @ g)
-        if norm < 1e-12:
+        if not _subgradient_step(inst, lam, n, pad_i, chosen, take, value, upper, mu, cap_lam):
             break
-        gapv = (upper - value) if math.isfinite(upper) else abs(value) * 0.05 + 1.0
-        step = mu * max(gapv, 1e-4 * abs(value) + 1e-9) / norm
-        lam[:n] = np.minimum(lam[:n] + step * g, cap_lam)
         if deadline is not None and time.perf_counter() > deadline:
             break
     if not math.isfinite(best):
         return None
     return _forced_value(inst, best_lam, f, u)
 
+
+def _subgradient_step(inst: Instance, lam: NDArray[np.float64], n: int, pad_i: NDArray[np.int64],
+                      chosen: NDArray[np.int64], take: NDArray[np.bool_], value: float, upper: float,
+                      mu: float, cap_lam: float | NDArray[np.float64]) -> bool:
+    """One Polyak-style step on the multipliers from the points the chosen sites take.
+
+    The subgradient of each member's multiplier is 1 minus the times it is taken; the step
+    length uses the gap to the best known plan. False when the subgradient vanishes (the
+    relaxed solution assigns every member exactly once: the bound is tight).
+    """
+    g = 1.0 - np.bincount(pad_i[chosen][take], minlength=n + 1)[:n]
+    if inst.self_serve:
+        g[chosen] -= 1.0
+    norm = float(g @ g)
+    if norm < 1e-12:
+        return False
+    gapv = (upper - value) if math.isfinite(upper) else abs(value) * 0.05 + 1.0
+    step = mu * max(gapv, 1e-4 * abs(value) + 1e-9) / norm
+    lam[:n] = np.minimum(lam[:n] + step * g, cap_lam)
+    return True
