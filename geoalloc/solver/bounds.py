@@ -25,7 +25,6 @@ from geoalloc.solver.instance import Instance
 
 _MAX_ARCS = 3_000_000
 _PAD_CELLS = 8_000_000  # the padded per-site layout of the unit-demand bound up to this size
-_DEBUG = False
 
 
 def lagrangian_bound(
@@ -112,15 +111,9 @@ def lagrangian_bound(
         v = np.where(can_open, v, np.inf)
         chosen = np.argpartition(v, p - 1)[:p] if p < m else np.arange(m)
         value = float(lam.sum() + v[chosen].sum())
-        if _DEBUG: print(value, mu)
-        if not math.isfinite(best) or value > best + 1e-9 * max(1.0, abs(best)):
-            best, stall = value, 0
-        else:
-            stall += 1
-            if stall >= patience:
-                mu, stall = mu / 2, 0
-                if mu < 1e-3:
-                    break
+        improved, best, stall, mu, stop = _track(value, best, stall, mu, patience)
+        if stop:
+            break
         is_chosen = np.zeros(m, dtype=bool)
         is_chosen[chosen] = True
         sel = is_chosen[j]
@@ -192,14 +185,9 @@ def _unit_bound(inst, ai, aj, ac, cap_lam, room_j, upper, iters, deadline, patie
         v = np.where(can_open, v, np.inf)
         chosen = np.argpartition(v, p - 1)[:p] if p < m else rows
         value = float(lam[:n].sum() + v[chosen].sum())
-        if not math.isfinite(best) or value > best + 1e-9 * max(1.0, abs(best)):
-            best, stall = value, 0
-        else:
-            stall += 1
-            if stall >= patience:
-                mu, stall = mu / 2, 0
-                if mu < 1e-3:
-                    break
+        improved, best, stall, mu, stop = _track(value, best, stall, mu, patience)
+        if stop:
+            break
         # which points the chosen sites take: their negative arcs, cut to the room
         sub = red[chosen]
         take = sub < 0
@@ -323,14 +311,11 @@ def _forced_unit_bound(  # type: ignore[no-untyped-def]
             return None
         chosen = np.argpartition(v, p - 1)[:p] if p < m else rows
         value = float(lam[:n].sum() + v[chosen].sum())
-        if not math.isfinite(best) or value > best + 1e-9 * max(1.0, abs(best)):
-            best, best_lam, stall = value, lam.copy(), 0
-        else:
-            stall += 1
-            if stall >= patience:
-                mu, stall = mu / 2, 0
-                if mu < 1e-3:
-                    break
+        improved, best, stall, mu, stop = _track(value, best, stall, mu, patience)
+        if improved:
+            best_lam = lam.copy()
+        if stop:
+            break
         # the points each chosen site takes: its ff cheapest, then negatives up to uu
         sub = red[chosen]
         cut_f = srt[chosen, ff - 1][:, None] if ff > 0 else np.full((len(chosen), 1), -np.inf)
@@ -364,3 +349,18 @@ def _subgradient_step(inst: Instance, lam: NDArray[np.float64], n: int, pad_i: N
     step = mu * max(gapv, 1e-4 * abs(value) + 1e-9) / norm
     lam[:n] = np.minimum(lam[:n] + step * g, cap_lam)
     return True
+
+
+def _track(value: float, best: float, stall: int, mu: float, patience: int) -> tuple[bool, float, int, float, bool]:
+    """Record one Lagrangian value: (improved, best, stall, mu, stop).
+
+    The step factor ``mu`` halves after ``patience`` steps without improvement; the search
+    stops once it falls below 1e-3.
+    """
+    if not math.isfinite(best) or value > best + 1e-9 * max(1.0, abs(best)):
+        return True, value, 0, mu, False
+    stall += 1
+    if stall < patience:
+        return False, best, stall, mu, False
+    mu /= 2
+    return False, best, 0, mu, mu < 1e-3
