@@ -53,6 +53,24 @@ class MetricsMiddleware:
             self.metrics.latency.labels(scope["method"], route).observe(time.perf_counter() - started)
 
 
+class ServiceApp(FastAPI):
+    """FastAPI with :class:`api.fastpath.RelocateFastPath` in front of its whole middleware stack
+    (ordinary relocations skip the error, telemetry, body-limit and metrics middleware; the fast
+    path answers errors and records metrics the same way itself)."""
+
+    fast_path: RelocateFastPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.fast_path is not None and scope["type"] == "http":
+            await self.fast_path(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def _stack(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Everything but the fast path: what the fast path falls through to."""
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> FastAPI:
     """Build the app; the database is created or upgraded on start (``GEOALLOC_INIT_DB``)."""
     settings = settings or Settings()
@@ -65,12 +83,12 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         yield
         ctx.close()
 
-    app = FastAPI(title="geoalloc", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = ServiceApp(title="geoalloc", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.ctx = ctx
     problems.install(app)
     for r in (members.router, plans.router, keys.router, health.router):
         app.include_router(r)
 
-    app.add_middleware(RelocateFastPath, fastapi_app=app)  # inside the metrics: relocations are still counted
     app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
+    app.fast_path = RelocateFastPath(app._stack, fastapi_app=app)
     return app

@@ -203,7 +203,7 @@ async def relocate(ctx: ServiceContext, who: Principal, member_id: str, body: di
 
     from api.batching import Request
 
-    req_hash = request_hash(member_id, body)
+    req_hash = request_hash(member_id, body) if idem_key is not None else ""  # only idempotent calls store one
     datum = str(body.get("datum") or "wgs84")
     where: Location | tuple[float, float, str]
     if body.get("address") is not None:
