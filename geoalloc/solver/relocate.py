@@ -74,6 +74,37 @@ def _net(changes: list[Change]) -> list[Change]:
     return [(m, first[m], last[m]) for m in first if first[m] != last[m]]
 
 
+def _memo(xy: NDArray[np.float64], lon: NDArray[np.float64], lat: NDArray[np.float64],
+          ) -> dict[int, tuple[float, float, float, float]]:
+    """index -> (x, y, lon, lat) for every finite point (see ``PlanState._member_ll``)."""
+    ok = np.isfinite(xy).all(axis=1) & np.isfinite(lon) & np.isfinite(lat)
+    return {int(i): (x, y, lo, la) for i, (x, y), lo, la in
+            zip(np.flatnonzero(ok).tolist(), xy[ok].tolist(), lon[ok].tolist(), lat[ok].tolist())}
+
+
+def _lonlat(memo: dict[int, tuple[float, float, float, float]], keys: list[int], xy: list[list[float]],
+            ) -> list[tuple[float, float]]:
+    """lon/lat of the points ``xy`` (metres) of ``keys``: remembered where the point is unchanged,
+    projected (and remembered) otherwise; NaN for a non-finite point."""
+    out: list[tuple[float, float]] = []
+    miss: list[int] = []
+    nan = (float("nan"), float("nan"))
+    for k, (key, (x, y)) in enumerate(zip(keys, xy)):
+        m = memo.get(key)
+        if m is not None and m[0] == x and m[1] == y:
+            out.append((m[2], m[3]))
+        else:
+            out.append(nan)
+            if math.isfinite(x) and math.isfinite(y):
+                miss.append(k)
+    if miss:
+        ll = to_lonlat([xy[k][0] for k in miss], [xy[k][1] for k in miss]).tolist()
+        for k, (lo, la) in zip(miss, ll):
+            out[k] = (lo, la)
+            memo[keys[k]] = (xy[k][0], xy[k][1], lo, la)
+    return out
+
+
 def _utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -107,6 +138,11 @@ class PlanState:
         self.dnames: list[str] = []
         self.dindex: dict[str, int] = {}
         self._trees: dict[int, tuple[cKDTree, NDArray[np.int64]] | None] = {}
+        # lon/lat of member points and branch sites as given (index -> (x, y, lon, lat)), valid while
+        # the point in metres is still (x, y): member_rows/branch_rows then need no inverse projection
+        # (a pyproj call costs more than the rest of a relocation's rows)
+        self._member_ll: dict[int, tuple[float, float, float, float]] = {}
+        self._site_ll: dict[int, tuple[float, float, float, float]] = {}
         self.events: list[dict[str, Any]] = []
         self.notes: list[str] = []
 
@@ -127,6 +163,8 @@ class PlanState:
         bdz = branches[key_col].astype(str).to_numpy() if key_col in branches.columns else ["?"] * len(branches)
         for i, b in enumerate(branches["branch_id"].astype(str)):
             st._add_branch(b, bxy[i], st._district(bdz[i]))
+        if len(branches):
+            st._site_ll = _memo(bxy, branches["lon"].to_numpy(float), branches["lat"].to_numpy(float))
         n = len(assignments)
         ids = assignments["member_id"].astype(str).tolist()
         if len(set(ids)) != n:
@@ -137,6 +175,7 @@ class PlanState:
         xy = np.full((n, 2), np.nan)
         if ok.any():
             xy[ok] = to_metres(lon[ok], lat[ok])
+        st._member_ll = _memo(xy, lon, lat)
         full = (
             pd.to_numeric(assignments["full_member"], errors="coerce").fillna(0).astype(int).to_numpy()
             if "full_member" in assignments.columns
@@ -452,6 +491,7 @@ class PlanState:
         if leaving is not None:
             if lon is not None and lat is not None:
                 self.xy[i] = to_metres(lon, lat)[0]
+                self._remember(i, lon, lat)
             self.status[i] = leaving
             if old >= 0:
                 self._set_branch(i, -1, changes)
@@ -461,6 +501,7 @@ class PlanState:
 
         xy = to_metres(lon, lat)[0]
         self.xy[i] = xy
+        self._remember(i, lon, lat)
         self.status[i] = MemberStatus.ACTIVE.value
         if district_zh:
             d = self._district(district_zh)
@@ -523,6 +564,11 @@ class PlanState:
             f"no nearby branch had room: {len(set(c[0] for c in changes))} members re-placed locally", dj, changes,
         )
 
+    def _remember(self, i: int, lon: float, lat: float) -> None:
+        """Member ``i`` is now at ``lon``/``lat`` (their ``xy`` just set from it)."""
+        if math.isfinite(lon) and math.isfinite(lat):
+            self._member_ll[i] = (float(self.xy[i, 0]), float(self.xy[i, 1]), float(lon), float(lat))
+
     def _locate(self, lon: float, lat: float) -> int:
         from geoalloc.districts import district_at
 
@@ -573,27 +619,31 @@ class PlanState:
         A relocation touches a few rows: a caller persists just those without rebuilding the
         whole plan. :meth:`to_frames` uses it for every member.
         """
-        idx = np.array([self.index[m] for m in member_ids if m in self.index], dtype=np.int64)
-        if idx.size == 0:
+        idx = [self.index[m] for m in member_ids if m in self.index]
+        if not idx:
             return []
-        xy = self.xy[idx]
-        ll = np.full_like(xy, np.nan)
-        ok = np.isfinite(xy).all(axis=1)
-        if ok.any():
-            ll[ok] = to_lonlat(xy[ok, 0], xy[ok, 1])
+        xy = self.xy[idx].tolist()
+        ll = _lonlat(self._member_ll, idx, xy)
+        branch = self.branch[idx].tolist()
+        full = self.full[idx].tolist()
+        site = self.site.tolist() if len(idx) > 64 else None  # whole plan: one conversion, not one per row
         rows = []
-        for k, i in enumerate(idx.tolist()):
-            j = int(self.branch[i])
+        for k, i in enumerate(idx):
+            j = branch[k]
             d = self.mdist[i]
-            dist = float(np.hypot(*(xy[k] - self.site[j]))) if j >= 0 else float("nan")
+            if j >= 0:
+                sx, sy = site[j] if site is not None else self.site[j].tolist()
+                dist = float(np.hypot(xy[k][0] - sx, xy[k][1] - sy))
+            else:
+                dist = float("nan")
             rows.append({
                 "member_id": self.ids[i],
                 "branch_id": self.bids[j] if j >= 0 else "",
                 "distance_m": round(dist, 1),
                 "district_zh": district_of_region(self.dnames[d]) if d >= 0 else None,
-                "lon": float(ll[k, 0]),
-                "lat": float(ll[k, 1]),
-                "full_member": int(self.full[i]),
+                "lon": ll[k][0],
+                "lat": ll[k][1],
+                "full_member": int(full[k]),
                 "status": self.status[i],
             })
         return rows
@@ -604,21 +654,22 @@ class PlanState:
         branch_ids = list(branch_ids)
         live = [b for b in branch_ids if b in self.bindex and self.size[self.bindex[b]] > 0]
         closed = [b for b in branch_ids if b not in live]
-        js = np.array([self.bindex[b] for b in live], dtype=np.int64)
-        sl = to_lonlat(self.site[js, 0], self.site[js, 1]) if len(js) else np.zeros((0, 2))
+        js = [self.bindex[b] for b in live]
+        sl = _lonlat(self._site_ll, js, self.site[js].tolist())
         rows = []
-        for k, (bid, j) in enumerate(zip(live, js.tolist())):
+        for k, (bid, j) in enumerate(zip(live, js)):
             members = sorted(self.members_of[j])
             dists = np.round(np.hypot(*(self.xy[members] - self.site[j]).T), 1)
             region = self.dnames[self.bdist[j]] if self.bdist[j] >= 0 else None
             rows.append({
                 "branch_id": bid,
-                "lon": float(sl[k, 0]),
-                "lat": float(sl[k, 1]),
+                "lon": sl[k][0],
+                "lat": sl[k][1],
                 "district_zh": district_of_region(region) if region else None,
                 "size": int(self.size[j]),
                 "n_full": int(self.nfull[j]),
-                "mean_distance_m": round(float(dists.mean()), 1) if len(dists) else 0.0,
+                # the sum is mean()'s own reduction: the same float, without mean()'s overhead
+                "mean_distance_m": round(float(dists.sum()) / len(dists), 1) if len(dists) else 0.0,
                 "max_distance_m": round(float(dists.max()), 1) if len(dists) else 0.0,
                 "joint": int(len({self.mdist[i] for i in members}) > 1),
                 "region": region,
