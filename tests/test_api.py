@@ -295,6 +295,41 @@ def test_fast_path_answers_like_the_route(svc: Service, monkeypatch: pytest.Monk
     assert _count(metrics, "404") == not_found + 2  # labelled by route on the fast path as on the route
 
 
+def test_failed_relocation_transaction_leaves_nothing(svc: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relocation whose transaction fails half-way (the member row and address already written)
+    is rolled back whole and answered 500; the writer's next transaction works and keeps the limits."""
+    from api import batching
+
+    mid = svc.member_ns
+    url = f"/members/{mid}/relocate"
+
+    def footprint() -> tuple[Any, ...]:
+        with svc.ctx.db.read() as s:
+            m = s.get(Member, mid)
+            return (m.lon, m.lat, m.version, s.scalar(select(func.count()).select_from(RelocationEvent)),
+                    s.scalar(select(func.count()).select_from(AuditEntry)), newest_plan(s).state_version)
+
+    svc.client.post(url, headers=svc.h("planner_ns"), json={"lon": 113.93, "lat": 22.53})  # caches the key
+    before = footprint()
+    real = batching._rows_after
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(batching, "_rows_after", broken)
+    r = svc.client.post(url, headers=svc.h("planner_ns"), json={"lon": 113.95, "lat": 22.55})
+    assert r.status_code == 500 and r.headers["content-type"].startswith(PROBLEM)
+    assert footprint() == before  # nothing of it committed
+    monkeypatch.setattr(batching, "_rows_after", real)
+    r = svc.client.post(url, headers=svc.h("planner_ns"), json={"lon": 113.95, "lat": 22.55})
+    assert r.status_code == 200, r.text
+    after = footprint()
+    assert (after[0], after[1]) == (113.95, 22.55) and after[2] == before[2] + 1 and after[3] == before[3] + 1
+    with svc.ctx.db.read() as s:
+        sizes = branch_sizes(s, newest_plan(s).id)
+    assert all(POLICY.min_size <= n <= POLICY.max_size for n in sizes.values())
+
+
 def test_patch_status_leaves_and_rejoins_the_plan(svc: Service) -> None:
     mid = svc.member_ft
     r = svc.client.patch(f"/members/{mid}", headers=svc.h("planner_ft"), json={"status": "lost_contact"})

@@ -73,7 +73,12 @@ def _configure_sqlite(engine: Engine) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
         # On the driver's connection: the same statement without SQLAlchemy's per-execute work
         # (a tenth of a millisecond, on every relocation transaction).
-        conn.connection.driver_connection.execute(f"BEGIN {mode}")
+        driver = conn.connection.driver_connection
+        if driver.in_transaction:
+            # only the relocation writer begins on the driver itself (BEGIN IMMEDIATE; see
+            # api.batching): SQLAlchemy joins that transaction, and its commit or rollback ends it
+            return
+        driver.execute(f"BEGIN {mode}")
 
 
 class Database:

@@ -16,9 +16,24 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, DateTime, Table
 
 Processor = Callable[[Any], Any] | None
+#: The processors of a statement's parameters that do something: (position, processor).
+Binds = tuple[tuple[int, Callable[[Any], Any]], ...]
+
+
+def _last_value(p: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``p`` remembering its last argument (by identity): a batch passes the same timestamp object
+    to every row of every table, and formatting a datetime costs more than the rest of its row."""
+    last: list[Any] = [object(), None]
+
+    def process(v: Any) -> Any:
+        if v is not last[0]:
+            last[0], last[1] = v, p(v)
+        return last[1]
+
+    return process
 
 
 class SqliteStatements:
@@ -27,17 +42,24 @@ class SqliteStatements:
     def __init__(self, dialect: Any) -> None:
         self.dialect = dialect
         self._q = dialect.identifier_preparer.quote
-        self._cache: dict[tuple[Any, ...], tuple[str, list[Processor], list[Processor]]] = {}
+        self._cache: dict[tuple[Any, ...], tuple[str, Binds, list[Processor]]] = {}
 
     # -- rendering ----------------------------------------------------------------------------------
 
-    def _bind(self, table: Table, cols: Sequence[str]) -> list[Processor]:
-        return [table.c[c].type.dialect_impl(self.dialect).bind_processor(self.dialect) for c in cols]
+    def _bind(self, table: Table, cols: Sequence[str]) -> Binds:
+        out = []
+        for k, c in enumerate(cols):
+            t = table.c[c].type
+            p = t.dialect_impl(self.dialect).bind_processor(self.dialect)
+            if p is not None:
+                timestamp = isinstance(t, DateTime) or isinstance(getattr(t, "impl", None), DateTime)
+                out.append((k, _last_value(p) if timestamp else p))
+        return tuple(out)
 
     def _result(self, table: Table, cols: Sequence[str]) -> list[Processor]:
         return [table.c[c].type.dialect_impl(self.dialect).result_processor(self.dialect, None) for c in cols]
 
-    def _insert_sql(self, table: Table, cols: tuple[str, ...], returning: str | None) -> tuple[str, list[Processor]]:
+    def _insert_sql(self, table: Table, cols: tuple[str, ...], returning: str | None) -> tuple[str, Binds]:
         key = ("insert", table.name, cols, returning)
         hit = self._cache.get(key)
         if hit is None:
@@ -49,8 +71,13 @@ class SqliteStatements:
         return hit[0], hit[1]
 
     @staticmethod
-    def _params(procs: list[Processor], values: Sequence[Any]) -> tuple[Any, ...]:
-        return tuple(v if p is None or v is None else p(v) for p, v in zip(procs, values))
+    def _params(binds: Binds, values: list[Any]) -> list[Any]:
+        """``values`` (a fresh list, changed in place) as SQLite receives them."""
+        for k, p in binds:
+            v = values[k]
+            if v is not None:
+                values[k] = p(v)
+        return values
 
     # -- statements ---------------------------------------------------------------------------------
 
@@ -107,7 +134,7 @@ class SqliteStatements:
             hit = self._cache[key] = (sql, [], self._result(table, cols))
         sql, rprocs = hit[0], hit[2]
         if where_cols:
-            params = self._params(self._bind(table, where_cols), params)
+            params = self._params(self._bind(table, where_cols), list(params))
         out = []
         for row in cur.execute(sql, tuple(params)).fetchall():
             out.append({c: (v if p is None or v is None else p(v)) for c, p, v in zip(cols, rprocs, row)})
@@ -115,8 +142,7 @@ class SqliteStatements:
 
     def bind(self, table: Table, column: str, value: Any) -> Any:
         """One value as SQLite receives it (for hand-written WHERE clauses)."""
-        p = self._bind(table, (column,))[0]
-        return value if p is None or value is None else p(value)
+        return self._params(self._bind(table, (column,)), [value])[0]
 
     def apply_assignment_changes(self, cur: Any, assignments: Table, branches: Table, plan_id: int,
                                  rows: list[dict[str, Any]], branch_rows: list[dict[str, Any]],
