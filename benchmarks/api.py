@@ -51,6 +51,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds every process on the machine has used (Linux /proc/stat, all cores, including
+    time the hypervisor took: steal), to show how much else ran during a measurement."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def writer_stats(base: str) -> dict[str, float]:
     """Batch count, relocations and seconds so far, from the server's Prometheus metrics."""
     text = httpx.get(f"{base}/metrics", timeout=10).text
@@ -235,15 +243,22 @@ def main(argv: list[str] | None = None) -> int:
         try:
             plan = import_and_plan(base, headers, args.members, args.time_limit)
             members = plan.pop("members")
-            w0 = writer_stats(base)
-            c0 = cpu_seconds(proc.pid)
+            c0, m0, w0 = cpu_seconds(proc.pid), machine_busy_seconds(), writer_stats(base)
             paced = asyncio.run(relocate_load(port, headers, members, args.relocations, args.clients, args.rate))
-            c1 = cpu_seconds(proc.pid)
+            c1, m1, w1 = cpu_seconds(proc.pid), machine_busy_seconds(), writer_stats(base)
             flat_out = asyncio.run(relocate_load(port, headers, members, args.relocations, args.clients, None, seed=8))
-            c2 = cpu_seconds(proc.pid)
+            c2, m2 = cpu_seconds(proc.pid), machine_busy_seconds()
             w2 = writer_stats(base)
             paced["server_cpu_ms"] = (c1 - c0) / args.relocations * 1000
             flat_out["server_cpu_ms"] = (c2 - c1) / args.relocations * 1000
+            for r, (ma, mb), (ca, cb), (wa, wb) in ((paced, (m0, m1), (c0, c1), (w0, w1)),
+                                                    (flat_out, (m1, m2), (c1, c2), (w1, w2))):
+                # what else the machine ran meanwhile, in cores (the load generator's own CPU excluded)
+                r["other_cores"] = max(0.0, (mb - ma) - (cb - ca) - r["client_cpu_ms"] * r["relocations"] / 1000) / r["seconds"]
+                n_b = wb["count"] - wa["count"]
+                r["batches"] = n_b
+                r["mean_batch"] = (wb["size"] - wa["size"]) / max(n_b, 1)
+                r["writer_ms_per_relocation"] = (wb["seconds"] - wa["seconds"]) / max(wb["size"] - wa["size"], 1) * 1000
             n_batches = w2["count"] - w0["count"]
             writer = {"batches": n_batches, "mean_batch": (w2["size"] - w0["size"]) / max(n_batches, 1),
                       "writer_ms_per_relocation": (w2["seconds"] - w0["seconds"]) / max(w2["size"] - w0["size"], 1) * 1000}
@@ -272,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"      server CPU per relocation {r['server_cpu_ms']:.2f} ms (one GIL: at most "
               f"{1000 / r['server_cpu_ms']:.0f}/s on a core of its own); load generator CPU "
               f"{r['client_cpu_ms']:.2f} ms per request on the same cores")
+        print(f"      writer: {r['batches']:.0f} transactions, {r['mean_batch']:.1f} relocations each on average, "
+              f"{r['writer_ms_per_relocation']:.2f} ms of writer time per relocation")
+        print(f"      other processes on the machine meanwhile: {r['other_cores']:.2f} cores busy"
+              f"{'  (a busy machine: the latencies are not this service alone)' if r['other_cores'] > 0.1 else ''}")
         print(f"      status codes {r['status']}   actions {r['actions']}")
     print(f"  relocation writer: {writer['batches']} transactions, {writer['mean_batch']:.1f} relocations each on average, "
           f"{writer['writer_ms_per_relocation']:.2f} ms of writer time per relocation")

@@ -142,7 +142,11 @@ class SqliteStatements:
 
     def bind(self, table: Table, column: str, value: Any) -> Any:
         """One value as SQLite receives it (for hand-written WHERE clauses)."""
-        return self._params(self._bind(table, (column,)), [value])[0]
+        key = ("bind", table.name, column)
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._cache[key] = ("", self._bind(table, (column,)), [])
+        return self._params(hit[1], [value])[0]
 
     def apply_assignment_changes(self, cur: Any, assignments: Table, branches: Table, plan_id: int,
                                  rows: list[dict[str, Any]], branch_rows: list[dict[str, Any]],
