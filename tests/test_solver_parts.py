@@ -86,7 +86,40 @@ def test_forced_size_bound_never_exceeds_the_optimum(seed: int, cap: int, floor:
     assert lagrangian_bound(inst, np.inf) <= opt + 1e-6
     assert lagrangian_bound(inst, opt) <= opt + 1e-6
     sparse = _forced_unit_bound(inst, opt, 200, None, 10, None, 2.0, width=width)
-    assert sparse is not None and sparse <= opt + 1e-6
+    assert sparse is not None and sparse[0] <= opt + 1e-6
+    # any multipliers are valued exactly, wild starting ones included
+    wild = _forced_unit_bound(inst, opt, 50, None, 5, rng.uniform(0, 3000, n), 2.0, width=width)
+    assert wild is not None and wild[0] <= opt + 1e-6
+
+
+@given(st.integers(0, 10_000), st.integers(4, 5), st.booleans())
+def test_plain_then_forced_bound_is_valid_and_no_weaker(seed: int, cap: int, floor: bool) -> None:
+    """The path larger tight instances take (plain bound, then forced sizes started from its
+    multipliers), forced here onto small instances: never above the optimum, never below the
+    plain bound."""
+    from geoalloc.solver import bounds
+
+    rng = np.random.default_rng(seed)
+    n = 8
+    inst = Instance(xy=rng.uniform(0, 1000, (n, 2)), demand=np.ones(n, dtype=np.int64),
+                    full=np.ones(n, dtype=np.int64), weight=np.ones(n), p=2, max_size=cap,
+                    min_size=1, floor=floor)
+    opt = brute(inst)
+    first, width = bounds._FORCED_FIRST_N, bounds._FORCED_WIDTH
+    try:
+        bounds._FORCED_FIRST_N, bounds._FORCED_WIDTH = 0, 1
+        both = lagrangian_bound(inst, opt)
+        bounds._FORCED_FIRST_N = -1
+        tight = bounds.forced_size
+        bounds.forced_size = lambda _inst: 0  # type: ignore[assignment]  # the plain path alone
+        try:
+            plain = lagrangian_bound(inst, opt)
+        finally:
+            bounds.forced_size = tight
+    finally:
+        bounds._FORCED_FIRST_N, bounds._FORCED_WIDTH = first, width
+    assert both <= opt + 1e-6
+    assert both >= plain - 1e-6
 
 
 def test_flow_assignment_respects_every_limit() -> None:

@@ -65,17 +65,26 @@ def lagrangian_bound(
     else:
         room_j = np.full(m, float(inst.max_size))
         can_open = np.ones(m, dtype=bool)
-    if (inst.demand == 1).all() and (inst.weight == 1).all() and p < m and n <= _FORCED_MAX_N \
-            and 2 * forced_size(inst) >= inst.max_size:
+    tight = (inst.demand == 1).all() and (inst.weight == 1).all() and p < m \
+        and 2 * forced_size(inst) >= inst.max_size
+    if tight and n <= _FORCED_FIRST_N:
         # small tight instances: the bound with forced cluster sizes (see _forced_unit_bound)
-        got = _forced_unit_bound(inst, upper, max(iters, 400), deadline, max(patience, 15), start, mu0)
+        got = _forced_unit_bound(inst, upper, max(iters, 400), deadline, max(patience, 15), start, mu0,
+                                 width=_FORCED_WIDTH * int(inst.max_size))
         if got is not None:
-            forced = float(math.ceil(got - 1e-6)) if inst.floor else float(got)
-            return min(forced, upper) if math.isfinite(upper) else forced
+            return _finish(inst, got[0], upper)
     if (inst.demand == 1).all():
         fast = _unit_bound(inst, ai, aj, ac, cap_lam, room_j, upper, iters, deadline, patience, start, mu0)
         if fast is not None:
-            return fast
+            value, lam_plain = fast
+            if tight and (deadline is None or time.perf_counter() < deadline):
+                # larger tight instances: continue with forced sizes from the plain multipliers,
+                # and keep whichever valuation is higher (both are valid bounds)
+                got = _forced_unit_bound(inst, upper, max(iters, 400), deadline, max(patience, 15),
+                                         lam_plain, mu0, width=_FORCED_WIDTH * int(inst.max_size))
+                if got is not None:
+                    value = max(value, got[0])
+            return _finish(inst, value, upper)
     # start: every point pays its cheapest other site
     lam = np.full(n, np.inf)
     np.minimum.at(lam, ai, ac)
@@ -111,7 +120,7 @@ def lagrangian_bound(
         v = np.where(can_open, v, np.inf)
         chosen = np.argpartition(v, p - 1)[:p] if p < m else np.arange(m)
         value = float(lam.sum() + v[chosen].sum())
-        improved, best, stall, mu, stop = _track(value, best, stall, mu, patience)
+        _, best, stall, mu, stop = _track(value, best, stall, mu, patience)
         if stop:
             break
         is_chosen = np.zeros(m, dtype=bool)
@@ -164,7 +173,7 @@ def _unit_bound(inst, ai, aj, ac, cap_lam, room_j, upper, iters, deadline, patie
         np.minimum.at(first, ai, ac)
         lam[:n] = np.where(np.isfinite(first), first, 0.0)
     lam[:n] = np.minimum(lam[:n], cap_lam)
-    best, mu, stall = -np.inf, mu0, 0
+    best, best_lam, mu, stall = -np.inf, lam[:n].copy(), mu0, 0
     rows = np.arange(m)
     room0 = int(room[can_open].max()) if can_open.any() else 0
     uniform_room = bool((room[can_open] == room0).all())
@@ -186,6 +195,8 @@ def _unit_bound(inst, ai, aj, ac, cap_lam, room_j, upper, iters, deadline, patie
         chosen = np.argpartition(v, p - 1)[:p] if p < m else rows
         value = float(lam[:n].sum() + v[chosen].sum())
         improved, best, stall, mu, stop = _track(value, best, stall, mu, patience)
+        if improved:
+            best_lam = lam[:n].copy()
         if stop:
             break
         # which points the chosen sites take: their negative arcs, cut to the room
@@ -200,8 +211,15 @@ def _unit_bound(inst, ai, aj, ac, cap_lam, room_j, upper, iters, deadline, patie
         if deadline is not None and time.perf_counter() > deadline:
             break
     if not math.isfinite(best):
-        return 0.0
-    return float(min(best, upper)) if math.isfinite(upper) else float(best)
+        return 0.0, best_lam
+    return float(best), best_lam
+
+
+def _finish(inst: Instance, value: float, upper: float) -> float:
+    """A bound as reported: rounded up when the objective is integral, never above the plan."""
+    if inst.floor and np.all(inst.weight == np.rint(inst.weight)):
+        value = float(math.ceil(value - 1e-6))  # integral objective
+    return float(min(value, upper)) if math.isfinite(upper) else float(value)
 
 
 def forced_size(inst: Instance) -> int:
@@ -213,7 +231,8 @@ def forced_size(inst: Instance) -> int:
     return max(int(inst.min_size), total - (inst.p - 1) * int(inst.max_size), 0)
 
 
-_FORCED_MAX_N = 600  # larger tight instances gain little from it within a few seconds
+_FORCED_FIRST_N = 600  # tight instances up to this size start with the forced bound outright
+_FORCED_WIDTH = 4  # the forced search lists each site's 4 x max_size nearest points
 _DENSE_MAX = 6_000  # exact (all-pairs) evaluation of the forced bound up to this many points
 
 
@@ -327,7 +346,10 @@ def _forced_unit_bound(  # type: ignore[no-untyped-def]
             break
     if not math.isfinite(best):
         return None
-    return _forced_value(inst, best_lam, f, u)
+    value = _forced_value(inst, best_lam, f, u)
+    if start is not None:  # the starting multipliers may value higher than the search's best
+        value = max(value, _forced_value(inst, np.asarray(start, dtype=np.float64), f, u))
+    return value, best_lam
 
 
 def _subgradient_step(inst: Instance, lam: NDArray[np.float64], n: int, pad_i: NDArray[np.int64],
