@@ -160,6 +160,14 @@ def _instance(problem: Problem, unit: Unit, p: int, policy: Policy) -> tuple[Ins
     return inst, cand_idx
 
 
+def unit_instances(problem: Problem, policy: Policy) -> list[tuple[str, Instance]]:
+    """The independent problems :func:`form_branches` solves, by name (for benchmarks that
+    check a plan or its bound against an exact solver, unit by unit)."""
+    units = build_units(problem, policy)
+    counts = branch_counts(problem, units, policy)
+    return [(u.name, _instance(problem, u, p, policy)[0]) for u, p in zip(units, counts)]
+
+
 def _solve_task(args: tuple[Instance, float, int]) -> InstanceResult | None:
     inst, budget, seed = args
     return solve_instance(inst, budget, seed, restarts=RESTARTS, bound_share=BOUND_SHARE)
