@@ -114,6 +114,12 @@ class RelocationWriter:
         #: SQLite: the batch's statements on the driver's cursor (see ``geoalloc.store.rawsql``).
         self.raw = SqliteStatements(ctx.db.engine.dialect) if ctx.db.sqlite else None
         self._conn: Connection | None = None
+        #: SQLite: batches are written on the event loop itself when nothing else holds the plan
+        #: (see :meth:`submit`); their own connection, which never waits for the database lock.
+        self.inline = bool(ctx.db.sqlite)
+        self._inline_conn: Connection | None = None
+        self._pending: list[Request] = []
+        self._flush_scheduled = False
         #: SQLite: WAL checkpoints off the writer's commits (see ``WalCheckpointer``).
         self.checkpointer = WalCheckpointer(ctx.db.engine) if ctx.db.sqlite else None
         self.thread = threading.Thread(target=self._loop, name="geoalloc-relocations", daemon=True)
@@ -124,10 +130,60 @@ class RelocationWriter:
         self.queue.put(req)
         return req.future
 
+    def submit(self, req: Request) -> None:
+        """From the event loop (``req.waiter`` on it): write the relocation with the others that
+        arrive in the same loop iteration.
+
+        Why on the loop: with one GIL, a writer thread costs the process more than the writing
+        itself at a few relocations per batch (the two threads hand the GIL over around every
+        SQLite call, and every batch wakes the loop from another thread). A batch is written on
+        the loop (one callback after the requests that arrived together have queued) when
+        nobody else holds the plan (the writer thread, a plan being saved) and the database's
+        write lock is free; otherwise it goes to the writer thread, which waits for both.
+        """
+        if not self.inline:
+            self.queue.put(req)
+            return
+        self._pending.append(req)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        batch, self._pending = self._pending, []
+        lock = self.ctx.plan_lock
+        if self.queue.qsize() or not lock.acquire(blocking=False):  # busy: in order, behind the thread's work
+            for req in batch:
+                self.queue.put(req)
+            return
+        try:
+            for k in range(0, len(batch), self.max_batch):
+                chunk = batch[k:k + self.max_batch]
+                started = time.perf_counter()
+                try:
+                    self._write(chunk, inline=True)
+                except Exception as exc:  # noqa: BLE001 - nothing committed: the thread retries them
+                    self.ctx.cache.invalidate()
+                    self._drop_connection(inline=True)
+                    if not _locked(exc):
+                        log.warning("relocation batch of %d failed on the loop (%s); the writer retries it",
+                                    len(chunk), exc)
+                    for req in chunk:
+                        if not req.future.done():
+                            self.queue.put(req)
+                    continue
+                self.ctx.metrics.batch_size.observe(len(chunk))
+                self.ctx.metrics.batch_seconds.observe(time.perf_counter() - started)
+        finally:
+            lock.release()
+        _deliver([req for req in batch if req.waiter is not None])
+
     def close(self) -> None:
         """Stop after the queued relocations are written."""
         self.queue.put(None)
         self.thread.join(timeout=30)
+        self._drop_connection(inline=True)
         if self.checkpointer is not None:
             self.checkpointer.close()
 
@@ -145,13 +201,28 @@ class RelocationWriter:
             self._conn = self.ctx.db.writer_connection(checkpoint=self.checkpointer is None)
         return self._conn
 
-    def _drop_connection(self) -> None:
-        if self._conn is not None:
+    def _inline_connection(self) -> Connection:
+        """The loop's writer connection: like the thread's, but it fails at once (SQLITE_BUSY)
+        instead of waiting when another process holds the database's write lock."""
+        if self._inline_conn is None:
+            conn = self.ctx.db.writer_connection(checkpoint=self.checkpointer is None)
+            conn.connection.driver_connection.execute("PRAGMA busy_timeout=0")  # type: ignore[union-attr]
+            self._inline_conn = conn
+        return self._inline_conn
+
+    def _drop_connection(self, inline: bool = False) -> None:
+        conn = self._inline_conn if inline else self._conn
+        if conn is not None:
             try:
-                self.ctx.db.close_writer_connection(self._conn)
+                if inline and not conn.invalidated:
+                    conn.connection.driver_connection.execute("PRAGMA busy_timeout=30000")  # type: ignore[union-attr]
+                self.ctx.db.close_writer_connection(conn)
             except Exception:  # a broken connection may fail to close; it is dropped anyway
                 log.warning("closing the relocation writer's connection failed", exc_info=True)
-            self._conn = None
+            if inline:
+                self._inline_conn = None
+            else:
+                self._conn = None
 
     def _serve(self) -> None:
         while True:
@@ -221,11 +292,11 @@ class RelocationWriter:
                 if not req.future.done():
                     self._run([req])
 
-    def _write(self, batch: list[Request]) -> None:
+    def _write(self, batch: list[Request], inline: bool = False) -> None:
         ctx = self.ctx
         results: list[tuple[Request, dict[str, Any]]] = []
         with ctx.plan_lock:
-            conn = self._connection()
+            conn = self._inline_connection() if inline else self._connection()
             with self._transaction(conn):
                 raw = self.raw
                 cur = raw.cursor(conn) if raw is not None else None
@@ -417,6 +488,11 @@ _INSERT_AUDIT = AuditEntry.__table__.insert()
 _INSERT_IDEM = IdempotencyRecord.__table__.insert()
 _PLAN_VERSION = _p.update().where(_p.c.id == bindparam("_id")).values(state_version=bindparam("state_version"))
 _MEMBER_COLS = tuple(c.name for c in _m.columns)
+
+
+def _locked(exc: BaseException) -> bool:
+    """SQLite's "database is locked": another connection holds the write lock."""
+    return "locked" in str(exc) or "busy" in str(exc)
 
 
 def _raw_head(raw: SqliteStatements, cur: Any) -> PlanHead | None:

@@ -213,7 +213,7 @@ async def relocate(ctx: ServiceContext, who: Principal, member_id: str, body: di
         # GIL to the writer and stall the event loop for a whole switch interval.
         where = (float(body["lon"]), float(body["lat"]), datum)
     req = Request(who, member_id, where, idem_key, req_hash, waiter=asyncio.get_running_loop().create_future())
-    ctx.writer.enqueue(req)
+    ctx.writer.submit(req)
     assert req.waiter is not None
     return await asyncio.wait_for(req.waiter, timeout=60)
 
