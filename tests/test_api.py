@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -328,6 +329,40 @@ def test_failed_relocation_transaction_leaves_nothing(svc: Service, monkeypatch:
     with svc.ctx.db.read() as s:
         sizes = branch_sizes(s, newest_plan(s).id)
     assert all(POLICY.min_size <= n <= POLICY.max_size for n in sizes.values())
+
+
+def test_relocation_waits_for_a_held_plan_and_a_locked_database(svc: Service) -> None:
+    """On SQLite a relocation is written on the event loop unless the plan is held (a plan being
+    saved) or another connection holds the database's write lock; then the writer thread waits for
+    them. Either way the call is answered, once the plan and the database are free."""
+    import sqlite3
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = f"/members/{svc.member_ns}/relocate"
+    h = svc.h("planner_ns")
+    svc.client.post(url, headers=h, json={"lon": 113.93, "lat": 22.53})  # caches the key
+    with ThreadPoolExecutor(1) as pool:
+        with svc.ctx.plan_lock:
+            pending = pool.submit(svc.client.post, url, headers=h, json={"lon": 113.931, "lat": 22.531})
+            time.sleep(0.5)
+            assert not pending.done()  # waits for the plan
+        assert pending.result(timeout=30).status_code == 200
+        if svc.backend == "sqlite":
+            other = sqlite3.connect(svc.url.removeprefix("sqlite:///"), isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")
+            try:
+                pending = pool.submit(svc.client.post, url, headers=h, json={"lon": 113.932, "lat": 22.532})
+                time.sleep(0.5)
+                assert not pending.done()  # waits for the database
+            finally:
+                other.rollback()
+                other.close()
+            r = pending.result(timeout=30)
+            assert r.status_code == 200 and r.json()["member_id"] == svc.member_ns
+    with svc.ctx.db.read() as s:
+        m = s.get(Member, svc.member_ns)
+        assert (m.lon, m.lat) == (113.932 if svc.backend == "sqlite" else 113.931,
+                                  22.532 if svc.backend == "sqlite" else 22.531)
 
 
 def test_patch_status_leaves_and_rejoins_the_plan(svc: Service) -> None:
