@@ -244,10 +244,10 @@ def build_report(assignments: pd.DataFrame, branches: pd.DataFrame, policy: Poli
         "lower_bound_m": round(lower, 1),
         "gap": round((objective - lower) / objective, 6) if objective > 0 else 0.0,
         "solver_status": solution.status if solution is not None else None,
-        "n_members": int(len(assignments)),
-        "n_assigned": int(len(assigned)),
+        "n_members": len(assignments),
+        "n_assigned": len(assigned),
         "n_unassigned": int(len(assignments) - len(assigned)),
-        "n_branches": int(len(branches)),
+        "n_branches": len(branches),
         "min_size": policy.min_size,
         "max_size": policy.max_size,
         "min_full": policy.min_full,
@@ -268,6 +268,7 @@ def build_report(assignments: pd.DataFrame, branches: pd.DataFrame, policy: Poli
             "under_full": int((branches["n_full"].to_numpy() < policy.min_full).sum()),
         },
         "by_district": _by_district(assigned, branches),
+        "quality_by_unit": _quality_by_unit(solution),
         "unassigned": unassigned,
         "unassigned_by_reason": pd.Series([u["reason"] for u in unassigned], dtype=object).value_counts().to_dict(),
         "joint_branches": branches.loc[branches["joint"] == 1, "branch_id"].tolist(),
@@ -278,12 +279,29 @@ def build_report(assignments: pd.DataFrame, branches: pd.DataFrame, policy: Poli
     return report
 
 
+def _quality_by_unit(solution: Solution | None) -> list[dict[str, Any]]:
+    """Plan, bound and gap of each independent problem (a district, or districts joined): where
+    the overall gap sits, and how tight each one is (the size every branch there must reach)."""
+    if solution is None:
+        return []
+    out = []
+    for u in solution.stats.get("units", []):  # type: ignore[union-attr]
+        obj, lb = float(u["objective"]), float(u["lower_bound"])
+        out.append({
+            "unit": str(u["name"]), "members": int(u["n"]), "branches": int(u["branches"]),
+            "objective_m": round(obj, 1), "lower_bound_m": round(lb, 1),
+            "gap": round((obj - lb) / obj, 6) if obj > 0 else 0.0,
+            "forced_min_branch_size": int(u.get("forced_min_size", 0)),
+        })
+    return out
+
+
 def _by_district(assigned: pd.DataFrame, branches: pd.DataFrame) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for d, grp in branches.groupby("district_zh"):
         members = assigned[assigned["branch_id"].isin(grp["branch_id"])]
         out[str(d)] = {
-            "branches": int(len(grp)),
+            "branches": len(grp),
             "members": int(grp["size"].sum()),
             "mean_distance_m": round(float(members["distance_m"].mean()), 1) if len(members) else 0.0,
         }

@@ -43,6 +43,14 @@ def test_allocate_writes_the_contract_files(plan_dir: Path) -> None:
         assert key in report, key
     assert report["lower_bound_m"] <= report["objective_m"] + 1e-6
     assert 0 <= report["gap"] < 1
+    # where the gap sits: each independent problem's plan and bound add up to the totals
+    units = report["quality_by_unit"]
+    assert units and sum(u["branches"] for u in units) == report["n_branches"]
+    assert sum(u["objective_m"] for u in units) == pytest.approx(report["objective_m"], abs=0.06 * report["n_assigned"] + 1)
+    assert sum(u["lower_bound_m"] for u in units) >= report["lower_bound_m"] - 1
+    for u in units:
+        assert 0 <= u["gap"] <= 1 and u["lower_bound_m"] <= u["objective_m"] + 1e-6
+        assert 0 <= u["forced_min_branch_size"] <= report["max_size"]
 
 
 def test_every_active_member_assigned_exactly_once_within_limits(plan_dir: Path, small_roster: pd.DataFrame) -> None:

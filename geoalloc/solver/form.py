@@ -22,12 +22,14 @@ from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
 from geoalloc.model import Policy
+from geoalloc.solver.bounds import forced_size
 from geoalloc.solver.engine import InstanceResult, solve_instance
 from geoalloc.solver.instance import Instance
 from geoalloc.solver.problem import Conflict, InfeasibleError, Problem, Solution
 
 PARALLEL_MIN_MEMBERS = 1500  # below this, worker start-up costs more than it saves
 RESTARTS = 6  # search starts per region (the time limit may cut them short)
+TIGHT_NOTE_GAP = 0.03  # a tight unit's gap above this gets a note on what the gap means
 BOUND_SHARE = 0.45  # share of each region's time kept for the lower bound: the gap is half the answer
 
 
@@ -279,6 +281,15 @@ def _assemble(
         offset += len(r.sites)
     if timed_out:
         notes.append("time limit reached before the search finished in: " + ", ".join(timed_out))
+    for u, (inst, _), r in zip(units, built, results):
+        gap = (r.objective - r.lower_bound) / r.objective if r.objective > 0 else 0.0
+        forced = forced_size(inst)
+        if gap > TIGHT_NOTE_GAP and 2 * forced >= inst.max_size:
+            notes.append(
+                f"{u.name}: gap {gap:.1%}; every branch there must hold at least {forced} of at most "
+                f"{inst.max_size} members, and for districts this tight the lower bound (a linear "
+                "relaxation) stays several percent below even an optimal plan, so the gap overstates "
+                "how far the plan can be from the best one (benchmarks/certificate.py measures it)")
     lb = min(lb, obj)
     proved = obj - lb <= 1e-9 * max(1.0, obj)
     # plans are written with each member's distance rounded to 0.1 m, so the written objective
@@ -296,8 +307,8 @@ def _assemble(
         notes=notes,
         stats={"units": [
             {"name": u.name, "n": len(u.members), "branches": len(r.sites), "objective": r.objective,
-             "lower_bound": r.lower_bound, "seconds": r.seconds, **r.stats}
-            for u, r in zip(units, results)
+             "lower_bound": r.lower_bound, "forced_min_size": forced_size(inst), "seconds": r.seconds, **r.stats}
+            for u, (inst, _), r in zip(units, built, results)
         ], "objective_weighting": "demand (every member of a group counts)"},
         joint=np.array(joint, dtype=bool),
     )
