@@ -209,13 +209,26 @@ async def relocate(ctx: ServiceContext, who: Principal, member_id: str, body: di
     if body.get("address") is not None:
         where = await run_in_threadpool(_checked_geocode, ctx, who, member_id, str(body["address"]))
     else:
-        # Located by the writer thread: a few microseconds there, but here the C call would hand the
-        # GIL to the writer and stall the event loop for a whole switch interval.
+        # Located by the writer, with the rest of its batch.
         where = (float(body["lon"]), float(body["lat"]), datum)
-    req = Request(who, member_id, where, idem_key, req_hash, waiter=asyncio.get_running_loop().create_future())
-    ctx.writer.submit(req)
-    assert req.waiter is not None
-    return await asyncio.wait_for(req.waiter, timeout=60)
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[tuple[int, dict[str, Any]]] = loop.create_future()
+    ctx.writer.submit(Request(who, member_id, where, idem_key, req_hash, waiter=waiter))
+    # a timer instead of asyncio.wait_for (which wraps the wait in more futures and callbacks)
+    timer = loop.call_later(WRITER_TIMEOUT_S, _time_out, waiter)
+    try:
+        return await waiter
+    finally:
+        timer.cancel()
+
+
+#: A relocation not answered by then fails (500); its write may still happen, as after any timeout.
+WRITER_TIMEOUT_S = 60.0
+
+
+def _time_out(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError(f"the relocation writer did not answer in {WRITER_TIMEOUT_S:.0f} s"))
 
 
 def _checked_geocode(ctx: ServiceContext, who: Principal, member_id: str, address: str) -> Location:
