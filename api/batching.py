@@ -383,6 +383,7 @@ class RelocationWriter:
                         rel = state.relocate(m["member_id"], lon=where.lon, lat=where.lat, district_zh=district,
                                              full_member=bool(m["full_member"]), status=status,
                                              geo_status=where.geo_status)
+                        state.take_events()  # the relocation_events rows below record it; the list would only grow
                         changes = [(str(a), f or None, t or None) for a, f, t in (rel.changes or [])]
                         touched_members.add(m["member_id"])
                         touched_members.update(a for a, _, _ in changes)

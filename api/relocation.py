@@ -164,6 +164,7 @@ def apply(conn: Any, ctx: ServiceContext, plan: PlanHead, member_id: str, *, lon
     state = ctx.cache.get(conn, plan.id, plan.state_version, plan.policy)
     rel = state.relocate(member_id, lon=lon, lat=lat, district_zh=district_zh, full_member=full_member,
                          status=status, geo_status=geo_status)
+    state.take_events()  # recorded as a relocation_events row below; the state's list would only grow
     changes = [(str(m), f or None, t or None) for m, f, t in (rel.changes or [])]
     touched_members = {member_id} | {m for m, _, _ in changes}
     touched_branches = {b for _, f, t in changes for b in (f, t) if b}
