@@ -40,6 +40,12 @@ class PlanCache:
             self._entry = (plan_id, version, state)
         return state
 
+    def holds(self, plan_id: int, version: int) -> bool:
+        """True when :meth:`get` would answer without loading."""
+        with self._guard:
+            entry = self._entry
+        return entry is not None and entry[0] == plan_id and entry[1] == version
+
     def put(self, plan_id: int, version: int, state: Any) -> None:
         """Record that ``state`` is plan ``plan_id`` at ``version`` (after a committed change)."""
         with self._guard:

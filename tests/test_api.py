@@ -365,6 +365,30 @@ def test_relocation_waits_for_a_held_plan_and_a_locked_database(svc: Service) ->
                                   22.532 if svc.backend == "sqlite" else 22.531)
 
 
+def test_plan_is_loaded_by_the_writer_thread(svc: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading the newest plan into memory takes a while: a relocation that needs it is written by the
+    writer thread, never on the event loop that serves the other requests."""
+    import threading
+
+    from api.context import PlanCache
+
+    loads: list[str] = []
+    real = PlanCache.get
+
+    def spy(self: PlanCache, conn: Any, plan_id: int, version: int, policy: dict[str, Any]) -> Any:
+        if not self.holds(plan_id, version):
+            loads.append(threading.current_thread().name)
+        return real(self, conn, plan_id, version, policy)
+
+    monkeypatch.setattr(PlanCache, "get", spy)
+    url = f"/members/{svc.member_ns}/relocate"
+    svc.client.post(url, headers=svc.h("planner_ns"), json={"lon": 113.93, "lat": 22.53})  # caches the key
+    svc.ctx.cache.invalidate()
+    loads.clear()
+    r = svc.client.post(url, headers=svc.h("planner_ns"), json={"lon": 113.931, "lat": 22.531})
+    assert r.status_code == 200 and loads == ["geoalloc-relocations"]
+
+
 def test_patch_status_leaves_and_rejoins_the_plan(svc: Service) -> None:
     mid = svc.member_ft
     r = svc.client.patch(f"/members/{mid}", headers=svc.h("planner_ft"), json={"status": "lost_contact"})
