@@ -30,21 +30,31 @@ def regret_assign(
         room -= inst.demand[sites]
     todo = np.nonzero(out < 0)[0]
     dem = inst.demand.astype(np.float64)
-    while len(todo):
-        fits = dem[todo, None] <= room[None, :]
-        c = np.where(fits, cost[todo], np.inf)
-        srt = np.sort(c, axis=1)
-        first = srt[:, 0]
-        if not np.isfinite(first).all():
+    # the (todo x p) cost of still-fitting sites; only the column of the site that just lost
+    # room changes per step, so first/second best are refreshed only in the rows it touched
+    c = np.where(dem[todo, None] <= room[None, :], cost[todo], np.inf)
+    two = np.partition(c, 1, axis=1)[:, :2] if p > 1 else np.concatenate([c, np.full((len(c), 1), np.inf)], axis=1)
+    first, second = two[:, 0].copy(), two[:, 1].copy()
+    alive = np.ones(len(todo), dtype=bool)
+    for _ in range(len(todo)):
+        if not np.isfinite(first[alive]).all():
             return None
-        second = srt[:, 1] if p > 1 else np.full(len(todo), np.inf)
         regret = np.where(np.isfinite(second), second - first, 1e300) + dem[todo] * 1e-9
-        a = int(np.argmax(regret))
+        a = int(np.argmax(np.where(alive, regret, -np.inf)))
         i = todo[a]
         b = int(np.argmin(c[a]))
         out[i] = b
         room[b] -= dem[i]
-        todo = np.delete(todo, a)
+        alive[a] = False
+        gone = alive & np.isfinite(c[:, b]) & (dem[todo] > room[b])
+        if gone.any():
+            c[gone, b] = np.inf
+            rows = np.nonzero(gone)[0]
+            if p > 1:
+                t2 = np.partition(c[rows], 1, axis=1)[:, :2]
+                first[rows], second[rows] = t2[:, 0], t2[:, 1]
+            else:
+                first[rows] = np.inf
     if inst.violations(sites, out):
         return None
     return out

@@ -18,8 +18,10 @@ from geoalloc.solver.problem import Conflict, InfeasibleError, Solution
 from geoalloc.solver.search import POLISH_MAX_N
 
 
-RESTART_PATIENCE = 60  # starts without improvement before the search hands over to the polish
+RESTART_PATIENCE = 300  # kicks without improvement before the search hands over to the polish
 POLISH_SHARE = 0.45  # share of the time limit for the whole-instance MIP polish
+POLISH_SHARE_SMALL_CLUSTERS = 0.1  # ... when clusters hold few points (the MIP rarely helps there)
+SMALL_CLUSTER_POINTS = 8  # n / p below this: small clusters
 
 
 def solve_cpmp(
@@ -40,8 +42,9 @@ def solve_cpmp(
         raise InfeasibleError([Conflict("all", "capacity", f"demand {int(dem.sum())} cannot fit {p} medians of capacity {capacity}")])
     inst = Instance(xy=xy, demand=dem, full=np.zeros_like(dem), weight=np.ones(len(dem)), p=p,
                     max_size=int(capacity), floor=dist == "floor")
-    res = solve_instance(inst, time_limit, seed, restarts=10_000, patience=RESTART_PATIENCE,
-                         polish=POLISH_SHARE if len(xy) <= POLISH_MAX_N else 0.0)
+    share = POLISH_SHARE if len(xy) >= SMALL_CLUSTER_POINTS * p else POLISH_SHARE_SMALL_CLUSTERS
+    res = solve_instance(inst, time_limit, seed, restarts=100_000, patience=RESTART_PATIENCE,
+                         polish=share if len(xy) <= POLISH_MAX_N else 0.0, local_kicks=True)
     if res is None:
         raise InfeasibleError([Conflict("all", "capacity", "no feasible assignment was found in the time limit")])
     return Solution(

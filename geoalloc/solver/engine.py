@@ -15,6 +15,7 @@ from geoalloc.solver.instance import Instance
 
 
 FRESH_STARTS = 2  # independent k-means++ starts; later starts kick the best plan instead
+FRESH_EVERY_LOCAL = 20  # with local kicks (cheap descents), a fresh start only this seldom
 
 
 def perturb(
@@ -44,6 +45,56 @@ def perturb(
     return None if new is None else (sites, new)
 
 
+def local_kick(
+    inst: Instance, sites: NDArray[np.int64], branch: NDArray[np.int64], rng: np.random.Generator, kick: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64], set[int]] | None:
+    """Ruin and recreate: move ``kick`` random sites to badly served points and re-place only the
+    points they leave behind (greedy by regret), so the rest of the plan stays as the search left it.
+
+    Returns (sites, branch, clusters changed) or None (candidate sites, lower limits, or no room:
+    the caller then falls back to :func:`perturb`).
+    """
+    if not inst.self_serve or inst.min_size > 0 or inst.min_full > 0:
+        return None
+    sites, branch = sites.copy(), branch.copy()
+    p = len(sites)
+    cost = inst.cost(np.arange(inst.n), sites[branch])
+    dirty: set[int] = set()
+    for _ in range(kick):
+        b = int(rng.integers(p))
+        w = cost.copy()
+        w[sites] = 0.0
+        if w.sum() <= 0:
+            return None
+        i = int(rng.choice(inst.n, p=w / w.sum()))
+        dirty.update((b, int(branch[i])))
+        left = np.nonzero(branch == b)[0]
+        branch[left] = -1
+        cost[left] = 0.0
+        sites[b] = i
+        branch[i] = b
+        cost[i] = 0.0
+    todo = np.nonzero(branch < 0)[0]
+    room = inst.max_size - np.bincount(branch[branch >= 0], weights=inst.demand[branch >= 0], minlength=p)
+    c = inst.cost(todo[:, None], sites[None, :])
+    dem = inst.demand[todo].astype(np.float64)
+    alive = np.ones(len(todo), dtype=bool)
+    for _ in range(len(todo)):
+        cc = np.where(dem[:, None] <= room[None, :], c, np.inf)
+        two = np.partition(cc, 1, axis=1)[:, :2] if p > 1 else np.concatenate([cc, cc], axis=1)
+        if not np.isfinite(two[alive, 0]).all():
+            return None
+        with np.errstate(invalid="ignore"):
+            regret = np.where(np.isfinite(two[:, 1]), two[:, 1] - two[:, 0], 1e300)
+        a = int(np.argmax(np.where(alive, regret, -np.inf)))
+        j = int(np.argmin(cc[a]))
+        branch[todo[a]] = j
+        room[j] -= dem[a]
+        alive[a] = False
+        dirty.add(j)
+    return sites, branch, dirty
+
+
 @dataclass
 class InstanceResult:
     """A plan for one instance: ``sites`` (candidate indices) and ``branch_of`` (position in sites)."""
@@ -60,6 +111,7 @@ class InstanceResult:
 def solve_instance(
     inst: Instance, time_limit: float, seed: int, *, bound: bool = True, restarts: int = 6,
     patience: int | None = None, polish: float = 0.0, bound_share: float = 0.2,
+    local_kicks: bool = False,
 ) -> InstanceResult | None:
     """Best plan found within ``time_limit`` seconds, or None when no feasible plan was found.
 
@@ -69,6 +121,8 @@ def solve_instance(
     answer depends only on the seed unless the time limit cuts it short (``timed_out``).
     ``polish``: share of the time for a final MIP over the whole instance (sparse arcs, started
     from the best plan); it is clock-bound, so only the benchmark form uses it.
+    ``local_kicks``: after a kick, descend from the changed clusters only (many more kicks per
+    second when ``p`` is large).
     """
     from geoalloc.solver.search import improve
 
@@ -86,20 +140,25 @@ def solve_instance(
             timed_out = True
             break
         rng = np.random.default_rng([seed, r])
-        if best is None or r < FRESH_STARTS or r % 3 == 0:
+        dirty: set[int] | None = None
+        if best is None or r < FRESH_STARTS or r % (FRESH_EVERY_LOCAL if local_kicks else 3) == 0:
             cdl = max(search_deadline, time.perf_counter() + 0.5 * time_limit)
             # capacitated k-means starts help large unit-demand regions; groups keep median starts
             first = construct_means(inst, rng, cdl) if r % 2 == 0 and unit else None
             if first is None:
                 first = construct(inst, rng, cdl)
         else:  # iterated local search: kick the best plan, then descend again
-            first = perturb(inst, best[0], best[1], rng, kick=1 + r % 3)
+            kicked = local_kick(inst, best[0], best[1], rng, kick=1 + r % 3) if local_kicks else None
+            if kicked is not None:
+                first, dirty = kicked[:2], kicked[2]
+            else:
+                first = perturb(inst, best[0], best[1], rng, kick=1 + r % 3)
         if first is None:
             continue
         starts += 1
         sites, branch = first
         rstats: dict[str, object] = {"construct_objective": inst.objective(sites, branch)}
-        sites, branch, cut = improve(inst, sites, branch, rng, search_deadline, rstats)
+        sites, branch, cut = improve(inst, sites, branch, rng, search_deadline, rstats, dirty=dirty)
         obj = inst.objective(sites, branch)
         if best is None or obj < best[2] - 1e-9:
             best = (sites, branch, obj)

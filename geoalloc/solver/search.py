@@ -108,17 +108,22 @@ def pair_search(
     branch: NDArray[np.int64],
     rng: np.random.Generator,
     deadline: float,
-    neighbours: int = PAIR_NEIGHBOURS,
+    neighbours: int | None = None,
+    dirty: set[int] | None = None,
 ) -> tuple[int, int, bool]:
     """Improve ``sites``/``branch`` in place by exact two-cluster moves until none helps.
 
-    Returns (moves made, pairs tried, timed out).
+    ``dirty``: the clusters that changed since the plan was last a local optimum (after a kick);
+    pairs of two clean clusters are then not re-solved, which makes a descent after a small kick
+    cost in proportion to the kick, not to ``p``. Returns (moves made, pairs tried, timed out).
     """
     p = len(sites)
+    neighbours = PAIR_NEIGHBOURS if neighbours is None else neighbours
     moves = tried = 0
-    last_change = {b: 0 for b in range(p)}  # pass in which a cluster last changed
+    # pass in which a cluster last changed; a pair is re-solved only if one side changed since
+    last_change = {b: (1 if dirty is None or b in dirty else 0) for b in range(p)}
     checked: dict[tuple[int, int], int] = {}
-    for rnd in range(1, 10_000):
+    for rnd in range(2, 10_000):
         improved = False
         for a in rng.permutation(p):
             a = int(a)
@@ -128,7 +133,7 @@ def pair_search(
                 b = int(b)
                 key = (min(a, b), max(a, b))
                 stamp = max(last_change[a], last_change[b])
-                if checked.get(key, -1) >= stamp:
+                if checked.get(key, 0) >= stamp:
                     continue  # nothing changed in either cluster since this pair was solved
                 if time.perf_counter() > deadline:
                     return moves, tried, True
@@ -218,8 +223,14 @@ def improve(
     rng: np.random.Generator,
     deadline: float,
     stats: dict[str, object],
+    *,
+    dirty: set[int] | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], bool]:
-    """Return a plan at least as good as the given one, and whether the deadline cut it short."""
+    """Return a plan at least as good as the given one, and whether the deadline cut it short.
+
+    ``dirty``: clusters changed by a kick of a local optimum; the descent then starts from
+    them and is only the pair search.
+    """
     sites = sites.copy()
     branch = branch.copy()
     if len(sites) < 2 and inst.n * inst.m > WHOLE_MIP_MAX_ARCS:
@@ -230,10 +241,10 @@ def improve(
     for _ in range(50):  # pair moves and global re-centring + exact assignment, in turn
         if len(sites) < 2:
             break
-        m1, t1, timed_out = pair_search(inst, sites, branch, rng, deadline)
+        m1, t1, timed_out = pair_search(inst, sites, branch, rng, deadline, dirty=dirty)
         moves, tried = moves + m1, tried + t1
-        if timed_out:
-            break
+        if timed_out or dirty is not None:
+            break  # after a kick the pair descent is the whole step (a global re-assignment costs more)
         if not unit and inst.n <= REASSIGN_MIP_MAX_N and len(sites) <= REASSIGN_MIP_MAX_P:
             nb = reassign_exact(inst, sites, branch, time_limit=min(2.0, max(0.2, deadline - time.perf_counter())))
             if nb is not None and inst.objective(sites, nb) < inst.objective(sites, branch) - 1e-9:
