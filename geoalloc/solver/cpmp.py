@@ -22,6 +22,7 @@ RESTART_PATIENCE = 300  # kicks without improvement before the search hands over
 POLISH_SHARE = 0.45  # share of the time limit for the whole-instance MIP polish
 POLISH_SHARE_SMALL_CLUSTERS = 0.1  # ... when clusters hold few points (the MIP rarely helps there)
 SMALL_CLUSTER_POINTS = 8  # n / p below this: small clusters
+BOUND_SHARE_POLISHED = 0.05  # time kept for the bound when the polish runs (it needs ~0.1-0.3 s there)
 
 
 def solve_cpmp(
@@ -43,8 +44,10 @@ def solve_cpmp(
     inst = Instance(xy=xy, demand=dem, full=np.zeros_like(dem), weight=np.ones(len(dem)), p=p,
                     max_size=int(capacity), floor=dist == "floor")
     share = POLISH_SHARE if len(xy) >= SMALL_CLUSTER_POINTS * p else POLISH_SHARE_SMALL_CLUSTERS
+    small = len(xy) <= POLISH_MAX_N
     res = solve_instance(inst, time_limit, seed, restarts=100_000, patience=RESTART_PATIENCE,
-                         polish=share if len(xy) <= POLISH_MAX_N else 0.0, local_kicks=True)
+                         polish=share if small else 0.0, local_kicks=True,
+                         bound_share=BOUND_SHARE_POLISHED if small else 0.2)
     if res is None:
         raise InfeasibleError([Conflict("all", "capacity", "no feasible assignment was found in the time limit")])
     return Solution(
