@@ -63,7 +63,7 @@ def _distinct(pts: NDArray[np.int64], n: int, rng: np.random.Generator) -> NDArr
 def recentre(inst: Instance, sites: NDArray[np.int64], branch_of: NDArray[np.int64]) -> NDArray[np.int64]:
     """Each cluster's best single site (its 1-median among its members or the candidates)."""
     new = sites.copy()
-    used = set(int(s) for s in sites)
+    used = {int(s) for s in sites}
     for b in range(len(sites)):
         mem = np.nonzero(branch_of == b)[0]
         if len(mem) == 0:

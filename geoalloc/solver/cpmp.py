@@ -17,7 +17,6 @@ from geoalloc.solver.instance import Instance
 from geoalloc.solver.problem import Conflict, InfeasibleError, Solution
 from geoalloc.solver.search import POLISH_MAX_N
 
-
 RESTART_PATIENCE = 300  # kicks without improvement before the search hands over to the polish
 POLISH_SHARE = 0.45  # share of the time limit for the whole-instance MIP polish
 POLISH_SHARE_SMALL_CLUSTERS = 0.1  # ... when clusters hold few points (the MIP rarely helps there)

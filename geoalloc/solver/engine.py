@@ -13,7 +13,6 @@ from geoalloc.solver.bounds import lagrangian_bound
 from geoalloc.solver.construct import construct, construct_means
 from geoalloc.solver.instance import Instance
 
-
 FRESH_STARTS = 2  # independent k-means++ starts; later starts kick the best plan instead
 FRESH_EVERY_LOCAL = 20  # with local kicks (cheap descents), a fresh start only this seldom
 

@@ -266,7 +266,7 @@ def improve(
         sites, branch, m2, t2, timed_out = mip_search(inst, sites, branch, rng, deadline)
         stats.update({"mip_moves": m2, "mip_tried": t2})
         if m2 and not timed_out:
-            more, tried3, timed_out = pair_search(inst, sites, branch, rng, deadline)
+            more, _, timed_out = pair_search(inst, sites, branch, rng, deadline)
             stats["pair_moves"] = moves + more
     return sites, branch, timed_out
 
