@@ -85,6 +85,8 @@ def test_forced_size_bound_never_exceeds_the_optimum(seed: int, cap: int, floor:
     opt = brute(inst)
     assert lagrangian_bound(inst, np.inf) <= opt + 1e-6
     assert lagrangian_bound(inst, opt) <= opt + 1e-6
+    # a deadline already past (a busy machine) still gives a bound, never a negative one
+    assert 0 <= lagrangian_bound(inst, opt, deadline=0.0) <= opt + 1e-6
     sparse = _forced_unit_bound(inst, opt, 200, None, 10, None, 2.0, width=width)
     assert sparse is not None and sparse[0] <= opt + 1e-6
     # any multipliers are valued exactly, wild starting ones included
