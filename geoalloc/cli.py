@@ -432,11 +432,12 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     db: DbOption = None,
+    access_log: Annotated[bool, typer.Option(help="Log every request (off by default; /metrics counts them).")] = False,
 ) -> None:
     """Run the API (uvicorn); the database is created or upgraded on first start."""
     from api.cli_support import serve as run_server
 
-    run_server(host=host, port=port, db_url=db)
+    run_server(host=host, port=port, db_url=db, access_log=access_log)
 
 
 def main() -> None:  # pragma: no cover - console script shim
