@@ -251,3 +251,12 @@ def test_given_candidate_sites_are_used_and_kept_per_district() -> None:
     br, cost = assign_to_sites(problem, cand[[0, 1, 3, 4]], policy, site_region=[0, 0, 1, 1])
     assert (np.bincount(br, minlength=4) <= 25).all()
     assert (region == np.array([0, 0, 1, 1])[br]).all()
+
+
+def test_small_units_get_more_starts_within_limits() -> None:
+    from geoalloc.solver.form import MAX_RESTARTS, RESTARTS, restarts_for
+
+    counts = [restarts_for(n) for n in (1, 50, 128, 227, 293, 552, 600, 1463, 20_000)]
+    assert counts == sorted(counts, reverse=True)  # fewer starts as units grow
+    assert counts[0] == MAX_RESTARTS and counts[-1] == RESTARTS
+    assert all(RESTARTS <= c <= MAX_RESTARTS for c in counts)
