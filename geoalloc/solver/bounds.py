@@ -139,11 +139,7 @@ def lagrangian_bound(
         lam = np.minimum(lam + step * g, cap_lam)
         if _out_of_time(deadline, it, inst.n):
             break
-    if not math.isfinite(best):
-        return 0.0
-    if inst.floor and np.all(inst.weight == np.rint(inst.weight)):
-        best = math.ceil(best - 1e-6)  # integral objective
-    return float(min(best, upper)) if math.isfinite(upper) else float(best)
+    return _finish(inst, best, upper) if math.isfinite(best) else 0.0
 
 
 def _unit_bound(inst, ai, aj, ac, cap_lam, room_j, upper, iters, deadline, patience, start, mu0):  # type: ignore[no-untyped-def]

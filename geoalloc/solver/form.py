@@ -266,7 +266,7 @@ def _assemble(
     site_xy, site_member, site_region, joint = [], [], [], []
     notes: list[str] = []
     obj = lb = 0.0
-    timed_out = []
+    timed_out, tight = [], []
     offset = 0
     for u, (inst, cand_idx), r in zip(units, built, results):
         branch_of[u.members] = offset + r.branch_of
@@ -291,17 +291,14 @@ def _assemble(
             )
         if r.timed_out:
             timed_out.append(u.name)
+        gap = (r.objective - r.lower_bound) / r.objective if r.objective > 0 else 0.0
+        if gap > TIGHT_NOTE_GAP and 2 * forced_size(inst) >= inst.max_size:
+            tight.append(f"{u.name} {gap:.1%} (at least {forced_size(inst)} of {inst.max_size} in every branch)")
         obj += r.objective
         lb += r.lower_bound
         offset += len(r.sites)
     if timed_out:
         notes.append("time limit reached before the search finished in: " + ", ".join(timed_out))
-    tight = []
-    for u, (inst, _), r in zip(units, built, results):
-        gap = (r.objective - r.lower_bound) / r.objective if r.objective > 0 else 0.0
-        forced = forced_size(inst)
-        if gap > TIGHT_NOTE_GAP and 2 * forced >= inst.max_size:
-            tight.append(f"{u.name} {gap:.1%} (at least {forced} of {inst.max_size} in every branch)")
     if tight:
         notes.append(
             "where the gap sits: " + ", ".join(tight) + ". In districts this tight the lower bound (a linear "
