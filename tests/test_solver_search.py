@@ -85,3 +85,30 @@ def test_local_kick_search_is_valid_and_repeatable() -> None:
     assert runs[0].objective == runs[1].objective
     assert np.array_equal(runs[0].branch_of, runs[1].branch_of)
     assert not runs[0].timed_out
+
+
+def test_relocate_sites_gives_a_blob_without_a_site_one() -> None:
+    """Four dense blobs, four clusters, and a plan with two sites in one blob and none in
+    another: moving one site anywhere finds the missing blob; the plan stays valid."""
+    import time
+
+    from geoalloc.solver.assign import assign
+    from geoalloc.solver.instance import Instance
+    from geoalloc.solver.search import relocate_sites
+
+    rng = np.random.default_rng(3)
+    centres = np.array([[0, 0], [20_000, 0], [0, 20_000], [20_000, 20_000]], dtype=float)
+    xy = np.concatenate([c + rng.normal(0, 300, (30, 2)) for c in centres])
+    n = len(xy)
+    inst = Instance(xy=xy, demand=np.ones(n, dtype=np.int64), full=np.ones(n, dtype=np.int64),
+                    weight=np.ones(n), p=4, max_size=40, min_size=3, min_full=3)
+    sites = np.array([0, 1, 30, 60])  # two in the first blob, none in the last
+    branch = assign(inst, sites)
+    assert branch is not None
+    before = inst.objective(sites, branch)
+    moved = relocate_sites(inst, sites, branch, time.perf_counter() + 10)
+    assert moved is not None
+    new_sites, new_branch = moved
+    assert inst.violations(new_sites, new_branch) == []
+    assert inst.objective(new_sites, new_branch) < 0.5 * before
+    assert (new_sites >= 90).any()  # a site in the fourth blob

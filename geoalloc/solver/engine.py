@@ -12,6 +12,7 @@ from geoalloc.solver.assign import assign
 from geoalloc.solver.bounds import lagrangian_bound
 from geoalloc.solver.construct import construct, construct_means
 from geoalloc.solver.instance import Instance
+from geoalloc.solver.search import RELOCATE_MAX_P
 
 FRESH_STARTS = 2  # independent k-means++ starts; later starts kick the best plan instead
 FRESH_EVERY_LOCAL = 20  # with local kicks (cheap descents), a fresh start only this seldom
@@ -176,6 +177,18 @@ def solve_instance(
         return None
     sites, branch, obj = best
     stats["starts"] = starts
+    if inst.p <= RELOCATE_MAX_P and not stats.get("whole_mip_optimal"):
+        # few clusters: also move single sites anywhere (see relocate_sites), then descend again;
+        # it may use up to half the bound's time, which small instances do not need
+        from geoalloc.solver.search import relocate_sites
+
+        rdl = deadline - 0.5 * bound_share * time_limit
+        moved = relocate_sites(inst, sites, branch, rdl)
+        if moved is not None:
+            s2, b2, _ = improve(inst, moved[0], moved[1], np.random.default_rng([seed, restarts]), rdl, {})
+            if inst.objective(s2, b2) < obj - 1e-9:
+                sites, branch, obj = s2, b2, inst.objective(s2, b2)
+                stats["relocated_sites"] = True
     if polish > 0 and not stats.get("whole_mip_optimal"):
         from geoalloc.solver.search import polish_mip
 
