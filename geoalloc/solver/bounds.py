@@ -285,7 +285,8 @@ def _forced_unit_bound(  # type: ignore[no-untyped-def]
     its few cheapest points, and tight districts show gaps of 8% instead of about 1%.
     The subgradient search looks only at each site's ``width`` nearest points (fast, but not a
     bound by itself); the multipliers it ends with are then valued exactly over all pairs,
-    which is the bound returned. None when the instance is too large for that evaluation.
+    which is the bound returned (also at ``start``, the higher kept), with the search's best
+    multipliers. None when the instance is too large for that evaluation.
     """
     n, m, p, q = inst.n, inst.m, inst.p, int(inst.max_size)
     if n > _DENSE_MAX or m > _DENSE_MAX:

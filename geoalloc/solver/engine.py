@@ -12,7 +12,7 @@ from geoalloc.solver.assign import assign
 from geoalloc.solver.bounds import lagrangian_bound
 from geoalloc.solver.construct import construct, construct_means
 from geoalloc.solver.instance import Instance
-from geoalloc.solver.search import RELOCATE_MAX_P
+from geoalloc.solver.search import RELOCATE_MAX_P, improve, polish_mip, relocate_sites
 
 FRESH_STARTS = 2  # independent k-means++ starts; later starts kick the best plan instead
 FRESH_EVERY_LOCAL = 20  # with local kicks (cheap descents), a fresh start only this seldom
@@ -124,8 +124,6 @@ def solve_instance(
     ``local_kicks``: after a kick, descend from the changed clusters only (many more kicks per
     second when ``p`` is large).
     """
-    from geoalloc.solver.search import improve
-
     t0 = time.perf_counter()
     deadline = t0 + time_limit
     bound_share = bound_share if bound else 0.0
@@ -180,8 +178,6 @@ def solve_instance(
     if inst.p <= RELOCATE_MAX_P and not stats.get("whole_mip_optimal"):
         # few clusters: also move single sites anywhere (see relocate_sites), then descend again;
         # it may use up to half the bound's time, which small instances do not need
-        from geoalloc.solver.search import relocate_sites
-
         rdl = deadline - 0.5 * bound_share * time_limit
         moved = relocate_sites(inst, sites, branch, rdl)
         if moved is not None:
@@ -190,8 +186,6 @@ def solve_instance(
                 sites, branch, obj = s2, b2, inst.objective(s2, b2)
                 stats["relocated_sites"] = True
     if polish > 0 and not stats.get("whole_mip_optimal"):
-        from geoalloc.solver.search import polish_mip
-
         out = polish_mip(inst, sites, branch, deadline - bound_share * time_limit)
         if out is not None and inst.objective(*out) < obj - 1e-9:
             sites, branch = out

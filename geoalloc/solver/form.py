@@ -292,8 +292,9 @@ def _assemble(
         if r.timed_out:
             timed_out.append(u.name)
         gap = (r.objective - r.lower_bound) / r.objective if r.objective > 0 else 0.0
-        if gap > TIGHT_NOTE_GAP and 2 * forced_size(inst) >= inst.max_size:
-            tight.append(f"{u.name} {gap:.1%} (at least {forced_size(inst)} of {inst.max_size} in every branch)")
+        forced = forced_size(inst)
+        if gap > TIGHT_NOTE_GAP and 2 * forced >= inst.max_size:
+            tight.append(f"{u.name} {gap:.1%} (at least {forced} of {inst.max_size} in every branch)")
         obj += r.objective
         lb += r.lower_bound
         offset += len(r.sites)
