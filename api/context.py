@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any
 
-from api import library
+from api import heap, library
 from api.metrics import Metrics
 from api.settings import Settings
 from geoalloc.model import Policy
@@ -36,8 +36,10 @@ class PlanCache:
             return entry[2]
         assignments, branches = plan_frames(conn, plan_id)
         state = library.plan_state(assignments, branches, Policy.from_dict(policy))
+        del assignments, branches
         with self._guard:
             self._entry = (plan_id, version, state)
+        heap.settle()  # the state lives as long as the plan: keep it out of every later full GC pass
         return state
 
     def holds(self, plan_id: int, version: int) -> bool:
