@@ -104,6 +104,36 @@ def _deliver(reqs: list[Request]) -> None:
             waiter.set_result(req.future.result())
 
 
+class RowCache:
+    """The newest plan's head and member rows as one writer connection last read or wrote them.
+
+    Why: every relocation transaction read the plan row and the member's row back from SQLite
+    (two statements, and datetime parsing of every column), although nobody but this writer had
+    written them since. SQLite's ``PRAGMA data_version`` changes on a connection exactly when
+    another connection (this process's or another's) commits, so the rows stay valid while it is
+    unchanged; read inside the ``BEGIN IMMEDIATE`` transaction, nobody can commit after it.
+    A failed transaction clears the cache (its rows may be ahead of the database).
+    """
+
+    MAX_MEMBERS = 200_000  # bound on remembered rows (a city's roster is ~7,000)
+
+    def __init__(self) -> None:
+        self.data_version: int | None = None
+        self.head: PlanHead | None = None
+        self.have_head = False
+        self.members: dict[str, dict[str, Any]] = {}
+
+    def clear(self) -> None:
+        self.data_version, self.head, self.have_head = None, None, False
+        self.members = {}
+
+    def check(self, data_version: int) -> None:
+        """Start a transaction: forget everything if another connection committed since."""
+        if data_version != self.data_version or len(self.members) > self.MAX_MEMBERS:
+            self.clear()
+            self.data_version = data_version
+
+
 class RelocationWriter:
     """The single writer of relocations for one service context."""
 
@@ -118,6 +148,8 @@ class RelocationWriter:
         #: (see :meth:`submit`); their own connection, which never waits for the database lock.
         self.inline = bool(ctx.db.sqlite)
         self._inline_conn: Connection | None = None
+        #: SQLite: rows known per writer connection (see :class:`RowCache`): the thread's, the loop's.
+        self._rows = {False: RowCache(), True: RowCache()}
         self._pending: list[Request] = []
         self._flush_scheduled = False
         #: SQLite: WAL checkpoints off the writer's commits (see ``WalCheckpointer``).
@@ -215,6 +247,7 @@ class RelocationWriter:
         return self._inline_conn
 
     def _drop_connection(self, inline: bool = False) -> None:
+        self._rows[inline].clear()
         conn = self._inline_conn if inline else self._conn
         if conn is not None:
             try:
@@ -305,10 +338,17 @@ class RelocationWriter:
                 raw = self.raw
                 cur = raw.cursor(conn) if raw is not None else None
                 ids = list({r.member_id for r in batch})
+                rows = self._rows[inline]
                 if raw is not None:
-                    plan = _raw_head(raw, cur)
-                    members = {row["member_id"]: row for row in raw.select(
-                        cur, _m, _MEMBER_COLS, f"member_id IN ({', '.join('?' for _ in ids)})", ids)}
+                    rows.check(cur.execute("PRAGMA data_version").fetchone()[0])
+                    if not rows.have_head:
+                        rows.head, rows.have_head = _raw_head(raw, cur), True
+                    plan = rows.head
+                    missing = [i for i in ids if i not in rows.members]
+                    if missing:
+                        rows.members.update((row["member_id"], row) for row in raw.select(
+                            cur, _m, _MEMBER_COLS, f"member_id IN ({', '.join('?' for _ in missing)})", missing))
+                    members = {i: rows.members[i] for i in ids if i in rows.members}
                 else:
                     plan = newest_head(conn, lock=True)
                     members = {row["member_id"]: dict(row) for row in
@@ -370,6 +410,7 @@ class RelocationWriter:
                                        "at": now})
                         new_m = m | changed
                         new_m["version"] = m["version"] + 1
+                        new_m["updated_at"] = now
                         members[m["member_id"]] = new_m
                         member_updates.append({"_id": m["member_id"], **{k: new_m[k] for k in _MEMBER_SET},
                                                "version": new_m["version"], "updated_at": now})
@@ -471,6 +512,9 @@ class RelocationWriter:
                     else:
                         conn.execute(_INSERT_IDEM, idem_rows)
                 results = [(req, out) for req, out, _ in pending]
+            if raw is not None:  # committed: what this connection now knows to be stored
+                rows.members.update(members)
+                rows.head = PlanHead(plan.id, version, plan.policy) if plan is not None else None
             if state is not None:
                 ctx.cache.put(plan.id, version, state)
         for req, out in results:

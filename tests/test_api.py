@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from _api_support import BACKENDS, POLICY, Service, seeded_service, wait_job
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from api import jobs as jobs_module
 from api import library
@@ -222,6 +222,27 @@ def test_relocate_by_address_point_and_out_of_city(svc: Service) -> None:
     # Back again: active, in a branch.
     r = svc.client.post(f"/members/{mid}/relocate", headers=svc.h("planner_ns"), json={"lon": 113.93, "lat": 22.53})
     assert r.status_code == 200 and r.json()["status"] == "active" and r.json()["to_branch"]
+
+
+def test_relocation_sees_a_change_another_connection_committed(svc: Service) -> None:
+    """The relocation writer remembers the rows it wrote; a change committed elsewhere in between
+    (a PATCH through its own connection, or a direct SQL update) must still be what it reads."""
+    mid = svc.member_ft
+    h = svc.h("admin")
+    assert svc.client.post(f"/members/{mid}/relocate", headers=h, json={"lon": 114.06, "lat": 22.54}).status_code == 200
+    assert svc.client.post(f"/members/{mid}/relocate", headers=h, json={"lon": 114.055, "lat": 22.545}).status_code == 200
+    v1 = svc.client.get(f"/members/{mid}", headers=h).json()["version"]
+    assert svc.client.patch(f"/members/{mid}", headers=h, json={"status": "lost_contact"}).status_code == 200
+    r = svc.client.post(f"/members/{mid}/relocate", headers=h, json={"lon": 114.05, "lat": 22.55})
+    assert r.status_code == 200
+    assert r.json()["status"] == "lost_contact" and r.json()["to_branch"] is None  # not re-placed as active
+    m = svc.client.get(f"/members/{mid}", headers=h).json()
+    assert m["version"] == v1 + 2 and m["status"] == "lost_contact"
+    with svc.ctx.db.engine.begin() as c:  # outside the service altogether
+        c.execute(text("UPDATE members SET status = 'active', version = version + 5 WHERE member_id = :m"), {"m": mid})
+    r = svc.client.post(f"/members/{mid}/relocate", headers=h, json={"lon": 114.06, "lat": 22.54})
+    assert r.status_code == 200 and r.json()["status"] == "active"
+    assert svc.client.get(f"/members/{mid}", headers=h).json()["version"] == v1 + 8
 
 
 def test_relocate_rejects_bad_bodies(svc: Service) -> None:
