@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from geoalloc.solver.instance import Instance
 
 _DP_CELLS = 40_000_000  # pairs x load cells per item step before the candidate list is cut
+_BATCH = 6  # pairs per knapsack batch when pairs are taken in order of their LP bound
 
 
 def _candidates(inst: Instance, pts: NDArray[np.int64], members: NDArray[np.int64], t: int,
@@ -36,11 +37,14 @@ def best_pair(
     side_b: NDArray[np.int64],
     cands: NDArray[np.int64],
     t: int = 8,
+    cutoff: float | None = None,
 ) -> tuple[float, int, int, NDArray[np.bool_]] | None:
     """Best (cost, site a, site b, on_a mask over ``pts``) for the two clusters, or None.
 
     ``pts``: the freed points; ``side_a``/``side_b``: the current members of each cluster
     (used to pick candidate sites near each); ``cands``: the candidate sites allowed.
+    ``cutoff``: only splits cheaper than this matter (the current cost); with groups, pairs
+    whose LP bound already reaches it skip the knapsack, and None comes back when all do.
     """
     ca_list = _candidates(inst, pts, side_a, t, cands)
     cb_list = _candidates(inst, pts, side_b, t, cands)
@@ -57,7 +61,7 @@ def best_pair(
     cost_b = inst.cost(pts[None, :], pb[:, None])
     if unit:
         return _unit(inst, pts, pa, pb, cost_a, cost_b)
-    return _knapsack(inst, pts, pa, pb, cost_a, cost_b)
+    return _knapsack(inst, pts, pa, pb, cost_a, cost_b, cutoff)
 
 
 def _fixed(inst: Instance, pts: NDArray[np.int64], pa: NDArray[np.int64], pb: NDArray[np.int64]):  # type: ignore[no-untyped-def]
@@ -116,7 +120,60 @@ def _unit(inst, pts, pa, pb, cost_a, cost_b):  # type: ignore[no-untyped-def]
     return best, int(pa[p]), int(pb[p]), on_a
 
 
-def _knapsack(inst, pts, pa, pb, cost_a, cost_b):  # type: ignore[no-untyped-def]
+def lp_split_bound(
+    diff: NDArray[np.float64], dem: NDArray[np.int64], free: NDArray[np.bool_], lo: NDArray[np.int64],
+    hi: NDArray[np.int64],
+) -> NDArray[np.float64]:
+    """Per pair, the LP relaxation of the split knapsack: min sum(diff * x) over free points
+    with lo <= sum(dem * x) <= hi, 0 <= x <= 1 (inf when no load in range exists).
+
+    Cost as a function of the load is convex and piecewise linear along points sorted by
+    diff / demand, so its minimum sits at the load of all points with negative diff, clipped
+    into [lo, hi]. A lower bound on the exact split, computed for all pairs at once.
+    """
+    w = np.where(free, dem[None, :], 0).astype(np.float64)
+    d = np.where(free, diff, 0.0)
+    r = np.where(free, d / np.maximum(w, 1.0), np.inf)
+    order = np.argsort(r, axis=1, kind="stable")
+    rs = np.take_along_axis(r, order, axis=1)
+    ws = np.take_along_axis(w, order, axis=1)
+    ds = np.take_along_axis(d, order, axis=1)
+    cw = np.cumsum(ws, axis=1)
+    cd = np.cumsum(ds, axis=1)
+    total_w = cw[:, -1]
+    neg_w = np.where(free & (diff < 0), w, 0.0).sum(axis=1)
+    load = np.clip(neg_w, lo, hi).astype(np.float64)
+    k = (cw <= load[:, None] + 1e-9).sum(axis=1)  # whole points taken
+    rows = np.arange(len(d))
+    kk = np.minimum(k, d.shape[1] - 1)
+    before_w = np.where(k > 0, cw[rows, np.maximum(k - 1, 0)], 0.0)
+    before_d = np.where(k > 0, cd[rows, np.maximum(k - 1, 0)], 0.0)
+    rest = load - before_w
+    with np.errstate(invalid="ignore"):
+        val = before_d + np.where((rest > 1e-9) & (k < d.shape[1]), rest * rs[rows, kk], 0.0)
+    bad = (hi < lo) | (lo > total_w + 1e-9) | (hi < 0)
+    return np.where(bad, np.inf, val)
+
+
+def _split_totals(diff, base, load_a0, dem, order, lo, hi):  # type: ignore[no-untyped-def]
+    """Knapsack DP for a batch of pairs: total cost per pair and free load put on a (inf where
+    the load breaks a limit)."""
+    w_max = hi
+    # best[p, w]: cheapest sum of diffs over free points put on a, with their load w
+    best = np.full((len(diff), w_max + 1), np.inf)
+    best[:, 0] = 0.0
+    for i in order:
+        di = int(dem[i])
+        if di > w_max:
+            continue
+        cand = best[:, : w_max + 1 - di] + diff[:, i : i + 1]
+        np.minimum(best[:, di:], cand, out=best[:, di:])
+    w = np.arange(w_max + 1)[None, :] + load_a0[:, None]
+    ok = (w >= lo) & (w <= hi)
+    return np.where(ok, best + base[:, None], np.inf)
+
+
+def _knapsack(inst, pts, pa, pb, cost_a, cost_b, cutoff=None):  # type: ignore[no-untyped-def]
     dem = inst.demand[pts]
     total_d = int(dem.sum())
     on_a_fixed, on_b_fixed = _fixed(inst, pts, pa, pb)
@@ -131,31 +188,37 @@ def _knapsack(inst, pts, pa, pb, cost_a, cost_b):  # type: ignore[no-untyped-def
     if lo > hi:
         return None
     w_max = hi
-    keep = max(1, _DP_CELLS // (w_max + 1))
-    if len(pa) > keep:  # bound the work: keep the pairs whose unconstrained split is cheapest
-        rough = base + np.minimum(diff, 0).sum(axis=1)
-        sel = np.argsort(rough, kind="stable")[:keep]
-        pa, pb, diff, base, load_a0 = pa[sel], pb[sel], diff[sel], base[sel], load_a0[sel]
-        on_a_fixed, free = on_a_fixed[sel], free[sel]
-    n_pairs = len(pa)
-    # best[p, w]: cheapest sum of diffs over free points put on a, with their load w
-    best = np.full((n_pairs, w_max + 1), np.inf)
-    best[:, 0] = 0.0
     order = np.argsort(-dem, kind="stable")
-    for i in order:
-        di = int(dem[i])
-        if di > w_max:
-            continue
-        cand = best[:, : w_max + 1 - di] + diff[:, i : i + 1]
-        np.minimum(best[:, di:], cand, out=best[:, di:])
-    w = np.arange(w_max + 1)[None, :] + load_a0[:, None]
-    ok = (w >= lo) & (w <= hi)
-    total = np.where(ok, best + base[:, None], np.inf)
-    flat = int(np.argmin(total))
-    val = float(total.ravel()[flat])
-    if not np.isfinite(val):
-        return None
-    p, wbest = np.unravel_index(flat, total.shape)
+    if cutoff is not None:  # branch and bound over pairs: the exact split is never below its LP bound
+        lp = base + lp_split_bound(diff, dem, free, lo - load_a0, hi - load_a0)
+        limit = cutoff + 1e-6 * max(1.0, abs(cutoff))
+        val, p, wbest = np.inf, -1, -1
+        by_lp = np.argsort(lp, kind="stable")
+        for start in range(0, len(by_lp), _BATCH):
+            sel = by_lp[start : start + _BATCH]
+            sel = sel[lp[sel] < min(limit, val)]
+            if len(sel) == 0:
+                break
+            total = _split_totals(diff[sel], base[sel], load_a0[sel], dem, order, lo, hi)
+            flat = int(np.argmin(total))
+            if total.ravel()[flat] < val:
+                k, wbest = np.unravel_index(flat, total.shape)
+                val, p = float(total.ravel()[flat]), int(sel[k])
+        if p < 0 or val >= cutoff - 1e-9 * max(1.0, abs(cutoff)):
+            return None  # no split beats the current one (the caller's own acceptance test)
+    else:
+        keep = max(1, _DP_CELLS // (w_max + 1))
+        if len(pa) > keep:  # bound the work: keep the pairs whose unconstrained split is cheapest
+            rough = base + np.minimum(diff, 0).sum(axis=1)
+            sel = np.argsort(rough, kind="stable")[:keep]
+            pa, pb, diff, base, load_a0 = pa[sel], pb[sel], diff[sel], base[sel], load_a0[sel]
+            on_a_fixed, free = on_a_fixed[sel], free[sel]
+        total = _split_totals(diff, base, load_a0, dem, order, lo, hi)
+        flat = int(np.argmin(total))
+        val = float(total.ravel()[flat])
+        if not np.isfinite(val):
+            return None
+        p, wbest = np.unravel_index(flat, total.shape)
     # rebuild the chosen set for the winning pair, keeping the choices this time
     d = diff[p]
     take = np.zeros((len(order), w_max + 1), dtype=bool)

@@ -145,8 +145,8 @@ def pair_search(
                 pts = np.concatenate([ma, mb])
                 cands = _cands_for(inst, pts, sites[[a, b]], set(sites.tolist()))
                 tried += 1
-                res = best_pair(inst, pts, ma, mb, cands, t=PAIR_CANDIDATES)
                 before = float(inst.cost(pts, sites[branch[pts]]).sum())
+                res = best_pair(inst, pts, ma, mb, cands, t=PAIR_CANDIDATES, cutoff=before)
                 if res is None and inst.min_full > 0 and (inst.demand[pts] > 1).any():
                     res = _pair_mip(inst, pts, cands, sites[branch[pts]], deadline)
                 if res is None:
