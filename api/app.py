@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import heap, problems
+from api import heap, library, problems
 from api.context import ServiceContext
 from api.fastpath import RelocateFastPath
 from api.routes import health, keys, members, plans
@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        library.warm_up()
         heap.settle()  # the imported app is long-lived: out of the collector's full passes
         yield
         ctx.close()

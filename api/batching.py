@@ -150,6 +150,7 @@ class RelocationWriter:
         self._inline_conn: Connection | None = None
         #: SQLite: rows known per writer connection (see :class:`RowCache`): the thread's, the loop's.
         self._rows = {False: RowCache(), True: RowCache()}
+        self._counters: dict[str, Any] = {}  # relocations by action: the labelled Prometheus children
         self._pending: list[Request] = []
         self._flush_scheduled = False
         #: SQLite: WAL checkpoints off the writer's commits (see ``WalCheckpointer``).
@@ -518,7 +519,10 @@ class RelocationWriter:
             if state is not None:
                 ctx.cache.put(plan.id, version, state)
         for req, out in results:
-            ctx.metrics.relocations.labels(action=out["action"]).inc()
+            counter = self._counters.get(out["action"])
+            if counter is None:  # labels() costs more than the increment: one child per action, kept
+                counter = self._counters[out["action"]] = ctx.metrics.relocations.labels(action=out["action"])
+            counter.inc()
             if not req.future.done():
                 req.future.set_result((200, out))
 

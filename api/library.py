@@ -71,6 +71,15 @@ def district_of(lon: float, lat: float) -> str | None:
     return district_at(lon, lat)
 
 
+def warm_up() -> None:
+    """Build what the first relocation would otherwise build on the request path (the district
+    grid, the projection): at start-up, not in some caller's latency."""
+    from geoalloc.projection import point_to_metres
+
+    district_of(114.05, 22.55)
+    point_to_metres(114.05, 22.55)
+
+
 def allocate(members: pd.DataFrame, policy: Policy, progress: Progress | None) -> Any:
     """geoalloc.pipeline.allocate -> AllocationResult(assignments, branches, report)."""
     from geoalloc.pipeline import allocate as _allocate

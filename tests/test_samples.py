@@ -76,3 +76,22 @@ def test_single_point_lookup_agrees_with_the_vectorised_one() -> None:
     many = list(locate_districts(lon, lat))
     assert many == [district_at(x, y) for x, y in zip(lon, lat)]
     assert district_at(116.40, 39.90) is None and list(locate_districts([116.40, np.nan], [39.90, 22.5])) == [None, None]
+
+
+def test_grid_lookup_agrees_with_the_polygons_everywhere() -> None:
+    """district_at answers most points from a grid of cells wholly inside one district: over
+    the whole city's box, on cell corners and edges, and outside it, it must agree with the
+    polygon test of locate_districts point for point."""
+    from geoalloc.districts import GRID_DEG, _district_grid, district_at
+
+    grid = _district_grid()
+    assert 0 < sum(k == -2 for k in grid.owner) < len(grid.owner) / 2  # most cells need no polygon test
+    rng = np.random.default_rng(5)
+    lon = rng.uniform(grid.x0 - 0.05, grid.x0 + grid.nx * GRID_DEG + 0.05, 20_000)
+    lat = rng.uniform(grid.y0 - 0.05, grid.y0 + grid.ny * GRID_DEG + 0.05, 20_000)
+    ix, iy = rng.integers(0, grid.nx, 2_000), rng.integers(0, grid.ny, 2_000)
+    corner_lon, corner_lat = grid.x0 + ix * GRID_DEG, grid.y0 + iy * GRID_DEG
+    lon = np.concatenate([lon, corner_lon, corner_lon + GRID_DEG / 2])
+    lat = np.concatenate([lat, corner_lat, corner_lat])
+    assert list(locate_districts(lon, lat)) == [district_at(x, y) for x, y in zip(lon, lat)]
+    assert district_at(float("nan"), 22.5) is None and district_at(114.05, float("inf")) is None

@@ -30,11 +30,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from scipy.spatial import cKDTree
 
 from geoalloc.model import GeoStatus, MemberStatus, Policy
 from geoalloc.policies import THEME_SEP, district_of_region
-from geoalloc.projection import to_lonlat, to_metres
+from geoalloc.projection import point_to_metres, to_lonlat, to_metres
 from geoalloc.solver.rebalance import V_HARD, assign_min_cost
 
 ASSIGNMENT_COLUMNS = ["member_id", "branch_id", "distance_m", "district_zh", "lon", "lat", "full_member", "status"]
@@ -137,7 +136,7 @@ class PlanState:
         # districts and their trees
         self.dnames: list[str] = []
         self.dindex: dict[str, int] = {}
-        self._trees: dict[int, tuple[cKDTree, NDArray[np.int64]] | None] = {}
+        self._trees: dict[int, tuple[NDArray[np.float64], NDArray[np.int64]] | None] = {}
         # lon/lat of member points and branch sites as given (index -> (x, y, lon, lat)), valid while
         # the point in metres is still (x, y): member_rows/branch_rows then need no inverse projection
         # (a pyproj call costs more than the rest of a relocation's rows)
@@ -261,10 +260,15 @@ class PlanState:
         return i
 
     # -- trees -------------------------------------------------------------------------
-    def _tree(self, d: int) -> tuple[cKDTree, NDArray[np.int64]] | None:
+    def _tree(self, d: int) -> tuple[NDArray[np.float64], NDArray[np.int64]] | None:
+        """The open branches of district d: (site x, y as a (2, m) array, branch indices), or None.
+
+        A district holds tens of branches: measuring to all of them is cheaper than a k-d tree
+        query (which cost a relocation more than any other single step in the service's profile).
+        """
         if d not in self._trees:
             js = np.array([j for j in range(len(self.bids)) if self.open[j] and self.bdist[j] == d], dtype=np.int64)
-            self._trees[d] = (cKDTree(self.site[js]), js) if len(js) else None
+            self._trees[d] = (np.ascontiguousarray(self.site[js].T), js) if len(js) else None
         return self._trees[d]
 
     def _near(self, xy: NDArray[np.float64], d: int | None, k: int) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
@@ -279,10 +283,10 @@ class PlanState:
         t = self._tree(d)
         if t is None:
             return np.zeros(0), np.zeros(0, np.int64)
-        tree, js = t
-        kk = min(k, len(js))
-        dist, idx = tree.query(xy, k=kk)
-        return np.atleast_1d(dist).astype(float), js[np.atleast_1d(idx)]
+        sxy, js = t
+        dd = np.hypot(sxy[0] - xy[0], sxy[1] - xy[1])
+        o = np.argsort(dd, kind="stable")[:k]
+        return dd[o], js[o]
 
     # -- membership primitives -----------------------------------------------------------
     def _set_branch(self, i: int, j: int, changes: list[Change]) -> None:
@@ -490,7 +494,7 @@ class PlanState:
 
         if leaving is not None:
             if lon is not None and lat is not None:
-                self.xy[i] = to_metres(lon, lat)[0]
+                self.xy[i] = point_to_metres(lon, lat)
                 self._remember(i, lon, lat)
             self.status[i] = leaving
             if old >= 0:
@@ -499,7 +503,7 @@ class PlanState:
             why = "moved out of the city" if geo_status == GeoStatus.OUT_OF_CITY.value else f"status {leaving}"
             return self._record(i, old_bid, None, leaving, why + ", removed from the branch", None, changes)
 
-        xy = to_metres(lon, lat)[0]
+        xy = np.array(point_to_metres(lon, lat))
         self.xy[i] = xy
         self._remember(i, lon, lat)
         self.status[i] = MemberStatus.ACTIVE.value

@@ -43,6 +43,9 @@ class SqliteStatements:
         self.dialect = dialect
         self._q = dialect.identifier_preparer.quote
         self._cache: dict[tuple[Any, ...], tuple[str, Binds, list[Processor]]] = {}
+        #: One remembering processor per timestamp type, shared by every column of that type: a
+        #: batch's one timestamp is then formatted once, not once per table and column.
+        self._stamps: dict[tuple[type, str], Callable[[Any], Any]] = {}
 
     # -- rendering ----------------------------------------------------------------------------------
 
@@ -52,8 +55,12 @@ class SqliteStatements:
             t = table.c[c].type
             p = t.dialect_impl(self.dialect).bind_processor(self.dialect)
             if p is not None:
-                timestamp = isinstance(t, DateTime) or isinstance(getattr(t, "impl", None), DateTime)
-                out.append((k, _last_value(p) if timestamp else p))
+                if isinstance(t, DateTime) or isinstance(getattr(t, "impl", None), DateTime):
+                    key = (type(t), repr(t))
+                    if key not in self._stamps:
+                        self._stamps[key] = _last_value(p)
+                    p = self._stamps[key]
+                out.append((k, p))
         return tuple(out)
 
     def _result(self, table: Table, cols: Sequence[str]) -> list[Processor]:
