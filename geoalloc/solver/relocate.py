@@ -659,11 +659,14 @@ class PlanState:
         live = [b for b in branch_ids if b in self.bindex and self.size[self.bindex[b]] > 0]
         closed = [b for b in branch_ids if b not in live]
         js = [self.bindex[b] for b in live]
-        sl = _lonlat(self._site_ll, js, self.site[js].tolist())
+        sites = self.site[js].tolist()
+        sl = _lonlat(self._site_ll, js, sites)
         rows = []
         for k, (bid, j) in enumerate(zip(live, js)):
             members = sorted(self.members_of[j])
-            dists = np.round(np.hypot(*(self.xy[members] - self.site[j]).T), 1)
+            pts = self.xy[np.fromiter(members, np.int64, len(members))]  # an index array: no list conversion
+            sx, sy = sites[k]
+            dists = np.hypot(pts[:, 0] - sx, pts[:, 1] - sy).round(1)
             region = self.dnames[self.bdist[j]] if self.bdist[j] >= 0 else None
             rows.append({
                 "branch_id": bid,
