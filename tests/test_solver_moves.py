@@ -1,17 +1,24 @@
 """The benchmark search's faster and wider moves stay exact and valid: the LP bound that prunes
-pair splits never exceeds the exact split, and pruning with a cutoff finds the same best value."""
+pair splits never exceeds the exact split, pruning with a cutoff finds the same best value,
+ranked swaps tried for real keep plans valid, the cluster pool's partition is valid and never
+worse than a plan it holds, and the search using them is valid and repeatable."""
 
 from __future__ import annotations
 
 import itertools
+import time
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from geoalloc.solver.construct import construct
+from geoalloc.solver.engine import solve_instance, swap_kick
 from geoalloc.solver.instance import Instance
 from geoalloc.solver.pairs import best_pair, lp_split_bound
+from geoalloc.solver.pool import ClusterPool
+from geoalloc.solver.swaps import cost_matrix, ranked_swaps
 
 
 def grouped(seed: int, n: int, p: int, slack: float, floor: bool = False) -> Instance:
@@ -64,3 +71,72 @@ def test_pair_cutoff_keeps_every_improving_split(seed: int, n: int, slack: float
         assert inst.demand[on_a].sum() <= inst.max_size and inst.demand[~on_a].sum() <= inst.max_size
     else:
         assert pruned is None
+
+
+def unit_or_grouped(seed: int, n: int, p: int, groups: bool) -> Instance:
+    rng = np.random.default_rng(seed)
+    dem = rng.integers(1, 20, n) if groups else np.ones(n, dtype=np.int64)
+    cap = int(dem.sum() / p * 1.2) + int(dem.max())
+    return Instance(xy=rng.uniform(0, 100, (n, 2)), demand=dem, full=dem, weight=np.ones(n), p=p, max_size=cap)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000), st.integers(8, 40), st.integers(2, 5), st.booleans())
+def test_ranked_swaps_tried_for_real_stay_valid(seed: int, n: int, p: int, groups: bool) -> None:
+    inst = unit_or_grouped(seed, n, p, groups)
+    rng = np.random.default_rng(seed)
+    first = construct(inst, rng, deadline=1e18)
+    assume(first is not None)
+    sites, branch = first
+    costs = cost_matrix(inst)
+    assert costs is not None
+    ranked = ranked_swaps(inst, costs, sites, branch, 10)
+    est = [d for _, _, d in ranked]
+    assert est == sorted(est) and all(d < 0 for d in est)
+    for b, k, _ in ranked:
+        assert 0 <= b < p and k not in set(sites.tolist())
+        out = swap_kick(inst, sites, branch, b, k)
+        if out is None:
+            continue
+        s2, b2, dirty = out
+        assert inst.violations(s2, b2) == []
+        assert s2[b] == k and b in dirty
+        assert np.array_equal(np.delete(s2, b), np.delete(sites, b))  # only site b moved
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 10_000), st.integers(8, 40), st.integers(2, 5), st.booleans())
+def test_pool_partition_is_valid_and_never_worse_than_a_plan_added(seed: int, n: int, p: int, groups: bool) -> None:
+    inst = unit_or_grouped(seed, n, p, groups)
+    pool = ClusterPool(inst)
+    objs = []
+    for r in range(4):
+        first = construct(inst, np.random.default_rng([seed, r]), deadline=1e18)
+        if first is None:
+            continue
+        pool.add(*first)
+        objs.append(inst.objective(*first))
+    assume(objs)
+    size = len(pool)
+    assert pool.add(*first) == 0 and len(pool) == size  # a plan seen already adds nothing
+    out = pool.solve(p, time.perf_counter() + 30)
+    assert out is not None
+    assert inst.violations(*out) == []
+    assert inst.objective(*out) <= min(objs) + 1e-9
+    for mem, site, cost in zip(pool.members, pool.site, pool.cost):  # each column priced right
+        assert site in set(mem.tolist())
+        assert cost == pytest.approx(float(inst.cost(mem, np.full(len(mem), site)).sum()))
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(0, 10_000), st.booleans())
+def test_benchmark_search_with_swaps_and_pool_is_valid_and_repeatable(seed: int, groups: bool) -> None:
+    inst = unit_or_grouped(seed, 60, 5, groups)
+    runs = [solve_instance(inst, 60.0, seed, restarts=70, local_kicks=True, swaps=True, reassign_mip=False,
+                           recombine=True) for _ in range(2)]
+    a, b = runs
+    assert a is not None and b is not None
+    assert inst.violations(a.sites, a.branch_of) == []
+    assert a.objective == pytest.approx(inst.objective(a.sites, a.branch_of))
+    assert a.lower_bound <= a.objective + 1e-6
+    assert a.objective == b.objective and np.array_equal(a.branch_of, b.branch_of)

@@ -12,10 +12,15 @@ from geoalloc.solver.assign import assign
 from geoalloc.solver.bounds import lagrangian_bound
 from geoalloc.solver.construct import construct, construct_means
 from geoalloc.solver.instance import Instance
-from geoalloc.solver.search import RELOCATE_MAX_P, improve, polish_mip, relocate_sites
+from geoalloc.solver.pool import POOL_MAX_N, ClusterPool
+from geoalloc.solver.search import RELOCATE_MAX_P, improve, polish_mip, relocate_sites, whole_mip_polish
+from geoalloc.solver.swaps import cost_matrix, ranked_swaps
 
 FRESH_STARTS = 2  # independent k-means++ starts; later starts kick the best plan instead
 FRESH_EVERY_LOCAL = 20  # with local kicks (cheap descents), a fresh start only this seldom
+RECOMBINE_EVERY = 30  # descents between set-partitioning solves over the pool (work, not clock)
+RECOMBINE_TIME = 0.05  # share of the time limit one solve may take at most (a safety net)
+SWAP_TRIES = 20  # ranked swaps tried on each new best plan before random kicks resume
 
 
 def perturb(
@@ -67,13 +72,38 @@ def local_kick(
         if w.sum() <= 0:
             return None
         i = int(rng.choice(inst.n, p=w / w.sum()))
-        dirty.update((b, int(branch[i])))
-        left = np.nonzero(branch == b)[0]
-        branch[left] = -1
-        cost[left] = 0.0
-        sites[b] = i
-        branch[i] = b
-        cost[i] = 0.0
+        _ruin(sites, branch, cost, b, i, dirty)
+    return (sites, branch, dirty) if _recreate(inst, sites, branch, dirty) else None
+
+
+def swap_kick(
+    inst: Instance, sites: NDArray[np.int64], branch: NDArray[np.int64], b: int, i: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64], set[int]] | None:
+    """Move site ``b`` to point ``i`` as :func:`local_kick` moves one (a ranked swap, tried for real)."""
+    if not inst.self_serve or inst.min_size > 0 or inst.min_full > 0 or i in set(sites.tolist()):
+        return None
+    sites, branch = sites.copy(), branch.copy()
+    cost = inst.cost(np.arange(inst.n), sites[branch])
+    dirty: set[int] = set()
+    _ruin(sites, branch, cost, b, i, dirty)
+    return (sites, branch, dirty) if _recreate(inst, sites, branch, dirty) else None
+
+
+def _ruin(sites: NDArray[np.int64], branch: NDArray[np.int64], cost: NDArray[np.float64], b: int, i: int,
+          dirty: set[int]) -> None:
+    """Close cluster ``b`` (its points become unplaced, -1) and reopen it at point ``i``, in place."""
+    dirty.update((b, int(branch[i])))
+    left = np.nonzero(branch == b)[0]
+    branch[left] = -1
+    cost[left] = 0.0
+    sites[b] = i
+    branch[i] = b
+    cost[i] = 0.0
+
+
+def _recreate(inst: Instance, sites: NDArray[np.int64], branch: NDArray[np.int64], dirty: set[int]) -> bool:
+    """Place the unplaced points (greedy by regret) in place; False when one finds no room."""
+    p = len(sites)
     todo = np.nonzero(branch < 0)[0]
     room = inst.max_size - np.bincount(branch[branch >= 0], weights=inst.demand[branch >= 0], minlength=p)
     c = inst.cost(todo[:, None], sites[None, :])
@@ -83,7 +113,7 @@ def local_kick(
         cc = np.where(dem[:, None] <= room[None, :], c, np.inf)
         two = np.partition(cc, 1, axis=1)[:, :2] if p > 1 else np.concatenate([cc, cc], axis=1)
         if not np.isfinite(two[alive, 0]).all():
-            return None
+            return False
         with np.errstate(invalid="ignore"):
             regret = np.where(np.isfinite(two[:, 1]), two[:, 1] - two[:, 0], 1e300)
         a = int(np.argmax(np.where(alive, regret, -np.inf)))
@@ -92,7 +122,7 @@ def local_kick(
         room[j] -= dem[a]
         alive[a] = False
         dirty.add(j)
-    return sites, branch, dirty
+    return True
 
 
 @dataclass
@@ -111,7 +141,8 @@ class InstanceResult:
 def solve_instance(
     inst: Instance, time_limit: float, seed: int, *, bound: bool = True, restarts: int = 6,
     patience: int | None = None, polish: float = 0.0, bound_share: float = 0.2,
-    local_kicks: bool = False,
+    local_kicks: bool = False, swaps: bool = False, reassign_mip: bool = True, recombine: bool = False,
+    whole_mip_last: bool = False,
 ) -> InstanceResult | None:
     """Best plan found within ``time_limit`` seconds, or None when no feasible plan was found.
 
@@ -123,6 +154,13 @@ def solve_instance(
     from the best plan); it is clock-bound, so only the benchmark form uses it.
     ``local_kicks``: after a kick, descend from the changed clusters only (many more kicks per
     second when ``p`` is large).
+    ``swaps``: with local kicks, first try the best-ranked swaps of the best plan (see
+    :mod:`geoalloc.solver.swaps`), then random kicks until the best plan changes again.
+    ``reassign_mip``: passed to :func:`~geoalloc.solver.search.improve`.
+    ``recombine``: keep the clusters of every local optimum and, every few descents, pick the
+    best partition of the points among them (:mod:`geoalloc.solver.pool`).
+    ``whole_mip_last``: small instances are not one MIP per start but the polish is the exact
+    whole-instance MIP from the best plan (see :func:`~geoalloc.solver.search.whole_mip_polish`).
     """
     t0 = time.perf_counter()
     deadline = t0 + time_limit
@@ -133,6 +171,11 @@ def solve_instance(
     timed_out = False
     starts = since = 0
     unit = bool((inst.demand == 1).all())
+    costs = cost_matrix(inst) if swaps and local_kicks else None
+    ranked: list[tuple[int, int, float]] = []
+    ranked_for = np.inf  # objective of the plan the swaps were ranked for
+    pool = ClusterPool(inst) if recombine and inst.self_serve and inst.n <= POOL_MAX_N else None
+    recombined = 0
     for r in range(restarts):
         if r and time.perf_counter() > search_deadline:
             timed_out = True
@@ -146,7 +189,14 @@ def solve_instance(
             if first is None:
                 first = construct(inst, rng, cdl)
         else:  # iterated local search: kick the best plan, then descend again
-            kicked = local_kick(inst, best[0], best[1], rng, kick=1 + r % 3) if local_kicks else None
+            if costs is not None and best[2] < ranked_for:
+                ranked, ranked_for = ranked_swaps(inst, costs, best[0], best[1], SWAP_TRIES), best[2]
+            kicked = None
+            while ranked and kicked is None:
+                b, k, _ = ranked.pop(0)
+                kicked = swap_kick(inst, best[0], best[1], b, k)
+            if kicked is None and local_kicks:
+                kicked = local_kick(inst, best[0], best[1], rng, kick=1 + r % 3)
             if kicked is not None:
                 first, dirty = kicked[:2], kicked[2]
             else:
@@ -156,8 +206,19 @@ def solve_instance(
         starts += 1
         sites, branch = first
         rstats: dict[str, object] = {"construct_objective": inst.objective(sites, branch)}
-        sites, branch, cut = improve(inst, sites, branch, rng, search_deadline, rstats, dirty=dirty)
+        sites, branch, cut = improve(inst, sites, branch, rng, search_deadline, rstats, dirty=dirty,
+                                     reassign_mip=reassign_mip, whole_mip=not whole_mip_last)
         obj = inst.objective(sites, branch)
+        if pool is not None and not cut:
+            pool.add(sites, branch)
+            if starts % RECOMBINE_EVERY == 0 and len(pool) > pool.solved_size:
+                out = pool.solve(inst.p, min(search_deadline, time.perf_counter() + RECOMBINE_TIME * time_limit))
+                if out is not None and inst.objective(*out) < min(obj, best[2] if best else np.inf) - 1e-9:
+                    sites, branch, cut = improve(inst, out[0], out[1], rng, search_deadline, rstats,
+                                                 reassign_mip=reassign_mip, whole_mip=not whole_mip_last)
+                    obj = inst.objective(sites, branch)
+                    pool.add(sites, branch)
+                    recombined += 1
         if best is None or obj < best[2] - 1e-9:
             best = (sites, branch, obj)
             stats = rstats
@@ -175,6 +236,8 @@ def solve_instance(
         return None
     sites, branch, obj = best
     stats["starts"] = starts
+    if pool is not None:
+        stats.update({"pool": len(pool), "recombined": recombined})
     if inst.p <= RELOCATE_MAX_P and not stats.get("whole_mip_optimal"):
         # few clusters: also move single sites anywhere (see relocate_sites), then descend again;
         # it may use up to half the bound's time, which small instances do not need
@@ -186,7 +249,10 @@ def solve_instance(
                 sites, branch, obj = s2, b2, inst.objective(s2, b2)
                 stats["relocated_sites"] = True
     if polish > 0 and not stats.get("whole_mip_optimal"):
-        out = polish_mip(inst, sites, branch, deadline - bound_share * time_limit)
+        pdl = deadline - bound_share * time_limit
+        out = whole_mip_polish(inst, sites, branch, pdl, stats) if whole_mip_last else None
+        if out is None and not stats.get("whole_mip_optimal"):
+            out = polish_mip(inst, sites, branch, pdl)
         if out is not None and inst.objective(*out) < obj - 1e-9:
             sites, branch = out
             obj = inst.objective(sites, branch)
