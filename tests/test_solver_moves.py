@@ -93,6 +93,12 @@ def test_ranked_swaps_tried_for_real_stay_valid(seed: int, n: int, p: int, group
     ranked = ranked_swaps(inst, costs, sites, branch, 10)
     est = [d for _, _, d in ranked]
     assert est == sorted(est) and all(d < 0 for d in est)
+    cur = costs[np.arange(n), sites[branch]]
+    for b, k, d in ranked:  # the estimate, point by point: stay, or go to k; the closed cluster falls back
+        others = np.delete(sites, b)
+        new = sum(min(costs[j, others].min(), costs[j, k]) if branch[j] == b else min(cur[j], costs[j, k])
+                  for j in range(n))
+        assert d == pytest.approx(new - cur.sum(), abs=1e-6)
     for b, k, _ in ranked:
         assert 0 <= b < p and k not in set(sites.tolist())
         out = swap_kick(inst, sites, branch, b, k)

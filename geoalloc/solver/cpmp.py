@@ -28,6 +28,7 @@ LIMIT_MARGIN = 0.97  # share of the time limit the search and bound aim for (don
 SWAPS = True  # ranked swap moves in the iterated local search (engine.solve_instance)
 REASSIGN_MIP = False  # the exact MIP re-assignment between pair passes (slow for what it finds here)
 RECOMBINE = True  # set-partitioning recombination of the clusters seen (geoalloc.solver.pool)
+ACCEPT_WORSE = 0.002  # kicks may start from plans this share above the best (engine.solve_instance)
 BOUND_SHARE_POLISHED = 0.05  # time kept for the bound when the polish runs (it needs ~0.1-0.3 s there)
 
 
@@ -56,6 +57,7 @@ def solve_cpmp(
     res = solve_instance(inst, budget, seed, restarts=100_000, patience=RESTART_PATIENCE,
                          polish=share if small else 0.0, local_kicks=True, swaps=SWAPS,
                          reassign_mip=REASSIGN_MIP, recombine=RECOMBINE, whole_mip_last=True,
+                         accept_worse=ACCEPT_WORSE,
                          bound_share=BOUND_SHARE_POLISHED if small else 0.2)
     if res is None:
         raise InfeasibleError([Conflict("all", "capacity", "no feasible assignment was found in the time limit")])

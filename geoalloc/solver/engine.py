@@ -142,7 +142,7 @@ def solve_instance(
     inst: Instance, time_limit: float, seed: int, *, bound: bool = True, restarts: int = 6,
     patience: int | None = None, polish: float = 0.0, bound_share: float = 0.2,
     local_kicks: bool = False, swaps: bool = False, reassign_mip: bool = True, recombine: bool = False,
-    whole_mip_last: bool = False,
+    whole_mip_last: bool = False, accept_worse: float = 0.0,
 ) -> InstanceResult | None:
     """Best plan found within ``time_limit`` seconds, or None when no feasible plan was found.
 
@@ -161,6 +161,8 @@ def solve_instance(
     best partition of the points among them (:mod:`geoalloc.solver.pool`).
     ``whole_mip_last``: small instances are not one MIP per start but the polish is the exact
     whole-instance MIP from the best plan (see :func:`~geoalloc.solver.search.whole_mip_polish`).
+    ``accept_worse``: kicks start from the last kicked plan that came within this share above the
+    best (a walk, which feeds the pool more varied clusters); 0 kicks the best plan only.
     """
     t0 = time.perf_counter()
     deadline = t0 + time_limit
@@ -173,9 +175,12 @@ def solve_instance(
     unit = bool((inst.demand == 1).all())
     costs = cost_matrix(inst) if swaps and local_kicks else None
     ranked: list[tuple[int, int, float]] = []
-    ranked_for = np.inf  # objective of the plan the swaps were ranked for
+    ranked_for = -1  # version of the plan the swaps were ranked for
+    cur: tuple[NDArray[np.int64], NDArray[np.int64], float] | None = None  # the plan kicks start from
+    cur_version = 0
     pool = ClusterPool(inst) if recombine and inst.self_serve and inst.n <= POOL_MAX_N else None
     recombined = 0
+    pool_seconds = 0.0
     for r in range(restarts):
         if r and time.perf_counter() > search_deadline:
             timed_out = True
@@ -189,18 +194,19 @@ def solve_instance(
             if first is None:
                 first = construct(inst, rng, cdl)
         else:  # iterated local search: kick the best plan, then descend again
-            if costs is not None and best[2] < ranked_for:
-                ranked, ranked_for = ranked_swaps(inst, costs, best[0], best[1], SWAP_TRIES), best[2]
+            assert cur is not None
+            if costs is not None and cur_version != ranked_for:
+                ranked, ranked_for = ranked_swaps(inst, costs, cur[0], cur[1], SWAP_TRIES), cur_version
             kicked = None
             while ranked and kicked is None:
                 b, k, _ = ranked.pop(0)
-                kicked = swap_kick(inst, best[0], best[1], b, k)
+                kicked = swap_kick(inst, cur[0], cur[1], b, k)
             if kicked is None and local_kicks:
-                kicked = local_kick(inst, best[0], best[1], rng, kick=1 + r % 3)
+                kicked = local_kick(inst, cur[0], cur[1], rng, kick=1 + r % 3)
             if kicked is not None:
                 first, dirty = kicked[:2], kicked[2]
             else:
-                first = perturb(inst, best[0], best[1], rng, kick=1 + r % 3)
+                first = perturb(inst, cur[0], cur[1], rng, kick=1 + r % 3)
         if first is None:
             continue
         starts += 1
@@ -212,7 +218,9 @@ def solve_instance(
         if pool is not None and not cut:
             pool.add(sites, branch)
             if starts % RECOMBINE_EVERY == 0 and len(pool) > pool.solved_size:
+                tp = time.perf_counter()
                 out = pool.solve(inst.p, min(search_deadline, time.perf_counter() + RECOMBINE_TIME * time_limit))
+                pool_seconds += time.perf_counter() - tp
                 if out is not None and inst.objective(*out) < min(obj, best[2] if best else np.inf) - 1e-9:
                     sites, branch, cut = improve(inst, out[0], out[1], rng, search_deadline, rstats,
                                                  reassign_mip=reassign_mip, whole_mip=not whole_mip_last)
@@ -220,10 +228,14 @@ def solve_instance(
                     pool.add(sites, branch)
                     recombined += 1
         if best is None or obj < best[2] - 1e-9:
-            best = (sites, branch, obj)
+            best = cur = (sites, branch, obj)
+            cur_version += 1
             stats = rstats
             since = 0
         else:
+            if dirty is not None and obj < best[2] * (1 + accept_worse) and obj != cur[2]:
+                cur = (sites, branch, obj)  # a walk near the best plan: kicks from here next
+                cur_version += 1
             since += 1
             if patience is not None and since >= patience:
                 break
@@ -237,7 +249,7 @@ def solve_instance(
     sites, branch, obj = best
     stats["starts"] = starts
     if pool is not None:
-        stats.update({"pool": len(pool), "recombined": recombined})
+        stats.update({"pool": len(pool), "recombined": recombined, "pool_seconds": round(pool_seconds, 3)})
     if inst.p <= RELOCATE_MAX_P and not stats.get("whole_mip_optimal"):
         # few clusters: also move single sites anywhere (see relocate_sites), then descend again;
         # it may use up to half the bound's time, which small instances do not need

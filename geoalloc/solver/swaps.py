@@ -44,9 +44,11 @@ def ranked_swaps(
     gain = np.minimum(cost - cur[:, None], 0.0).sum(axis=0)  # (m,) every point may move to k
     # extra for closing b: its points cannot stay; they take min(fallback, k) instead of min(cur, k)
     loss = np.minimum(fallback[:, None], cost) - np.minimum(cur[:, None], cost)  # (n, m)
-    onehot = np.zeros((p, n))
-    onehot[branch, np.arange(n)] = 1.0
-    delta = gain[None, :] + onehot @ loss  # (p, m)
+    # sum the loss rows per cluster (reduceat over rows sorted by cluster: no BLAS threads on a
+    # shared machine); every cluster holds at least its own site's point
+    order = np.argsort(branch, kind="stable")
+    starts = np.searchsorted(branch[order], np.arange(p))
+    delta = gain[None, :] + np.add.reduceat(loss[order], starts, axis=0)  # (p, m)
     delta[:, sites] = np.inf  # open already
     flat = np.argsort(delta, axis=None, kind="stable")[: 4 * limit]
     out: list[tuple[int, int, float]] = []
