@@ -133,10 +133,10 @@ class PlanState:
         self.nfull: list[int] = []
         self.members_of: list[set[int]] = []
         self.open: list[bool] = []
-        # districts and their trees
+        # districts and the open branch sites of each
         self.dnames: list[str] = []
         self.dindex: dict[str, int] = {}
-        self._trees: dict[int, tuple[NDArray[np.float64], NDArray[np.int64]] | None] = {}
+        self._open_sites: dict[int, tuple[NDArray[np.float64], NDArray[np.int64]] | None] = {}  # per district, see _open_sites_in
         # lon/lat of member points and branch sites as given (index -> (x, y, lon, lat)), valid while
         # the point in metres is still (x, y): member_rows/branch_rows then need no inverse projection
         # (a pyproj call costs more than the rest of a relocation's rows)
@@ -214,7 +214,7 @@ class PlanState:
         for j in range(len(st.bids)):
             if st.size[j] == 0:
                 st.open[j] = False
-        st._trees.clear()
+        st._open_sites.clear()
         return st
 
     def _district(self, name: str | None) -> int:
@@ -235,7 +235,7 @@ class PlanState:
         self.nfull.append(0)
         self.members_of.append(set())
         self.open.append(True)
-        self._trees.pop(d, None)
+        self._open_sites.pop(d, None)
         return j
 
     def _new_branch_id(self, d: int) -> str:
@@ -259,17 +259,17 @@ class PlanState:
         self.status.append(MemberStatus.ACTIVE.value)
         return i
 
-    # -- trees -------------------------------------------------------------------------
-    def _tree(self, d: int) -> tuple[NDArray[np.float64], NDArray[np.int64]] | None:
+    # -- open sites---------------------------------------------------------------------
+    def _open_sites_in(self, d: int) -> tuple[NDArray[np.float64], NDArray[np.int64]] | None:
         """The open branches of district d: (site x, y as a (2, m) array, branch indices), or None.
 
         A district holds tens of branches: measuring to all of them is cheaper than a k-d tree
         query (which cost a relocation more than any other single step in the service's profile).
         """
-        if d not in self._trees:
+        if d not in self._open_sites:
             js = np.array([j for j in range(len(self.bids)) if self.open[j] and self.bdist[j] == d], dtype=np.int64)
-            self._trees[d] = (np.ascontiguousarray(self.site[js].T), js) if len(js) else None
-        return self._trees[d]
+            self._open_sites[d] = (np.ascontiguousarray(self.site[js].T), js) if len(js) else None
+        return self._open_sites[d]
 
     def _near(self, xy: NDArray[np.float64], d: int | None, k: int) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
         """(distances, branch indices) of the k nearest open branches, in district d (None: any)."""
@@ -280,7 +280,7 @@ class PlanState:
             dd = np.hypot(*(self.site[js] - xy).T)
             o = np.argsort(dd)[:k]
             return dd[o], js[o]
-        t = self._tree(d)
+        t = self._open_sites_in(d)
         if t is None:
             return np.zeros(0), np.zeros(0, np.int64)
         sxy, js = t
@@ -303,14 +303,14 @@ class PlanState:
             self.nfull[j] += int(self.full[i])
             if not self.open[j]:
                 self.open[j] = True
-                self._trees.pop(self.bdist[j], None)
+                self._open_sites.pop(self.bdist[j], None)
         self.branch[i] = j
         changes.append((self.ids[i], self.bids[old] if old >= 0 else None, self.bids[j] if j >= 0 else None))
 
     def _close_if_empty(self, j: int) -> None:
         if self.size[j] == 0 and self.open[j]:
             self.open[j] = False
-            self._trees.pop(self.bdist[j], None)
+            self._open_sites.pop(self.bdist[j], None)
 
     def _ok(self, j: int) -> bool:
         p = self.policy
@@ -512,7 +512,7 @@ class PlanState:
             if old >= 0 and THEME_SEP in self.dnames[self.bdist[old]]:
                 # a themed member stays with the theme in the new district when it has themed branches there
                 themed = f"{district_zh}{THEME_SEP}{self.dnames[self.bdist[old]].split(THEME_SEP, 1)[1]}"
-                if themed in self.dindex and self._tree(self.dindex[themed]) is not None:
+                if themed in self.dindex and self._open_sites_in(self.dindex[themed]) is not None:
                     d = self.dindex[themed]
         else:
             d = self.mdist[i] if self.mdist[i] >= 0 else self._locate(lon, lat)
