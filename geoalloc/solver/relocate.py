@@ -259,7 +259,7 @@ class PlanState:
         self.status.append(MemberStatus.ACTIVE.value)
         return i
 
-    # -- open sites---------------------------------------------------------------------
+    # -- open sites --------------------------------------------------------------------
     def _open_sites_in(self, d: int) -> tuple[NDArray[np.float64], NDArray[np.int64]] | None:
         """The open branches of district d: (site x, y as a (2, m) array, branch indices), or None.
 
