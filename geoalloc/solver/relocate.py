@@ -1,7 +1,7 @@
 """Relocation of one member in a live plan, instantly and touching as few others as possible.
 
-:class:`PlanState` holds a plan in numpy arrays (no pandas in the hot path) with a KD-tree
-over branch sites per district. :meth:`PlanState.relocate` then:
+:class:`PlanState` holds a plan in numpy arrays (no pandas in the hot path) with the open
+branch sites of each district as one array. :meth:`PlanState.relocate` then:
 
 1. a member leaving (out of the city, ``transfer_out``, ``lost_contact``) is removed and
    marked; the branch left behind is repaired if it fell below its limits;
