@@ -19,6 +19,7 @@ from geoalloc.solver.instance import Instance
 from geoalloc.solver.pairs import best_pair, lp_split_bound
 from geoalloc.solver.pool import ClusterPool
 from geoalloc.solver.swaps import cost_matrix, ranked_swaps
+from test_solver_parts import brute  # the exhaustive optimum of a tiny instance
 
 
 def grouped(seed: int, n: int, p: int, slack: float, floor: bool = False) -> Instance:
@@ -146,3 +147,19 @@ def test_benchmark_search_with_swaps_and_pool_is_valid_and_repeatable(seed: int,
     assert a.objective == pytest.approx(inst.objective(a.sites, a.branch_of))
     assert a.lower_bound <= a.objective + 1e-6
     assert a.objective == b.objective and np.array_equal(a.branch_of, b.branch_of)
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.integers(0, 10_000), st.booleans())
+def test_small_instance_proved_early_stops_with_the_optimum_and_a_valid_bound(seed: int, groups: bool) -> None:
+    inst = unit_or_grouped(seed, 9, 2, groups)
+    res = solve_instance(inst, 60.0, seed, restarts=100_000, local_kicks=True, swaps=True, reassign_mip=False,
+                         recombine=True, whole_mip_last=True, polish=0.3, prove_early=True)
+    assert res is not None
+    opt = brute(inst)
+    assert res.objective == pytest.approx(opt)
+    assert res.lower_bound <= opt + 1e-6
+    # proved, so the search stopped on its own: not after 100,000 descents or at the 60 s limit
+    assert res.stats.get("proved_early") in ("bound", "mip")
+    assert int(res.stats["starts"]) <= 12  # type: ignore[call-overload]
+    assert res.objective - res.lower_bound <= 1e-5 * res.objective + 1e-9

@@ -57,7 +57,7 @@ def solve_cpmp(
     res = solve_instance(inst, budget, seed, restarts=100_000, patience=RESTART_PATIENCE,
                          polish=share if small else 0.0, local_kicks=True, swaps=SWAPS,
                          reassign_mip=REASSIGN_MIP, recombine=RECOMBINE, whole_mip_last=True,
-                         accept_worse=ACCEPT_WORSE,
+                         accept_worse=ACCEPT_WORSE, prove_early=True,
                          bound_share=BOUND_SHARE_POLISHED if small else 0.2)
     if res is None:
         raise InfeasibleError([Conflict("all", "capacity", "no feasible assignment was found in the time limit")])

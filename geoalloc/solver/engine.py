@@ -21,6 +21,13 @@ FRESH_EVERY_LOCAL = 20  # with local kicks (cheap descents), a fresh start only 
 RECOMBINE_EVERY = 30  # descents between set-partitioning solves over the pool (work, not clock)
 RECOMBINE_TIME = 0.05  # share of the time limit one solve may take at most (a safety net)
 SWAP_TRIES = 20  # ranked swaps tried on each new best plan before random kicks resume
+PROOF_AFTER = 10  # descents before a small instance first tries to prove its best plan optimal
+PROOF_MAX_N = 150  # ... on instances up to this many points (the bound costs milliseconds there)
+PROOF_BOUND_SHARE = 0.05  # share of the time limit all those bounds may take together ...
+PROOF_BOUND_STEP = 0.01  # ... and one of them (a few milliseconds each up to 150 points)
+PROOF_GAP = 1e-5  # a bound this close to the plan ends the search (the subgradient stops short
+# of exact equality: TA25 at 632.4788 for 632.4826; at most 0.001% could still be gained)
+PROOF_MIP_SHARE = 0.2  # share of the time limit the early whole-instance MIP may take
 
 
 def perturb(
@@ -125,6 +132,40 @@ def _recreate(inst: Instance, sites: NDArray[np.int64], branch: NDArray[np.int64
     return True
 
 
+def _try_proof(
+    inst: Instance, best: tuple[NDArray[np.int64], NDArray[np.int64], float], time_limit: float,
+    search_deadline: float, stats: dict[str, object], *, mip: bool,
+) -> tuple[NDArray[np.int64], NDArray[np.int64], float, float]:
+    """Try to prove a small instance's best plan optimal: the Lagrangian bound first (it meets
+    the plan on easy instances: TA25 in 12 ms), then the whole instance as one MIP from the plan
+    when ``mip`` and the instance is small enough (cpmp01-05 in 0.4-1.5 s). Returns (sites, branch, objective, bound);
+    ``stats["proved_early"]`` (and ``"whole_mip_optimal"``) is set when the plan is proved optimal.
+
+    Why: a small instance is often solved to optimality in its first descents, and the search
+    would otherwise run on to the time limit with nothing left to find (an exact solver such as
+    spopt's CBC then answers sooner).
+    """
+    sites, branch, obj = best
+    now = time.perf_counter()
+    lam0 = inst.cost(np.arange(inst.n), sites[branch])
+    lb = lagrangian_bound(inst, obj, deadline=min(search_deadline, now + PROOF_BOUND_STEP * time_limit), start=lam0)
+    if lb >= obj - PROOF_GAP * max(1.0, obj):
+        stats["proved_early"] = "bound"  # the bound itself is reported, not rounded up to the plan
+        return sites, branch, obj, lb
+    if not mip:
+        return sites, branch, obj, lb
+    mip_stats: dict[str, object] = {}
+    out = whole_mip_polish(inst, sites, branch, min(search_deadline, time.perf_counter() + PROOF_MIP_SHARE * time_limit),
+                           mip_stats)
+    if out is not None and inst.objective(*out) < obj - 1e-9:
+        sites, branch = out
+        obj = inst.objective(sites, branch)
+    if mip_stats.get("whole_mip_optimal"):
+        stats.update({"proved_early": "mip", "whole_mip_optimal": True})
+        return sites, branch, obj, obj
+    return sites, branch, obj, lb
+
+
 @dataclass
 class InstanceResult:
     """A plan for one instance: ``sites`` (candidate indices) and ``branch_of`` (position in sites)."""
@@ -142,7 +183,7 @@ def solve_instance(
     inst: Instance, time_limit: float, seed: int, *, bound: bool = True, restarts: int = 6,
     patience: int | None = None, polish: float = 0.0, bound_share: float = 0.2,
     local_kicks: bool = False, swaps: bool = False, reassign_mip: bool = True, recombine: bool = False,
-    whole_mip_last: bool = False, accept_worse: float = 0.0,
+    whole_mip_last: bool = False, accept_worse: float = 0.0, prove_early: bool = False,
 ) -> InstanceResult | None:
     """Best plan found within ``time_limit`` seconds, or None when no feasible plan was found.
 
@@ -163,6 +204,9 @@ def solve_instance(
     whole-instance MIP from the best plan (see :func:`~geoalloc.solver.search.whole_mip_polish`).
     ``accept_worse``: kicks start from the last kicked plan that came within this share above the
     best (a walk, which feeds the pool more varied clusters); 0 kicks the best plan only.
+    ``prove_early``: on small instances, value the lower bound whenever the best plan improves,
+    and after ``PROOF_AFTER`` descents (when the instance is small enough) solve it whole as one
+    MIP from the best plan; a plan proved optimal ends the search there, not at the time limit.
     """
     t0 = time.perf_counter()
     deadline = t0 + time_limit
@@ -172,6 +216,8 @@ def solve_instance(
     stats: dict[str, object] = {}
     timed_out = False
     starts = since = 0
+    early_lb = proof_seconds = 0.0  # the best bound of the early proof attempts, their time
+    mip_tried = False
     unit = bool((inst.demand == 1).all())
     costs = cost_matrix(inst) if swaps and local_kicks else None
     ranked: list[tuple[int, int, float]] = []
@@ -244,13 +290,26 @@ def solve_instance(
             break
         if rstats.get("whole_mip_optimal"):
             break  # proved optimal: nothing left to find
+        if prove_early and inst.n <= PROOF_MAX_N and best is not None and (
+                since == 0 and proof_seconds < PROOF_BOUND_SHARE * time_limit or starts == PROOF_AFTER):
+            tp = time.perf_counter()
+            got = _try_proof(inst, best, time_limit, search_deadline, stats, mip=starts >= PROOF_AFTER and not mip_tried)
+            proof_seconds += time.perf_counter() - tp
+            mip_tried = mip_tried or starts >= PROOF_AFTER
+            early_lb = max(early_lb, got[3])
+            if got[2] < best[2] - 1e-9:
+                best = cur = got[:3]
+                cur_version += 1
+            if stats.get("proved_early"):
+                break
     if best is None:
         return None
     sites, branch, obj = best
     stats["starts"] = starts
+    settled = bool(stats.get("whole_mip_optimal") or stats.get("proved_early"))  # nothing left to find
     if pool is not None:
         stats.update({"pool": len(pool), "recombined": recombined, "pool_seconds": round(pool_seconds, 3)})
-    if inst.p <= RELOCATE_MAX_P and not stats.get("whole_mip_optimal"):
+    if inst.p <= RELOCATE_MAX_P and not settled:
         # few clusters: also move single sites anywhere (see relocate_sites), then descend again;
         # it may use up to half the bound's time, which small instances do not need
         rdl = deadline - 0.5 * bound_share * time_limit
@@ -260,7 +319,7 @@ def solve_instance(
             if inst.objective(s2, b2) < obj - 1e-9:
                 sites, branch, obj = s2, b2, inst.objective(s2, b2)
                 stats["relocated_sites"] = True
-    if polish > 0 and not stats.get("whole_mip_optimal"):
+    if polish > 0 and not settled:
         pdl = deadline - bound_share * time_limit
         out = whole_mip_polish(inst, sites, branch, pdl, stats) if whole_mip_last else None
         if out is None and not stats.get("whole_mip_optimal"):
@@ -270,12 +329,13 @@ def solve_instance(
             obj = inst.objective(sites, branch)
             stats["polished"] = True
     lb = 0.0
-    if bound and not stats.get("whole_mip_optimal"):
+    if bound and not settled:
         lam0 = inst.cost(np.arange(inst.n), sites[branch])
         tb = time.perf_counter()
         lb = lagrangian_bound(inst, obj, deadline=max(deadline, time.perf_counter() + 0.05), start=lam0)
         stats["bound_seconds"] = round(time.perf_counter() - tb, 3)
         stats["search_seconds"] = round(tb - t0, 3)
+    lb = max(lb, early_lb)
     if stats.get("whole_mip_optimal"):
         lb = max(lb, obj)
     return InstanceResult(sites, branch, obj, lb, time.perf_counter() - t0, timed_out, stats)
