@@ -1,7 +1,8 @@
 """The benchmark search's faster and wider moves stay exact and valid: the LP bound that prunes
 pair splits never exceeds the exact split, pruning with a cutoff finds the same best value,
 ranked swaps tried for real keep plans valid, the cluster pool's partition is valid and never
-worse than a plan it holds, and the search using them is valid and repeatable."""
+worse than a plan it holds, the MIP over the pool's arcs finds the optimum when given every arc and
+stays within the arcs it is given, and the search using them is valid and repeatable."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from geoalloc.solver.arcmip import arc_mip, pool_arcs
 from geoalloc.solver.construct import construct
 from geoalloc.solver.engine import solve_instance, swap_kick
 from geoalloc.solver.instance import Instance
@@ -163,3 +165,58 @@ def test_small_instance_proved_early_stops_with_the_optimum_and_a_valid_bound(se
     assert res.stats.get("proved_early") in ("bound", "mip")
     assert int(res.stats["starts"]) <= 12  # type: ignore[call-overload]
     assert res.objective - res.lower_bound <= 1e-5 * res.objective + 1e-9
+
+
+@settings(max_examples=5, deadline=None)
+@given(st.integers(0, 10_000), st.booleans())
+def test_arc_mip_over_every_arc_is_the_optimum(seed: int, groups: bool) -> None:
+    inst = unit_or_grouped(seed, 8, 2, groups)
+    ai, aj = np.repeat(np.arange(8), 8), np.tile(np.arange(8), 8)
+    out = arc_mip(inst, ai, aj, time.perf_counter() + 30)
+    assert out is not None
+    assert inst.violations(*out) == []
+    assert inst.objective(*out) == pytest.approx(brute(inst))
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.integers(0, 10_000), st.integers(10, 40), st.integers(2, 5), st.booleans())
+def test_arc_mip_over_pool_arcs_uses_only_them_and_beats_every_plan(seed: int, n: int, p: int, groups: bool) -> None:
+    inst = unit_or_grouped(seed, n, p, groups)
+    pool = ClusterPool(inst)
+    plans = [f for r in range(3) if (f := construct(inst, np.random.default_rng([seed, r]), deadline=1e18)) is not None]
+    assume(plans)
+    for plan in plans[1:]:
+        pool.add(*plan)
+    ai, aj = pool_arcs(pool, *plans[0])  # the first plan only as the given plan, not in the pool
+    seen = set(zip(ai.tolist(), aj.tolist()))
+    assert len(seen) == len(ai)  # each arc once
+    assert set(zip(range(n), plans[0][0][plans[0][1]].tolist())) <= seen
+    for mem, site in zip(pool.members, pool.site):  # pool plans with each cluster at its best own site
+        assert {(int(i), site) for i in mem} <= seen
+    out = arc_mip(inst, ai, aj, time.perf_counter() + 30)
+    assert out is not None
+    sites, branch = out
+    assert inst.violations(sites, branch) == []
+    assert set(zip(range(n), sites[branch].tolist())) <= seen
+    assert inst.objective(sites, branch) <= min(inst.objective(*pl) for pl in plans) + 1e-6
+
+
+def test_arc_mip_needs_each_site_s_own_arc() -> None:
+    inst = unit_or_grouped(1, 6, 2, False)
+    with pytest.raises(ValueError, match="own arc"):
+        arc_mip(inst, np.array([0, 1, 2]), np.array([0, 0, 1]), time.perf_counter() + 5)
+
+
+@settings(max_examples=4, deadline=None)
+@given(st.integers(0, 10_000), st.booleans())
+def test_search_with_arc_mips_is_valid_and_repeatable(seed: int, groups: bool) -> None:
+    inst = unit_or_grouped(seed, 60, 5, groups)
+    runs = [solve_instance(inst, 60.0, seed, restarts=40, local_kicks=True, swaps=True, reassign_mip=False,
+                           recombine=True, arc_mips=((0.0, 0.2), (1.0, 0.2)), fresh_every=7) for _ in range(2)]
+    a, b = runs
+    assert a is not None and b is not None
+    assert "arc_mip_seconds" in a.stats  # a round ran (60 points solve to optimality well within 12 s)
+    assert inst.violations(a.sites, a.branch_of) == []
+    assert a.objective == pytest.approx(inst.objective(a.sites, a.branch_of))
+    assert a.lower_bound <= a.objective + 1e-6
+    assert a.objective == b.objective and np.array_equal(a.branch_of, b.branch_of)

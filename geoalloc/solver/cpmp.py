@@ -29,6 +29,18 @@ SWAPS = True  # ranked swap moves in the iterated local search (engine.solve_ins
 REASSIGN_MIP = False  # the exact MIP re-assignment between pair passes (slow for what it finds here)
 RECOMBINE = True  # set-partitioning recombination of the clusters seen (geoalloc.solver.pool)
 ACCEPT_WORSE = 0.002  # kicks may start from plans this share above the best (engine.solve_instance)
+# (when, share): MIPs over the arcs of the pool's clusters (geoalloc.solver.arcmip), on instances of
+# ARC_MIP_MIN_N..ARC_MIP_MAX_N points: below, the whole-instance MIP polish and the early proof do
+# that job; above (ali535, 4,800 arcs), HiGHS found no plan at all in 20 s
+ARC_MIPS: tuple[tuple[float, float], ...] = ((0.6, 0.3),)
+ARC_MIP_MIN_N = 151
+ARC_MIP_MAX_N = 450
+# descents between fresh k-means starts: every 20th on up to FRESH_MAX_N points (their variety
+# feeds the pool: 60 gave 4.7% summed over SJC seeds 0-1 instead of 3.0%), every 60th above,
+# where a fresh start and its full descent cost a second (ali535_050/150 over seeds 0-2: summed
+# gap 6.5% -> 2.6%)
+FRESH_EVERY = (20, 60)
+FRESH_MAX_N = 450
 BOUND_SHARE_POLISHED = 0.05  # time kept for the bound when the polish runs (it needs ~0.1-0.3 s there)
 
 
@@ -58,6 +70,8 @@ def solve_cpmp(
                          polish=share if small else 0.0, local_kicks=True, swaps=SWAPS,
                          reassign_mip=REASSIGN_MIP, recombine=RECOMBINE, whole_mip_last=True,
                          accept_worse=ACCEPT_WORSE, prove_early=True,
+                         arc_mips=ARC_MIPS if ARC_MIP_MIN_N <= len(xy) <= ARC_MIP_MAX_N else (),
+                         fresh_every=FRESH_EVERY[len(xy) > FRESH_MAX_N],
                          bound_share=BOUND_SHARE_POLISHED if small else 0.2)
     if res is None:
         raise InfeasibleError([Conflict("all", "capacity", "no feasible assignment was found in the time limit")])

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from geoalloc.solver.arcmip import arc_mip, pool_arcs
 from geoalloc.solver.assign import assign
 from geoalloc.solver.bounds import lagrangian_bound
 from geoalloc.solver.construct import construct, construct_means
@@ -166,6 +167,24 @@ def _try_proof(
     return sites, branch, obj, lb
 
 
+def _arc_round(
+    inst: Instance, pool: ClusterPool, best: tuple[NDArray[np.int64], NDArray[np.int64], float], deadline: float,
+    rng: np.random.Generator, stats: dict[str, object],
+) -> tuple[NDArray[np.int64], NDArray[np.int64], float] | None:
+    """Solve the MIP over the pool's arcs (:mod:`geoalloc.solver.arcmip`) until ``deadline``,
+    descend from its plan; the plan when it beats ``best``, else None."""
+    tp = time.perf_counter()
+    ai, aj = pool_arcs(pool, best[0], best[1])
+    out = arc_mip(inst, ai, aj, deadline)
+    stats["arc_mip_seconds"] = round(float(stats.get("arc_mip_seconds", 0.0)) + time.perf_counter() - tp, 3)  # type: ignore[arg-type]
+    if out is None or inst.objective(*out) >= best[2] - 1e-9:
+        return None
+    sites, branch, _ = improve(inst, out[0], out[1], rng, deadline + 0.05, {}, reassign_mip=False, whole_mip=False)
+    pool.add(sites, branch)
+    stats["arc_mip_gains"] = int(stats.get("arc_mip_gains", 0)) + 1  # type: ignore[call-overload]
+    return sites, branch, inst.objective(sites, branch)
+
+
 @dataclass
 class InstanceResult:
     """A plan for one instance: ``sites`` (candidate indices) and ``branch_of`` (position in sites)."""
@@ -184,6 +203,7 @@ def solve_instance(
     patience: int | None = None, polish: float = 0.0, bound_share: float = 0.2,
     local_kicks: bool = False, swaps: bool = False, reassign_mip: bool = True, recombine: bool = False,
     whole_mip_last: bool = False, accept_worse: float = 0.0, prove_early: bool = False,
+    arc_mips: tuple[tuple[float, float], ...] = (), fresh_every: int | None = None,
 ) -> InstanceResult | None:
     """Best plan found within ``time_limit`` seconds, or None when no feasible plan was found.
 
@@ -207,11 +227,21 @@ def solve_instance(
     ``prove_early``: on small instances, value the lower bound whenever the best plan improves,
     and after ``PROOF_AFTER`` descents (when the instance is small enough) solve it whole as one
     MIP from the best plan; a plan proved optimal ends the search there, not at the time limit.
+    ``arc_mips``: (when, share) pairs, with ``recombine``: once the search has used ``when`` of its
+    time (1.0: at its end), solve the MIP over the pool's arcs for up to ``share`` of the time limit
+    (:mod:`geoalloc.solver.arcmip`); the search goes on from its plan when it is better.
+    ``fresh_every``: after the first ``FRESH_STARTS``, every this many descents is a fresh start
+    (default ``FRESH_EVERY_LOCAL`` with local kicks, else 3).
     """
     t0 = time.perf_counter()
     deadline = t0 + time_limit
+    fresh_every = fresh_every or (FRESH_EVERY_LOCAL if local_kicks else 3)
     bound_share = bound_share if bound else 0.0
-    search_deadline = deadline - (bound_share + polish) * time_limit
+    search_end = deadline - (bound_share + polish) * time_limit
+    final_arc = sum(share for when, share in arc_mips if when >= 1.0)
+    search_deadline = search_end - final_arc * time_limit
+    arc_stats: dict[str, object] = {}
+    mid_arcs = sorted((t0 + when * (search_deadline - t0), share) for when, share in arc_mips if when < 1.0)
     best: tuple[NDArray[np.int64], NDArray[np.int64], float] | None = None
     stats: dict[str, object] = {}
     timed_out = False
@@ -232,8 +262,15 @@ def solve_instance(
             timed_out = True
             break
         rng = np.random.default_rng([seed, r])
+        if mid_arcs and pool is not None and best is not None and time.perf_counter() >= mid_arcs[0][0]:
+            share = mid_arcs.pop(0)[1]
+            got = _arc_round(inst, pool, best, min(search_deadline, time.perf_counter() + share * time_limit), rng,
+                             arc_stats)
+            if got is not None:
+                best = cur = got
+                cur_version += 1
         dirty: set[int] | None = None
-        if best is None or r < FRESH_STARTS or r % (FRESH_EVERY_LOCAL if local_kicks else 3) == 0:
+        if best is None or r < FRESH_STARTS or r % fresh_every == 0:
             cdl = max(search_deadline, time.perf_counter() + 0.5 * time_limit)
             # capacitated k-means starts help large unit-demand regions; groups keep median starts
             first = construct_means(inst, rng, cdl) if r % 2 == 0 and unit else None
@@ -304,8 +341,12 @@ def solve_instance(
                 break
     if best is None:
         return None
+    if final_arc > 0 and pool is not None and not stats.get("proved_early"):
+        got = _arc_round(inst, pool, best, search_end, np.random.default_rng([seed, restarts + 1]), arc_stats)
+        best = got if got is not None else best
     sites, branch, obj = best
     stats["starts"] = starts
+    stats.update(arc_stats)
     settled = bool(stats.get("whole_mip_optimal") or stats.get("proved_early"))  # nothing left to find
     if pool is not None:
         stats.update({"pool": len(pool), "recombined": recombined, "pool_seconds": round(pool_seconds, 3)})
