@@ -35,8 +35,11 @@ ACCEPT_WORSE = 0.002  # kicks may start from plans this share above the best (en
 ARC_MIPS: tuple[tuple[float, float], ...] = ((0.6, 0.3),)
 ARC_MIP_MIN_N = 151
 ARC_MIP_MAX_N = 450
+ARC_MIP_SECONDS = 3.0  # ... and at most this long: on SJC it finds its plan in 1-3 s or not at all,
+# so a 60 s run keeps its search time (lin318 at 60 s, one run each, 005/015/040/070/100: 18 s MIP
+# 0/0/0/+0.026/+0.013%, 3 s MIP +0.001/0/0/+0.026/0%, no MIP (before) 070/100 +0.026/0%)
 # descents between fresh k-means starts: every 20th on up to FRESH_MAX_N points (their variety
-# feeds the pool: 60 gave 4.7% summed over SJC seeds 0-1 instead of 3.0%), every 60th above,
+# feeds the pool: 60 gave 4.7% summed over 14 SJC runs, seeds 0-2, instead of 2.6%), every 60th above,
 # where a fresh start and its full descent cost a second (ali535_050/150 over seeds 0-2: summed
 # gap 6.5% -> 2.6%)
 FRESH_EVERY = (20, 60)
@@ -70,7 +73,8 @@ def solve_cpmp(
                          polish=share if small else 0.0, local_kicks=True, swaps=SWAPS,
                          reassign_mip=REASSIGN_MIP, recombine=RECOMBINE, whole_mip_last=True,
                          accept_worse=ACCEPT_WORSE, prove_early=True,
-                         arc_mips=ARC_MIPS if ARC_MIP_MIN_N <= len(xy) <= ARC_MIP_MAX_N else (),
+                         arc_mips=tuple((when, min(share, ARC_MIP_SECONDS / time_limit)) for when, share in ARC_MIPS)
+                         if ARC_MIP_MIN_N <= len(xy) <= ARC_MIP_MAX_N else (),
                          fresh_every=FRESH_EVERY[len(xy) > FRESH_MAX_N],
                          bound_share=BOUND_SHARE_POLISHED if small else 0.2)
     if res is None:
