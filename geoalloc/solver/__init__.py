@@ -27,7 +27,11 @@ DP for groups), global re-centring with exact min-cost-flow reassignment (``flow
 groups an exact reassignment MIP (``assign.reassign_exact``); instances with at most 2,500
 point-site pairs are solved as one MIP. Several starts (fresh or kicked from the best plan).
 The Lagrangian bound (``bounds``) relaxes "each member in exactly one branch". The benchmark
-form adds a whole-instance MIP polish over sparse arcs (``search.polish_mip``).
+form (``solve_cpmp``) runs an iterated local search instead: cheap ruin-and-recreate kicks,
+ranked swaps (``swaps``), set-partitioning recombination of the clusters seen (``pool``), a MIP
+over the point-site arcs of those clusters on 151-450 points (``arcmip``), and a whole-instance
+MIP polish on small instances (``search``); up to 150 points it stops once the bound or the
+whole MIP proves the plan optimal.
 
 Determinism: work is counted in starts and search rounds, so the same seed gives the same plan
 unless the time limit cuts the search short (then ``Solution.notes`` says so).
@@ -36,7 +40,8 @@ Modules: ``instance`` (the shared internal problem form), ``flow`` (min-cost flo
 ``assign`` (assignment with groups), ``mip`` (exact sub-problems with OR-Tools SCIP),
 ``construct`` (first plan), ``pairs`` (two-cluster moves), ``search`` (improvement),
 ``engine`` (one region end to end), ``bounds`` (Lagrangian bound), ``form`` (regions, counts,
-joint branches, parallel workers), ``primitives`` (assign_to_sites, lower_bound), ``cpmp``.
+joint branches, parallel workers), ``primitives`` (assign_to_sites, lower_bound), ``cpmp``,
+and for the benchmark search ``swaps``, ``pool`` and ``arcmip``.
 """
 
 from geoalloc.solver.cpmp import solve_cpmp
