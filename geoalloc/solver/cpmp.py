@@ -73,7 +73,7 @@ def solve_cpmp(
                          polish=share if small else 0.0, local_kicks=True, swaps=SWAPS,
                          reassign_mip=REASSIGN_MIP, recombine=RECOMBINE, whole_mip_last=True,
                          accept_worse=ACCEPT_WORSE, prove_early=True,
-                         arc_mips=tuple((when, min(share, ARC_MIP_SECONDS / time_limit)) for when, share in ARC_MIPS)
+                         arc_mips=tuple((when, min(part, ARC_MIP_SECONDS / time_limit)) for when, part in ARC_MIPS)
                          if ARC_MIP_MIN_N <= len(xy) <= ARC_MIP_MAX_N else (),
                          fresh_every=FRESH_EVERY[len(xy) > FRESH_MAX_N],
                          bound_share=BOUND_SHARE_POLISHED if small else 0.2)
