@@ -5,20 +5,25 @@ plans that differ by a few points at every border cannot be mixed. Here each poi
 site of any pool cluster that ever held it, and any of those sites may open: the capacitated
 p-median MIP restricted to those arcs (a few thousand on SJC, strong linking x_ij <= x_jj, the
 site's own arc standing for "open"). It contains every plan of the pool and every partition the
-set partitioning could pick, and mixes them point by point. HiGHS (scipy) solves it in seconds:
+set partitioning could pick, and mixes them point by point. HiGHS solves it in seconds:
 from a search's pool on SJC2 / SJC3a / SJC4a / SJC4b it went 0.38 / 0.66 / 0.79 / 0.18% above the
-optimum -> 0 / 0.38 / 0.47 / 0.05% within 2-3 s (one run each, shared machine). No warm start
-(scipy's milp takes none; the search only keeps a better plan), and no gain where the pool is
-large: on ali535 (4,800 arcs) it found no plan at all in 20 s.
+optimum -> 0 / 0.38 / 0.47 / 0.05% within 2-3 s (one run each, shared machine).
+
+HiGHS is driven through ``highspy`` rather than scipy's ``milp`` because only ``highspy`` takes a
+starting plan: with the search's best plan as its incumbent, the MIP never comes back worse than
+that plan, and HiGHS's own neighbourhood search (RINS) starts from it. (Cold, on ali535's pool of
+4,800 arcs it found no plan at all in 20 s.)
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 
+import highspy
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import csc_array, vstack
 
 from geoalloc.solver.instance import Instance
@@ -41,14 +46,50 @@ def pool_arcs(pool: ClusterPool, sites: NDArray[np.int64], branch: NDArray[np.in
     return key // inst.n, key % inst.n
 
 
-def arc_mip(
-    inst: Instance, arc_i: NDArray[np.int64], arc_j: NDArray[np.int64], deadline: float
-) -> tuple[NDArray[np.int64], NDArray[np.int64]] | None:
-    """The best plan using only the given arcs (self-serving sites, every site's own arc listed),
-    or None when HiGHS found no plan by ``deadline``. Returns (sites, branch)."""
-    left = deadline - time.perf_counter()
-    if left < 0.05 or not inst.self_serve:
-        return None
+_BANNER_SHOWN = False
+
+
+def _highs() -> highspy.Highs:
+    """A silent HiGHS. The first ``Highs()`` of a process prints HiGHS's banner to file
+    descriptor 1 before any option can be set (its callbacks are enabled in the constructor),
+    which would break the benchmark's one-JSON-object-per-line output; that one is built with
+    descriptor 1 pointed at the null device."""
+    global _BANNER_SHOWN
+    if _BANNER_SHOWN:
+        h = highspy.Highs()
+    else:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        try:
+            with open(os.devnull, "wb") as null:
+                os.dup2(null.fileno(), 1)
+                h = highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        _BANNER_SHOWN = True
+    h.setOptionValue("output_flag", False)
+    return h
+
+
+def _solver(inst: Instance, arc_i: NDArray[np.int64], arc_j: NDArray[np.int64], seconds: float, *,
+            integer: bool) -> highspy.Highs:
+    """HiGHS holding the capacitated p-median over the given arcs (binary, or relaxed)."""
+    a, lo, hi = _model(inst, arc_i, arc_j)
+    na = len(arc_i)
+    h = _highs()
+    h.setOptionValue("time_limit", float(seconds))
+    h.setOptionValue("threads", 1)
+    h.setOptionValue("random_seed", 0)
+    cost = np.asarray(inst.cost(arc_i, arc_j), dtype=np.float64)
+    h.passModel(na, a.shape[0], a.nnz, 1, 1, 0.0, cost, np.zeros(na), np.ones(na), lo.astype(np.float64),
+                hi.astype(np.float64), a.indptr.astype(np.int32), a.indices.astype(np.int32),
+                a.data.astype(np.float64), np.full(na, int(integer), dtype=np.int32))
+    return h
+
+
+def _model(inst: Instance, arc_i: NDArray[np.int64], arc_j: NDArray[np.int64]) -> tuple[csc_array, NDArray[np.float64], NDArray[np.float64]]:
+    """Rows of the capacitated p-median over the given arcs, one variable per arc: (matrix, lower, upper)."""
     n, na = inst.n, len(arc_i)
     own = np.full(n, -1, dtype=np.int64)  # the arc (j, j) of each site j
     self_arc = np.nonzero(arc_i == arc_j)[0]
@@ -73,14 +114,32 @@ def arc_mip(
                      shape=(k, na))
     count = csc_array((np.ones(ns), (np.zeros(ns, dtype=np.int64), self_arc)), shape=(1, na))
     a = vstack([assign_rows, cap_rows, link, count]).tocsc()
-    lo = np.concatenate([np.ones(n), np.full(ns + k, -np.inf), [inst.p]])
+    a.sort_indices()
+    lo = np.concatenate([np.ones(n), np.full(ns + k, -highspy.kHighsInf), [inst.p]])
     hi = np.concatenate([np.ones(n), np.zeros(ns + k), [inst.p]])
-    res = milp(inst.cost(arc_i, arc_j), constraints=LinearConstraint(a, lo, hi), integrality=np.ones(na),
-               bounds=Bounds(0, 1), options={"time_limit": left, "presolve": True})
-    if res.x is None:
+    return a, lo, hi
+
+
+def arc_mip(
+    inst: Instance, arc_i: NDArray[np.int64], arc_j: NDArray[np.int64], deadline: float,
+    start: NDArray[np.int64] | None = None,
+) -> tuple[NDArray[np.int64], NDArray[np.int64]] | None:
+    """The best plan HiGHS finds by ``deadline`` using only the given arcs (self-serving sites,
+    every site's own arc listed), or None when it found none. ``start``: the site of each point
+    in a plan that uses only those arcs, HiGHS's first incumbent. Returns (sites, branch)."""
+    left = deadline - time.perf_counter()
+    if left < 0.05 or not inst.self_serve:
         return None
-    on = res.x > 0.5
-    site_of = np.full(n, -1, dtype=np.int64)
+    na = len(arc_i)
+    h = _solver(inst, arc_i, arc_j, left, integer=True)
+    if start is not None:
+        h.setSolution(na, np.arange(na, dtype=np.int32), (start[arc_i] == arc_j).astype(np.float64))
+    h.run()
+    if h.getInfo().primal_solution_status != 2:  # kSolutionStatusFeasible
+        return None
+    x = np.asarray(h.getSolution().col_value)
+    on = x > 0.5
+    site_of = np.full(inst.n, -1, dtype=np.int64)
     site_of[arc_i[on]] = arc_j[on]
     sites = np.unique(arc_j[on & (arc_i == arc_j)])
     if (site_of < 0).any() or len(sites) != inst.p or not np.isin(site_of, sites).all():

@@ -171,11 +171,11 @@ def _arc_round(
     inst: Instance, pool: ClusterPool, best: tuple[NDArray[np.int64], NDArray[np.int64], float], deadline: float,
     rng: np.random.Generator, stats: dict[str, object],
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], float] | None:
-    """Solve the MIP over the pool's arcs (:mod:`geoalloc.solver.arcmip`) until ``deadline``,
-    descend from its plan; the plan when it beats ``best``, else None."""
+    """Solve the MIP over the pool's arcs (:mod:`geoalloc.solver.arcmip`) from the best plan until
+    ``deadline``, descend from its plan; the plan when it beats ``best``, else None."""
     tp = time.perf_counter()
     ai, aj = pool_arcs(pool, best[0], best[1])
-    out = arc_mip(inst, ai, aj, deadline)
+    out = arc_mip(inst, ai, aj, deadline, start=best[0][best[1]])
     stats["arc_mip_seconds"] = round(float(stats.get("arc_mip_seconds", 0.0)) + time.perf_counter() - tp, 3)  # type: ignore[arg-type]
     if out is None or inst.objective(*out) >= best[2] - 1e-9:
         return None
