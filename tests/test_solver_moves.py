@@ -2,26 +2,31 @@
 pair splits never exceeds the exact split, pruning with a cutoff finds the same best value,
 ranked swaps tried for real keep plans valid, the cluster pool's partition is valid and never
 worse than a plan it holds, the MIP over the pool's arcs finds the optimum when given every arc and
-stays within the arcs it is given, and the search using them is valid and repeatable."""
+stays within the arcs it is given and is never worse than the plan it starts from, HiGHS prints
+nothing, the search using them is valid and repeatable, and two searches at once keep the better
+plan and the higher bound."""
 
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 import time
 
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from test_solver_parts import brute  # the exhaustive optimum of a tiny instance
 
 from geoalloc.solver.arcmip import arc_mip, pool_arcs
 from geoalloc.solver.construct import construct
+from geoalloc.solver.cpmp import _portfolio
 from geoalloc.solver.engine import solve_instance, swap_kick
 from geoalloc.solver.instance import Instance
 from geoalloc.solver.pairs import best_pair, lp_split_bound
 from geoalloc.solver.pool import ClusterPool
 from geoalloc.solver.swaps import cost_matrix, ranked_swaps
-from test_solver_parts import brute  # the exhaustive optimum of a tiny instance
 
 
 def grouped(seed: int, n: int, p: int, slack: float, floor: bool = False) -> Instance:
@@ -220,3 +225,51 @@ def test_search_with_arc_mips_is_valid_and_repeatable(seed: int, groups: bool) -
     assert a.objective == pytest.approx(inst.objective(a.sites, a.branch_of))
     assert a.lower_bound <= a.objective + 1e-6
     assert a.objective == b.objective and np.array_equal(a.branch_of, b.branch_of)
+
+
+@settings(max_examples=3, deadline=None)
+@given(st.integers(0, 10_000), st.booleans())
+def test_arc_mip_from_a_start_plan_is_never_worse_than_it(seed: int, groups: bool) -> None:
+    n = 150
+    inst = unit_or_grouped(seed, n, 12, groups)
+    plan = construct(inst, np.random.default_rng(seed), deadline=1e18)
+    assume(plan is not None)
+    assert plan is not None
+    ai, aj = np.repeat(np.arange(n), n), np.tile(np.arange(n), n)
+    # 22,500 arcs and half a second: far from solved, yet the start is HiGHS's incumbent from
+    # the outset, so a plan at least as good comes back
+    out = arc_mip(inst, ai, aj, time.perf_counter() + 0.5, start=plan[0][plan[1]])
+    assert out is not None
+    assert inst.violations(*out) == []
+    assert inst.objective(*out) <= inst.objective(*plan) + 1e-6
+
+
+def test_arc_mip_prints_nothing() -> None:
+    """The benchmark prints one JSON object per line: HiGHS's banner must not reach stdout."""
+    code = ("import time, numpy as np\n"
+            "from geoalloc.solver.instance import Instance\n"
+            "from geoalloc.solver.arcmip import arc_mip\n"
+            "inst = Instance(xy=np.random.default_rng(0).random((9, 2)), demand=np.ones(9, dtype=np.int64), "
+            "full=np.zeros(9, dtype=np.int64), weight=np.ones(9), p=3, max_size=3)\n"
+            "ai, aj = np.repeat(np.arange(9), 9), np.tile(np.arange(9), 9)\n"
+            "for _ in range(2):\n"
+            "    assert arc_mip(inst, ai, aj, time.perf_counter() + 30) is not None\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout == ""
+
+
+@pytest.mark.skipif("fork" not in __import__("multiprocessing").get_all_start_methods(), reason="no fork here")
+@settings(max_examples=3, deadline=None)
+@given(st.integers(0, 10_000), st.booleans())
+def test_portfolio_keeps_the_better_plan_and_the_higher_bound(seed: int, groups: bool) -> None:
+    inst = unit_or_grouped(seed, 40, 4, groups)
+    kwargs = {"restarts": 6, "local_kicks": True, "swaps": True, "reassign_mip": False}  # work-bounded: repeatable
+    both = _portfolio(inst, 60.0, seed, kwargs)
+    one = solve_instance(inst, 60.0, seed, **kwargs)  # type: ignore[arg-type]
+    two = solve_instance(inst, 60.0, seed * 7919 + 1, **kwargs)  # type: ignore[arg-type]
+    assert both is not None and one is not None and two is not None
+    assert inst.violations(both.sites, both.branch_of) == []
+    assert both.objective == pytest.approx(min(one.objective, two.objective))
+    assert both.objective == pytest.approx(inst.objective(both.sites, both.branch_of))
+    assert both.lower_bound == pytest.approx(max(one.lower_bound, two.lower_bound))
+    assert both.lower_bound <= both.objective + 1e-6

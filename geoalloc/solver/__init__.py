@@ -29,9 +29,11 @@ point-site pairs are solved as one MIP. Several starts (fresh or kicked from the
 The Lagrangian bound (``bounds``) relaxes "each member in exactly one branch". The benchmark
 form (``solve_cpmp``) runs an iterated local search instead: cheap ruin-and-recreate kicks,
 ranked swaps (``swaps``), set-partitioning recombination of the clusters seen (``pool``), a MIP
-over the point-site arcs of those clusters on 151-450 points (``arcmip``), and a whole-instance
-MIP polish on small instances (``search``); up to 150 points it stops once the bound or the
-whole MIP proves the plan optimal.
+over the point-site arcs of those clusters on 151-450 points, started from the best plan (HiGHS
+through ``highspy``, ``arcmip``), and a whole-instance MIP polish on small instances
+(``search``); up to 150 points it stops once the bound or the whole MIP proves the plan optimal.
+On a machine with two or more cores it runs two such searches with different seeds at once, one
+per core, and keeps the better plan and the higher bound (``cpmp``).
 
 Determinism: work is counted in starts and search rounds, so the same seed gives the same plan
 unless the time limit cuts the search short (then ``Solution.notes`` says so).
