@@ -137,6 +137,8 @@ def test_pool_partition_is_valid_and_never_worse_than_a_plan_added(seed: int, n:
     assert out is not None
     assert inst.violations(*out) == []
     assert inst.objective(*out) <= min(objs) + 1e-9
+    again = pool.solve(p, time.perf_counter() + 30, start=first)  # started from a plan it holds: same optimum
+    assert again is not None and inst.objective(*again) == pytest.approx(inst.objective(*out))
     for mem, site, cost in zip(pool.members, pool.site, pool.cost):  # each column priced right
         assert site in set(mem.tolist())
         assert cost == pytest.approx(float(inst.cost(mem, np.full(len(mem), site)).sum()))

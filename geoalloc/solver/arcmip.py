@@ -9,23 +9,20 @@ set partitioning could pick, and mixes them point by point. HiGHS solves it in s
 from a search's pool on SJC2 / SJC3a / SJC4a / SJC4b it went 0.38 / 0.66 / 0.79 / 0.18% above the
 optimum -> 0 / 0.38 / 0.47 / 0.05% within 2-3 s (one run each, shared machine).
 
-HiGHS is driven through ``highspy`` rather than scipy's ``milp`` because only ``highspy`` takes a
-starting plan: with the search's best plan as its incumbent, the MIP never comes back worse than
-that plan, and HiGHS's own neighbourhood search (RINS) starts from it. (Cold, on ali535's pool of
-4,800 arcs it found no plan at all in 20 s.)
+HiGHS starts from the search's best plan (:mod:`geoalloc.solver.highs`): the MIP never comes back
+worse than that plan, and HiGHS's own neighbourhood search (RINS) starts from it. (Cold, on
+ali535's pool of 4,800 arcs it found no plan at all in 20 s.)
 """
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 
-import highspy
 import numpy as np
 from numpy.typing import NDArray
 from scipy.sparse import csc_array, vstack
 
+from geoalloc.solver.highs import INF, solve_binary
 from geoalloc.solver.instance import Instance
 from geoalloc.solver.pool import ClusterPool
 
@@ -44,48 +41,6 @@ def pool_arcs(pool: ClusterPool, sites: NDArray[np.int64], branch: NDArray[np.in
     cands = np.unique(np.concatenate([np.asarray(pool.site, dtype=np.int64), sites]))
     key = np.unique(np.concatenate(pi + [cands]) * np.int64(inst.n) + np.concatenate(pj + [cands]))
     return key // inst.n, key % inst.n
-
-
-_BANNER_SHOWN = False
-
-
-def _highs() -> highspy.Highs:
-    """A silent HiGHS. The first ``Highs()`` of a process prints HiGHS's banner to file
-    descriptor 1 before any option can be set (its callbacks are enabled in the constructor),
-    which would break the benchmark's one-JSON-object-per-line output; that one is built with
-    descriptor 1 pointed at the null device."""
-    global _BANNER_SHOWN
-    if _BANNER_SHOWN:
-        h = highspy.Highs()
-    else:
-        sys.stdout.flush()
-        saved = os.dup(1)
-        try:
-            with open(os.devnull, "wb") as null:
-                os.dup2(null.fileno(), 1)
-                h = highspy.Highs()
-        finally:
-            os.dup2(saved, 1)
-            os.close(saved)
-        _BANNER_SHOWN = True
-    h.setOptionValue("output_flag", False)
-    return h
-
-
-def _solver(inst: Instance, arc_i: NDArray[np.int64], arc_j: NDArray[np.int64], seconds: float, *,
-            integer: bool) -> highspy.Highs:
-    """HiGHS holding the capacitated p-median over the given arcs (binary, or relaxed)."""
-    a, lo, hi = _model(inst, arc_i, arc_j)
-    na = len(arc_i)
-    h = _highs()
-    h.setOptionValue("time_limit", float(seconds))
-    h.setOptionValue("threads", 1)
-    h.setOptionValue("random_seed", 0)
-    cost = np.asarray(inst.cost(arc_i, arc_j), dtype=np.float64)
-    h.passModel(na, a.shape[0], a.nnz, 1, 1, 0.0, cost, np.zeros(na), np.ones(na), lo.astype(np.float64),
-                hi.astype(np.float64), a.indptr.astype(np.int32), a.indices.astype(np.int32),
-                a.data.astype(np.float64), np.full(na, int(integer), dtype=np.int32))
-    return h
 
 
 def _model(inst: Instance, arc_i: NDArray[np.int64], arc_j: NDArray[np.int64]) -> tuple[csc_array, NDArray[np.float64], NDArray[np.float64]]:
@@ -115,7 +70,7 @@ def _model(inst: Instance, arc_i: NDArray[np.int64], arc_j: NDArray[np.int64]) -
     count = csc_array((np.ones(ns), (np.zeros(ns, dtype=np.int64), self_arc)), shape=(1, na))
     a = vstack([assign_rows, cap_rows, link, count]).tocsc()
     a.sort_indices()
-    lo = np.concatenate([np.ones(n), np.full(ns + k, -highspy.kHighsInf), [inst.p]])
+    lo = np.concatenate([np.ones(n), np.full(ns + k, -INF), [inst.p]])
     hi = np.concatenate([np.ones(n), np.zeros(ns + k), [inst.p]])
     return a, lo, hi
 
@@ -130,14 +85,11 @@ def arc_mip(
     left = deadline - time.perf_counter()
     if left < 0.05 or not inst.self_serve:
         return None
-    na = len(arc_i)
-    h = _solver(inst, arc_i, arc_j, left, integer=True)
-    if start is not None:
-        h.setSolution(na, np.arange(na, dtype=np.int32), (start[arc_i] == arc_j).astype(np.float64))
-    h.run()
-    if h.getInfo().primal_solution_status != 2:  # kSolutionStatusFeasible
+    a, lo, hi = _model(inst, arc_i, arc_j)
+    x = solve_binary(inst.cost(arc_i, arc_j), a, lo, hi, left,
+                     start=None if start is None else (start[arc_i] == arc_j).astype(np.float64))
+    if x is None:
         return None
-    x = np.asarray(h.getSolution().col_value)
     on = x > 0.5
     site_of = np.full(inst.n, -1, dtype=np.int64)
     site_of[arc_i[on]] = arc_j[on]

@@ -302,7 +302,8 @@ def solve_instance(
             pool.add(sites, branch)
             if starts % RECOMBINE_EVERY == 0 and len(pool) > pool.solved_size:
                 tp = time.perf_counter()
-                out = pool.solve(inst.p, min(search_deadline, time.perf_counter() + RECOMBINE_TIME * time_limit))
+                out = pool.solve(inst.p, min(search_deadline, time.perf_counter() + RECOMBINE_TIME * time_limit),
+                                 start=best[:2] if best is not None else None)
                 pool_seconds += time.perf_counter() - tp
                 if out is not None and inst.objective(*out) < min(obj, best[2] if best else np.inf) - 1e-9:
                     sites, branch, cut = improve(inst, out[0], out[1], rng, search_deadline, rstats,

@@ -4,8 +4,9 @@ Why: each kick of the iterated local search re-optimises a few clusters; a kicke
 worse as a whole is thrown away although some of its clusters may be better than the best
 plan's clusters over the same points. Keeping every distinct cluster (its points, its best
 site and cost) and choosing ``p`` of them that cover every point exactly once at least cost is
-a set-partitioning MIP (HiGHS through scipy). The best plan's own clusters are in the pool, so
-the answer is never worse than it; it is better when clusters from different descents fit.
+a set-partitioning MIP (HiGHS, :mod:`geoalloc.solver.highs`, started from the best plan's own
+clusters, which are in the pool), so the answer is never worse than that plan; it is better
+when clusters from different descents fit.
 """
 
 from __future__ import annotations
@@ -14,13 +15,19 @@ import time
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import csc_array
 
+from geoalloc.solver.highs import solve_binary
 from geoalloc.solver.instance import Instance
 
 POOL_MAX = 60_000  # clusters kept at most (the oldest are not dropped: later ones are not added)
 POOL_MAX_N = 2000  # larger instances: big clusters make pricing (size^2) and the MIP too costly
+
+
+def _clusters(branch: NDArray[np.int64], p: int) -> list[NDArray[np.int64]]:
+    """The sorted members of each of the ``p`` clusters of a plan."""
+    order = np.argsort(branch, kind="stable")
+    return [np.sort(m) for m in np.split(order, np.searchsorted(branch[order], np.arange(1, p)))]
 
 
 class ClusterPool:
@@ -41,11 +48,8 @@ class ClusterPool:
         """Add the plan's clusters; returns how many were new."""
         if not self.inst.self_serve or len(self.members) >= POOL_MAX:
             return 0
-        order = np.argsort(branch, kind="stable")
-        cuts = np.searchsorted(branch[order], np.arange(1, len(sites)))
         new = 0
-        for mem in np.split(order, cuts):
-            mem = np.sort(mem)
+        for mem in _clusters(branch, len(sites)):
             key = mem.tobytes()
             if key in self.index:
                 continue
@@ -58,8 +62,10 @@ class ClusterPool:
             new += 1
         return new
 
-    def solve(self, p: int, deadline: float) -> tuple[NDArray[np.int64], NDArray[np.int64]] | None:
-        """The cheapest ``p`` pool clusters covering every point once, or None (no time, no answer)."""
+    def solve(self, p: int, deadline: float, start: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None,
+              ) -> tuple[NDArray[np.int64], NDArray[np.int64]] | None:
+        """The cheapest ``p`` pool clusters covering every point once, or None (no time, no answer).
+        ``start``: a plan (sites, branch) whose clusters were added, HiGHS's first incumbent."""
         left = deadline - time.perf_counter()
         if left < 0.05 or not self.members:
             return None
@@ -71,11 +77,16 @@ class ClusterPool:
                                                  np.concatenate([cols, np.arange(k)]))), shape=(n + 1, k))
         rhs = np.ones(n + 1)
         rhs[n] = p
-        res = milp(np.asarray(self.cost), constraints=LinearConstraint(a, rhs, rhs), integrality=np.ones(k),
-                   bounds=Bounds(0, 1), options={"time_limit": left, "presolve": True})
-        if res.x is None:
+        x0 = None
+        if start is not None:
+            held = [self.index.get(m.tobytes()) for m in _clusters(start[1], len(start[0]))]
+            if all(c is not None for c in held):
+                x0 = np.zeros(k)
+                x0[held] = 1.0
+        x = solve_binary(np.asarray(self.cost), a, rhs, rhs, left, start=x0)
+        if x is None:
             return None
-        chosen = np.nonzero(res.x > 0.5)[0]
+        chosen = np.nonzero(x > 0.5)[0]
         if len(chosen) != p:
             return None
         sites = np.array([self.site[c] for c in chosen], dtype=np.int64)
