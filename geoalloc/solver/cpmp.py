@@ -20,7 +20,7 @@ from numpy.typing import ArrayLike
 from geoalloc.solver.engine import InstanceResult, solve_instance
 from geoalloc.solver.instance import Instance
 from geoalloc.solver.problem import Conflict, InfeasibleError, Solution
-from geoalloc.solver.search import POLISH_MAX_N
+from geoalloc.solver.search import POLISH_MAX_N, WHOLE_MIP_MAX_ARCS
 
 # No patience, and the whole-instance MIP polish only on small instances: with ranked swaps and
 # the cluster pool, the search kept running does better on SJC2-4, lin318 and ali535 than handing
@@ -49,7 +49,13 @@ ARC_MIP_SECONDS = 3.0  # ... and at most this long: on SJC it finds its plan in 
 # gap 6.5% -> 2.6%)
 FRESH_EVERY = (20, 60)
 FRESH_MAX_N = 450
-PORTFOLIO = True  # two searches with different seeds, one per core (see _portfolio)
+PORTFOLIO = True  # two searches with different seeds, one per core (see _portfolio) ...
+# ... on instances too large to be solved whole as one MIP (n * n > 2,500: those are proved optimal
+# in about a second, and a second process only delays that: TA25 0.03 -> 0.50 s, slower than
+# spopt's 0.07 s) and of at most PORTFOLIO_MAX_N points: beyond, the two searches slow each other
+# down (doni6 / doni7 bounds 10,435 / 9,559 -> 9,113 / 6,527), while doni2-5 gained (gaps 1.95 /
+# 4.83 / 13.3 / 10.5% -> 0.79 / 3.72 / 9.63 / 9.91%; runs of this and the last session)
+PORTFOLIO_MAX_N = 5000
 BOUND_SHARE_POLISHED = 0.05  # time kept for the bound when the polish runs (it needs ~0.1-0.3 s there)
 
 
@@ -79,7 +85,7 @@ def _portfolio(inst: Instance, budget: float, seed: int, kwargs: dict[str, Any])
     there.close()
     res = solve_instance(inst, budget, seed, **kwargs)
     other: InstanceResult | None = None
-    proved = res is not None and res.objective - res.lower_bound <= 1e-9 * max(1.0, res.objective)
+    proved = res is not None and bool(res.stats.get("proved_early") or res.stats.get("whole_mip_optimal"))
     if not proved and here.poll(budget + 5.0):
         try:
             other = here.recv()
@@ -127,7 +133,8 @@ def solve_cpmp(
         "fresh_every": FRESH_EVERY[len(xy) > FRESH_MAX_N],
         "bound_share": BOUND_SHARE_POLISHED if small else 0.2,
     }
-    res = _portfolio(inst, budget, seed, kwargs) if PORTFOLIO and _forkable() else \
+    two = PORTFOLIO and WHOLE_MIP_MAX_ARCS < len(xy) * len(xy) and len(xy) <= PORTFOLIO_MAX_N and _forkable()
+    res = _portfolio(inst, budget, seed, kwargs) if two else \
         solve_instance(inst, budget, seed, **kwargs)
     if res is None:
         raise InfeasibleError([Conflict("all", "capacity", "no feasible assignment was found in the time limit")])
