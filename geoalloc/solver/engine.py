@@ -347,6 +347,8 @@ def solve_instance(
         best = got if got is not None else best
     sites, branch, obj = best
     stats["starts"] = starts
+    if proof_seconds:
+        stats["proof_seconds"] = round(proof_seconds, 3)
     stats.update(arc_stats)
     settled = bool(stats.get("whole_mip_optimal") or stats.get("proved_early"))  # nothing left to find
     if pool is not None:
