@@ -40,6 +40,7 @@ unless the time limit cuts the search short (then ``Solution.notes`` says so).
 
 Modules: ``instance`` (the shared internal problem form), ``flow`` (min-cost flow assignment),
 ``assign`` (assignment with groups), ``mip`` (exact sub-problems with OR-Tools SCIP),
+``highs`` (binary programmes with HiGHS, silent and started from a plan),
 ``construct`` (first plan), ``pairs`` (two-cluster moves), ``search`` (improvement),
 ``engine`` (one region end to end), ``bounds`` (Lagrangian bound), ``form`` (regions, counts,
 joint branches, parallel workers), ``primitives`` (assign_to_sites, lower_bound), ``cpmp``,
