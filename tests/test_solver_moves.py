@@ -22,7 +22,7 @@ from test_solver_parts import brute  # the exhaustive optimum of a tiny instance
 from geoalloc.solver.arcmip import arc_mip, pool_arcs
 from geoalloc.solver.construct import construct
 from geoalloc.solver.cpmp import _portfolio
-from geoalloc.solver.engine import solve_instance, swap_kick
+from geoalloc.solver.engine import InstanceResult, solve_instance, swap_kick
 from geoalloc.solver.instance import Instance
 from geoalloc.solver.pairs import best_pair, lp_split_bound
 from geoalloc.solver.pool import ClusterPool
@@ -79,6 +79,16 @@ def test_pair_cutoff_keeps_every_improving_split(seed: int, n: int, slack: float
         assert inst.demand[on_a].sum() <= inst.max_size and inst.demand[~on_a].sum() <= inst.max_size
     else:
         assert pruned is None
+
+
+def assert_valid_and_repeatable(inst: Instance, a: InstanceResult | None, b: InstanceResult | None) -> None:
+    """Two runs of one seeded search: a valid plan, its objective recomputed, a bound below it, and
+    the same plan both times."""
+    assert a is not None and b is not None
+    assert inst.violations(a.sites, a.branch_of) == []
+    assert a.objective == pytest.approx(inst.objective(a.sites, a.branch_of))
+    assert a.lower_bound <= a.objective + 1e-6
+    assert a.objective == b.objective and np.array_equal(a.branch_of, b.branch_of)
 
 
 def unit_or_grouped(seed: int, n: int, p: int, groups: bool) -> Instance:
@@ -150,12 +160,7 @@ def test_benchmark_search_with_swaps_and_pool_is_valid_and_repeatable(seed: int,
     inst = unit_or_grouped(seed, 60, 5, groups)
     runs = [solve_instance(inst, 60.0, seed, restarts=70, local_kicks=True, swaps=True, reassign_mip=False,
                            recombine=True) for _ in range(2)]
-    a, b = runs
-    assert a is not None and b is not None
-    assert inst.violations(a.sites, a.branch_of) == []
-    assert a.objective == pytest.approx(inst.objective(a.sites, a.branch_of))
-    assert a.lower_bound <= a.objective + 1e-6
-    assert a.objective == b.objective and np.array_equal(a.branch_of, b.branch_of)
+    assert_valid_and_repeatable(inst, *runs)
 
 
 @settings(max_examples=8, deadline=None)
@@ -220,13 +225,8 @@ def test_search_with_arc_mips_is_valid_and_repeatable(seed: int, groups: bool) -
     inst = unit_or_grouped(seed, 60, 5, groups)
     runs = [solve_instance(inst, 60.0, seed, restarts=40, local_kicks=True, swaps=True, reassign_mip=False,
                            recombine=True, arc_mips=((0.0, 0.2), (1.0, 0.2)), fresh_every=7) for _ in range(2)]
-    a, b = runs
-    assert a is not None and b is not None
-    assert "arc_mip_seconds" in a.stats  # a round ran (60 points solve to optimality well within 12 s)
-    assert inst.violations(a.sites, a.branch_of) == []
-    assert a.objective == pytest.approx(inst.objective(a.sites, a.branch_of))
-    assert a.lower_bound <= a.objective + 1e-6
-    assert a.objective == b.objective and np.array_equal(a.branch_of, b.branch_of)
+    assert runs[0] is not None and "arc_mip_seconds" in runs[0].stats  # a round ran (60 points solve to optimality well within 12 s)
+    assert_valid_and_repeatable(inst, *runs)
 
 
 @settings(max_examples=3, deadline=None)
