@@ -69,7 +69,6 @@ def _model(inst: Instance, arc_i: NDArray[np.int64], arc_j: NDArray[np.int64]) -
                      shape=(k, na))
     count = csc_array((np.ones(ns), (np.zeros(ns, dtype=np.int64), self_arc)), shape=(1, na))
     a = vstack([assign_rows, cap_rows, link, count]).tocsc()
-    a.sort_indices()
     lo = np.concatenate([np.ones(n), np.full(ns + k, -INF), [inst.p]])
     hi = np.concatenate([np.ones(n), np.zeros(ns + k), [inst.p]])
     return a, lo, hi

@@ -69,47 +69,44 @@ def solve_part(
     for a in range(len(arc_i)):
         by_point[ia[a]].append(a)
         by_cand[jb[a]].append(a)
-    # rows through Constraint/SetCoefficient: the natural API (solver.Add(sum(...))) spent 0.5 s of
-    # cpmp01's 1.4 s whole-instance MIP building 2,550 rows in Python
+    # rows through Constraint/SetCoefficient: building cpmp01's whole-instance model (2,500 arcs)
+    # takes 0.026 s this way against 0.082 s through the natural API (solver.Add(sum(...)))
     inf = solver.infinity()
     for arcs in by_point:
         row = solver.Constraint(1.0, 1.0)
         for a in arcs:
             row.SetCoefficient(x[a], 1.0)
+
+    def load_row(arcs_d: list[tuple[int, float]], yb: pywraplp.Variable, y_coef: float, sign: float) -> None:
+        """sign * load + y_coef * y <= 0; a site serving itself has y as its own arc's variable,
+        so its demand goes into y's coefficient."""
+        row = solver.Constraint(-inf, 0.0)
+        own = 0.0
+        for a, d in arcs_d:
+            if x[a] is yb:
+                own += d
+            else:
+                row.SetCoefficient(x[a], sign * d)
+        row.SetCoefficient(yb, y_coef + sign * own)
+
     full = inst.is_full
     for b, arcs in enumerate(by_cand):
         loads = [(a, float(inst.demand[arc_i[a]])) for a in arcs]
-        rows = [(solver.Constraint(-inf, 0.0), float(inst.max_size))]  # load - max_size * y <= 0
+        load_row(loads, y[b], -float(inst.max_size), 1.0)  # load <= max_size * y
         if inst.min_size > 0:
-            rows.append((solver.Constraint(-inf, 0.0), -1.0))  # min_size * y - load <= 0, below
-        for row, sign in rows:
-            for a, d in loads:
-                coef = d if sign > 0 else -d
-                if x[a] is y[b]:  # a site serving itself: its own demand and y share one variable
-                    continue
-                row.SetCoefficient(x[a], coef)
-        own = sum(d for a, d in loads if x[a] is y[b])
-        rows[0][0].SetCoefficient(y[b], own - float(inst.max_size))
-        if inst.min_size > 0:
-            rows[1][0].SetCoefficient(y[b], float(inst.min_size) - own)
+            load_row(loads, y[b], float(inst.min_size), -1.0)  # load >= min_size * y
         if inst.min_full > 0:
-            fl = [(a, d) for a, d in loads if full[arc_i[a]]]
-            row = solver.Constraint(-inf, 0.0)  # min_full * y - full load <= 0
-            own_full = sum(d for a, d in fl if x[a] is y[b])
-            for a, d in fl:
-                if x[a] is not y[b]:
-                    row.SetCoefficient(x[a], -d)
-            row.SetCoefficient(y[b], float(inst.min_full) - own_full)
+            load_row([(a, d) for a, d in loads if full[arc_i[a]]], y[b], float(inst.min_full), -1.0)
         for a in arcs:
             if x[a] is not y[b]:
                 link = solver.Constraint(-inf, 0.0)  # x - y <= 0
                 link.SetCoefficient(x[a], 1.0)
                 link.SetCoefficient(y[b], -1.0)
-    count = solver.Constraint(float(len(cands)) if fixed_open else float(p), float(len(cands)) if fixed_open else float(p))
+    opened = float(len(cands) if fixed_open else p)
+    count = solver.Constraint(opened, opened)
     for v in y:
         count.SetCoefficient(v, 1.0)
-    if fixed_open:
-        for v in y:
+        if fixed_open:
             v.SetLb(1.0)
     objective = solver.Objective()
     for c, v in zip(cost, x):
