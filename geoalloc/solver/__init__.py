@@ -26,7 +26,9 @@ rounds (``construct``); then, in turn, exact two-cluster moves over neighbouring
 DP for groups), global re-centring with exact min-cost-flow reassignment (``flow``), and for
 groups an exact reassignment MIP (``assign.reassign_exact``); instances with at most 2,500
 point-site pairs are solved as one MIP. Several starts (fresh or kicked from the best plan).
-The Lagrangian bound (``bounds``) relaxes "each member in exactly one branch". The benchmark
+The Lagrangian bound (``bounds``) relaxes "each member in exactly one branch"; on tight
+regions it adds rounded size cuts (``sizecuts``: a group of members that no whole number of
+branches can hold must send members across its edge), which the LP relaxation lacks. The benchmark
 form (``solve_cpmp``) runs an iterated local search instead: cheap ruin-and-recreate kicks,
 ranked swaps (``swaps``), set-partitioning recombination of the clusters seen (``pool``), a MIP
 over the point-site arcs of those clusters on 151-450 points, started from the best plan (HiGHS

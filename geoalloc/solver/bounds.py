@@ -10,6 +10,10 @@ Only each point's K cheapest sites are looked at. That stays valid because lambd
 at the cost of the K-th one: any site not looked at has a non-negative reduced cost and would
 never be picked by the relaxation. Minimum size and full-member limits are dropped, which can
 only lower the bound.
+
+On tight instances (every branch nearly full) the relaxation keeps each branch's size between
+the forced minimum and the maximum, and, once its multipliers settle, also dualizes rounded size
+cuts (:mod:`geoalloc.solver.sizecuts`): that is what lifts the bound above the LP relaxation.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
 from geoalloc.solver.instance import Instance
+from geoalloc.solver.sizecuts import SizeCuts
 
 _MAX_ARCS = 3_000_000
 MIN_ITERS = 40  # subgradient steps a small instance takes even past the deadline (a few ms)
@@ -38,11 +43,14 @@ def lagrangian_bound(
     patience: int = 10,
     start: NDArray[np.float64] | None = None,
     mu0: float = 2.0,
+    size_cuts: bool = True,
 ) -> float:
     """A valid lower bound on the instance's optimum; ``upper`` is a known plan's objective.
 
     ``start``: initial multipliers (for example each point's cost in a good plan, which is
-    close to the dual optimum and saves most of the iterations).
+    close to the dual optimum and saves most of the iterations). ``size_cuts``: on tight
+    instances, go on with the rounded size cuts (:mod:`geoalloc.solver.sizecuts`) once the
+    plain multipliers have settled; stronger, and slower.
     """
     n, m, p = inst.n, inst.m, inst.p
     if n == 0 or p <= 0:
@@ -72,7 +80,7 @@ def lagrangian_bound(
     if tight and n <= _FORCED_FIRST_N:
         # small tight instances: the bound with forced cluster sizes (see _forced_unit_bound)
         got = _forced_unit_bound(inst, upper, max(iters, 400), deadline, max(patience, 15), start, mu0,
-                                 width=_FORCED_WIDTH * int(inst.max_size))
+                                 width=_FORCED_WIDTH * int(inst.max_size), size_cuts=size_cuts)
         if got is not None:
             return _finish(inst, got[0], upper)
     if (inst.demand == 1).all():
@@ -83,7 +91,8 @@ def lagrangian_bound(
                 # larger tight instances: continue with forced sizes from the plain multipliers,
                 # and keep whichever valuation is higher (both are valid bounds)
                 got = _forced_unit_bound(inst, upper, max(iters, 400), deadline, max(patience, 15),
-                                         lam_plain, mu0, width=_FORCED_WIDTH * int(inst.max_size))
+                                         lam_plain, mu0, width=_FORCED_WIDTH * int(inst.max_size),
+                                         size_cuts=size_cuts)
                 if got is not None:
                     value = max(value, got[0])
             return _finish(inst, value, upper)
@@ -239,6 +248,12 @@ def forced_size(inst: Instance) -> int:
     return max(int(inst.min_size), total - (inst.p - 1) * int(inst.max_size), 0)
 
 
+# the size cuts' phase: a deflected subgradient (each step keeps this share of the last
+# direction) with more patience; both measured on 光明区 of the geocoded sample roster, where
+# the plain steps reach a gap of 4.4% in 5 s and these reach 2.3%
+DEFLECT = 0.7
+CUT_PATIENCE = 50
+PLAIN_SETTLED = 0.1
 _FORCED_FIRST_N = 600  # tight instances up to this size start with the forced bound outright
 _FORCED_WIDTH = 4  # the forced search lists each site's 4 x max_size nearest points
 _DENSE_MAX = 6_000  # exact (all-pairs) evaluation of the forced bound up to this many points
@@ -255,14 +270,22 @@ def _site_values(red: NDArray[np.float64], f: int, u: int) -> tuple[NDArray[np.f
     return v, srt
 
 
-def _forced_value(inst: Instance, lam: NDArray[np.float64], f: int, u: int, chunk: int = 256) -> float:
-    """The forced relaxation's exact value at ``lam``, over all point-site pairs (valid)."""
+def _forced_value(inst: Instance, lam: NDArray[np.float64], f: int, u: int, chunk: int = 256,
+                  cuts: SizeCuts | None = None, mu: NDArray[np.float64] | None = None) -> float:
+    """The forced relaxation's exact value at ``lam`` (and the size cuts' ``mu``), over all
+    point-site pairs (valid)."""
     n, m, p = inst.n, inst.m, inst.p
     v = np.empty(m)
     pts = np.arange(n)
+    extra = 0.0
+    if cuts is not None and mu is not None:
+        extra = float(mu @ cuts.rhs)
     for a in range(0, m, chunk):
         js = np.arange(a, min(m, a + chunk))
         red = inst.cost(pts[None, :], js[:, None]) - lam[None, :n]
+        if cuts is not None and mu is not None:
+            ii, jj = np.broadcast_arrays(pts[None, :], js[:, None])
+            red = red - cuts.discounts(mu, ii, jj, cuts.prepare(ii, jj))
         if inst.self_serve:
             red[np.arange(len(js)), js] = np.inf
         v[js], _ = _site_values(red, f, u)
@@ -270,12 +293,12 @@ def _forced_value(inst: Instance, lam: NDArray[np.float64], f: int, u: int, chun
         v = v - lam[:n]
     v = np.where(np.isfinite(v), v, np.inf)
     chosen = np.argpartition(v, p - 1)[:p] if p < m else np.arange(m)
-    return float(lam[:n].sum() + v[chosen].sum())
+    return float(lam[:n].sum() + v[chosen].sum() + extra)
 
 
 def _forced_unit_bound(  # type: ignore[no-untyped-def]
     inst: Instance, upper: float, iters: int, deadline: float | None, patience: int,
-    start: NDArray[np.float64] | None, mu0: float, width: int | None = None,
+    start: NDArray[np.float64] | None, mu0: float, width: int | None = None, size_cuts: bool = True,
 ):
     """Unit demands, unit weights: Lagrangian bound with each site's cluster size in [L, Q].
 
@@ -329,33 +352,68 @@ def _forced_unit_bound(  # type: ignore[no-untyped-def]
     rows = np.arange(m)
     uu = min(u, w)  # every row lists at least w finite points
     ff = min(f, uu)
-    for it in range(iters):
-        red = pad_c - lam[pad_i]
-        v, srt = _site_values(red, ff, uu)
-        if inst.self_serve:
-            v = v - lam[:n]
-        v = np.where(np.isfinite(v), v, np.inf)
-        if np.isinf(v).sum() > m - p:
-            return None
-        chosen = np.argpartition(v, p - 1)[:p] if p < m else rows
-        value = float(lam[:n].sum() + v[chosen].sum())
-        improved, best, stall, mu, stop = _track(value, best, stall, mu, patience)
-        if improved:
-            best_lam = lam.copy()
-        if stop:
-            break
-        # the points each chosen site takes: its ff cheapest, then negatives up to uu
-        sub = red[chosen]
-        cut_f = srt[chosen, ff - 1][:, None] if ff > 0 else np.full((len(chosen), 1), -np.inf)
-        cut_u = srt[chosen, uu - 1][:, None] if uu > 0 else np.full((len(chosen), 1), -np.inf)
-        take = ((sub <= cut_f) | (sub < 0)) & (sub <= cut_u) & np.isfinite(sub)
-        if not _subgradient_step(inst, lam, n, pad_i, chosen, take, value, upper, mu, cap_lam):
-            break
-        if _out_of_time(deadline, it, inst.n):
-            break
+    cuts = SizeCuts.build(inst.xy, p, low, q) if inst.self_serve and size_cuts else None
+    if cuts is not None:
+        arc_i, arc_j = np.minimum(pad_i, n - 1), np.broadcast_to(rows[:, None], pad_i.shape)
+        prepared = cuts.prepare(arc_i, arc_j)  # the padding's arcs cost inf whatever their discount
+        cut_mu = np.zeros(cuts.size)
+    best_mu = np.zeros(cuts.size) if cuts is not None else None
+    # the cuts join once the plain multipliers have settled (their step factor has fallen to
+    # PLAIN_SETTLED): from the start, the cuts' large subgradients swamp the members' and the
+    # search wanders off
+    plain_lam = None
+    met = upper - 1e-9 * max(1.0, abs(upper)) if math.isfinite(upper) else np.inf  # the plan is proved
+    for use_cuts in ((False, True) if cuts is not None else (False,)):
+        if use_cuts:
+            assert cuts is not None and best_mu is not None
+            if best >= met or _out_of_time(deadline, MIN_ITERS, inst.n):
+                break
+            plain_lam = best_lam.copy()
+            lam, cut_mu, mu, stall = best_lam.copy(), best_mu.copy(), mu0, 0
+            patience = max(patience, CUT_PATIENCE)
+            last_step: list[NDArray[np.float64]] = []
+        for it in range(iters):
+            red = pad_c - lam[pad_i]
+            if use_cuts:
+                red = red - cuts.discounts(cut_mu, arc_i, arc_j, prepared)
+            v, srt = _site_values(red, ff, uu)
+            if inst.self_serve:
+                v = v - lam[:n]
+            v = np.where(np.isfinite(v), v, np.inf)
+            if np.isinf(v).sum() > m - p:
+                return None
+            chosen = np.argpartition(v, p - 1)[:p] if p < m else rows
+            value = float(lam[:n].sum() + v[chosen].sum())
+            if use_cuts:
+                value += float(cut_mu @ cuts.rhs)
+            improved, best, stall, mu, stop = _track(value, best, stall, mu, patience)
+            if improved:
+                best_lam = lam.copy()
+                if use_cuts:
+                    best_mu = cut_mu.copy()
+            if stop or best >= met or (cuts is not None and not use_cuts and mu < PLAIN_SETTLED):
+                break
+            # the points each chosen site takes: its ff cheapest, then negatives up to uu
+            sub = red[chosen]
+            cut_f = srt[chosen, ff - 1][:, None] if ff > 0 else np.full((len(chosen), 1), -np.inf)
+            cut_u = srt[chosen, uu - 1][:, None] if uu > 0 else np.full((len(chosen), 1), -np.inf)
+            take = ((sub <= cut_f) | (sub < 0)) & (sub <= cut_u) & np.isfinite(sub)
+            if use_cuts:
+                ti, tj = pad_i[chosen][take], np.broadcast_to(chosen[:, None], take.shape)[take]
+                g_cut = cuts.rhs - cuts.crossings(ti, tj, [lca[chosen][take] for lca in prepared])
+                g_cut = np.where((cut_mu > 0) | (g_cut > 0), g_cut, 0.0)  # projected onto mu >= 0
+                if not _subgradient_step(inst, lam, n, pad_i, chosen, take, value, upper, mu, cap_lam,
+                                         cut_mu, g_cut, last_step):
+                    break
+            elif not _subgradient_step(inst, lam, n, pad_i, chosen, take, value, upper, mu, cap_lam):
+                break
+            if _out_of_time(deadline, it, inst.n):
+                break
     if not math.isfinite(best):
         return None
-    value = _forced_value(inst, best_lam, f, u)
+    value = _forced_value(inst, best_lam, f, u, cuts=cuts if plain_lam is not None else None, mu=best_mu)
+    if plain_lam is not None:  # the cuts' search valued over all pairs may fall below the plain one
+        value = max(value, _forced_value(inst, plain_lam, f, u))
     if start is not None:  # the starting multipliers may value higher than the search's best
         value = max(value, _forced_value(inst, np.asarray(start, dtype=np.float64), f, u))
     return value, best_lam
@@ -363,22 +421,32 @@ def _forced_unit_bound(  # type: ignore[no-untyped-def]
 
 def _subgradient_step(inst: Instance, lam: NDArray[np.float64], n: int, pad_i: NDArray[np.int64],
                       chosen: NDArray[np.int64], take: NDArray[np.bool_], value: float, upper: float,
-                      mu: float, cap_lam: float | NDArray[np.float64]) -> bool:
+                      mu: float, cap_lam: float | NDArray[np.float64],
+                      cut_mu: NDArray[np.float64] | None = None, g_cut: NDArray[np.float64] | None = None,
+                      last_step: list[NDArray[np.float64]] | None = None) -> bool:
     """One Polyak-style step on the multipliers from the points the chosen sites take.
 
     The subgradient of each member's multiplier is 1 minus the times it is taken; the step
-    length uses the gap to the best known plan. False when the subgradient vanishes (the
-    relaxed solution assigns every member exactly once: the bound is tight).
+    length uses the gap to the best known plan. With size cuts, their multipliers ``cut_mu``
+    move along ``g_cut`` in the same step, and the direction keeps DEFLECT of ``last_step``
+    (updated in place). False when the subgradient vanishes (the relaxed solution assigns
+    every member exactly once and meets every cut: the bound is tight).
     """
     g = 1.0 - np.bincount(pad_i[chosen][take], minlength=n + 1)[:n]
     if inst.self_serve:
         g[chosen] -= 1.0
-    norm = float(g @ g)
+    if g_cut is not None and last_step is not None:
+        if last_step:
+            g, g_cut = g + DEFLECT * last_step[0], g_cut + DEFLECT * last_step[1]
+        last_step[:] = [g, g_cut]
+    norm = float(g @ g) + (float(g_cut @ g_cut) if g_cut is not None else 0.0)
     if norm < 1e-12:
         return False
     gapv = (upper - value) if math.isfinite(upper) else abs(value) * 0.05 + 1.0
     step = mu * max(gapv, 1e-4 * abs(value) + 1e-9) / norm
     lam[:n] = np.minimum(lam[:n] + step * g, cap_lam)
+    if cut_mu is not None and g_cut is not None:
+        cut_mu[:] = np.maximum(cut_mu + step * g_cut, 0.0)
     return True
 
 

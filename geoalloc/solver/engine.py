@@ -149,7 +149,10 @@ def _try_proof(
     sites, branch, obj = best
     now = time.perf_counter()
     lam0 = inst.cost(np.arange(inst.n), sites[branch])
-    lb = lagrangian_bound(inst, obj, deadline=min(search_deadline, now + PROOF_BOUND_STEP * time_limit), start=lam0)
+    # without the size cuts: this runs whenever the plan improves, and the plain bound settles
+    # in milliseconds (TA60 proved in 0.07 s; with the cuts 0.41 s)
+    lb = lagrangian_bound(inst, obj, deadline=min(search_deadline, now + PROOF_BOUND_STEP * time_limit), start=lam0,
+                          size_cuts=False)
     if lb >= obj - PROOF_GAP * max(1.0, obj):
         stats["proved_early"] = "bound"  # the bound itself is reported, not rounded up to the plan
         return sites, branch, obj, lb
