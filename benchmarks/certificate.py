@@ -2,7 +2,7 @@
 district by district, on the bundled Shenzhen roster.
 
     .venv/bin/python -m benchmarks.certificate [--points true|geocoded] [--time-limit 5]
-        [--lp-max-n 300] [--mip-max-n 130] [--mip-time-limit 300] [--districts 盐田区,坪山区]
+        [--lp-max-n 300] [--mip-max-n 130] [--mip-time-limit 300] [--districts 盐田区,坪山区] [--cuts]
 
 The product reports ``gap = (plan - bound) / plan``. A large gap can mean a poor plan or a weak
 bound; this benchmark tells which. For each district (as :func:`form_branches` cuts the roster)
@@ -14,6 +14,9 @@ small enough, two independent references computed with HiGHS (through SciPy):
   ``L = max(min_size, n - (p - 1) * max_size)``. No bound built from an LP or a Lagrangian
   relaxation of these constraints can exceed it; where ``bound`` is close to ``lp``, the rest of
   the gap is the model's integrality gap and only branching can close it.
+* ``cuts``: that LP with the rounded size cuts the product's bound dualizes
+  (:mod:`geoalloc.solver.sizecuts`) added as rows. Where ``bound`` stays below it, more time for
+  the bound would help; the rest, between ``cuts`` and the plan, needs branching or more cuts.
 * ``opt``: the same model as a MIP, solved by HiGHS within ``--mip-time-limit``; ``proved`` when
   HiGHS closed its own gap, so the plan's distance to the true optimum is known exactly.
 
@@ -79,6 +82,28 @@ def strong_model(inst: Instance) -> Model:
     return Model(c, a_ub, b_ub, a_eq, b_eq, n * m + m, m)
 
 
+def with_size_cuts(model: Model, inst: Instance) -> Model:
+    """The model plus one row per size cut: the arcs crossing the group's edge carry at least
+    r(S) members (self-serving instances, whose sites are the points)."""
+    from geoalloc.solver.sizecuts import SizeCuts
+
+    n, m = inst.n, inst.m
+    cuts = SizeCuts.build(inst.xy, inst.p, forced_size(inst), int(inst.max_size)) if inst.self_serve else None
+    if cuts is None:
+        return model
+    rows = []
+    for family in cuts.families:
+        by_position = np.argsort(family.pos)
+        for lo, hi in zip(family.lo, family.hi):
+            inside = np.zeros(n, dtype=bool)
+            inside[by_position[lo:hi + 1]] = True
+            crossing = (inside[:, None] != inside[None, :m]).ravel().astype(float)
+            rows.append(csr_array(np.concatenate([-crossing, np.zeros(m)])[None, :]))
+    a_ub = vstack([model.a_ub, *rows], format="csr")
+    b_ub = np.concatenate([model.b_ub, -cuts.rhs])
+    return Model(model.c, a_ub, b_ub, model.a_eq, model.b_eq, model.n_vars, model.n_y)
+
+
 def lp_value(model: Model) -> tuple[float, float]:
     """The LP relaxation's optimum and the seconds HiGHS took."""
     t = time.perf_counter()
@@ -114,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mip-time-limit", type=float, default=300.0)
     ap.add_argument("--districts", default="", help="comma-separated district names (default: all)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cuts", action="store_true", help="also the LP with the size cuts (minutes per district)")
     args = ap.parse_args(argv)
 
     from benchmarks.cpmp import sample_problem, shenzhen_problem
@@ -140,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
             model = strong_model(inst)
             lp, sec = lp_value(model)
             line += f"  lp={lp:>11,.0f} ({(obj - lp) / obj:6.2%} below the plan, {sec:.1f} s)"
+            if args.cuts:
+                cut_lp, sec = lp_value(with_size_cuts(model, inst))
+                line += f"  cuts={cut_lp:>11,.0f} ({(obj - cut_lp) / obj:6.2%} below, {sec:.1f} s)"
             if inst.n <= args.mip_max_n:
                 best, dual, proved, sec = mip_value(model, args.mip_time_limit)
                 line += (f"  opt={best:>11,.0f} {'proved' if proved else f'not proved (bound {dual:,.0f})'} "

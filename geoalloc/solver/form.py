@@ -303,7 +303,8 @@ def _assemble(
     if tight:
         notes.append(
             "where the gap sits: " + ", ".join(tight) + ". In districts this tight the lower bound (a linear "
-            "relaxation) stays well below even the best plan, so there the gap measures the bound more than "
+            "relaxation with size cuts; a longer time limit tightens it) stays well below even the best plan, "
+            "so there the gap measures the bound more than "
             "the plan (benchmarks/certificate.py compares both with the exact optimum where it can be found)")
     lb = min(lb, obj)
     proved = obj - lb <= 1e-9 * max(1.0, obj)
