@@ -115,9 +115,9 @@ def test_plain_then_forced_bound_is_valid_and_no_weaker(seed: int, cap: int, flo
                     full=np.ones(n, dtype=np.int64), weight=np.ones(n), p=2, max_size=cap,
                     min_size=1, floor=floor)
     opt = brute(inst)
-    first, width = bounds._FORCED_FIRST_N, bounds._FORCED_WIDTH
+    first, first_full, width = bounds._FORCED_FIRST_N, bounds._FORCED_FIRST_FULL_N, bounds._FORCED_WIDTH
     try:
-        bounds._FORCED_FIRST_N, bounds._FORCED_WIDTH = 0, 1
+        bounds._FORCED_FIRST_N, bounds._FORCED_FIRST_FULL_N, bounds._FORCED_WIDTH = 0, 0, 1
         both = lagrangian_bound(inst, opt)
         bounds._FORCED_FIRST_N = -1
         tight = bounds.forced_size
@@ -127,7 +127,7 @@ def test_plain_then_forced_bound_is_valid_and_no_weaker(seed: int, cap: int, flo
         finally:
             bounds.forced_size = tight
     finally:
-        bounds._FORCED_FIRST_N, bounds._FORCED_WIDTH = first, width
+        bounds._FORCED_FIRST_N, bounds._FORCED_FIRST_FULL_N, bounds._FORCED_WIDTH = first, first_full, width
     assert both <= opt + 1e-6
     assert both >= plain - 1e-6
 

@@ -35,6 +35,11 @@ from scipy.cluster.hierarchy import leaves_list, linkage
 
 CUTS_MAX_N = 2_000  # a dendrogram costs O(n^2) memory and time
 METHODS = ("average",)  # the dendrograms whose groups are cut
+# only groups of at least this share of the forced branch size are cut: the many small ones
+# (a handful of neighbours) add little that the forced sizes do not already say, and they slow
+# the subgradient down. 光明区 (geocoded sample), 0.7 s of bound: gap 3.4% with every group,
+# 1.9% with these; 龙岗区 25.6% -> 16.1% (the forced bound started from a 2 s plan)
+MIN_GROUP_SHARE = 0.5
 
 
 def crossings_needed(size: NDArray[np.int64], n: int, p: int, low: int, high: int) -> NDArray[np.float64]:
@@ -79,7 +84,7 @@ class CutFamily:
         merge_at[split_of] = np.arange(n - 1)
         sizes = z[:, 3].astype(np.int64)
         rhs = crossings_needed(sizes, n, p, low, high)
-        keep = np.nonzero((rhs > 0) & (sizes < n))[0]
+        keep = np.nonzero((rhs > 0) & (sizes < n) & (sizes >= MIN_GROUP_SHARE * low))[0]
         if len(keep) == 0:
             return None
         table = [merge_at]
