@@ -77,8 +77,9 @@ def lagrangian_bound(
         can_open = np.ones(m, dtype=bool)
     tight = (inst.demand == 1).all() and (inst.weight == 1).all() and p < m \
         and 2 * forced_size(inst) >= inst.max_size
-    nearly_full = forced_size(inst) >= _NEARLY_FULL * inst.max_size
-    if tight and (n <= _FORCED_FIRST_N or (nearly_full and n <= _FORCED_FIRST_FULL_N)):
+    nearly_full = forced_size(inst) >= _NEARLY_FULL * inst.max_size and n <= _FORCED_FIRST_FULL_N and (
+        deadline is None or deadline - time.perf_counter() >= _FORCED_FIRST_FULL_SECONDS)
+    if tight and (n <= _FORCED_FIRST_N or nearly_full):
         # small tight instances: the bound with forced cluster sizes (see _forced_unit_bound)
         got = _forced_unit_bound(inst, upper, max(iters, 400), deadline, max(patience, 15), start, mu0,
                                  width=_FORCED_WIDTH * int(inst.max_size), size_cuts=size_cuts)
@@ -259,8 +260,11 @@ _FORCED_FIRST_N = 600  # tight instances up to this size start with the forced b
 # ... and so do nearly full ones (every branch at least 80% full) up to this size, which leaves
 # the size cuts time to work: 宝安区 / 龙岗区 of the geocoded sample at 5 s, 28.7% / 31.5% -> 24-25% /
 # 26.7%; 龙华区 (at least 29 of 50) does better with the plain bound first, 7.0% against 9-10%
+# (given at least _FORCED_FIRST_FULL_SECONDS: with less, the forced bound has not recovered from
+# its start when time runs out, 宝安区 with 0.3 s: 49.5% against 15.3% by the plain bound first)
 _NEARLY_FULL = 0.8
 _FORCED_FIRST_FULL_N = 2_000
+_FORCED_FIRST_FULL_SECONDS = 0.6
 _FORCED_WIDTH = 4  # the forced search lists each site's 4 x max_size nearest points
 _DENSE_MAX = 6_000  # exact (all-pairs) evaluation of the forced bound up to this many points
 
