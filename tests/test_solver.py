@@ -260,3 +260,22 @@ def test_small_units_get_more_starts_within_limits() -> None:
     assert counts == sorted(counts, reverse=True)  # fewer starts as units grow
     assert counts[0] == MAX_RESTARTS and counts[-1] == RESTARTS
     assert all(RESTARTS <= c <= MAX_RESTARTS for c in counts)
+
+
+def test_small_districts_get_a_floor_of_the_time_taken_from_the_large_ones() -> None:
+    """The sample's district sizes under a 5 s limit on two workers: the districts whose share by
+    size is below the floor (坪山区, 盐田区, 大鹏新区) get the floor, the total stays what the
+    workers have, and the other districts keep their proportions."""
+    from geoalloc.solver.form import _budgets
+
+    sizes = np.array([1463, 1178, 1148, 829, 797, 552, 293, 227, 128, 51], dtype=np.float64)
+    spare, workers, floor = 4.3, 2, 0.3
+    budgets = _budgets(sizes, spare, workers, floor)
+    by_size = spare * workers * sizes / sizes.sum()
+    small = by_size < floor
+    assert small.sum() == 3
+    assert np.allclose(budgets[small], floor)
+    assert budgets.sum() == pytest.approx(spare * workers)
+    assert (budgets[~small] < by_size[~small]).all()
+    assert np.allclose(budgets[~small] / budgets[0], sizes[~small] / sizes[0])
+    assert (budgets <= spare).all()
