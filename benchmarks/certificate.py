@@ -87,18 +87,14 @@ def with_size_cuts(model: Model, inst: Instance) -> Model:
     r(S) members (self-serving instances, whose sites are the points)."""
     from geoalloc.solver.sizecuts import SizeCuts
 
-    n, m = inst.n, inst.m
+    m = inst.m
     cuts = SizeCuts.build(inst.xy, inst.p, forced_size(inst), int(inst.max_size)) if inst.self_serve else None
     if cuts is None:
         return model
     rows = []
-    for family in cuts.families:
-        by_position = np.argsort(family.pos)
-        for lo, hi in zip(family.lo, family.hi):
-            inside = np.zeros(n, dtype=bool)
-            inside[by_position[lo:hi + 1]] = True
-            crossing = (inside[:, None] != inside[None, :m]).ravel().astype(float)
-            rows.append(csr_array(np.concatenate([-crossing, np.zeros(m)])[None, :]))
+    for inside in cuts.membership().T:
+        crossing = (inside[:, None] != inside[None, :m]).ravel().astype(float)
+        rows.append(csr_array(np.concatenate([-crossing, np.zeros(m)])[None, :]))
     a_ub = vstack([model.a_ub, *rows], format="csr")
     b_ub = np.concatenate([model.b_ub, -cuts.rhs])
     return Model(model.c, a_ub, b_ub, model.a_eq, model.b_eq, model.n_vars, model.n_y)

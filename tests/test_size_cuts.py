@@ -15,18 +15,6 @@ from geoalloc.solver.instance import Instance
 from geoalloc.solver.sizecuts import SizeCuts, crossings_needed
 
 
-def membership(cuts: SizeCuts, n: int) -> np.ndarray:
-    """Point-by-group membership, spelled out from the groups' runs of leaf positions."""
-    columns = []
-    for family in cuts.families:
-        by_position = np.argsort(family.pos)
-        member = np.zeros((n, len(family.rhs)), dtype=bool)
-        for s in range(len(family.rhs)):
-            member[by_position[family.lo[s]:family.hi[s] + 1], s] = True
-        columns.append(member)
-    return np.hstack(columns)
-
-
 @settings(max_examples=25, deadline=None)
 @given(st.integers(0, 10_000), st.integers(6, 70))
 def test_discounts_and_crossings_match_counting_by_hand(seed: int, n: int) -> None:
@@ -35,7 +23,7 @@ def test_discounts_and_crossings_match_counting_by_hand(seed: int, n: int) -> No
     cuts = SizeCuts.build(xy, max(1, n // 8), 6, 8)
     if cuts is None:
         return
-    member = membership(cuts, n)
+    member = cuts.membership()  # spelled out from the runs of leaf positions
     start = 0
     for family in cuts.families:  # in one dendrogram, any two groups nest or are disjoint
         own = member[:, start:start + len(family.rhs)]

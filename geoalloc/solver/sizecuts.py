@@ -27,7 +27,7 @@ every quantity is a prefix sum or a table lookup.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -95,6 +95,14 @@ class CutFamily:
             width *= 2
         return cls(pos, first[n + keep], last[n + keep], rhs[keep], split_of, table)
 
+    def membership(self) -> NDArray[np.bool_]:
+        """Point-by-group membership, spelled out (for LP rows and checks, not the hot path)."""
+        by_position = np.argsort(self.pos)
+        member = np.zeros((len(self.pos), len(self.rhs)), dtype=bool)
+        for s, (lo, hi) in enumerate(zip(self.lo, self.hi)):
+            member[by_position[lo:hi + 1], s] = True
+        return member
+
     def lca(self, i: NDArray[np.int64], j: NDArray[np.int64]) -> NDArray[np.int64]:
         """Split position of the lowest common group of points i and j (i != j; 0 where i == j)."""
         a, b = self.pos[i], self.pos[j]
@@ -135,6 +143,12 @@ class SizeCuts:
     """The cuts of several dendrograms of the same points, one multiplier per group."""
 
     families: list[CutFamily]
+    rhs: NDArray[np.float64] = field(init=False)  # r(S) of every group, family after family
+    _ends: NDArray[np.int64] = field(init=False)  # where each family's multipliers end
+
+    def __post_init__(self) -> None:
+        self.rhs = np.concatenate([f.rhs for f in self.families])
+        self._ends = np.cumsum([len(f.rhs) for f in self.families])
 
     @classmethod
     def build(cls, xy: NDArray[np.float64], p: int, low: int, high: int,
@@ -147,15 +161,15 @@ class SizeCuts:
         return cls(families) if families else None
 
     @property
-    def rhs(self) -> NDArray[np.float64]:
-        return np.concatenate([f.rhs for f in self.families])
-
-    @property
     def size(self) -> int:
-        return sum(len(f.rhs) for f in self.families)
+        return len(self.rhs)
 
     def _split(self, mu: NDArray[np.float64]) -> list[NDArray[np.float64]]:
-        return np.split(mu, np.cumsum([len(f.rhs) for f in self.families])[:-1])
+        return np.split(mu, self._ends[:-1])
+
+    def membership(self) -> NDArray[np.bool_]:
+        """Point-by-group membership over all families, in the order of ``rhs``."""
+        return np.hstack([f.membership() for f in self.families])
 
     def prepare(self, i: NDArray[np.int64], j: NDArray[np.int64]) -> list[NDArray[np.int64]]:
         """What :meth:`discounts` and :meth:`crossings` need of the arcs (i, j), computed once."""
