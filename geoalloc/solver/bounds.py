@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -306,6 +307,120 @@ def _forced_value(inst: Instance, lam: NDArray[np.float64], f: int, u: int, chun
     return float(lam[:n].sum() + v[chosen].sum() + extra)
 
 
+@dataclass
+class _ForcedRows:
+    """What the forced search looks at: each site's nearest points as one padded row
+    (``pad_i``; padding is point n at infinite cost), the caps on each member's multiplier,
+    and how many of a row's points a chosen site takes (between ``ff`` and ``uu``)."""
+
+    pad_i: NDArray[np.int64]
+    pad_c: NDArray[np.float64]
+    cap_lam: NDArray[np.float64]
+    ff: int
+    uu: int
+
+
+def _forced_rows(inst: Instance, f: int, u: int, width: int | None) -> _ForcedRows:
+    """Each site's ``width`` nearest points, and each member's cap on lambda: the cost of the
+    nearest site whose list lacks it. Then no unlisted pair has a negative reduced cost, and the
+    search sees what the exact valuation will see."""
+    n, m, q = inst.n, inst.m, int(inst.max_size)
+    own = 1 if inst.self_serve else 0
+    w = int(min(n - own, width if width is not None else 2 * q + 20))
+    kq = min(n, w + own)
+    _, nb = cKDTree(inst.xy).query(inst.sites_xy, k=kq)
+    pad_i = np.asarray(nb, dtype=np.int64).reshape(m, kq)
+    if inst.self_serve:
+        pad_i = np.where(pad_i == np.arange(m)[:, None], n, pad_i)
+    pad_c = np.where(pad_i < n, inst.cost(np.minimum(pad_i, n - 1), np.arange(m)[:, None]), np.inf)
+    kp = int(min(m, 3 * q + 20))
+    _, pn = cKDTree(inst.sites_xy).query(inst.xy, k=kp)
+    pn = np.asarray(pn, dtype=np.int64).reshape(n, kp)
+    listed_keys = np.unique((np.arange(m)[:, None] * (n + 1) + pad_i).ravel())
+    pi = np.broadcast_to(np.arange(n)[:, None], pn.shape)
+    missing = ~np.isin(pn * (n + 1) + pi, listed_keys)
+    if inst.self_serve:
+        missing &= pn != pi
+    has = missing.any(axis=1)
+    first_missing = np.where(has, np.argmax(missing, axis=1), kp - 1)
+    cap_lam = inst.cost(np.arange(n), pn[np.arange(n), first_missing])
+    uu = min(u, w)  # every row lists at least w finite points
+    return _ForcedRows(pad_i, pad_c, cap_lam, min(f, uu), uu)
+
+
+def _proves(upper: float) -> float:
+    """A bound at least this high proves the plan of objective ``upper`` optimal."""
+    return upper - 1e-9 * max(1.0, abs(upper)) if math.isfinite(upper) else np.inf
+
+
+@dataclass
+class _Best:
+    """The best Lagrangian value seen, and the multipliers (members', cuts') that gave it."""
+
+    value: float
+    lam: NDArray[np.float64]
+    mu: NDArray[np.float64] | None = None
+
+
+def _forced_phase(
+    inst: Instance, rows: _ForcedRows, lam: NDArray[np.float64], best: _Best, upper: float, iters: int,
+    deadline: float | None, patience: int, mu0: float, cuts: SizeCuts | None = None, settle: bool = False,
+) -> bool:
+    """Subgradient steps from ``lam`` (and, with ``cuts``, from ``best.mu``), recording every
+    improvement on ``best`` in place. ``settle``: stop once the step factor falls below
+    PLAIN_SETTLED, which is when the cuts may join. False when fewer than p sites can take a
+    cluster (no bound)."""
+    n, m, p = inst.n, inst.m, inst.p
+    pad_i, pad_c, ff, uu = rows.pad_i, rows.pad_c, rows.ff, rows.uu
+    all_rows = np.arange(m)
+    met = _proves(upper)
+    mu, stall = mu0, 0
+    if cuts is not None:
+        assert best.mu is not None
+        cut_mu = best.mu.copy()
+        arc_i, arc_j = np.minimum(pad_i, n - 1), np.broadcast_to(all_rows[:, None], pad_i.shape)
+        prepared = cuts.prepare(arc_i, arc_j)  # the padding's arcs cost inf whatever their discount
+        last_step: list[NDArray[np.float64]] = []
+    for it in range(iters):
+        red = pad_c - lam[pad_i]
+        if cuts is not None:
+            red = red - cuts.discounts(cut_mu, arc_i, arc_j, prepared)
+        v, srt = _site_values(red, ff, uu)
+        if inst.self_serve:
+            v = v - lam[:n]
+        v = np.where(np.isfinite(v), v, np.inf)
+        if np.isinf(v).sum() > m - p:
+            return False
+        chosen = np.argpartition(v, p - 1)[:p] if p < m else all_rows
+        value = float(lam[:n].sum() + v[chosen].sum())
+        if cuts is not None:
+            value += float(cut_mu @ cuts.rhs)
+        improved, best.value, stall, mu, stop = _track(value, best.value, stall, mu, patience)
+        if improved:
+            best.lam = lam.copy()
+            if cuts is not None:
+                best.mu = cut_mu.copy()
+        if stop or best.value >= met or (settle and mu < PLAIN_SETTLED):
+            break
+        # the points each chosen site takes: its ff cheapest, then negatives up to uu
+        sub = red[chosen]
+        cut_f = srt[chosen, ff - 1][:, None] if ff > 0 else np.full((len(chosen), 1), -np.inf)
+        cut_u = srt[chosen, uu - 1][:, None] if uu > 0 else np.full((len(chosen), 1), -np.inf)
+        take = ((sub <= cut_f) | (sub < 0)) & (sub <= cut_u) & np.isfinite(sub)
+        if cuts is not None:
+            ti, tj = pad_i[chosen][take], np.broadcast_to(chosen[:, None], take.shape)[take]
+            g_cut = cuts.rhs - cuts.crossings(ti, tj, [lca[chosen][take] for lca in prepared])
+            g_cut = np.where((cut_mu > 0) | (g_cut > 0), g_cut, 0.0)  # projected onto mu >= 0
+            if not _subgradient_step(inst, lam, n, pad_i, chosen, take, value, upper, mu, rows.cap_lam,
+                                     cut_mu, g_cut, last_step):
+                break
+        elif not _subgradient_step(inst, lam, n, pad_i, chosen, take, value, upper, mu, rows.cap_lam):
+            break
+        if _out_of_time(deadline, it, inst.n):
+            break
+    return True
+
+
 def _forced_unit_bound(  # type: ignore[no-untyped-def]
     inst: Instance, upper: float, iters: int, deadline: float | None, patience: int,
     start: NDArray[np.float64] | None, mu0: float, width: int | None = None, size_cuts: bool = True,
@@ -319,113 +434,48 @@ def _forced_unit_bound(  # type: ignore[no-untyped-def]
     The subgradient search looks only at each site's ``width`` nearest points (fast, but not a
     bound by itself); the multipliers it ends with are then valued exactly over all pairs,
     which is the bound returned (also at ``start``, the higher kept), with the search's best
-    multipliers. None when the instance is too large for that evaluation.
+    multipliers. With ``size_cuts``, a second phase dualizes the rounded size cuts once the
+    plain multipliers have settled. Returns (bound, multipliers), or None when the instance is
+    too large for the exact valuation.
     """
     n, m, p, q = inst.n, inst.m, inst.p, int(inst.max_size)
     if n > _DENSE_MAX or m > _DENSE_MAX:
         return None
     low = forced_size(inst)
     own = 1 if inst.self_serve else 0
-    others = n - own
-    f, u = max(low - own, 0), min(q - own, others)
+    f, u = max(low - own, 0), min(q - own, n - own)
     if u < 0 or f > u:
         return None
-    w = int(min(others, width if width is not None else 2 * q + 20))
-    kq = min(n, w + own)
-    _, nb = cKDTree(inst.xy).query(inst.sites_xy, k=kq)
-    pad_i = np.asarray(nb, dtype=np.int64).reshape(m, kq)
-    if inst.self_serve:
-        pad_i = np.where(pad_i == np.arange(m)[:, None], n, pad_i)
-    pad_c = np.where(pad_i < n, inst.cost(np.minimum(pad_i, n - 1), np.arange(m)[:, None]), np.inf)
-    # cap lambda_i at the cost of the nearest site whose list lacks i: then no unlisted pair has
-    # a negative reduced cost and the search sees what the exact valuation will see
-    kp = int(min(m, 3 * q + 20))
-    _, pn = cKDTree(inst.sites_xy).query(inst.xy, k=kp)
-    pn = np.asarray(pn, dtype=np.int64).reshape(n, kp)
-    listed_keys = np.unique((np.arange(m)[:, None] * (n + 1) + pad_i).ravel())
-    pi = np.broadcast_to(np.arange(n)[:, None], pn.shape)
-    missing = ~np.isin(pn * (n + 1) + pi, listed_keys)
-    if inst.self_serve:
-        missing &= pn != pi
-    has = missing.any(axis=1)
-    first_missing = np.where(has, np.argmax(missing, axis=1), kp - 1)
-    cap_lam = inst.cost(np.arange(n), pn[np.arange(n), first_missing])
+    rows = _forced_rows(inst, f, u, width)
     lam = np.zeros(n + 1)
     if start is not None:
         lam[:n] = start
     else:
         first = np.full(n + 1, np.inf)
-        np.minimum.at(first, pad_i.ravel(), pad_c.ravel())
+        np.minimum.at(first, rows.pad_i.ravel(), rows.pad_c.ravel())
         lam[:n] = np.where(np.isfinite(first[:n]), first[:n], 0.0)
-    lam[:n] = np.minimum(lam[:n], cap_lam)
-    best, best_lam, mu, stall = -np.inf, lam.copy(), mu0, 0
-    rows = np.arange(m)
-    uu = min(u, w)  # every row lists at least w finite points
-    ff = min(f, uu)
+    lam[:n] = np.minimum(lam[:n], rows.cap_lam)
     cuts = SizeCuts.build(inst.xy, p, low, q) if inst.self_serve and size_cuts else None
-    if cuts is not None:
-        arc_i, arc_j = np.minimum(pad_i, n - 1), np.broadcast_to(rows[:, None], pad_i.shape)
-        prepared = cuts.prepare(arc_i, arc_j)  # the padding's arcs cost inf whatever their discount
-    best_mu = np.zeros(cuts.size) if cuts is not None else None
+    best = _Best(-np.inf, lam.copy(), np.zeros(cuts.size) if cuts is not None else None)
+    if not _forced_phase(inst, rows, lam, best, upper, iters, deadline, patience, mu0, settle=cuts is not None):
+        return None
     # the cuts join once the plain multipliers have settled (their step factor has fallen to
     # PLAIN_SETTLED): from the start, the cuts' large subgradients swamp the members' and the
     # search wanders off
     plain_lam = None
-    met = upper - 1e-9 * max(1.0, abs(upper)) if math.isfinite(upper) else np.inf  # the plan is proved
-    for use_cuts in ((False, True) if cuts is not None else (False,)):
-        if use_cuts:
-            assert cuts is not None and best_mu is not None
-            if best >= met or _out_of_time(deadline, MIN_ITERS, inst.n):
-                break
-            plain_lam = best_lam.copy()
-            lam, cut_mu, mu, stall = best_lam.copy(), best_mu.copy(), mu0, 0
-            patience = max(patience, CUT_PATIENCE)
-            last_step: list[NDArray[np.float64]] = []
-        for it in range(iters):
-            red = pad_c - lam[pad_i]
-            if use_cuts:
-                red = red - cuts.discounts(cut_mu, arc_i, arc_j, prepared)
-            v, srt = _site_values(red, ff, uu)
-            if inst.self_serve:
-                v = v - lam[:n]
-            v = np.where(np.isfinite(v), v, np.inf)
-            if np.isinf(v).sum() > m - p:
-                return None
-            chosen = np.argpartition(v, p - 1)[:p] if p < m else rows
-            value = float(lam[:n].sum() + v[chosen].sum())
-            if use_cuts:
-                value += float(cut_mu @ cuts.rhs)
-            improved, best, stall, mu, stop = _track(value, best, stall, mu, patience)
-            if improved:
-                best_lam = lam.copy()
-                if use_cuts:
-                    best_mu = cut_mu.copy()
-            if stop or best >= met or (cuts is not None and not use_cuts and mu < PLAIN_SETTLED):
-                break
-            # the points each chosen site takes: its ff cheapest, then negatives up to uu
-            sub = red[chosen]
-            cut_f = srt[chosen, ff - 1][:, None] if ff > 0 else np.full((len(chosen), 1), -np.inf)
-            cut_u = srt[chosen, uu - 1][:, None] if uu > 0 else np.full((len(chosen), 1), -np.inf)
-            take = ((sub <= cut_f) | (sub < 0)) & (sub <= cut_u) & np.isfinite(sub)
-            if use_cuts:
-                ti, tj = pad_i[chosen][take], np.broadcast_to(chosen[:, None], take.shape)[take]
-                g_cut = cuts.rhs - cuts.crossings(ti, tj, [lca[chosen][take] for lca in prepared])
-                g_cut = np.where((cut_mu > 0) | (g_cut > 0), g_cut, 0.0)  # projected onto mu >= 0
-                if not _subgradient_step(inst, lam, n, pad_i, chosen, take, value, upper, mu, cap_lam,
-                                         cut_mu, g_cut, last_step):
-                    break
-            elif not _subgradient_step(inst, lam, n, pad_i, chosen, take, value, upper, mu, cap_lam):
-                break
-            if _out_of_time(deadline, it, inst.n):
-                break
-    if not math.isfinite(best):
+    if cuts is not None and best.value < _proves(upper) and not _out_of_time(deadline, MIN_ITERS, inst.n):
+        plain_lam = best.lam.copy()
+        if not _forced_phase(inst, rows, best.lam.copy(), best, upper, iters, deadline,
+                             max(patience, CUT_PATIENCE), mu0, cuts=cuts):
+            return None
+    if not math.isfinite(best.value):
         return None
-    value = _forced_value(inst, best_lam, f, u, cuts=cuts if plain_lam is not None else None, cut_mu=best_mu)
+    value = _forced_value(inst, best.lam, f, u, cuts=cuts if plain_lam is not None else None, cut_mu=best.mu)
     if plain_lam is not None:  # the cuts' search valued over all pairs may fall below the plain one
         value = max(value, _forced_value(inst, plain_lam, f, u))
     if start is not None:  # the starting multipliers may value higher than the search's best
         value = max(value, _forced_value(inst, np.asarray(start, dtype=np.float64), f, u))
-    return value, best_lam
+    return value, best.lam
 
 
 def _subgradient_step(inst: Instance, lam: NDArray[np.float64], n: int, pad_i: NDArray[np.int64],
