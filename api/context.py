@@ -15,7 +15,7 @@ from typing import Any
 from api import heap, library
 from api.metrics import Metrics
 from api.settings import Settings
-from geoalloc.model import Policy
+from geoalloc.rules import Policy
 from geoalloc.store.db import Database, init_db
 from geoalloc.store.keys import Principal, authenticate
 from geoalloc.store.plans import plan_frames

@@ -22,7 +22,7 @@ import pandas as pd
 from sqlalchemy import func, select, update
 
 from api import library
-from geoalloc.model import Policy
+from geoalloc.rules import Policy
 from geoalloc.store.members import members_frame
 from geoalloc.store.models import AuditEntry, Job, Member, Plan, RelocationEvent, utcnow
 from geoalloc.store.plans import lock_plan, newest_plan, plan_frames, save_plan

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from geoalloc.model import Policy
+from geoalloc.rules import Policy
 
 Progress = Callable[[str, float], None]
 

@@ -151,7 +151,7 @@ class RelocationOut(BaseModel):
 
 
 class PolicyIn(BaseModel):
-    """The rules a new plan is formed under (``geoalloc.model.Policy``)."""
+    """The rules a new plan is formed under (``geoalloc.rules.Policy``)."""
 
     model_config = ConfigDict(extra="forbid")
 

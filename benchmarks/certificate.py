@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from benchmarks.cpmp import sample_problem, shenzhen_problem
-    from geoalloc.model import Policy
+    from geoalloc.rules import Policy
     from geoalloc.solver import form_branches
     from geoalloc.solver.form import unit_instances
 

@@ -145,7 +145,7 @@ def run_roster(time_limit: float, seed: int = 0, *, geocoded: bool = False) -> d
     path, ``data/sample/members.csv`` read and geocoded as ``geoalloc demo`` does (two thirds of
     the members placed at subdistrict seeds with jitter, which makes many near-coincident points).
     """
-    from geoalloc.model import Policy
+    from geoalloc.rules import Policy
     from geoalloc.solver import form_branches
 
     problem = sample_problem() if geocoded else shenzhen_problem()
@@ -175,7 +175,7 @@ def shenzhen_problem():  # type: ignore[no-untyped-def]
 
 def sample_problem():  # type: ignore[no-untyped-def]
     """The committed sample roster as the product sees it: validated, geocoded, active members only."""
-    from geoalloc.model import Policy
+    from geoalloc.rules import Policy
     from geoalloc.paths import sample_roster_path
     from geoalloc.pipeline import build_problem, place_members
     from geoalloc.roster import read_roster

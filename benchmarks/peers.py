@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{inst.name:<12} {len(inst.xy):>6} {inst.p:>4} {best if best else '-':>11} | {_fmt(gres)} "
               f"{g['lower_bound']:>11} | {_fmt(km)} | {_fmt(sp)} | {', '.join(verdict)}", flush=True)
     if args.roster:
-        from geoalloc.model import Policy
+        from geoalloc.rules import Policy
         from geoalloc.solver import form_branches
 
         problem = shenzhen_problem()

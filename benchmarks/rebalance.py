@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from geoalloc.model import Policy
+from geoalloc.rules import Policy
 from geoalloc.projection import to_lonlat, to_metres
 from geoalloc.solver.rebalance import rebalance
 from geoalloc.solver.relocate import PlanState

@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 #: public name -> module that defines it
 _EXPORTS: dict[str, str] = {
     # domain model
-    "Policy": "geoalloc.model",
+    "Policy": "geoalloc.rules",
     "MemberStatus": "geoalloc.model",
     "Datum": "geoalloc.model",
     "GeoPrecision": "geoalloc.model",
@@ -74,7 +74,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from geoalloc.geocode import GeocodeResult, OfflineGeocoder, geocode_frame, load_landmarks
     from geoalloc.geocode.datum import from_wgs84, to_wgs84
     from geoalloc.maps import compare_map, plan_map, save_map
-    from geoalloc.model import Datum, GeoPrecision, GeoStatus, MemberStatus, MoveReason, Policy
+    from geoalloc.model import Datum, GeoPrecision, GeoStatus, MemberStatus, MoveReason
+    from geoalloc.rules import Policy
     from geoalloc.pipeline import AllocationResult, allocate, place_members, read_plan_dir, write_plan_dir
     from geoalloc.roster import RosterError, RosterResult, RowError, read_roster, validate_roster
     from geoalloc.samples import generate_roster

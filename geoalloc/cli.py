@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from geoalloc.model import Policy
+from geoalloc.rules import Policy
 
 app = typer.Typer(
     name="geoalloc",

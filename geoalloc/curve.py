@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from geoalloc.model import Policy
+from geoalloc.rules import Policy
 from geoalloc.solver.rebalance import rebalance
 
 CURVE_COLUMNS = ["max_moves", "moved", "total_distance_m", "mean_distance_m", "violations"]

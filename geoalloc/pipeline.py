@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from geoalloc.geocode import geocode_frame
-from geoalloc.model import GeoStatus, MemberStatus, Policy
+from geoalloc.model import GeoStatus, MemberStatus
+from geoalloc.rules import Policy
 from geoalloc.policies import (
     CITY_REGION,
     attach_roles,

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from geoalloc.model import MoveReason, Policy
+from geoalloc.model import MoveReason
+from geoalloc.rules import Policy
 
 DEFAULT_SIZE_BINS: tuple[int, ...] = (0, 3, 10, 20, 30, 40, 50, 60, 100, 1_000_000)
 

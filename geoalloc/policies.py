@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from ortools.graph.python import min_cost_flow
 from scipy.spatial import cKDTree
 
-from geoalloc.model import Policy
+from geoalloc.rules import Policy
 from geoalloc.projection import to_metres
 
 THEME_SEP = "·"

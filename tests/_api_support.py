@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from api import library
-from geoalloc.model import Policy
+from geoalloc.rules import Policy
 from geoalloc.samples import generate_roster
 
 BACKENDS = ["sqlite", "postgres"]

@@ -21,7 +21,7 @@ from sqlalchemy import func, select, text
 from api import jobs as jobs_module
 from api import library
 from api.routes.plans import map_frames_for
-from geoalloc.model import Policy
+from geoalloc.rules import Policy
 from geoalloc.store.keys import Principal
 from geoalloc.store.models import (
     Assignment,

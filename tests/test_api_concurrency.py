@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 
 from api.app import create_app
 from api.settings import Settings
-from geoalloc.model import Policy
+from geoalloc.rules import Policy
 from geoalloc.store.models import (
     Assignment,
     AuditEntry,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from geoalloc.model import Policy
+from geoalloc.rules import Policy
 from geoalloc.plan_diff import violations
 from geoalloc.policies import attach_roles, region_keys, role_summary, theme_fallbacks
 from geoalloc.solver.rebalance import rebalance

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geoalloc.model import MoveReason, Policy
+from geoalloc.model import MoveReason
+from geoalloc.rules import Policy
 from geoalloc.plan_diff import diff_plans, violations
 from geoalloc.solver.rebalance import assign_min_cost, rebalance
 

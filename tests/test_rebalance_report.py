@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from geoalloc.curve import CURVE_COLUMNS, trade_off_curve, write_curve
-from geoalloc.model import Policy
+from geoalloc.rules import Policy
 from geoalloc.plan_diff import diff_plans, distance_stats, plan_report, size_histogram, violations
 from geoalloc.solver.rebalance import rebalance
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geoalloc.model import Policy
+from geoalloc.rules import Policy
 from geoalloc.plan_diff import violations
 from geoalloc.solver.rebalance import rebalance
 from geoalloc.solver.relocate import PlanState

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geoalloc.model import Policy
+from geoalloc.rules import Policy
 from geoalloc.solver import (
     InfeasibleError,
     Problem,

@@ -26,7 +26,7 @@ from api.schemas import (
     PolicyIn,
     RebalanceIn,
 )
-from geoalloc.model import Policy
+from geoalloc.rules import Policy
 from geoalloc.store.keys import Principal
 from geoalloc.store.models import Assignment, Branch, Job, Plan
 from geoalloc.store.plans import newest_plan, plan_frames

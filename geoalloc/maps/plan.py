@@ -24,7 +24,7 @@ from geoalloc.maps.payload import PRECISIONS, STATUSES, PlanView, Projector, bui
 from geoalloc.maps.privacy import DEFAULT_SNAP_M
 from geoalloc.maps.styles import MOVED_COLOUR, labels
 from geoalloc.maps.tiles import TileChoice, choose_tiles
-from geoalloc.model import Policy
+from geoalloc.rules import Policy
 
 __all__ = ["PlanMap", "plan_map", "decorate"]
 

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
-from geoalloc.model import Policy
+from geoalloc.rules import Policy
 from geoalloc.solver.bounds import forced_size
 from geoalloc.solver.engine import InstanceResult, solve_instance
 from geoalloc.solver.instance import Instance

@@ -11,7 +11,7 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from geoalloc.model import Policy
+from geoalloc.rules import Policy
 from geoalloc.solver.assign import assign
 from geoalloc.solver.bounds import lagrangian_bound
 from geoalloc.solver.form import _instance, branch_counts, build_units

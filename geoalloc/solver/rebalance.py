@@ -39,7 +39,8 @@ from numpy.typing import NDArray
 from ortools.graph.python import min_cost_flow
 from scipy.spatial import cKDTree
 
-from geoalloc.model import MoveReason, Policy
+from geoalloc.model import MoveReason
+from geoalloc.rules import Policy
 from geoalloc.plan_diff import MOVE_COLUMNS, new_plan_id, plan_report, violations
 from geoalloc.policies import district_of_region, region_keys
 from geoalloc.projection import to_lonlat, to_metres
