@@ -187,8 +187,8 @@ def main() -> None:
     limit = 1.5 * (rep["relocated"] + rep["joined"])
     print(f"rebalance (defaults, move penalty {rep['move_penalty_m']:.0f} m): {secs:.1f} s")
     vn = rep["violations_without_rebalance"]
-    print(f"  violations before: {vb['total']} (over {vb['over']}, under {vb['under']}, under_full {vb['under_full']});"
-          f" if newcomers just joined their nearest branch: {vn['total']} (over {vn['over']})"
+    print(f"  violations before: {vb['total']} (over {vb['over_max']}, under {vb['under_min']}, under_full {vb['under_full']});"
+          f" if newcomers just joined their nearest branch: {vn['total']} (over {vn['over_max']})"
           f"  after: {va['total']}  -> {'FIXED' if va['total'] == 0 else 'NOT FIXED'}")
     print(f"  moved {rep['moved']} existing members {rep['moves_by_reason']}; placed {rep['joined']} new;"
           f" relocated detected {rep['relocated']}")

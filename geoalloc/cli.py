@@ -28,8 +28,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
-out = Console()
+# soft_wrap: messages are never broken at the terminal's width, so a path or a member id in an
+# error stays whole (and greppable) in an 80-column terminal; tables still fit the width
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -131,16 +133,26 @@ def geocode(
 
 
 def _policy(min_size: int, max_size: int, min_full: int, branches: int | None, target_size: float | None,
-            cross_district: bool, time_limit: float, seed: int, themes: str | None = None) -> Policy:
-    extra: dict[str, Any] = {}
-    if themes:
-        extra["themes"] = "all" if themes.strip() == "all" else [t.strip() for t in themes.split(",") if t.strip()]
+            cross_district: bool, time_limit: float, seed: int, themes: str | None = None, **rules: Any) -> Policy:
     try:
         return Policy(min_size=min_size, max_size=max_size, min_full=min_full, n_branches=branches,
                       target_size=target_size, cross_district=cross_district, time_limit=time_limit, seed=seed,
-                      extra=extra)
+                      themes=themes or None, **rules)
     except ValueError as exc:
         raise fail(str(exc), EXIT_USAGE) from exc
+
+
+# The options allocate and rebalance share; their defaults are the policy's own (geoalloc.rules).
+_D = Policy()
+MinSize = Annotated[int, typer.Option(help="Fewest members in a branch (weights counted).")]
+MaxSize = Annotated[int, typer.Option(help="Most members in a branch (weights counted).")]
+MinFull = Annotated[int, typer.Option(help="Fewest full (not probationary) members in a branch.")]
+CrossDistrict = Annotated[bool, typer.Option(help="Let branches cross district lines (off: each district committee owns its branches).")]
+TimeLimit = Annotated[float, typer.Option(help="Seconds the optimiser may use; the best plan found is returned.")]
+Seed = Annotated[int, typer.Option(help="Random seed; the same seed gives the same plan.")]
+Themes = Annotated[str | None, typer.Option(help="Themed branches: comma-separated themes (e.g. IT,entrepreneur) or 'all'; members who opted in (theme column) form themed branches near home.")]
+Landmarks = Annotated[Path | None, typer.Option(help="Optional landmark table (name, lon, lat, district) for geocoding.")]
+MapFlag = Annotated[bool, typer.Option("--map/--no-map", help="Also write map.html.")]
 
 
 def _write_map(plan_dir: Path, result: Any, policy: Policy) -> Path | None:
@@ -212,17 +224,17 @@ def run_allocate(roster: Path, output: Path, policy: Policy, landmarks: Path | N
 def allocate(
     roster: Annotated[Path, typer.Argument(help="Roster CSV or .xlsx. Rows with lon/lat are used as they are; rows without are geocoded first.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Directory for assignments.csv, branches.csv, report.json and map.html.")],
-    min_size: Annotated[int, typer.Option(help="Fewest members in a branch.")] = 3,
-    max_size: Annotated[int, typer.Option(help="Most members in a branch.")] = 50,
-    min_full: Annotated[int, typer.Option(help="Fewest full (not probationary) members in a branch.")] = 3,
+    min_size: MinSize = _D.min_size,
+    max_size: MaxSize = _D.max_size,
+    min_full: MinFull = _D.min_full,
     branches: Annotated[int | None, typer.Option(help="Number of branches (default: the fewest the limits allow).")] = None,
     target_size: Annotated[float | None, typer.Option(help="Aim for this mean branch size instead of the fewest branches.")] = None,
-    cross_district: Annotated[bool, typer.Option(help="Let branches cross district lines (off: each district committee owns its branches).")] = False,
-    time_limit: Annotated[float, typer.Option(help="Seconds the optimiser may use; the best plan found is returned.")] = 10.0,
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same plan.")] = 0,
-    themes: Annotated[str | None, typer.Option(help="Themed branches: comma-separated themes (e.g. IT,entrepreneur) or 'all'; members who opted in (theme column) form themed branches near home.")] = None,
-    landmarks: Annotated[Path | None, typer.Option(help="Optional landmark table (name, lon, lat, district) for geocoding.")] = None,
-    map: Annotated[bool, typer.Option("--map/--no-map", help="Also write map.html.")] = True,
+    cross_district: CrossDistrict = _D.cross_district,
+    time_limit: TimeLimit = _D.time_limit,
+    seed: Seed = _D.seed,
+    themes: Themes = None,
+    landmarks: Landmarks = None,
+    map: MapFlag = True,
 ) -> None:
     """Form branches: every active member in exactly one branch, sizes within limits, short distances."""
     policy = _policy(min_size, max_size, min_full, branches, target_size, cross_district, time_limit, seed, themes)
@@ -265,16 +277,18 @@ def rebalance(
     current: Annotated[Path, typer.Option("--current", help="The current plan: its assignments.csv (member_id, branch_id) or its directory.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Directory for the new plan (never the current one: plans are not overwritten).")],
     max_moves: Annotated[int | None, typer.Option(help="Hard budget: at most this many current members change branch.")] = None,
-    move_penalty: Annotated[float | None, typer.Option(help="Metres a move must save to be worth it (default 500).")] = None,
+    move_penalty: Annotated[float | None, typer.Option(help=f"Metres a move must save to be worth it (default {_D.move_penalty_m:.0f}).")] = None,
     frozen_branches: Annotated[list[str] | None, typer.Option("--frozen-branches", help="A branch id that must not change (repeat the option).")] = None,
     curve: Annotated[bool, typer.Option("--curve", help="Also sweep move budgets: print total distance against members moved, write curve.csv and curve.png.")] = False,
-    min_size: Annotated[int, typer.Option(help="Fewest members in a branch.")] = 3,
-    max_size: Annotated[int, typer.Option(help="Most members in a branch.")] = 50,
-    min_full: Annotated[int, typer.Option(help="Fewest full (not probationary) members in a branch.")] = 3,
-    cross_district: Annotated[bool, typer.Option(help="Let branches cross district lines.")] = False,
-    themes: Annotated[str | None, typer.Option(help="Themed branches, as for allocate.")] = None,
-    landmarks: Annotated[Path | None, typer.Option(help="Optional landmark table (name, lon, lat, district) for geocoding.")] = None,
-    map: Annotated[bool, typer.Option("--map/--no-map", help="Also write map.html.")] = True,
+    min_size: MinSize = _D.min_size,
+    max_size: MaxSize = _D.max_size,
+    min_full: MinFull = _D.min_full,
+    cross_district: CrossDistrict = _D.cross_district,
+    time_limit: TimeLimit = _D.time_limit,
+    seed: Seed = _D.seed,
+    themes: Themes = None,
+    landmarks: Landmarks = None,
+    map: MapFlag = True,
 ) -> None:
     """Fix the current plan for today's roster (oversized, undersized, moved, new and departed members), moving as few members as possible."""
     from geoalloc.pipeline import AllocationResult, write_plan_dir
@@ -285,7 +299,8 @@ def rebalance(
     current_dir = current if current.is_dir() else current.parent
     if output.resolve() == current_dir.resolve():
         raise fail("the new plan must go to a new directory: plans are never overwritten", EXIT_USAGE)
-    policy = _policy(min_size, max_size, min_full, None, None, cross_district, 10.0, 0, themes)
+    policy = _policy(min_size, max_size, min_full, None, None, cross_district, time_limit, seed, themes,
+                     **({} if move_penalty is None else {"move_penalty_m": move_penalty}))
     assignments, branches, parent_id = _read_current(current)
     output.mkdir(parents=True, exist_ok=True)
     loaded = _load_roster(roster, output / "rejects.csv")
@@ -310,7 +325,7 @@ def rebalance(
     _print_plan(result.report, paths)
     r = result.report
     out.print(f"moved {r['moved']} members {r['moves_by_reason']}; joined {r['joined']}, removed {r['removed']}; "
-              f"limit violations {r['violations_before']['total']} -> {r['violations_after']['total']}")
+              f"limit violations {r['violations_before']['total']} -> {r['violations']['total']}")
     if curve:
         from geoalloc.curve import format_curve, trade_off_curve, write_curve
 

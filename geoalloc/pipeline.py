@@ -21,28 +21,24 @@ import numpy as np
 import pandas as pd
 
 from geoalloc.geocode import geocode_frame
-from geoalloc.model import GeoStatus, MemberStatus
-from geoalloc.rules import Policy
-from geoalloc.policies import (
-    CITY_REGION,
-    attach_roles,
-    district_of_region,
-    region_keys,
-    role_summary,
-    theme_fallbacks,
-)
+from geoalloc.policies import attach_roles, role_summary
 from geoalloc.projection import to_lonlat, to_metres
+from geoalloc.rules import (
+    CITY_REGION,
+    Policy,
+    full_counts,
+    plan_members,
+    region_district as district_of_region,
+    region_keys,
+    theme_fallbacks,
+    unassigned_reasons,
+    unit_keys,
+    validated,
+    weights,
+)
 from geoalloc.solver import form_branches
 from geoalloc.solver.problem import Problem, Solution
-
-ASSIGNMENT_COLUMNS = [
-    "member_id", "branch_id", "distance_m", "district_zh", "lon", "lat", "geo_precision",
-    "full_member", "status",
-]
-BRANCH_COLUMNS = [
-    "branch_id", "lon", "lat", "district_zh", "size", "n_full", "mean_distance_m", "max_distance_m", "joint",
-    "region",
-]
+from geoalloc.tables import ASSIGNMENT_COLUMNS, BRANCH_COLUMNS
 
 Progress = Callable[[str, float], None]
 
@@ -74,30 +70,22 @@ def place_members(members: pd.DataFrame, *, geocoder: Any = None, progress: Call
     return placed
 
 
-def _unassigned_reason(row: pd.Series) -> str | None:
-    if row["status"] != MemberStatus.ACTIVE:
-        return str(row["status"])
-    if row.get("geo_status") == GeoStatus.OUT_OF_CITY:
-        return "out_of_city"
-    if pd.isna(row["lon"]) or not row["district_zh"]:
-        return "not_located"
-    return None
-
-
 def build_problem(active: pd.DataFrame, policy: Policy) -> tuple[Problem, pd.DataFrame]:
-    """Collapse groups that must stay together into single points and build the solver input.
+    """Collapse the units that must stay together (families, see :func:`geoalloc.rules.unit_keys`)
+    into single points and build the solver input.
 
     Regions are the independent sub-problems: one per district (one for the whole city with
-    ``cross_district``), split by theme where themed branches are on (:mod:`geoalloc.policies`).
+    ``cross_district``), split by theme where themed branches are on (:func:`geoalloc.rules.region_keys`).
     Returns the problem and a frame mapping each active member to its point index.
     """
     active = active.copy()
     member_region, names = region_keys(active, policy)
     active["_region"] = member_region
-    gid = active["group_id"].astype(str) if "group_id" in active else pd.Series("", index=active.index)
-    active["_point"] = np.where(gid != "", "g:" + gid, "m:" + active["member_id"].astype(str))
+    active["_point"] = unit_keys(active)
+    active["_weight"] = weights(active)
+    active["_full_count"] = full_counts(active)
     points = active.groupby("_point", sort=False).agg(
-        lon=("lon", "mean"), lat=("lat", "mean"), demand=("weight", "sum"),
+        lon=("lon", "mean"), lat=("lat", "mean"), demand=("_weight", "sum"),
         full=("_full_count", "sum"), region=("_region", "first"),
     )
     region = points["region"].to_numpy(dtype=np.int64)
@@ -114,19 +102,15 @@ def allocate(members: pd.DataFrame, policy: Policy | None = None, *, progress: P
     """Form branches for the active, located members; list everyone else as unassigned.
 
     ``members`` must already be placed (:func:`place_members`): columns member_id, lon, lat,
-    district_zh, full_member, status, weight. Raises :class:`~geoalloc.solver.InfeasibleError`
-    when the rules cannot all be met.
+    district_zh, and where known full_member, status, weight, group_id, theme. Raises
+    :class:`~geoalloc.solver.InfeasibleError` when the rules cannot all be met.
     """
     policy = policy or Policy()
     started = time.perf_counter()
-    members = members.reset_index(drop=True).copy()
-    for col, default in (("weight", 1), ("full_member", 1), ("status", MemberStatus.ACTIVE.value)):
-        if col not in members:
-            members[col] = default
-    members["weight"] = pd.to_numeric(members["weight"], errors="coerce").fillna(1).astype(int)
-    members["_full_count"] = members["weight"] * pd.to_numeric(members["full_member"], errors="coerce").fillna(1).astype(int)
-    reasons = members.apply(_unassigned_reason, axis=1)
-    active = members[reasons.isna()]
+    members = plan_members(members)
+    reasons = unassigned_reasons(members, cross_district=policy.cross_district)
+    allocated = reasons == ""
+    active = members[allocated]
 
     if progress:
         progress("solve", 0.0)
@@ -142,7 +126,8 @@ def allocate(members: pd.DataFrame, policy: Policy | None = None, *, progress: P
     site_xy = solution.site_xy[member_branch]
     dist = np.hypot(*(member_xy - site_xy).T)
 
-    assignments = members[["member_id", "district_zh", "lon", "lat", "full_member", "status"]].copy()
+    assignments = members[["member_id", "district_zh", "lon", "lat", "full_member", "status", "weight",
+                           "group_id"]].copy()
     assignments["geo_precision"] = members.get("geo_precision", pd.Series("exact", index=members.index))
     assignments["branch_id"] = ""
     assignments["distance_m"] = np.nan
@@ -151,17 +136,17 @@ def allocate(members: pd.DataFrame, policy: Policy | None = None, *, progress: P
     assignments = assignments[ASSIGNMENT_COLUMNS]
 
     branches = branch_table(assignments, branch_ids, site_lonlat, site_region,
-                            joint=getattr(solution, "joint", None), weights=members["weight"])
+                            joint=getattr(solution, "joint", None))
     branches = attach_roles(assignments, branches, members, policy)
     unassigned = [
         {"member_id": str(m), "status": str(s), "reason": str(r)}
-        for m, s, r in zip(members.loc[reasons.notna(), "member_id"], members.loc[reasons.notna(), "status"],
-                           reasons[reasons.notna()])
+        for m, s, r in zip(members.loc[~allocated, "member_id"], members.loc[~allocated, "status"], reasons[~allocated])
     ]
     report = build_report(
         assignments, branches, policy, solution, unassigned,
         seconds=time.perf_counter() - started, parent_plan_id=parent_plan_id,
-        extra={"roles": role_summary(branches), "theme_fallbacks": theme_fallbacks(members[reasons.isna()], policy)},
+        violations=validated(members, assignments, branches, policy, "allocate", strict=True),
+        extra={"roles": role_summary(branches), "theme_fallbacks": theme_fallbacks(members[allocated], policy)},
     )
     return AllocationResult(assignments, branches, report, solution, members)
 
@@ -200,13 +185,12 @@ def policy_is_citywide(region_names: list[str]) -> bool:
 
 
 def branch_table(assignments: pd.DataFrame, branch_ids: list[str], site_lonlat: np.ndarray,
-                 site_region: list[str], *, joint: np.ndarray | None = None,
-                 weights: pd.Series | None = None) -> pd.DataFrame:
-    """One row per branch: site, district, region (district or district·theme), size (members),
-    full members, distance statistics."""
+                 site_region: list[str], *, joint: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per branch: site, district, region (district or district·theme), size (members,
+    weights counted), full members, distance statistics."""
     a = assignments[assignments["branch_id"] != ""].copy()
-    a["_w"] = 1 if weights is None else weights.loc[a.index].to_numpy()
-    a["_full"] = a["_w"] * pd.to_numeric(a["full_member"], errors="coerce").fillna(1)
+    a["_w"] = weights(a)
+    a["_full"] = full_counts(a)
     stats = a.groupby("branch_id").agg(
         size=("_w", "sum"), n_full=("_full", "sum"),
         mean_distance_m=("distance_m", "mean"), max_distance_m=("distance_m", "max"),
@@ -228,8 +212,8 @@ def branch_table(assignments: pd.DataFrame, branch_ids: list[str], site_lonlat: 
 
 
 def build_report(assignments: pd.DataFrame, branches: pd.DataFrame, policy: Policy, solution: Solution | None,
-                 unassigned: list[dict[str, str]], *, seconds: float, parent_plan_id: str | None = None,
-                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                 unassigned: list[dict[str, str]], *, seconds: float, violations: dict[str, Any],
+                 parent_plan_id: str | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The plan's report.json: quality (objective, bound, gap), counts, limits and what to look at."""
     assigned = assignments[assignments["branch_id"] != ""]
     dist = assigned["distance_m"].to_numpy(dtype=float)
@@ -247,6 +231,7 @@ def build_report(assignments: pd.DataFrame, branches: pd.DataFrame, policy: Poli
         "solver_status": solution.status if solution is not None else None,
         "n_members": len(assignments),
         "n_assigned": len(assigned),
+        "n_assigned_members": int(weights(assigned).sum()),
         "n_unassigned": int(len(assignments) - len(assigned)),
         "n_branches": len(branches),
         "min_size": policy.min_size,
@@ -263,11 +248,7 @@ def build_report(assignments: pd.DataFrame, branches: pd.DataFrame, policy: Poli
             "mean": round(float(sizes.mean()), 1) if len(sizes) else 0.0,
             "max": int(sizes.max()) if len(sizes) else 0,
         },
-        "violations": {
-            "over_max": int((sizes > policy.max_size).sum()),
-            "under_min": int((sizes < policy.min_size).sum()),
-            "under_full": int((branches["n_full"].to_numpy() < policy.min_full).sum()),
-        },
+        "violations": violations,
         "by_district": _by_district(assigned, branches),
         "quality_by_unit": _quality_by_unit(solution),
         "unassigned": unassigned,

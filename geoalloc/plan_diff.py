@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 
 from geoalloc.model import MoveReason
-from geoalloc.rules import Policy
+from geoalloc.rules import Policy, full_counts, weights
+from geoalloc.tables import MOVE_COLUMNS
 
 DEFAULT_SIZE_BINS: tuple[int, ...] = (0, 3, 10, 20, 30, 40, 50, 60, 100, 1_000_000)
 
-MOVE_COLUMNS = ["member_id", "from_branch", "to_branch", "reason"]
 
 
 def new_plan_id() -> str:
@@ -59,9 +59,10 @@ def size_histogram(branches: pd.DataFrame, bins: Sequence[int] = DEFAULT_SIZE_BI
 
 
 def violations(branches: pd.DataFrame, policy: Policy) -> dict[str, Any]:
-    """Branches over the maximum, under the minimum size, and short of full members (non-empty only)."""
+    """Limit violations of a branch table (non-empty branches only), with the keys of
+    :class:`geoalloc.rules.Violations`: over_max, under_min, under_full, total, branches."""
     if len(branches) == 0:
-        return {"over": 0, "under": 0, "under_full": 0, "total": 0, "branches": []}
+        return {"over_max": 0, "under_min": 0, "under_full": 0, "total": 0, "branches": []}
     size = pd.to_numeric(branches["size"], errors="coerce").fillna(0).to_numpy(int)
     n_full = (
         pd.to_numeric(branches["n_full"], errors="coerce").fillna(0).to_numpy(int)
@@ -74,8 +75,8 @@ def violations(branches: pd.DataFrame, policy: Policy) -> dict[str, Any]:
     under_full = live & (n_full < policy.min_full)
     bad = over | under | under_full
     return {
-        "over": int(over.sum()),
-        "under": int(under.sum()),
+        "over_max": int(over.sum()),
+        "under_min": int(under.sum()),
         "under_full": int(under_full.sum()),
         "total": int(bad.sum()),
         "branches": [str(b) for b in branches["branch_id"].to_numpy()[bad]],
@@ -84,18 +85,9 @@ def violations(branches: pd.DataFrame, policy: Policy) -> dict[str, Any]:
 
 def branch_table(assignments: pd.DataFrame) -> pd.DataFrame:
     """Sizes and full-member counts per branch, derived from assignments (for plans without branches.csv)."""
-    b = _branch_col(assignments)
-    df = pd.DataFrame(
-        {
-            "branch_id": b,
-            "full": pd.to_numeric(assignments.get("full_member", 1), errors="coerce").fillna(0).astype(int)
-            if "full_member" in assignments.columns
-            else 1,
-        }
-    )
-    df = df[df["branch_id"].notna()]
-    g = df.groupby("branch_id", sort=True)["full"]
-    return pd.DataFrame({"branch_id": g.size().index, "size": g.size().to_numpy(), "n_full": g.sum().to_numpy()})
+    df = pd.DataFrame({"branch_id": _branch_col(assignments), "w": weights(assignments), "f": full_counts(assignments)})
+    g = df[df["branch_id"].notna()].groupby("branch_id", sort=True)
+    return pd.DataFrame({"branch_id": g.size().index, "size": g["w"].sum().to_numpy(), "n_full": g["f"].sum().to_numpy()})
 
 
 def diff_plans(old_assignments: pd.DataFrame, new_assignments: pd.DataFrame) -> pd.DataFrame:

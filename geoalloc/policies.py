@@ -1,11 +1,4 @@
-"""Branch policies on top of geography: themed branches, secretaries and advisers.
-
-Themed branches (for example IT/Internet or entrepreneurs) gather members who opted in
-and are eligible by industry; they are still formed near home, inside the member's
-district, so each (district, theme) pair is its own sub-problem for the solver, named
-``"南山区·IT"`` beside the residential ``"南山区"``. A theme too small in a district to
-form a branch of its own (fewer than ``min_size`` members or ``min_full`` full members)
-falls back to residential branches, and the fallback is reported, never silent.
+"""Secretaries and advisers on a plan's branches (themed regions are a rule: :mod:`geoalloc.rules`).
 
 Secretaries and advisers are people, not slots: this module labels, it never moves
 anyone. A branch without a secretary gets a *suggestion* (the nearest secretary from a
@@ -14,12 +7,8 @@ rebalance (``frozen`` then keeps the secretary in place). Advisers are spread wi
 small min-cost flow so that each serves at most ``max_branches_per_adviser`` branches,
 the nearest ones first.
 
-Policy knobs live in ``Policy.extra``:
-- ``themes``: themed branches are off unless this is set: a list of theme names, or
-  ``True`` / ``"all"`` for any non-empty ``theme`` value,
-- ``theme_industries``: {theme: [industry, ...]} eligibility by ``industry`` column
-  (default: opting in is enough),
-- ``max_branches_per_adviser`` (default 5), ``advisers_per_branch`` (default 1).
+The limits are :attr:`~geoalloc.rules.Policy.max_branches_per_adviser` and
+:attr:`~geoalloc.rules.Policy.advisers_per_branch`.
 """
 
 from __future__ import annotations
@@ -34,93 +23,6 @@ from scipy.spatial import cKDTree
 
 from geoalloc.rules import Policy
 from geoalloc.projection import to_metres
-
-THEME_SEP = "·"
-CITY_REGION = "深圳市"
-
-
-def _text(series: pd.Series | None, n: int) -> NDArray[np.object_]:
-    if series is None:
-        return np.array([""] * n, dtype=object)
-    return series.astype(object).where(series.notna(), "").astype(str).str.strip().to_numpy(dtype=object)
-
-
-def theme_of(members: pd.DataFrame, policy: Policy) -> NDArray[np.object_]:
-    """Each member's effective theme ("" for residential): opted in, allowed and eligible by industry."""
-    n = len(members)
-    allowed = policy.extra.get("themes")
-    if not allowed:
-        return np.array([""] * n, dtype=object)
-    theme = _text(members["theme"] if "theme" in members.columns else None, n)
-    if allowed is not True and allowed != "all":
-        allowed_set = {str(t) for t in allowed}
-        theme = np.array([t if t in allowed_set else "" for t in theme], dtype=object)
-    industries: dict[str, list[str]] | None = policy.extra.get("theme_industries")
-    if industries and "industry" in members.columns:
-        ind = _text(members["industry"], n)
-        ok = {str(k): {str(v) for v in vals} for k, vals in industries.items()}
-        theme = np.array(
-            [t if (t == "" or t not in ok or i in ok[t]) else "" for t, i in zip(theme, ind)], dtype=object
-        )
-    return theme
-
-
-def region_keys(members: pd.DataFrame, policy: Policy) -> tuple[NDArray[np.int64], list[str]]:
-    """(region index per member, region names): districts, split by theme where a theme can stand alone.
-
-    Names are ``"南山区"`` (residential) and ``"南山区·IT"`` (themed). With
-    ``policy.cross_district`` the district part is ``"深圳市"``. Members without a district get
-    the region ``"?"`` so the caller can report them. Themes too small to form a branch in
-    a district fall back to the residential region (see :func:`theme_fallbacks`).
-    """
-    n = len(members)
-    if policy.cross_district:
-        district = np.array([CITY_REGION] * n, dtype=object)
-    else:
-        district = _text(members["district_zh"] if "district_zh" in members.columns else None, n)
-        district = np.array([d if d else "?" for d in district], dtype=object)
-    theme = theme_of(members, policy)
-    full = (
-        pd.to_numeric(members["full_member"], errors="coerce").fillna(0).to_numpy(int)
-        if "full_member" in members.columns
-        else np.ones(n, int)
-    )
-    active = _active_mask(members)
-    # A themed sub-region must be able to form at least one branch on its own.
-    keys = np.array([f"{d}{THEME_SEP}{t}" if t else d for d, t in zip(district, theme)], dtype=object)
-    themed = theme != ""
-    if themed.any():
-        df = pd.DataFrame({"k": keys[themed & active], "f": full[themed & active]})
-        g = df.groupby("k")["f"].agg(["size", "sum"])
-        viable = set(g.index[(g["size"] >= policy.min_size) & (g["sum"] >= policy.min_full)])
-        keys = np.array([k if (not t or k in viable) else d for k, d, t in zip(keys, district, theme)], dtype=object)
-    names = sorted(set(keys.tolist()))
-    index = {k: i for i, k in enumerate(names)}
-    return np.array([index[k] for k in keys], dtype=np.int64), names
-
-
-def theme_fallbacks(members: pd.DataFrame, policy: Policy) -> dict[str, int]:
-    """{"南山区·IT": count} of opted-in members who fall back to residential branches (for the report)."""
-    theme = theme_of(members, policy)
-    idx, names = region_keys(members, policy)
-    out: dict[str, int] = {}
-    for t, r, d in zip(theme, idx, _text(members.get("district_zh"), len(members))):
-        if t and THEME_SEP not in names[r]:
-            key = f"{d}{THEME_SEP}{t}"
-            out[key] = out.get(key, 0) + 1
-    return out
-
-
-def district_of_region(name: str) -> str:
-    """``"南山区·IT"`` -> ``"南山区"``."""
-    return name.split(THEME_SEP, 1)[0]
-
-
-def _active_mask(members: pd.DataFrame) -> NDArray[np.bool_]:
-    if "status" not in members.columns:
-        return np.ones(len(members), dtype=bool)
-    s = members["status"].astype(object).where(members["status"].notna(), "active").astype(str).str.strip()
-    return (s.isin(["active", ""])).to_numpy()
 
 
 def _roles(members: pd.DataFrame) -> pd.Series:
@@ -194,8 +96,8 @@ def _spread_advisers(advisers: pd.DataFrame, bxy: NDArray[np.float64], policy: P
     advisers = advisers[advisers["lon"].notna() & advisers["lat"].notna()]
     if len(advisers) == 0:
         return [""] * nb
-    cap = int(policy.extra.get("max_branches_per_adviser", 5))
-    per_branch = int(policy.extra.get("advisers_per_branch", 1))
+    cap = policy.max_branches_per_adviser
+    per_branch = policy.advisers_per_branch
     axy = to_metres(advisers["lon"].to_numpy(float), advisers["lat"].to_numpy(float))
     aid = advisers["member_id"].astype(str).to_numpy()
     na = len(axy)

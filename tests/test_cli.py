@@ -163,7 +163,7 @@ def test_themed_branches_gather_opted_in_members_near_home(tmp_path: Path) -> No
     assert (in_themed.merge(b[["branch_id", "district_zh"]], on="branch_id", suffixes=("", "_b"))
             .pipe(lambda m: m["district_zh"] == m["district_zh_b"]).all())
     report = json.loads((out / "report.json").read_text())
-    assert report["policy"]["extra"]["themes"] == ["IT"]
+    assert report["policy"]["themes"] == ["IT"]
     assert "roles" in report and report["roles"]["branches_with_secretary"] >= 1
 
 

@@ -7,7 +7,8 @@ import pandas as pd
 
 from geoalloc.rules import Policy
 from geoalloc.plan_diff import violations
-from geoalloc.policies import attach_roles, region_keys, role_summary, theme_fallbacks
+from geoalloc.policies import attach_roles, role_summary
+from geoalloc.rules import region_keys, theme_fallbacks
 from geoalloc.solver.rebalance import rebalance
 
 THEMED = Policy(min_size=3, max_size=10, min_full=2, extra={"themes": ["IT", "entrepreneur"]})

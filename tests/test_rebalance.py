@@ -144,8 +144,8 @@ def test_oversized_branch_is_split_and_undersized_fixed():
     tiny = members.index[members["district_zh"] == "南山区"][:2]
     cur.loc[tiny, "branch_id"] = "南山区-002"
     r = rebalance(members, cur, POLICY, certify=False)
-    assert r.report["violations_before"]["over"] == 2
-    assert r.report["violations_before"]["under"] == 1
+    assert r.report["violations_before"]["over_max"] == 2
+    assert r.report["violations_before"]["under_min"] == 1
     assert _within_limits(r.branches)
     assert r.report["moves_by_reason"]["oversized"] > 0
 
@@ -162,11 +162,17 @@ def test_new_district_opens_a_branch(base):
     assert _within_limits(r.branches)
 
 
-def test_bad_input_names_the_row():
+def test_bad_input_names_the_row_and_unplaced_members_are_listed():
+    members = make_roster(10)
+    members.loc[7, "member_id"] = "m3"
+    with pytest.raises(ValueError, match=r"row 9: member_id 'm3' is duplicated"):
+        rebalance(members, EMPTY, POLICY)
+    # an active member without a point is kept and listed, as allocate lists it
     members = make_roster(10)
     members.loc[4, "lon"] = np.nan
-    with pytest.raises(ValueError, match=r"row 6 .*m4.*lon"):
-        rebalance(members, EMPTY, POLICY)
+    r = rebalance(members, EMPTY, POLICY, certify=False)
+    assert r.assignments.set_index("member_id").loc["m4", "branch_id"] == ""
+    assert {"member_id": "m4", "status": "active", "reason": "not_located"} in r.report["unassigned"]
     with pytest.raises(ValueError, match="max_moves"):
         rebalance(make_roster(10), EMPTY, POLICY, max_moves=-1)
 

@@ -21,7 +21,7 @@ def test_statistics_and_violations():
     assert s["p90"] == round(float(np.percentile([100, 300, 200, 1000], 90)), 1)
     b = pd.DataFrame({"branch_id": ["x", "y", "z", "w"], "size": [2, 13, 5, 0], "n_full": [2, 13, 1, 0]})
     v = violations(b, POLICY)
-    assert (v["over"], v["under"], v["under_full"], v["total"]) == (1, 1, 1, 3)
+    assert (v["over_max"], v["under_min"], v["under_full"], v["total"]) == (1, 1, 1, 3)
     assert set(v["branches"]) == {"x", "y", "z"}  # the empty branch is closed, not a violation
     h = size_histogram(b, bins=(0, 3, 10, 100))
     assert h == {"0-3": 1, "3-10": 1, "10-100": 1}

@@ -58,14 +58,21 @@ def _solve_network(
 ) -> NDArray[np.int64] | None:
     """Solve one network; returns flow per (point, arc slot) or None when infeasible."""
     n = inst.n
-    via_full = inst.is_full if inst.min_full > 0 else np.zeros(n, dtype=bool)
+    # a point's full members reach the site through F, the others through S (a family of mixed
+    # members has an arc of each kind to every site it may use)
+    fpart = inst.full_part if inst.min_full > 0 else np.zeros(n, dtype=np.int64)
+    spart = inst.demand - fpart
     f_node = n + np.arange(p)
     s_node = n + p + np.arange(p)
     sink = n + 2 * p
-    rows, cols = np.nonzero(usable)
-    heads = np.where(via_full[rows], f_node[nb[rows, cols]], s_node[nb[rows, cols]])
+    rows0, cols0 = np.nonzero(usable)
+    fr = fpart[rows0] > 0
+    sr = spart[rows0] > 0
+    rows = np.concatenate([rows0[fr], rows0[sr]])
+    cols = np.concatenate([cols0[fr], cols0[sr]])
+    heads = np.concatenate([f_node[nb[rows0[fr], cols0[fr]]], s_node[nb[rows0[sr], cols0[sr]]]])
     tails = rows
-    caps = inst.demand[rows]
+    caps = np.concatenate([fpart[rows0[fr]], spart[rows0[sr]]])
     costs = np.rint(cost[rows, cols] * scale).astype(np.int64)
     big = int(inst.demand.sum())
     tails = np.concatenate([tails, f_node, s_node])
@@ -91,7 +98,7 @@ def _solve_network(
         return None
     flows = smcf.flows(np.arange(len(rows), dtype=np.int32))
     out = np.zeros(nb.shape, dtype=np.int64)
-    out[rows, cols] = flows
+    np.add.at(out, (rows, cols), flows)
     return out
 
 

@@ -72,6 +72,11 @@ class Instance:
         """Points whose whole demand counts towards the full-member minimum."""
         return (self.full >= self.demand) & (self.full > 0)
 
+    @property
+    def full_part(self) -> NDArray[np.int64]:
+        """Full members of each point (a family of two full members and a probationary one: 2)."""
+        return np.minimum(self.full, self.demand)
+
     def cost(self, i: NDArray[np.int64], j: NDArray[np.int64]) -> NDArray[np.float64]:
         """Cost of serving points ``i`` from candidate sites ``j`` (broadcasting)."""
         i = np.asarray(i)
@@ -94,7 +99,7 @@ class Instance:
             out.append("a point is not assigned")
             return out
         size = np.bincount(branch_of, weights=self.demand, minlength=k)
-        nfull = np.bincount(branch_of, weights=np.where(self.is_full, self.demand, 0), minlength=k)
+        nfull = np.bincount(branch_of, weights=self.full_part, minlength=k)
         if (size > self.max_size).any():
             out.append(f"a cluster holds {int(size.max())} > max_size {self.max_size}")
         if (size < self.min_size).any():

@@ -89,14 +89,14 @@ def solve_part(
                 row.SetCoefficient(x[a], sign * d)
         row.SetCoefficient(yb, y_coef + sign * own)
 
-    full = inst.is_full
+    full = inst.full_part
     for b, arcs in enumerate(by_cand):
         loads = [(a, float(inst.demand[arc_i[a]])) for a in arcs]
         load_row(loads, y[b], -float(inst.max_size), 1.0)  # load <= max_size * y
         if inst.min_size > 0:
             load_row(loads, y[b], float(inst.min_size), -1.0)  # load >= min_size * y
         if inst.min_full > 0:
-            load_row([(a, d) for a, d in loads if full[arc_i[a]]], y[b], float(inst.min_full), -1.0)
+            load_row([(a, float(full[arc_i[a]])) for a, _ in loads if full[arc_i[a]]], y[b], float(inst.min_full), -1.0)
         for a in arcs:
             if x[a] is not y[b]:
                 link = solver.Constraint(-inf, 0.0)  # x - y <= 0

@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 from geoalloc.model import GeoStatus, MemberStatus
 from geoalloc.rules import Policy
-from geoalloc.policies import THEME_SEP, district_of_region
+from geoalloc.rules import THEME_SEP, region_district as district_of_region
 from geoalloc.projection import point_to_metres, to_lonlat, to_metres
 from geoalloc.solver.rebalance import V_HARD, assign_min_cost
 

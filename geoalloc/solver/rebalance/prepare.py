@@ -1,0 +1,231 @@
+"""Today's roster against the current plan, in units: who is new, who moved house, who left.
+
+A unit is what the rules keep together (:func:`geoalloc.rules.unit_keys`): a member, a weighted
+row or a family. Its demand is the members it stands for, its full count their full members.
+A family whose rows sit in different branches of the current plan belongs to the branch that
+holds most of it; the others move to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+from scipy.spatial import cKDTree
+
+from geoalloc.projection import to_metres
+from geoalloc.rules import Policy, full_counts, region_keys, unassigned_reasons, unit_keys, weights
+from geoalloc.solver.rebalance.region import Region
+
+DEFAULT_RELOCATED_M = 200.0  # a unit whose point moved further than this has a new address
+
+
+@dataclass
+class Prepared:
+    """Row-level facts (``row_*``, for the output tables and the moves) and unit-level facts
+    (the rest, for the solver). ``row_unit`` is -1 for rows not allocated."""
+
+    members: pd.DataFrame
+    ids: NDArray[np.object_]
+    active: NDArray[np.bool_]  # row is to be allocated
+    row_unit: NDArray[np.int64]
+    row_xy: NDArray[np.float64]
+    row_cur_bid: NDArray[np.object_]  # current branch per row (None when none or not allocated)
+    row_new: NDArray[np.bool_]  # active row with no current branch
+    removed: NDArray[np.bool_]  # had a branch, no longer allocated
+    reasons: NDArray[np.object_]  # why a row is not allocated ("" when it is)
+    # units
+    xy: NDArray[np.float64]
+    demand: NDArray[np.int64]
+    full: NDArray[np.int64]
+    frozen: NDArray[np.bool_]
+    region: NDArray[np.int64]
+    cur_bid: NDArray[np.object_]
+    relocated: NDArray[np.bool_]
+    new: NDArray[np.bool_]
+    region_names: list[str]
+    site_xy: dict[str, NDArray[np.float64]]  # current branch -> site
+    branch_region: dict[str, int]
+    frozen_branches: set[str]
+    notes: list[str]
+
+
+def _col(df: pd.DataFrame, name: str, default: object) -> pd.Series:
+    return df[name] if name in df.columns else pd.Series([default] * len(df), index=df.index)
+
+
+def _medoid(pts: NDArray[np.float64]) -> NDArray[np.float64]:
+    if len(pts) > 300:
+        pts = pts[:: len(pts) // 300]
+    d = np.hypot(pts[:, None, 0] - pts[None, :, 0], pts[:, None, 1] - pts[None, :, 1]).sum(axis=1)
+    return pts[int(np.argmin(d))].copy()
+
+
+def _current(members: pd.DataFrame, current: pd.DataFrame, ids: NDArray[np.object_]) -> tuple[pd.DataFrame, NDArray[np.object_], NDArray[np.bool_]]:
+    cur = current.copy()
+    cur["member_id"] = cur["member_id"].astype(str)
+    cur = cur.drop_duplicates("member_id", keep="last").set_index("member_id")
+    bid = cur["branch_id"].astype(object).where(cur["branch_id"].notna(), None)
+    bid = bid.map(lambda b: None if b is None or str(b).strip() == "" else str(b))
+    cur_bid = pd.Series(ids).map(bid).astype(object).to_numpy()
+    cur_bid = np.array([b if isinstance(b, str) else None for b in cur_bid], dtype=object)
+    return cur, cur_bid, pd.Series(ids).isin(cur.index).to_numpy()
+
+
+def prepare(
+    members: pd.DataFrame,
+    current: pd.DataFrame,
+    policy: Policy,
+    frozen_branches: set[str] | frozenset[str],
+    current_branches: pd.DataFrame | None,
+    relocated_min_m: float = DEFAULT_RELOCATED_M,
+) -> Prepared:
+    """Read today's roster and the current plan into rows and units (errors name the row)."""
+    for c in ("member_id", "lon", "lat"):
+        if c not in members.columns:
+            raise ValueError(f"members: missing column {c!r}")
+    for c in ("member_id", "branch_id"):
+        if c not in current.columns:
+            raise ValueError(f"current assignments: missing column {c!r}")
+    members = members.reset_index(drop=True).copy()
+    ids = members["member_id"].astype(str).to_numpy(dtype=object)
+    dup = pd.Series(ids).duplicated()
+    if dup.any():
+        raise ValueError(f"members: row {int(np.flatnonzero(dup)[0]) + 2}: member_id {ids[dup.to_numpy()][0]!r} is duplicated")
+    lon = pd.to_numeric(members["lon"], errors="coerce").to_numpy(float)
+    lat = pd.to_numeric(members["lat"], errors="coerce").to_numpy(float)
+    reasons = unassigned_reasons(members, cross_district=policy.cross_district)
+    active = reasons == ""
+    row_xy = np.full((len(members), 2), np.nan)
+    if active.any():
+        row_xy[active] = to_metres(lon[active], lat[active])
+    region_of_row, names = region_keys(members, policy)
+    frozen_row = pd.to_numeric(_col(members, "frozen", 0), errors="coerce").fillna(0).astype(int).to_numpy() > 0
+
+    cur, row_cur_bid, in_current = _current(members, current, ids)
+    has_cur = np.array([b is not None for b in row_cur_bid])
+    row_new = active & (~in_current | ~has_cur)
+    removed = ~active & has_cur
+    row_cur_bid[~active] = None
+    has_cur &= active
+
+    # rows whose address changed: point moved (when the old point is known) or district changed
+    row_reloc = np.zeros(len(members), dtype=bool)
+    if {"lon", "lat"} <= set(cur.columns):
+        olon = pd.Series(ids).map(pd.to_numeric(cur["lon"], errors="coerce")).to_numpy(float)
+        olat = pd.Series(ids).map(pd.to_numeric(cur["lat"], errors="coerce")).to_numpy(float)
+        known = active & ~row_new & np.isfinite(olon) & np.isfinite(olat)
+        if known.any():
+            oxy = to_metres(olon[known], olat[known])
+            row_reloc[np.flatnonzero(known)[np.hypot(*(oxy - row_xy[known]).T) > relocated_min_m]] = True
+    if "district_zh" in cur.columns and "district_zh" in members.columns:
+        od = pd.Series(ids).map(cur["district_zh"]).astype(object).to_numpy()
+        nd = members["district_zh"].astype(object).to_numpy()
+        row_reloc |= active & ~row_new & pd.notna(od) & pd.notna(nd) & (od.astype(str) != nd.astype(str))
+
+    # units: families and weighted rows, over the rows to allocate
+    act = np.flatnonzero(active)
+    codes, _ = pd.factorize(unit_keys(members.iloc[act]))
+    nu = int(codes.max()) + 1 if len(codes) else 0
+    row_unit = np.full(len(members), -1, dtype=np.int64)
+    row_unit[act] = codes
+    w, fc = weights(members), full_counts(members)
+    demand = np.bincount(codes, weights=w[act], minlength=nu).astype(np.int64)
+    full = np.bincount(codes, weights=fc[act], minlength=nu).astype(np.int64)
+    xy = np.zeros((nu, 2))
+    if nu:
+        xy[:, 0] = np.bincount(codes, weights=row_xy[act, 0], minlength=nu) / np.bincount(codes, minlength=nu)
+        xy[:, 1] = np.bincount(codes, weights=row_xy[act, 1], minlength=nu) / np.bincount(codes, minlength=nu)
+    first = np.full(nu, -1, dtype=np.int64)
+    first[codes[::-1]] = act[::-1]
+    region = region_of_row[first] if nu else np.zeros(0, dtype=np.int64)
+    cur_bid = np.array([None] * nu, dtype=object)
+    rows_with = act[has_cur[act]]
+    if len(rows_with):
+        votes = pd.DataFrame({"u": row_unit[rows_with], "b": row_cur_bid[rows_with], "w": w[rows_with]})
+        top = votes.groupby(["u", "b"])["w"].sum().reset_index().sort_values(["u", "w", "b"], ascending=[True, False, True])
+        top = top.drop_duplicates("u")
+        cur_bid[top["u"].to_numpy()] = top["b"].to_numpy()
+    unit_has = np.array([b is not None for b in cur_bid], dtype=bool)
+    new = ~unit_has
+    relocated = np.bincount(codes, weights=row_reloc[act], minlength=nu) > 0
+    frozen = (np.bincount(codes, weights=frozen_row[act], minlength=nu) > 0) & unit_has
+
+    # current sites: given branches, else the medoid of the units that stayed
+    site_xy: dict[str, NDArray[np.float64]] = {}
+    if current_branches is not None and len(current_branches):
+        cb = current_branches.dropna(subset=["lon", "lat"])
+        pts = to_metres(cb["lon"].to_numpy(float), cb["lat"].to_numpy(float))
+        site_xy = {str(b): pts[i] for i, b in enumerate(cb["branch_id"].astype(str))}
+    stay = ~new & ~relocated
+    branch_region: dict[str, int] = {}
+    if unit_has.any():
+        for b, rows in pd.Series(np.arange(nu))[unit_has].groupby(cur_bid[unit_has]):
+            rows = rows.to_numpy()
+            settled = rows[stay[rows]]
+            base = settled if len(settled) else rows
+            branch_region[str(b)] = int(np.bincount(region[base], weights=demand[base]).argmax())
+            if str(b) not in site_xy:
+                site_xy[str(b)] = _medoid(xy[base])
+    # address-changed units far from their site, when old points were unknown
+    if not {"lon", "lat"} <= set(cur.columns):
+        for u in np.flatnonzero(unit_has):
+            b = cur_bid[u]
+            if branch_region.get(b, region[u]) != region[u] or np.hypot(*(xy[u] - site_xy[b])) > policy.keep_radius_m:
+                relocated[u] = True
+    notes: list[str] = []
+    unknown = set(frozen_branches) - set(branch_region)
+    if unknown:
+        notes.append(f"frozen branches not in the current plan (ignored): {sorted(unknown)[:10]}")
+    return Prepared(
+        members, ids, active, row_unit, row_xy, row_cur_bid, row_new, removed, reasons,
+        xy, demand, full, frozen, region, cur_bid, relocated, new, names,
+        site_xy, branch_region, set(frozen_branches) & set(branch_region), notes,
+    )
+
+
+def region_problems(prep: Prepared, policy: Policy, keep_threshold: float | None = None,
+                    ) -> tuple[list[Region], list[NDArray[np.int64]]]:
+    """One :class:`Region` per region name with the free units and non-frozen sites; unit indices.
+
+    A unit whose current branch lies in another region (they moved district) belongs to their
+    new region and must move, unless frozen, or, under a tight move budget (``keep_threshold``
+    in metres), unless moving would save them less than that: then they are treated as
+    members of their branch's region and stay.
+    """
+    regions, index = [], []
+    in_frozen_branch = np.array([b in prep.frozen_branches for b in prep.cur_bid], dtype=bool)
+    free = ~in_frozen_branch
+    region = prep.region.copy()
+    trees: dict[int, cKDTree | None] = {}
+    for i in np.flatnonzero(free & ~prep.new):
+        b = prep.cur_bid[i]
+        if b is None or prep.branch_region[b] == region[i]:
+            continue
+        keep = bool(prep.frozen[i])
+        if not keep and keep_threshold is not None:
+            r = int(region[i])
+            if r not in trees:
+                pts = [prep.site_xy[x] for x, rr in prep.branch_region.items() if rr == r and x not in prep.frozen_branches]
+                trees[r] = cKDTree(np.array(pts)) if pts else None
+            d_old = float(np.hypot(*(prep.xy[i] - prep.site_xy[b])))
+            tree = trees[r]
+            d_new = float(tree.query(prep.xy[i])[0]) if tree is not None else 0.0
+            keep = d_old - d_new < keep_threshold
+        if keep:
+            region[i] = prep.branch_region[b]
+    for r, name in enumerate(prep.region_names):
+        mem = np.flatnonzero(free & (region == r))
+        bids = sorted(b for b, rr in prep.branch_region.items() if rr == r and b not in prep.frozen_branches)
+        pos = {b: j for j, b in enumerate(bids)}
+        cur_site = np.array([pos.get(prep.cur_bid[i], -1) if prep.cur_bid[i] is not None else -1 for i in mem], dtype=np.int64)
+        pinned = prep.frozen[mem] & (cur_site >= 0)
+        pen = (~prep.relocated[mem] & ~prep.new[mem]).astype(float)
+        sxy = np.array([prep.site_xy[b] for b in bids]).reshape(-1, 2)
+        foreign = int(sum(1 for i, c in zip(mem, cur_site) if c < 0 and prep.cur_bid[i] is not None))
+        regions.append(Region(name, prep.xy[mem], prep.demand[mem], prep.full[mem], cur_site, pinned, pen, sxy,
+                              list(bids), policy, foreign))
+        index.append(mem)
+    return regions, index
