@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from geoalloc.model import Datum, MemberStatus
+from geoalloc.rules import Policy
+
+_RULES = Policy()  # the defaults are the library's own
 
 Role = Literal["viewer", "planner", "admin"]
 
@@ -155,14 +158,23 @@ class PolicyIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    min_size: int = Field(3, ge=1, le=10_000)
-    max_size: int = Field(50, ge=1, le=10_000)
-    min_full: int = Field(3, ge=0, le=10_000)
+    min_size: int = Field(_RULES.min_size, ge=1, le=10_000)
+    max_size: int = Field(_RULES.max_size, ge=1, le=10_000)
+    min_full: int = Field(_RULES.min_full, ge=0, le=10_000)
     n_branches: int | None = Field(None, ge=1, le=100_000)
     target_size: float | None = Field(None, ge=1, le=10_000)
-    cross_district: bool = False
-    time_limit: float = Field(10.0, gt=0, le=3600)
-    seed: int = Field(0, ge=0, le=2**31 - 1)
+    cross_district: bool = _RULES.cross_district
+    time_limit: float = Field(_RULES.time_limit, gt=0, le=3600)
+    seed: int = Field(_RULES.seed, ge=0, le=2**31 - 1)
+    themes: Literal["all"] | list[Annotated[str, Field(min_length=1, max_length=32)]] | None = Field(
+        None, max_length=20,
+        description="Themed branches, as the CLI's --themes: 'all' or theme names; members opt in by their theme.")
+    theme_industries: dict[Annotated[str, Field(max_length=32)], list[Annotated[str, Field(max_length=64)]]] | None = Field(
+        None, max_length=20, description="Restrict a theme to members of some industries.")
+    move_penalty_m: float = Field(_RULES.move_penalty_m, ge=0, le=1_000_000)
+    keep_radius_m: float = Field(_RULES.keep_radius_m, ge=0, le=100_000)
+    max_branches_per_adviser: int = Field(_RULES.max_branches_per_adviser, ge=1, le=1_000)
+    advisers_per_branch: int = Field(_RULES.advisers_per_branch, ge=0, le=100)
 
 
 class RebalanceIn(BaseModel):

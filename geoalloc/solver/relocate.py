@@ -11,6 +11,9 @@ branch sites of each district as one array. :meth:`PlanState.relocate` then:
    (a local min-cost flow in which moves cost ``move_penalty_m``), opening a branch at the
    new home when the neighbourhood is full.
 
+Sizes count members (a row's ``weight``), and a family (``group_id``) is one unit: they
+share a home, so relocating one of them moves them all, and a local re-solve never splits them.
+
 A repair (merge or refill) is the same local flow around the branch in trouble, tried
 with and without that branch, keeping whichever breaks fewer limits at lower cost; when
 the district alone cannot fix it, branches of neighbouring districts are used (a joint
@@ -32,17 +35,11 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from geoalloc.model import GeoStatus, MemberStatus
-from geoalloc.rules import Policy
-from geoalloc.rules import THEME_SEP, region_district as district_of_region
 from geoalloc.projection import point_to_metres, to_lonlat, to_metres
-from geoalloc.solver.rebalance import V_HARD, assign_min_cost
+from geoalloc.rules import THEME_SEP, Policy, full_flags, region_district as district_of_region, unit_keys, weights
+from geoalloc.solver.rebalance.flow import V_HARD, assign_min_cost
+from geoalloc.tables import ASSIGNMENT_COLUMNS, BRANCH_COLUMNS
 
-ASSIGNMENT_COLUMNS = ["member_id", "branch_id", "distance_m", "district_zh", "lon", "lat", "full_member", "status"]
-BRANCH_COLUMNS = ["branch_id", "lon", "lat", "district_zh", "size", "n_full", "mean_distance_m", "max_distance_m",
-                  "joint", "region"]
-
-DEFAULT_KEEP_RADIUS_M = 3000.0
-DEFAULT_LOCAL_PENALTY_M = 1000.0
 NEAR_BRANCHES = 8  # branches looked at for a direct move
 # (branches whose members a local re-solve may move, further branches that may only receive):
 # tried in turn, widening only when the smaller neighbourhood cannot meet every limit
@@ -114,17 +111,21 @@ class PlanState:
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
-        self.keep_radius = float(policy.extra.get("keep_radius_m", DEFAULT_KEEP_RADIUS_M))
-        self.penalty = float(policy.extra.get("move_penalty_m", DEFAULT_LOCAL_PENALTY_M))
-        # members
+        self.keep_radius = policy.keep_radius_m
+        self.penalty = policy.move_penalty_m
+        # members (rows): weight = members a row stands for, full = its full members
         self.ids: list[str] = []
         self.index: dict[str, int] = {}
         self.xy = np.zeros((0, 2))
+        self.w = np.zeros(0, dtype=np.int64)
         self.full = np.zeros(0, dtype=np.int64)
+        self.unit: list[str] = []  # unit key per row (family or the row itself)
+        self.units: dict[str, list[int]] = {}  # unit key -> its rows
         self.branch = np.zeros(0, dtype=np.int64)  # -1: none
         self.frozen = np.zeros(0, dtype=bool)
         self.mdist: list[int] = []  # district index per member (-1 unknown)
         self.status: list[str] = []
+        self.precision: list[str] = []  # how the member's point is known (GeoPrecision values)
         # branches
         self.bids: list[str] = []
         self.bindex: dict[str, int] = {}
@@ -176,11 +177,8 @@ class PlanState:
         if ok.any():
             xy[ok] = to_metres(lon[ok], lat[ok])
         st._member_ll = _memo(xy, lon, lat)
-        full = (
-            pd.to_numeric(assignments["full_member"], errors="coerce").fillna(0).astype(int).to_numpy()
-            if "full_member" in assignments.columns
-            else np.ones(n, int)
-        )
+        w = weights(assignments)
+        full = w * full_flags(assignments)
         frozen = (
             pd.to_numeric(assignments["frozen"], errors="coerce").fillna(0).astype(int).to_numpy() > 0
             if "frozen" in assignments.columns
@@ -195,8 +193,14 @@ class PlanState:
         bcol = assignments["branch_id"].astype(object).where(assignments["branch_id"].notna(), "").astype(str).tolist()
         st.ids = ids
         st.index = {m: i for i, m in enumerate(ids)}
+        st.precision = (assignments["geo_precision"].astype(object).where(assignments["geo_precision"].notna(), "none")
+                        .astype(str).tolist() if "geo_precision" in assignments.columns else ["exact"] * n)
         st.xy = xy
+        st.w = w.astype(np.int64)
         st.full = full.astype(np.int64)
+        st.unit = [str(u) for u in unit_keys(assignments)]
+        for i, u in enumerate(st.unit):
+            st.units.setdefault(u, []).append(i)
         st.frozen = frozen
         st.status = status
         st.mdist = [st._district(d) if isinstance(d, str) and d else -1 for d in mdz]
@@ -208,7 +212,7 @@ class PlanState:
                 j = st.bindex[b]
                 st.branch[i] = j
                 st.members_of[j].add(i)
-                st.size[j] += 1
+                st.size[j] += int(w[i])
                 st.nfull[j] += int(full[i])
                 if st.mdist[i] < 0 or THEME_SEP in st.dnames[st.bdist[j]]:
                     st.mdist[i] = st.bdist[j]  # members of a themed branch stay in its themed region
@@ -246,19 +250,35 @@ class PlanState:
             k += 1
         return f"{prefix}-{k:03d}"
 
-    def _add_member(self, member_id: str) -> int:
+    def _add_member(self, member_id: str, weight: int = 1, group_id: str = "") -> int:
         i = len(self.ids)
         self.ids.append(member_id)
         self.index[member_id] = i
         if i >= len(self.xy):  # grow by doubling
             cap = max(16, 2 * len(self.xy))
             self.xy = np.vstack([self.xy, np.full((cap - len(self.xy), 2), np.nan)])
+            self.w = np.concatenate([self.w, np.ones(cap - len(self.w), np.int64)])
             self.full = np.concatenate([self.full, np.zeros(cap - len(self.full), np.int64)])
             self.branch = np.concatenate([self.branch, np.full(cap - len(self.branch), -1, np.int64)])
             self.frozen = np.concatenate([self.frozen, np.zeros(cap - len(self.frozen), bool)])
+        self.w[i] = max(1, int(weight))
+        self.full[i] = 0
         self.mdist.append(-1)
         self.status.append(MemberStatus.ACTIVE.value)
+        self.precision.append("none")
+        key = f"g:{group_id}" if group_id else f"m:{member_id}"
+        self.unit.append(key)
+        self.units.setdefault(key, []).append(i)
         return i
+
+    def _family(self, i: int) -> list[int]:
+        """The active rows that move with row ``i`` (its family, itself first)."""
+        rows = [k for k in self.units.get(self.unit[i], [i]) if k != i and self.status[k] == MemberStatus.ACTIVE.value]
+        return [i, *rows]
+
+    def _demand(self, rows: list[int]) -> tuple[int, int]:
+        """(members, full members) of some rows."""
+        return int(self.w[rows].sum()), int(self.full[rows].sum())
 
     # -- open sites --------------------------------------------------------------------
     def _open_sites_in(self, d: int) -> tuple[NDArray[np.float64], NDArray[np.int64]] | None:
@@ -296,11 +316,11 @@ class PlanState:
             return
         if old >= 0:
             self.members_of[old].discard(i)
-            self.size[old] -= 1
+            self.size[old] -= int(self.w[i])
             self.nfull[old] -= int(self.full[i])
         if j >= 0:
             self.members_of[j].add(i)
-            self.size[j] += 1
+            self.size[j] += int(self.w[i])
             self.nfull[j] += int(self.full[i])
             if not self.open[j]:
                 self.open[j] = True
@@ -335,9 +355,9 @@ class PlanState:
         p = self.policy
         mem: list[int] = []
         for j in inner:
-            mem.extend(self.members_of[j])
-        if extra_member is not None and extra_member not in mem:
-            mem.append(extra_member)
+            mem.extend(sorted(self.members_of[j]))
+        if extra_member is not None:
+            mem.extend(k for k in self._family(extra_member) if k not in set(mem))
         if not mem:
             return None
         members = np.array(mem, dtype=np.int64)
@@ -356,26 +376,34 @@ class PlanState:
         m = len(sites)
         if m == 0:
             return None
-        n = len(members)
-        members_xy = self.xy[members]
-        d = np.hypot(members_xy[:, None, 0] - sxy[None, :, 0], members_xy[:, None, 1] - sxy[None, :, 1])
-        cur = self.branch[members]
+        # one unit per family: it shares a home and a branch, and is never split
+        codes, _ = pd.factorize(np.array([self.unit[i] for i in mem], dtype=object))
+        nu = int(codes.max()) + 1
+        first = np.full(nu, -1, dtype=np.int64)
+        first[codes[::-1]] = members[::-1]
+        demand = np.bincount(codes, weights=self.w[members], minlength=nu).astype(np.int64)
+        ufull = np.bincount(codes, weights=self.full[members], minlength=nu).astype(np.int64)
+        ufrozen = np.bincount(codes, weights=self.frozen[members], minlength=nu) > 0
+        units_xy = self.xy[first]
+        d = np.hypot(units_xy[:, None, 0] - sxy[None, :, 0], units_xy[:, None, 1] - sxy[None, :, 1])
+        cur = self.branch[first]
         site_arr = np.array(sites, dtype=np.int64)
         leave = cur[:, None] != site_arr[None, :]
         pen = np.where(cur >= 0, self.penalty, 0.0)
         cost = d + leave * pen[:, None]
-        am = np.repeat(np.arange(n, dtype=np.int64), m)
-        asite = np.tile(np.arange(m, dtype=np.int64), n)
+        am = np.repeat(np.arange(nu, dtype=np.int64), m)
+        asite = np.tile(np.arange(m, dtype=np.int64), nu)
         acost = cost.ravel()
-        # frozen members stay where they are when their branch is a site
-        fz = self.frozen[members] & np.isin(cur, site_arr)
+        # frozen units stay where they are when their branch is a site
+        fz = ufrozen & np.isin(cur, site_arr)
         if fz.any():
             keep = ~fz[am] | ~leave.ravel()
             am, asite, acost = am[keep], asite[keep], acost[keep]
-        site_of, total = assign_min_cost(
-            am, asite, np.round(acost).astype(np.int64), self.full[members],
-            np.array(lo, np.int64), np.array(hi, np.int64), np.array(lof, np.int64), V_HARD,
+        unit_site, total = assign_min_cost(
+            am, asite, np.round(acost).astype(np.int64), ufull,
+            np.array(lo, np.int64), np.array(hi, np.int64), np.array(lof, np.int64), V_HARD, demand=demand,
         )
+        site_of = unit_site[codes]
         # a site left empty is closed, not short: take its minimum back out of the cost
         used = np.bincount(site_of, minlength=m) > 0
         total -= V_HARD * int(sum(max(lo[q], lof[q]) for q in range(m) if not used[q]))
@@ -470,18 +498,28 @@ class PlanState:
         full_member: bool | None = None,
         status: str = "active",
         geo_status: str | None = None,
+        weight: int = 1,
+        group_id: str = "",
+        geo_precision: str = "exact",
     ) -> Relocation:
-        """Apply one member's new address (or departure). See the module docstring for the rules."""
+        """Apply one member's new address (or departure). See the module docstring for the rules.
+
+        An active member's family moves with them (same home). ``weight`` and ``group_id`` are
+        used for a member new to the plan; a known member keeps theirs.
+        """
         member_id = str(member_id)
         changes: list[Change] = []
         known = member_id in self.index
-        i = self.index[member_id] if known else self._add_member(member_id)
+        i = self.index[member_id] if known else self._add_member(member_id, weight, group_id)
+        if not known and full_member is None:
+            full_member = True
         old = int(self.branch[i])
         old_bid = self.bids[old] if old >= 0 else None
         if full_member is not None and bool(self.full[i]) != bool(full_member):
+            new_full = int(self.w[i]) if full_member else 0
             if old >= 0:
-                self.nfull[old] += 1 if full_member else -1
-            self.full[i] = int(bool(full_member))
+                self.nfull[old] += new_full - int(self.full[i])
+            self.full[i] = new_full
 
         leaving = None
         if geo_status == GeoStatus.OUT_OF_CITY.value or status == MemberStatus.TRANSFER_OUT.value:
@@ -505,9 +543,12 @@ class PlanState:
             return self._record(i, old_bid, None, leaving, why + ", removed from the branch", None, changes)
 
         xy = np.array(point_to_metres(lon, lat))
-        self.xy[i] = xy
-        self._remember(i, lon, lat)
         self.status[i] = MemberStatus.ACTIVE.value
+        family = self._family(i)
+        for k in family:
+            self.xy[k] = xy
+            self.precision[k] = geo_precision
+            self._remember(k, lon, lat)
         if district_zh:
             d = self._district(district_zh)
             if old >= 0 and THEME_SEP in self.dnames[self.bdist[old]]:
@@ -518,18 +559,23 @@ class PlanState:
         else:
             d = self.mdist[i] if self.mdist[i] >= 0 else self._locate(lon, lat)
         if d < 0:
-            self.status[i] = MemberStatus.TRANSFER_OUT.value
+            for k in family:
+                self.status[k] = MemberStatus.TRANSFER_OUT.value
+                if self.branch[k] >= 0:
+                    self._set_branch(k, -1, changes)
             if old >= 0:
-                self._set_branch(i, -1, changes)
                 self._repair(old, changes)
             return self._record(i, old_bid, None, "transfer_out", "new address is outside every district", None, changes)
-        self.mdist[i] = d
+        for k in family:
+            self.mdist[k] = d
         joined = old < 0
+        size, _ = self._demand(family)
+        together = all(self.branch[k] == old for k in family)
 
         if not joined:
             dist_old = float(np.hypot(*(xy - self.site[old])))
             same = self.bdist[old] == d or self.policy.cross_district
-            if same and (dist_old <= self.keep_radius or self.frozen[i]):
+            if same and together and (dist_old <= self.keep_radius or self.frozen[i]):
                 self._repair(old, changes)  # a full->probationary change may need it
                 why = "frozen member keeps the branch" if self.frozen[i] and dist_old > self.keep_radius else f"still within {self.keep_radius:.0f} m"
                 return self._record(i, old_bid, old_bid, "kept", why, dist_old, changes)
@@ -537,13 +583,16 @@ class PlanState:
         scope = None if self.policy.cross_district else d
         dist, near = self._near(xy, scope, NEAR_BRANCHES)
         for dd, j in zip(dist.tolist(), near.tolist()):
-            if j == old:
+            if j == old and together:
                 self._repair(old, changes)
                 return self._record(i, old_bid, old_bid, "kept", "the current branch is still the nearest with room", dd, changes)
-            if self.size[j] < self.policy.max_size and self.open[j]:
-                self._set_branch(i, j, changes)
-                if old >= 0:
-                    self._repair(old, changes)
+            inside = sum(int(self.w[k]) for k in family if self.branch[k] == j)
+            if self.size[j] - inside + size <= self.policy.max_size and self.open[j]:
+                left = {int(self.branch[k]) for k in family if self.branch[k] >= 0 and self.branch[k] != j}
+                for k in family:
+                    self._set_branch(k, j, changes)
+                for b in sorted(left):
+                    self._repair(b, changes)
                 self._repair(j, changes)  # only matters for a full-member shortfall
                 action = "joined" if joined else "moved"
                 return self._record(i, old_bid, self.bids[j], action, f"nearest branch with room ({dd:.0f} m)", dd, changes)
@@ -613,7 +662,8 @@ class PlanState:
     def check(self) -> None:
         """Recount sizes from scratch and compare (for tests): raises AssertionError on drift."""
         n = len(self.ids)
-        size = np.bincount(self.branch[:n][self.branch[:n] >= 0], minlength=len(self.bids))
+        on = self.branch[:n] >= 0
+        size = np.bincount(self.branch[:n][on], weights=self.w[:n][on], minlength=len(self.bids)).astype(int)
         assert size.tolist() == self.size, "size bookkeeping drifted"
         nf = np.bincount(self.branch[:n][self.branch[:n] >= 0], weights=self.full[:n][self.branch[:n] >= 0], minlength=len(self.bids))
         assert nf.astype(int).tolist() == self.nfull, "full-member bookkeeping drifted"
@@ -630,7 +680,8 @@ class PlanState:
         xy = self.xy[idx].tolist()
         ll = _lonlat(self._member_ll, idx, xy)
         branch = self.branch[idx].tolist()
-        full = self.full[idx].tolist()
+        full = (self.full[idx] > 0).tolist()
+        weight = self.w[idx].tolist()
         site = self.site.tolist() if len(idx) > 64 else None  # whole plan: one conversion, not one per row
         rows = []
         for k, i in enumerate(idx):
@@ -648,8 +699,11 @@ class PlanState:
                 "district_zh": district_of_region(self.dnames[d]) if d >= 0 else None,
                 "lon": ll[k][0],
                 "lat": ll[k][1],
+                "geo_precision": self.precision[i],
                 "full_member": int(full[k]),
                 "status": self.status[i],
+                "weight": int(weight[k]),
+                "group_id": self.unit[i][2:] if self.unit[i].startswith("g:") else "",
             })
         return rows
 

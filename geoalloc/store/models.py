@@ -133,6 +133,7 @@ class Branch(Base):
     mean_distance_m: Mapped[float] = mapped_column(Float, default=0.0)
     max_distance_m: Mapped[float] = mapped_column(Float, default=0.0)
     joint: Mapped[bool] = mapped_column(Boolean, default=False)
+    region: Mapped[str] = mapped_column(String(96), default="", server_default="")  # district or district·theme
 
 
 class Assignment(Base):
@@ -151,6 +152,8 @@ class Assignment(Base):
     geo_precision: Mapped[str] = mapped_column(String(16), default="none")
     full_member: Mapped[bool] = mapped_column(Boolean, default=True)
     status: Mapped[str] = mapped_column(String(16), default="active")
+    weight: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    group_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
 
 class RelocationEvent(Base):

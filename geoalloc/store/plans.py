@@ -15,12 +15,9 @@ import pandas as pd
 from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
+from geoalloc.rules import branch_region
 from geoalloc.store.models import Assignment, AuditEntry, Branch, Plan
-
-ASSIGNMENT_COLUMNS = ["member_id", "branch_id", "distance_m", "district_zh", "lon", "lat", "geo_precision",
-                      "full_member", "status"]
-BRANCH_COLUMNS = ["branch_id", "lon", "lat", "district_zh", "size", "n_full", "mean_distance_m",
-                  "max_distance_m", "joint"]
+from geoalloc.tables import ASSIGNMENT_COLUMNS, BRANCH_COLUMNS
 
 
 def _num(v: Any) -> float | None:
@@ -52,7 +49,8 @@ def assignment_values(plan_id: int, rec: dict[str, Any]) -> dict[str, Any]:
             "distance_m": _num(rec.get("distance_m")), "district_zh": _text(rec.get("district_zh")),
             "lon": _num(rec.get("lon")), "lat": _num(rec.get("lat")),
             "geo_precision": _text(rec.get("geo_precision")) or "none", "full_member": _flag(rec.get("full_member")),
-            "status": _text(rec.get("status")) or "active"}
+            "status": _text(rec.get("status")) or "active", "weight": max(1, int(_num(rec.get("weight")) or 1)),
+            "group_id": _text(rec.get("group_id"))}
 
 
 def branch_values(plan_id: int, rec: dict[str, Any]) -> dict[str, Any]:
@@ -61,7 +59,8 @@ def branch_values(plan_id: int, rec: dict[str, Any]) -> dict[str, Any]:
             "lat": _num(rec.get("lat")), "district_zh": _text(rec.get("district_zh")),
             "size": int(_num(rec.get("size")) or 0), "n_full": int(_num(rec.get("n_full")) or 0),
             "mean_distance_m": _num(rec.get("mean_distance_m")) or 0.0,
-            "max_distance_m": _num(rec.get("max_distance_m")) or 0.0, "joint": bool(_num(rec.get("joint")) or 0)}
+            "max_distance_m": _num(rec.get("max_distance_m")) or 0.0, "joint": bool(_num(rec.get("joint")) or 0),
+            "region": _text(rec.get("region")) or branch_region(str(rec["branch_id"]))}
 
 
 def _json_safe(obj: Any) -> Any:
@@ -129,8 +128,11 @@ def plan_frames(s: Session | Any, plan_id: int) -> tuple[pd.DataFrame, pd.DataFr
     a["full_member"] = a["full_member"].astype(int)
     for c in ("distance_m", "lon", "lat"):
         a[c] = pd.to_numeric(a[c], errors="coerce")
+    a["weight"] = a["weight"].fillna(1).astype(int)
+    a["group_id"] = a["group_id"].fillna("")
     b = pd.DataFrame(b_rows, columns=BRANCH_COLUMNS)
     b["joint"] = b["joint"].astype(int)
+    b["region"] = [r or branch_region(str(x)) for r, x in zip(b["region"].fillna(""), b["branch_id"])]
     return a, b
 
 
