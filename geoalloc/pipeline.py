@@ -31,6 +31,7 @@ from geoalloc.rules import (
     region_district as district_of_region,
     region_keys,
     theme_fallbacks,
+    themes_off_note,
     unassigned_reasons,
     unit_keys,
     validated,
@@ -142,12 +143,14 @@ def allocate(members: pd.DataFrame, policy: Policy | None = None, *, progress: P
         {"member_id": str(m), "status": str(s), "reason": str(r)}
         for m, s, r in zip(members.loc[~allocated, "member_id"], members.loc[~allocated, "status"], reasons[~allocated])
     ]
+    notes = themes_off_note(members, policy)
     report = build_report(
         assignments, branches, policy, solution, unassigned,
         seconds=time.perf_counter() - started, parent_plan_id=parent_plan_id,
         violations=validated(members, assignments, branches, policy, "allocate", strict=True),
         extra={"roles": role_summary(branches), "theme_fallbacks": theme_fallbacks(members[allocated], policy)},
     )
+    report["notes"].extend(notes)
     return AllocationResult(assignments, branches, report, solution, members)
 
 

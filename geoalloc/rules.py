@@ -245,6 +245,18 @@ def can_stand_alone(size: int, n_full: int, policy: Policy) -> bool:
     return size >= policy.min_size and n_full >= policy.min_full
 
 
+def themes_off_note(members: pd.DataFrame, policy: Policy) -> list[str]:
+    """Themes apply only when the policy turns them on; a roster whose ``theme`` column is filled
+    while they are off is said so in the report, never ignored silently."""
+    if policy.themes:
+        return []
+    opted = int((_text(members, "theme") != "").sum())
+    if not opted:
+        return []
+    return [f"{opted} members opted into a theme (theme column) but themed branches are off: "
+            "pass --themes all (the API policy's themes) to form them"]
+
+
 def region_keys(members: pd.DataFrame, policy: Policy) -> tuple[NDArray[np.int64], list[str]]:
     """(region index per row, region names): districts, split by theme where a theme can stand alone.
 

@@ -54,10 +54,12 @@ def test_relocated_members_are_moved_within_budget(first_plan: tuple[Path, Path,
     moved.to_csv(path, index=False)
     out = tmp / "after"
     result = runner.invoke(app, ["rebalance", str(path), "--current", str(tmp / "plan1"), "-o", str(out),
-                                 "--max-moves", "60", "--no-map"])
+                                 "--max-moves", "60", "--no-map", "--time-limit", "4", "--seed", "7"])
     assert result.exit_code == 0, result.output
     moves = pd.read_csv(out / "moves.csv", dtype=str, keep_default_na=False)
     report = json.loads((out / "report.json").read_text())
+    assert (report["policy"]["time_limit"], report["policy"]["seed"]) == (4.0, 7)
+    assert report["violations"]["total"] == 0 and report["violations"]["split_groups"] == 0
     assert report["moved"] == len(moves) <= 60
     assert set(moves["reason"]) <= REASONS
     assert set(moves.loc[moves["reason"] == "relocated", "member_id"]) <= set(moved.loc[who, "member_id"])

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from geoalloc.plan_diff import new_plan_id, plan_report, violations
-from geoalloc.rules import Policy, plan_members, validated
+from geoalloc.rules import Policy, plan_members, themes_off_note, validated
 from geoalloc.solver.rebalance.budget import MAX_PENALTY_M, budget_ladder, solve_all, within_budget
 from geoalloc.solver.rebalance.certificate import lower_bound, nn_lower_bound
 from geoalloc.solver.rebalance.flow import V_HARD, assign_min_cost
@@ -80,7 +80,7 @@ def rebalance(
     before_a, before_b = before_frames(prep)
     regions, index = region_problems(prep, policy)
     penalty = float(move_penalty_m if move_penalty_m is not None else policy.move_penalty_m)
-    notes = list(prep.notes)
+    notes = list(prep.notes) + themes_off_note(members, policy)
     budget_info: dict[str, Any] = {"max_moves": max_moves, "budget_met_all_fixes": True}
 
     nothing_changed = (

@@ -33,8 +33,8 @@ def nn_lower_bound(prep: Prepared, branches: pd.DataFrame) -> float:
 
 def lower_bound(prep: Prepared, assignments: pd.DataFrame, branches: pd.DataFrame, policy: Policy,
                 objective: float) -> tuple[float, str]:
-    """The solver's Lagrangian bound for the same units and branch counts (time-boxed by
-    ``policy.extra["bound_seconds"]``, default 5 s), else the weak nearest-neighbour bound."""
+    """The solver's Lagrangian bound for the same units and branch counts (time-boxed to half of
+    ``policy.time_limit``, or ``policy.extra["bound_seconds"]``), else the weak nearest-neighbour bound."""
     try:
         from geoalloc.solver.bounds import lagrangian_bound
         from geoalloc.solver.form import build_units
@@ -49,7 +49,7 @@ def lower_bound(prep: Prepared, assignments: pd.DataFrame, branches: pd.DataFram
         has = prep.row_unit >= 0
         weight = pd.to_numeric(assignments.get("weight", 1), errors="coerce").fillna(1).to_numpy(float)
         dist = np.bincount(prep.row_unit[has], weights=(dist_row * weight)[has], minlength=len(prep.demand))
-        seconds = float(policy.extra.get("bound_seconds", 5.0))
+        seconds = float(policy.extra.get("bound_seconds", 0.5 * policy.time_limit))
         total = 0.0
         n_all = max(1, len(prep.demand))
         for u in units:
