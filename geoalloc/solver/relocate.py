@@ -59,6 +59,7 @@ class Relocation:
     reason: str
     distance_m: float | None
     changes: list[Change] = field(default_factory=list)
+    family: list[str] = field(default_factory=list)  # other members who share the home and moved with it
 
 
 def _net(changes: list[Change]) -> list[Change]:
@@ -639,7 +640,8 @@ class PlanState:
         for (m, a, b) in changes:
             if m != mid:
                 self.events.append({"member_id": m, "at": at, "from_branch": a, "to_branch": b, "action": "moved", "reason": f"local repair after {mid} {action}"})
-        return Relocation(mid, frm, to, action, reason, None if dist is None else round(dist, 1), changes)
+        family = [self.ids[k] for k in self._family(i)[1:]] if self.status[i] == MemberStatus.ACTIVE.value else []
+        return Relocation(mid, frm, to, action, reason, None if dist is None else round(dist, 1), changes, family)
 
     # -- views -------------------------------------------------------------------------
     def take_events(self) -> list[dict[str, Any]]:
