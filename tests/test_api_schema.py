@@ -31,7 +31,7 @@ class _Parked:
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     with seeded_service("sqlite", tmp_path_factory.mktemp("schema")) as svc:
-        svc.ctx.jobs.pool = _Parked()
+        svc.app.state.jobs.pool = _Parked()
         yield svc
 
 
