@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         settings = settings.model_copy(update={"database_url": database_url})
     try:
         ctx = ServiceContext(settings)
+        ctx.db.check_writable()
         jobs = JobRunner(ctx, settings.job_workers)
     except Exception as exc:
         reason = storage_unavailable(exc, settings.database_url)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -44,11 +45,13 @@ def is_public(path: str) -> bool:
     return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
 
-class BodyTooLarge(Exception):
-    """The streamed body passed its limit (raised from ``receive``; answered 413 by :class:`Guard`)."""
+class BodyTooLarge(HTTPException):
+    """The streamed body passed its limit. Raised from ``receive``, so from whatever reads the body;
+    an HTTPException on purpose: FastAPI's body parsing passes those on (anything else would
+    become its 400), and the app's handler answers 413. :class:`Guard` answers it otherwise."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(f"the request body is larger than {limit:,} bytes")
+        super().__init__(413, f"the request body is larger than {limit:,} bytes", headers={"Connection": "close"})
         self.limit = limit
 
 
@@ -165,7 +168,7 @@ class Guard:
         except BodyTooLarge as exc:
             if started[0]:
                 raise
-            await self._answer(scope, send, 413, str(exc), close=True)
+            await self._answer(scope, send, 413, str(exc.detail), close=True)
 
     async def _authenticate(self, auth: list[bytes]) -> str | None:
         """Why the request is not authenticated, or None when its key is valid."""

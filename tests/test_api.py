@@ -102,6 +102,8 @@ def _matrix(svc: Service) -> list[tuple[str, str, dict[str, Any], dict[str, int]
         ("GET", f"/members/{ns}", {}, member_read),
         ("PATCH", f"/members/{ns}", {"json": {"industry": "金融"}}, member_read),
         ("POST", f"/members/{ns}/relocate", {"json": point}, member_read),
+        # answered per item: a planner of another district gets 200 with the item refused (404)
+        ("POST", "/relocations", {"json": {"items": [{"member_id": ns} | point]}}, member_read | {"planner_ft": 200}),
         ("POST", "/members/import", {"files": {"file": ("a.csv", one_row, "text/csv")}}, admin_only),
         ("POST", "/plans", {"json": bad_policy}, city_wide),
         ("POST", f"/plans/{pid}/rebalance", {"json": {"policy": bad_policy}}, city_wide),

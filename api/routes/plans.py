@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 
 from api import library
+from api.csp import page_csp
 from api.deps import Ctx, Jobs, Planner, Viewer, require_city_wide
 from api.problems import ProblemError, responses
 from api.schemas import (
@@ -172,9 +173,11 @@ def _scrub(obj: Any, visible: set[str]) -> Any:
             responses=responses(401, 404, 422) | {200: {"content": {"text/html": {}}, "description": "the map"}})
 async def get_map(ctx: Ctx, who: Viewer, plan_id: PlanId) -> HTMLResponse:
     """Viewers: branches and sizes only, no member data at all. Planners: members of their own district.
-    Admins: everything. Points are snapped to the privacy grid and names are never drawn."""
+    Admins: everything. Points are snapped to the privacy grid and names are never drawn. The page
+    is self-contained (no third-party script) and its Content-Security-Policy admits only its own
+    inline scripts."""
     html = await run_in_threadpool(_map_html, ctx, who, plan_id)
-    return HTMLResponse(html)
+    return HTMLResponse(html, headers={"Content-Security-Policy": page_csp(html)})
 
 
 def _map_html(ctx: Ctx, who: Principal, plan_id: int) -> str:

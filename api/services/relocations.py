@@ -380,7 +380,8 @@ class MemberWriter:
                 new |= {"address": where.address, "subdistrict_zh": where.subdistrict_zh}
         new |= c.fields
         after = m | new
-        if after["status"] == MemberStatus.ACTIVE.value and (after["lon"] is None or after["lat"] is None):
+        activated = new.get("status") == MemberStatus.ACTIVE.value and m["status"] != MemberStatus.ACTIVE.value
+        if activated and (after["lon"] is None or after["lat"] is None):
             raise ProblemError(422, f"member {c.member_id!r} has no known home point, so they cannot be active in a "
                                     "plan: relocate them first (POST /members/{id}/relocate with an address or "
                                     "lon/lat)", title="No home point")

@@ -105,6 +105,13 @@ class Database:
         ``BEGIN IMMEDIATE`` on SQLite), for a single writer thread; the caller closes it."""
         return self._write_engine.connect()
 
+    def check_writable(self) -> None:
+        """Raise now if the database cannot be written (read-only file, replica or role), instead of
+        on the first request: a no-op update in a serialised transaction, rolled back."""
+        with self._write_engine.connect() as conn, conn.begin() as tx:
+            conn.exec_driver_sql("UPDATE alembic_version SET version_num = version_num")
+            tx.rollback()
+
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
