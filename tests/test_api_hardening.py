@@ -329,3 +329,59 @@ def test_a_saved_plan_is_never_behind_a_failed_job(svc: Service, monkeypatch: py
         assert job["status"] == "succeeded" and job["plan_id"] == newest.id, job
         assert s.scalar(select(func.count()).select_from(Assignment).where(Assignment.plan_id == newest.id)) > 0
         assert s.get(Plan, newest.id).parent_id == svc.plan_id
+
+
+_CHILD = r"""
+import os, signal, sys
+from api.app import create_app
+from api.services import jobs
+from api.settings import Settings
+from geoalloc.rules import Policy
+from geoalloc.store.models import Job, Plan
+from geoalloc.store.plans import plan_frames
+
+url, plan_id, job_id, stage = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+app = create_app(Settings(database_url=url, init_db=False))
+ctx = app.state.ctx
+with ctx.db.write() as s:
+    s.add(Job(id=job_id, kind="rebalance", status="running", params={"_owner": jobs._me()}, parent_plan_id=plan_id))
+with ctx.db.read() as s:
+    a, b = plan_frames(s, plan_id)
+    policy = Policy.from_dict(s.get(Plan, plan_id).policy)
+
+def die(at):
+    if at == stage:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+jobs._save_hook = die
+jobs.commit(ctx, a, b, {}, policy, marker=10**9, parent_id=plan_id, kind="rebalance", key_id=None, job_id=job_id)
+"""
+
+
+@pytest.mark.parametrize("stage", ["after_audit", "committed"])
+def test_kill_9_during_a_plan_save_leaves_job_and_plan_consistent(svc: Service, stage: str) -> None:
+    import subprocess
+    import sys
+
+    from api.app import close_app, create_app
+    from api.settings import Settings
+    from geoalloc.store.models import Job
+
+    with svc.ctx.db.read() as s:
+        before = newest_plan(s).id
+    job_id = f"kill-{stage}"
+    proc = subprocess.run([sys.executable, "-c", _CHILD, svc.url, str(before), job_id, stage],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    restarted = create_app(Settings(database_url=svc.url, init_db=False))  # marks the dead process's jobs
+    close_app(restarted)
+    with svc.ctx.db.read() as s:
+        job = s.get(Job, job_id)
+        newest = newest_plan(s).id
+        if stage == "committed":
+            assert job.status == "succeeded" and job.plan_id == newest != before
+        else:  # died inside the transaction: nothing of the plan, and the job is not left running
+            assert newest == before and job.plan_id is None
+            assert job.status == "failed" and "interrupted" in job.error
+    r = svc.client.get(f"/jobs/{job_id}", headers=svc.h("viewer"))
+    assert r.status_code == 200 and r.json()["status"] == job.status
