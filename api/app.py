@@ -1,20 +1,24 @@
-"""The FastAPI app factory: ``create_app()`` for uvicorn, tests and the benchmark."""
+"""The FastAPI app factory: ``create_app()`` for uvicorn, tests and the benchmark.
+
+Every request enters here and passes the same middleware (``api.middleware``) and the routes'
+dependencies (``api.deps``); there is no second way in.
+"""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import heap, library, problems
 from api.context import ServiceContext
-from api.fastpath import RelocateFastPath
-from api.routes import health, keys, members, plans
+from api.middleware import CatchAll, Guard, Metrics, SecurityHeaders
+from api.routes import health, keys, members, plans, relocations
+from api.services.jobs import JobRunner
+from api.services.relocations import MemberWriter
 from api.settings import Settings
+from geoalloc.store.db import StorageUnavailable, storage_unavailable
 
 DESCRIPTION = """\
 Branch allocation for Shenzhen member organisations, as a service.
@@ -27,70 +31,58 @@ jobs (202 + job id, poll `/jobs/{id}`); relocations apply to the newest plan.
 """
 
 
-class MetricsMiddleware:
-    """Request count and latency by route template (plain ASGI: no per-request task or stream)."""
-
-    def __init__(self, app: ASGIApp, metrics: Any) -> None:
-        self.app, self.metrics = app, metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = [500]
-
-        async def send_status(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.requests.labels(scope["method"], route, str(status[0])).inc()
-            self.metrics.latency.labels(scope["method"], route).observe(time.perf_counter() - started)
-
-
-class ServiceApp(FastAPI):
-    """FastAPI with :class:`api.fastpath.RelocateFastPath` in front of its whole middleware stack
-    (ordinary relocations skip the error, telemetry, body-limit and metrics middleware; the fast
-    path answers errors and records metrics the same way itself)."""
-
-    fast_path: RelocateFastPath | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.fast_path is not None and scope["type"] == "http":
-            await self.fast_path(scope, receive, send)
-        else:
-            await super().__call__(scope, receive, send)
-
-    async def _stack(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Everything but the fast path: what the fast path falls through to."""
-        await super().__call__(scope, receive, send)
+def body_limits(settings: Settings) -> dict[str, int]:
+    """The largest body (bytes) per path; every other path takes ``max_body_kb``."""
+    return {"/members/import": settings.max_upload_mb * 2**20 + 64 * 2**10,  # the file plus multipart framing
+            "/relocations": settings.max_bulk_mb * 2**20}
 
 
 def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> FastAPI:
-    """Build the app; the database is created or upgraded on start (``GEOALLOC_INIT_DB``)."""
+    """Build the app; the database is created or upgraded on start (``GEOALLOC_INIT_DB``).
+
+    Raises :class:`geoalloc.store.db.StorageUnavailable` (a one-line reason) when the database
+    cannot be opened for writing: read-only, full or unreachable.
+    """
     settings = settings or Settings()
     if database_url is not None:
         settings = settings.model_copy(update={"database_url": database_url})
-    ctx = ServiceContext(settings)
+    try:
+        ctx = ServiceContext(settings)
+        ctx.db.check_writable()
+        jobs = JobRunner(ctx, settings.job_workers)
+    except Exception as exc:
+        reason = storage_unavailable(exc, settings.database_url)
+        if reason is None:
+            raise
+        raise StorageUnavailable(reason) from exc
+    writer = MemberWriter(ctx)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         library.warm_up()
         heap.settle()  # the imported app is long-lived: out of the collector's full passes
         yield
+        writer.close()
+        jobs.shutdown()
         ctx.close()
 
-    app = ServiceApp(title="geoalloc", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
-    app.state.ctx = ctx
+    app = FastAPI(title="geoalloc", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.ctx, app.state.writer, app.state.jobs = ctx, writer, jobs
     problems.install(app)
-    for r in (members.router, plans.router, keys.router, health.router):
+    for r in (members.router, relocations.router, plans.router, keys.router, health.router):
         app.include_router(r)
 
-    app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
-    app.fast_path = RelocateFastPath(app._stack, fastapi_app=app)
+    limits = body_limits(settings)
+    default = settings.max_body_kb * 2**10
+    app.add_middleware(Guard, keys=ctx.keys, limit_for=lambda path: limits.get(path, default))
+    app.add_middleware(Metrics, metrics=ctx.metrics)
+    app.add_middleware(CatchAll)
+    app.add_middleware(SecurityHeaders)  # added last: outermost, so every answer carries the headers
     return app
+
+
+def close_app(app: FastAPI) -> None:
+    """Stop an app's writer, jobs and pool when its lifespan did not run (a second app in a test)."""
+    app.state.writer.close()
+    app.state.jobs.shutdown()
+    app.state.ctx.close()

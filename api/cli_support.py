@@ -18,9 +18,14 @@ def serve(host: str = "127.0.0.1", port: int = 8000, db_url: str | None = None, 
 
     from api.app import create_app
     from api.settings import Settings
+    from geoalloc.store.db import StorageUnavailable
 
     settings = Settings() if db_url is None else Settings(database_url=db_url)
+    try:
+        app = create_app(settings)
+    except StorageUnavailable as exc:  # a sentence, not a traceback: the operator has one thing to fix
+        raise SystemExit(f"geoalloc serve: {exc}") from None
     # uvloop and httptools (uvicorn[standard]) named outright: "auto" would fall back to the slower
     # pure-Python loop and parser without a word if they were ever missing.
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", loop="uvloop", http="httptools",
+    uvicorn.run(app, host=host, port=port, log_level="info", loop="uvloop", http="httptools",
                 access_log=access_log)

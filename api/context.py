@@ -1,4 +1,7 @@
-"""The service context one app instance carries: database, settings, metrics, plan cache, jobs.
+"""The service context one app instance carries: database, settings, metrics, key and plan caches.
+
+It holds state only; the services that act on it (``api.services``) are built beside it by the
+app factory, so nothing here imports them.
 
 The plan cache holds the library's in-memory ``PlanState`` of the newest plan, tagged with
 the plan's ``state_version``; it is reloaded from the database whenever the stored version
@@ -102,7 +105,7 @@ class KeyCache:
 
 
 class ServiceContext:
-    """Everything a request handler needs, owned by one FastAPI app."""
+    """What every service and request handler shares, owned by one FastAPI app."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -113,17 +116,10 @@ class ServiceContext:
         self.metrics = Metrics()
         self.keys = KeyCache(self.db)
         self.cache = PlanCache()
-        #: Serialises, inside this process, every writer of the newest plan (relocations, plan saves).
+        #: Serialises, inside this process, every writer of the newest plan (member changes, plan saves).
         #: The database lock (BEGIN IMMEDIATE / FOR UPDATE) does the same across processes.
         self.plan_lock = threading.RLock()
-        from api.batching import RelocationWriter
-        from api.jobs import JobRunner
-
-        self.jobs = JobRunner(self, settings.job_workers)
-        self.writer = RelocationWriter(self)
 
     def close(self) -> None:
-        """Stop the job threads and close the pool."""
-        self.writer.close()
-        self.jobs.shutdown()
+        """Close the connection pool."""
         self.db.dispose()

@@ -19,6 +19,8 @@ from geoalloc.store.keys import Principal
 
 if TYPE_CHECKING:
     from api.context import ServiceContext
+    from api.services.jobs import JobRunner
+    from api.services.relocations import MemberWriter
 
 _bearer = HTTPBearer(auto_error=False, description="an API key from `geoalloc keys create`")
 
@@ -31,12 +33,26 @@ async def context(request: Request) -> ServiceContext:
 Ctx = Annotated["ServiceContext", Depends(context)]
 
 
+async def writer(request: Request) -> MemberWriter:
+    """The service's single writer of member changes."""
+    return request.app.state.writer  # type: ignore[no-any-return]
+
+
+async def jobs(request: Request) -> JobRunner:
+    """The service's plan job runner."""
+    return request.app.state.jobs  # type: ignore[no-any-return]
+
+
+Writer = Annotated["MemberWriter", Depends(writer)]
+Jobs = Annotated["JobRunner", Depends(jobs)]
+
+
 async def principal(request: Request,
                     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
     """The caller; 401 (with ``WWW-Authenticate: Bearer``) when the key is missing, unknown or revoked.
 
-    Async on purpose: a recently seen key is answered from memory without a thread hop; only a
-    cache miss reads the database, in the thread pool.
+    The request's key was already checked from its headers (``api.middleware.Guard``); this is
+    the same check answered from the key cache, and the one routes rely on.
     """
     if creds is None or not creds.credentials:
         raise ProblemError(401, "an API key is required: send 'Authorization: Bearer KEY'",

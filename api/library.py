@@ -112,12 +112,16 @@ def diff_plans(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
 
 def plan_map_html(assignments: pd.DataFrame, branches: pd.DataFrame, report: dict[str, Any],
                   policy: Policy, title: str) -> str:
-    """geoalloc.maps.plan_map rendered by geoalloc.maps.render_html (private defaults: no names, snapped points)."""
+    """geoalloc.maps.plan_map rendered by geoalloc.maps.render_html (private defaults: no names, snapped points).
+
+    Offline: Leaflet and its plugins are inlined into the page, so the service's map loads no
+    third-party script (until geoalloc.maps makes that its default, issue 21).
+    """
     from geoalloc import maps
 
     m = maps.plan_map(assignments, branches, report, min_size=policy.min_size, max_size=policy.max_size,
-                      min_full=policy.min_full, show_names=False, title=title)
-    return str(maps.render_html(m))
+                      min_full=policy.min_full, show_names=False, title=title, offline=True)
+    return str(maps.render_html(m, offline=True))
 
 
 def available() -> dict[str, str]:

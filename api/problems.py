@@ -6,6 +6,7 @@ anything unexpected are turned into the same shape, so clients parse one error f
 
 from __future__ import annotations
 
+import errno
 import logging
 from typing import Any
 
@@ -20,7 +21,7 @@ log = logging.getLogger("geoalloc.api")
 PROBLEM_TYPE = "application/problem+json"
 _TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
            409: "Conflict", 413: "Content Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Content",
-           500: "Internal Server Error", 503: "Service Unavailable"}
+           500: "Internal Server Error", 503: "Service Unavailable", 507: "Insufficient Storage"}
 
 
 class Problem(BaseModel):
@@ -60,6 +61,28 @@ def _jsonable_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def storage_problem(exc: BaseException) -> tuple[int, str, dict[str, str]] | None:
+    """(status, detail, headers) for storage trouble: 507 when the disk or database is full, 503
+    (retry later) when it is read-only, locked or unreachable; None for anything else."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return 507, "the server's storage is full; nothing was changed", {}
+    if not isinstance(exc, DBAPIError):
+        return None
+    text = str(getattr(exc, "orig", exc)).lower()
+    code = str(getattr(getattr(exc, "orig", None), "sqlstate", "") or "")
+    if "disk is full" in text or "no space left" in text or code in ("53100", "53000"):
+        return 507, "the database's storage is full; nothing was changed", {}
+    if "readonly" in text or "read-only" in text or code == "25006":
+        return 503, "the database is read-only at the moment; nothing was changed", {"Retry-After": "60"}
+    if "locked" in text or "busy" in text or code in ("40001", "40P01", "55P03"):
+        return 503, "the database is busy; retry", {"Retry-After": "1"}
+    if isinstance(exc, OperationalError) or exc.connection_invalidated:
+        return 503, "the database is unreachable at the moment; nothing was changed", {"Retry-After": "5"}
+    return None
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into problem+json."""
 
@@ -79,10 +102,19 @@ def install(app: FastAPI) -> None:
         detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5]) or "invalid request"
         return problem_response(request, 422, detail, errors=errors)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(request, 500, "an unexpected error occurred; it has been logged")
+    from sqlalchemy.exc import SQLAlchemyError
+
+    async def _storage(request: Request, exc: Exception) -> JSONResponse:
+        storage = storage_problem(exc)
+        if storage is None:
+            log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+            return problem_response(request, 500, "an unexpected error occurred; it has been logged")
+        status, detail, headers = storage
+        log.error("storage trouble on %s %s: %s", request.method, request.url.path, exc)
+        return problem_response(request, status, detail, headers=headers)
+
+    app.add_exception_handler(SQLAlchemyError, _storage)
+    app.add_exception_handler(OSError, _storage)
 
 
 #: OpenAPI ``responses=`` entry for the errors every authenticated route can return.

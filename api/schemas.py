@@ -5,14 +5,36 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from geoalloc.model import Datum, MemberStatus
 from geoalloc.rules import Policy
+from geoalloc.store.members import ADDRESS_MAX, TEXT_LIMITS, text_problem
 
 _RULES = Policy()  # the defaults are the library's own
 
 Role = Literal["viewer", "planner", "admin"]
+
+#: Most items of one ``POST /relocations``.
+MAX_BULK_ITEMS = 10_000
+
+
+def _text(field: str) -> Any:
+    """A text field under the store's rule (``geoalloc.store.members.text_problem``): the same
+    length limit and control-character refusal as a roster import."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None:
+            why = text_problem(field, value)
+            if why is not None:
+                raise ValueError(why)
+        return value
+
+    return AfterValidator(check)
+
+
+Address = Annotated[str, Field(min_length=1, max_length=ADDRESS_MAX), _text("address")]
+MemberIdIn = Annotated[str, Field(min_length=1, max_length=TEXT_LIMITS["member_id"]), _text("member_id")]
 
 
 class MemberOut(BaseModel):
@@ -75,12 +97,12 @@ class MemberPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, max_length=128)
-    industry: str | None = Field(None, max_length=64)
+    name: Annotated[str | None, Field(max_length=TEXT_LIMITS["name"]), _text("name")] = None
+    industry: Annotated[str | None, Field(max_length=TEXT_LIMITS["industry"]), _text("industry")] = None
     full_member: bool | None = None
     status: MemberStatus | None = None
-    theme: str | None = Field(None, max_length=64)
-    role: str | None = Field(None, max_length=64)
+    theme: Annotated[str | None, Field(max_length=TEXT_LIMITS["theme"]), _text("theme")] = None
+    role: Annotated[str | None, Field(max_length=TEXT_LIMITS["role"]), _text("role")] = None
     frozen: bool | None = None
 
 
@@ -110,7 +132,7 @@ class RelocateIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    address: str | None = Field(None, min_length=1, max_length=500)
+    address: Address | None = None
     lon: float | None = Field(None, ge=-180, le=180)
     lat: float | None = Field(None, ge=-90, le=90)
     datum: Datum = Datum.WGS84
@@ -153,6 +175,46 @@ class RelocationOut(BaseModel):
     event_id: int
 
 
+class RelocationItem(RelocateIn):
+    """One relocation of ``POST /relocations``: the member and their new address or point."""
+
+    member_id: MemberIdIn
+
+
+class RelocationsIn(BaseModel):
+    """Many relocations at once (a bulk sync); each is applied as ``POST /members/{id}/relocate`` would."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[RelocationItem] = Field(..., min_length=1, max_length=MAX_BULK_ITEMS)
+
+
+class ItemProblem(BaseModel):
+    """Why one item was refused."""
+
+    title: str
+    detail: str | None = None
+
+
+class RelocationItemOut(BaseModel):
+    """One item's answer: its relocation (status 200) or the problem (the status its own call would get)."""
+
+    index: int = Field(..., description="position in the request's items")
+    member_id: str
+    status: int
+    result: RelocationOut | None = None
+    problem: ItemProblem | None = None
+
+
+class RelocationsOut(BaseModel):
+    """Every item's answer, in the request's order."""
+
+    total: int
+    applied: int
+    refused: int
+    items: list[RelocationItemOut]
+
+
 class PolicyIn(BaseModel):
     """The rules a new plan is formed under (``geoalloc.rules.Policy``)."""
 
@@ -166,15 +228,19 @@ class PolicyIn(BaseModel):
     cross_district: bool = _RULES.cross_district
     time_limit: float = Field(_RULES.time_limit, gt=0, le=3600)
     seed: int = Field(_RULES.seed, ge=0, le=2**31 - 1)
-    themes: Literal["all"] | list[Annotated[str, Field(min_length=1, max_length=32)]] | None = Field(
-        None, max_length=20,
-        description="Themed branches, as the CLI's --themes: 'all' or theme names; members opt in by their theme.")
+    themes: list[Annotated[str, Field(min_length=1, max_length=TEXT_LIMITS["theme"]), _text("theme")]] | Literal["all"] | None = Field(
+        None, max_length=50, description="themed branches (as the CLI's --themes): theme names members opted into, "
+                                         "or 'all' for any theme; none by default")
     theme_industries: dict[Annotated[str, Field(max_length=32)], list[Annotated[str, Field(max_length=64)]]] | None = Field(
         None, max_length=20, description="Restrict a theme to members of some industries.")
     move_penalty_m: float = Field(_RULES.move_penalty_m, ge=0, le=1_000_000)
     keep_radius_m: float = Field(_RULES.keep_radius_m, ge=0, le=100_000)
     max_branches_per_adviser: int = Field(_RULES.max_branches_per_adviser, ge=1, le=1_000)
     advisers_per_branch: int = Field(_RULES.advisers_per_branch, ge=0, le=100)
+
+    def to_policy_args(self) -> dict[str, Any]:
+        """Keyword arguments of ``geoalloc.rules.Policy``."""
+        return self.model_dump()
 
 
 class RebalanceIn(BaseModel):

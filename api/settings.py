@@ -16,6 +16,10 @@ class Settings(BaseSettings):
     database_url: str = Field(DEFAULT_URL, description="SQLAlchemy URL; SQLite file by default, postgresql+psycopg://... for PostGIS")
     job_workers: int = Field(1, ge=1, le=8, description="threads running plan jobs (forming, rebalancing)")
     max_upload_mb: int = Field(20, ge=1, description="largest roster file POST /members/import accepts")
+    max_unpacked_mb: int = Field(64, ge=1, description="largest unpacked size of an .xlsx roster (a zip)")
+    max_import_rows: int = Field(100_000, ge=1, description="most rows one roster import may have")
+    max_body_kb: int = Field(64, ge=1, description="largest JSON body of any other request")
+    max_bulk_mb: int = Field(8, ge=1, description="largest body of POST /relocations (up to 10,000 items)")
     viewer_site_decimals: int = Field(2, ge=0, le=6, description="viewers see branch sites rounded to this many decimals (2 = ~1 km)")
     init_db: bool = Field(True, description="create/upgrade the schema on start")
     switch_interval_ms: float = Field(

@@ -163,8 +163,8 @@ def seeded_service(backend: str, tmp: Path) -> Iterator[Service]:
     """A fresh database with the roster imported over HTTP and a plan committed by the service."""
     from fastapi.testclient import TestClient
 
-    from api import jobs as jobs_module
     from api.app import create_app
+    from api.services import jobs as jobs_module
     from api.settings import Settings
     from geoalloc.store.keys import create_key, revoke_key
     from geoalloc.store.members import members_frame

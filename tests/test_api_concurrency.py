@@ -21,7 +21,7 @@ import pytest
 from _api_support import BACKENDS, LiveServer, Service, seeded_service, wait_job
 from sqlalchemy import func, select
 
-from api.app import create_app
+from api.app import close_app, create_app
 from api.settings import Settings
 from geoalloc.rules import Policy
 from geoalloc.store.models import (
@@ -89,7 +89,7 @@ def test_concurrent_relocations_and_a_rebalance(svc: Service) -> None:
                 for f in futures:
                     f.result()
     finally:
-        second.state.ctx.close()
+        close_app(second)
 
     bad = [(members[k], code, body) for k, (code, body) in enumerate(results) if code != 200]
     assert not bad, bad[:3]

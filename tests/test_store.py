@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -142,43 +141,3 @@ def test_plan_save_is_all_or_nothing(db: Database, monkeypatch: pytest.MonkeyPat
         assert newest_plan(s).id == first
         assert s.scalar(select(func.count()).select_from(Assignment)) == n_assign
         assert s.scalar(select(func.count()).select_from(Plan).where(Plan.parent_id == first)) == 0
-
-
-def test_raw_sqlite_statements_write_what_sqlalchemy_writes(tmp_path: Path) -> None:
-    """The relocation writer's SQLite cursor path stores rows SQLAlchemy reads back exactly
-    (UTC datetimes, JSON, NULLs), returns ids in row order and counts matched updates."""
-    from datetime import UTC, datetime
-
-    from geoalloc.store.models import RelocationEvent
-    from geoalloc.store.rawsql import SqliteStatements
-
-    url = f"sqlite:///{tmp_path}/raw.db"
-    init_db(url)
-    database = Database(url)
-    try:
-        with database.write() as s:
-            upsert_members(s, _members(["R1", "R2"]), None)
-        raw = SqliteStatements(database.engine.dialect)
-        at = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
-        events = [{"plan_id": None, "member_id": m, "from_branch": None, "to_branch": "南山区-001", "action": "moved",
-                   "reason": "r", "distance_m": 12.5, "changes": [[m, None, "南山区-001"]], "key_id": None,
-                   "created_at": at} for m in ("R2", "R1")]
-        with database.write_connection() as conn:
-            cur = raw.cursor(conn)
-            ids = raw.insert_returning(cur, RelocationEvent.__table__, events, "id")
-            raw.insert(cur, AuditEntry.__table__, [{"key_id": None, "action": "relocate", "entity": "member",
-                                                    "entity_id": "R1", "plan_id": None, "before": {"lon": 1.0},
-                                                    "after": None, "at": at}])
-            n = raw.update(cur, Member.__table__, ("member_id",), [{"_id": "R1", "lon": 114.0}, {"_id": "NOPE", "lon": 1.0}],
-                           where_params=("_id",))
-            got = raw.select(cur, Member.__table__, ("member_id", "lon", "full_member"), "member_id = ?", ("R1",))
-        assert n == 1 and ids == sorted(ids) and len(set(ids)) == 2
-        assert got == [{"member_id": "R1", "lon": 114.0, "full_member": True}]
-        with database.read() as s:
-            evs = s.scalars(select(RelocationEvent).order_by(RelocationEvent.id)).all()
-            assert [e.member_id for e in evs] == ["R2", "R1"] and [e.id for e in evs] == ids
-            assert evs[0].created_at == at and evs[0].changes == [["R2", None, "南山区-001"]]
-            audit = s.scalars(select(AuditEntry).where(AuditEntry.entity_id == "R1", AuditEntry.action == "relocate")).one()
-            assert audit.at == at and audit.before == {"lon": 1.0} and audit.after is None
-    finally:
-        database.dispose()

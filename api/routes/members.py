@@ -9,10 +9,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
-from api import library
-from api.deps import Admin, Ctx, Planner
+from api.deps import Admin, Ctx, Planner, Writer
 from api.problems import ProblemError, responses
-from api.relocation import apply_status_change, relocate
 from api.schemas import (
     AddressOut,
     ImportReport,
@@ -20,16 +18,12 @@ from api.schemas import (
     MemberOut,
     MemberPage,
     MemberPatch,
-    RejectOut,
     RelocateIn,
     RelocationOut,
 )
-from geoalloc.store.members import (
-    address_history,
-    list_members,
-    member_dict,
-    upsert_members,
-)
+from api.services import members as member_service
+from api.services import relocations
+from geoalloc.store.members import address_history, list_members, member_dict
 from geoalloc.store.models import Assignment, Member
 from geoalloc.store.plans import newest_plan
 
@@ -46,43 +40,19 @@ def _branch_of(s: Any, member_id: str) -> str | None:
 
 
 @router.post("/import", response_model=ImportReport, summary="Import a roster (CSV or .xlsx) with a validation report",
-             responses=responses(400, 401, 403, 413, 422))
+             responses=responses(400, 401, 403, 413, 422, 503, 507))
 async def import_members(ctx: Ctx, who: Admin,
                          file: Annotated[UploadFile, File(description="roster as CSV (UTF-8) or .xlsx")]) -> ImportReport:
     """Validate every row (rejects name row, field and reason), geocode rows without coordinates
-    offline, and insert or update members. Plans are not changed: start a rebalance afterwards."""
+    offline, and insert or update members. Plans are not changed: start a rebalance afterwards.
+    Limits: the file's size (``GEOALLOC_MAX_UPLOAD_MB``), an .xlsx file's unpacked size and the
+    number of rows (413 when over); text fields as PATCH allows them; ``weight`` at most the
+    newest plan's ``max_size``."""
     data = await file.read(ctx.settings.max_upload_mb * 1024 * 1024 + 1)
     if len(data) > ctx.settings.max_upload_mb * 1024 * 1024:
         raise ProblemError(413, f"the roster is larger than {ctx.settings.max_upload_mb} MB")
     filename = file.filename or "roster.csv"
-    return await run_in_threadpool(_import, ctx, who.key_id, data, filename)
-
-
-def _import(ctx: Any, key_id: str, data: bytes, filename: str) -> ImportReport:
-    from geoalloc.roster import RosterError
-
-    try:
-        result = library.read_roster(data, filename)
-    except RosterError as exc:
-        raise ProblemError(400, str(exc), title="Unreadable roster") from exc
-    members = result.members
-    geocoded: dict[str, int] = {}
-    if len(members):
-        placed = library.place_members(members)
-        if "geo_status" in placed:
-            geocoded = {str(k): int(v) for k, v in placed["geo_status"].value_counts().items()}
-        with ctx.db.write() as s:
-            counts = upsert_members(s, placed, key_id)
-    else:
-        counts = {"created": 0, "updated": 0, "unchanged": 0}
-    rejects = [RejectOut(row=int(r["row"]), member_id=str(r.get("member_id", "") or ""), field=str(r["field"]),
-                         reason=str(r["reason"])) for r in result.rejects.to_dict("records")]
-    return ImportReport(filename=filename, summary=_plain(result.summary), geocoded=geocoded, rejects=rejects,
-                        **counts)
-
-
-def _plain(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: (_plain(v) if isinstance(v, dict) else (v.item() if hasattr(v, "item") else v)) for k, v in d.items()}
+    return await run_in_threadpool(member_service.import_roster, ctx, who.key_id, data, filename)
 
 
 def _out(m: Member, branch: str | None) -> dict[str, Any]:
@@ -128,26 +98,30 @@ def get_member(ctx: Ctx, who: Planner, member_id: MemberId) -> MemberDetail:
 
 
 @router.patch("/{member_id}", response_model=MemberDetail, summary="Change a member's details",
-              responses=responses(401, 403, 404, 422))
-def patch_member(ctx: Ctx, who: Planner, member_id: MemberId, body: MemberPatch) -> MemberDetail:
+              responses=responses(401, 403, 404, 422, 503, 507))
+def patch_member(ctx: Ctx, writer: Writer, who: Planner, member_id: MemberId, body: MemberPatch) -> MemberDetail:
     """A changed status (lost_contact, transfer_out, active) or full-member flag is applied to the newest plan
-    as a relocation would be (the member leaves or rejoins a branch; limits always hold)."""
+    as a relocation would be (the member leaves or rejoins a branch; limits always hold). A member
+    without a known home point cannot be made active (422: relocate them first)."""
     fields = {k: (v.value if hasattr(v, "value") else v) for k, v in body.model_dump(exclude_unset=True).items()
               if v is not None}
     if fields:
-        apply_status_change(ctx, who, member_id, fields)
+        relocations.patch(writer, who, member_id, fields)
     return get_member(ctx, who, member_id)
 
 
 @router.post("/{member_id}/relocate", response_model=RelocationOut, summary="A member moved: re-place them",
-             responses=responses(401, 403, 404, 422, 503))
-async def relocate_member(ctx: Ctx, who: Planner, member_id: MemberId, body: RelocateIn,
+             responses=responses(401, 403, 404, 413, 422, 503, 507))
+async def relocate_member(ctx: Ctx, writer: Writer, who: Planner, member_id: MemberId, body: RelocateIn,
                     idempotency_key: Annotated[str | None, Header(max_length=128, description=(
                         "a retried call with the same key returns the first answer instead of moving twice"))] = None,
                     ) -> Any:
     """Geocode the new address (or take the point, converted to WGS-84), then keep the member's branch,
     move them to the best nearby branch with room, or re-solve the few branches around; a point
-    outside Shenzhen marks the member transfer_out. Applies to the newest plan."""
-    status, out = await relocate(ctx, who, member_id, body.model_dump(mode="json", exclude_none=True), idempotency_key)
+    outside Shenzhen marks the member transfer_out. Applies to the newest plan. An address that
+    cannot be placed is refused (422, saying why); a district planner may not move a member into
+    another district (403: that changes the other district's branches)."""
+    status, out = await relocations.relocate(ctx, writer, who, member_id, body.model_dump(mode="json", exclude_none=True),
+                                             idempotency_key)
     return JSONResponse(out, status_code=status)  # built by us in RelocationOut's shape: no second validation
 

@@ -15,7 +15,8 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 
 from api import library
-from api.deps import Ctx, Planner, Viewer, require_city_wide
+from api.csp import page_csp
+from api.deps import Ctx, Jobs, Planner, Viewer, require_city_wide
 from api.problems import ProblemError, responses
 from api.schemas import (
     BranchOut,
@@ -51,24 +52,24 @@ def _accepted(response: Response, job: Job) -> JobOut:
 
 def _policy(p: PolicyIn) -> dict[str, Any]:
     try:
-        return Policy(**p.model_dump()).to_dict()
+        return Policy(**p.to_policy_args()).to_dict()
     except ValueError as exc:
         raise ProblemError(422, str(exc), title="Invalid policy") from exc
 
 
 @router.post("/plans", response_model=JobOut, status_code=202, summary="Form a new plan (background job)",
              responses=responses(401, 403, 422))
-def create_plan(ctx: Ctx, who: Planner, response: Response, body: PolicyIn | None = None) -> JobOut:
+def create_plan(jobs: Jobs, who: Planner, response: Response, body: PolicyIn | None = None) -> JobOut:
     """Forms branches for today's members under the policy; poll ``GET /jobs/{id}`` for the plan id."""
     require_city_wide(who)
     policy = _policy(body or PolicyIn())
-    job = ctx.jobs.submit("form", {"policy": policy}, None, who.key_id)
+    job = jobs.submit("form", {"policy": policy}, None, who.key_id)
     return _accepted(response, job)
 
 
 @router.post("/plans/{plan_id}/rebalance", response_model=JobOut, status_code=202,
              summary="Rebalance a plan with minimal disruption (background job)", responses=responses(401, 403, 404, 422))
-def rebalance_plan(ctx: Ctx, who: Planner, plan_id: PlanId, response: Response,
+def rebalance_plan(ctx: Ctx, jobs: Jobs, who: Planner, plan_id: PlanId, response: Response,
                    body: RebalanceIn | None = None) -> JobOut:
     """Fixes limit violations and re-places members who moved, moving as few as the settings allow."""
     require_city_wide(who)
@@ -79,7 +80,7 @@ def rebalance_plan(ctx: Ctx, who: Planner, plan_id: PlanId, response: Response,
     params: dict[str, Any] = {"max_moves": body.max_moves, "move_penalty_m": body.move_penalty_m}
     if body.policy is not None:
         params["policy"] = _policy(body.policy)
-    job = ctx.jobs.submit("rebalance", params, plan_id, who.key_id)
+    job = jobs.submit("rebalance", params, plan_id, who.key_id)
     return _accepted(response, job)
 
 
@@ -172,9 +173,11 @@ def _scrub(obj: Any, visible: set[str]) -> Any:
             responses=responses(401, 404, 422) | {200: {"content": {"text/html": {}}, "description": "the map"}})
 async def get_map(ctx: Ctx, who: Viewer, plan_id: PlanId) -> HTMLResponse:
     """Viewers: branches and sizes only, no member data at all. Planners: members of their own district.
-    Admins: everything. Points are snapped to the privacy grid and names are never drawn."""
+    Admins: everything. Points are snapped to the privacy grid and names are never drawn. The page
+    is self-contained (no third-party script) and its Content-Security-Policy admits only its own
+    inline scripts."""
     html = await run_in_threadpool(_map_html, ctx, who, plan_id)
-    return HTMLResponse(html)
+    return HTMLResponse(html, headers={"Content-Security-Policy": page_csp(html)})
 
 
 def _map_html(ctx: Ctx, who: Principal, plan_id: int) -> str:

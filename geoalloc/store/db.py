@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,14 +70,7 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        # On the driver's connection: the same statement without SQLAlchemy's per-execute work
-        # (a tenth of a millisecond, on every relocation transaction).
-        driver = conn.connection.driver_connection
-        if driver.in_transaction:
-            # only the relocation writer begins on the driver itself (BEGIN IMMEDIATE; see
-            # api.batching): SQLAlchemy joins that transaction, and its commit or rollback ends it
-            return
-        driver.execute(f"BEGIN {mode}")
+        conn.connection.driver_connection.execute(f"BEGIN {mode}")
 
 
 class Database:
@@ -108,29 +100,17 @@ class Database:
         with self._write_session() as s, s.begin():
             yield s
 
-    @contextmanager
-    def write_connection(self) -> Iterator[Connection]:
-        """Like :meth:`write`, as a Core connection (the relocation path: fewer layers, same lock)."""
-        with self._write_engine.begin() as conn:
-            yield conn
-
-    def writer_connection(self, checkpoint: bool = True) -> Connection:
+    def writer_connection(self) -> Connection:
         """A long-lived connection whose transactions are serialised writes (``conn.begin()``:
-        ``BEGIN IMMEDIATE`` on SQLite), for a single writer thread; close it with
-        :meth:`close_writer_connection`. ``checkpoint=False`` (SQLite): its commits never run the
-        automatic WAL checkpoint; run a :class:`WalCheckpointer` beside it."""
-        conn = self._write_engine.connect()
-        if self.sqlite and not checkpoint:
-            conn.connection.driver_connection.execute("PRAGMA wal_autocheckpoint=0")  # type: ignore[union-attr]
-        return conn
+        ``BEGIN IMMEDIATE`` on SQLite), for a single writer thread; the caller closes it."""
+        return self._write_engine.connect()
 
-    def close_writer_connection(self, conn: Connection) -> None:
-        """Return a writer connection to the pool with SQLite's automatic checkpoint back on."""
-        try:
-            if self.sqlite and not conn.invalidated:
-                conn.connection.driver_connection.execute("PRAGMA wal_autocheckpoint=1000")  # type: ignore[union-attr]
-        finally:
-            conn.close()
+    def check_writable(self) -> None:
+        """Raise now if the database cannot be written (read-only file, replica or role), instead of
+        on the first request: a no-op update in a serialised transaction, rolled back."""
+        with self._write_engine.connect() as conn, conn.begin() as tx:
+            conn.exec_driver_sql("UPDATE alembic_version SET version_num = version_num")
+            tx.rollback()
 
     def dispose(self) -> None:
         """Close every pooled connection."""
@@ -163,33 +143,22 @@ def init_db(url: str | None = None) -> str:
     return url
 
 
-class WalCheckpointer:
-    """Checkpoints a SQLite database's write-ahead log from a thread of its own, every ``interval`` s.
+class StorageUnavailable(RuntimeError):
+    """The database cannot be used for writing at start-up; the message says why in one line."""
 
-    Why: SQLite's automatic checkpoint runs inside whichever commit pushes the log past 1000
-    pages, so every relocation queued behind that commit waits for it. The relocation writer turns
-    the automatic checkpoint off on its connection (``writer_connection(checkpoint=False)``) and
-    this thread does the work instead; a PASSIVE checkpoint never blocks writers or readers.
-    """
 
-    def __init__(self, engine: Engine, interval: float = 0.2) -> None:
-        self.engine, self.interval = engine, interval
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._loop, name="geoalloc-wal-checkpoint", daemon=True)
-        self.thread.start()
+def storage_unavailable(exc: BaseException, url: str) -> str | None:
+    """A one-line reason when ``exc`` means the database is read-only, full or unreachable; else None."""
+    from sqlalchemy.exc import DBAPIError
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                raw = self.engine.raw_connection()
-                try:
-                    raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
-                finally:
-                    raw.close()
-            except Exception:  # a failed checkpoint is retried next time; SQLite stays consistent
-                log.warning("WAL checkpoint failed", exc_info=True)
-
-    def close(self) -> None:
-        """Stop the thread (SQLite checkpoints the log itself when the last connection closes)."""
-        self._stop.set()
-        self.thread.join(timeout=10)
+    shown = make_url(url).render_as_string(hide_password=True)
+    text = str(getattr(exc, "orig", exc)).lower()
+    if isinstance(exc, PermissionError) or "readonly" in text or "read-only" in text or "unable to open" in text:
+        return (f"the database {shown} cannot be written (read-only file or folder, or no permission): "
+                "make it writable or set GEOALLOC_DATABASE_URL to one that is")
+    if isinstance(exc, OSError) and exc.errno == 28 or "disk is full" in text:
+        return f"the database {shown} is on a full disk: free some space and start again"
+    if isinstance(exc, DBAPIError) and (isinstance(exc.orig, Exception) and exc.connection_invalidated
+                                        or type(exc).__name__ == "OperationalError"):
+        return f"the database {shown} is unreachable: {str(exc.orig).strip().splitlines()[0][:200]}"
+    return None

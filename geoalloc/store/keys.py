@@ -63,6 +63,10 @@ def add_key(db: Database, role: str, district: str | None = None, label: str = "
     """Store a new key; returns ``(key_id, plaintext)``. The plaintext is never stored."""
     if role not in ROLES:
         raise KeyError_(f"unknown role {role!r} (expected one of {', '.join(ROLES)})")
+    if district and role != "planner":
+        raise KeyError_(f"a district scopes planner keys only: an {role} key sees "
+                        f"{'every district' if role == 'admin' else 'no personal data in any district'}; "
+                        "create it without a district")
     district = _check_district(district)
     key_id = secrets.token_hex(4)
     secret = secrets.token_urlsafe(32)

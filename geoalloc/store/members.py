@@ -7,6 +7,7 @@ A member's current point is on the ``members`` row; every point they ever had is
 from __future__ import annotations
 
 import math
+import unicodedata
 from typing import Any
 
 import pandas as pd
@@ -22,6 +23,31 @@ MEMBER_COLUMNS = [
 ]
 #: Fields that say where a member is; changing one of them is a relocation.
 LOCATION_FIELDS = ("address", "lon", "lat", "district_zh", "geo_precision", "geo_status")
+
+#: The longest address kept (the column is unbounded text; a real address is under 100 characters).
+ADDRESS_MAX = 500
+#: Longest value of each text field a roster or a PATCH may set: the column's own length, so the
+#: schema, the import and PATCH cannot disagree.
+TEXT_LIMITS: dict[str, int] = {
+    c: int(Member.__table__.c[c].type.length)  # type: ignore[attr-defined]
+    for c in ("member_id", "name", "district_zh", "industry", "theme", "role", "group_id")
+} | {"address": ADDRESS_MAX}
+
+
+def text_problem(field: str, value: str) -> str | None:
+    """Why ``value`` may not be stored in text field ``field``, or None when it may.
+
+    Refused everywhere alike (import, PATCH, relocation): more characters than the field holds,
+    and control or invisible format characters (NUL, line breaks, zero-width and bidirectional
+    marks), which no name or address needs and which make stored text lie about what it says.
+    """
+    limit = TEXT_LIMITS.get(field)
+    if limit is not None and len(value) > limit:
+        return f"at most {limit} characters (got {len(value)})"
+    for ch in value:
+        if unicodedata.category(ch) in ("Cc", "Cf"):
+            return f"contains a control or invisible character (U+{ord(ch):04X})"
+    return None
 
 
 def _clean(value: Any) -> Any:

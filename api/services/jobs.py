@@ -3,9 +3,14 @@
 ``POST /plans`` and ``POST /plans/{id}/rebalance`` answer 202 with a job id at once; the job
 snapshots the members (and the current plan), runs the library call outside any lock, then
 saves the new plan in one transaction under the plan lock, first replaying every relocation
-committed since the snapshot so that none is lost. A crash while saving leaves the previous
-plan the newest. Jobs still queued or running when the process stopped are marked failed on
-the next start (their rows survive; their threads did not).
+committed since the snapshot so that none is lost. The job's ``succeeded`` state and plan id
+are written in that same transaction: a crash leaves either the previous plan the newest and
+the job unfinished, or the new plan saved and the job saying so, never a saved plan behind a
+failed job. Jobs still queued or running when the process stopped are marked failed on the
+next start (their rows survive; their threads did not).
+
+A failed job's ``error`` is for the client: a short sentence without SQL, parameters or member
+data; the full exception is in the service's log under the job id.
 """
 
 from __future__ import annotations
@@ -20,9 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from api import library
+from api.services.relocations import replay
 from geoalloc.rules import Policy
+from geoalloc.solver.problem import InfeasibleError
 from geoalloc.store.members import members_frame
 from geoalloc.store.models import AuditEntry, Job, Member, Plan, RelocationEvent, utcnow
 from geoalloc.store.plans import lock_plan, newest_plan, plan_frames, save_plan
@@ -31,6 +39,22 @@ if TYPE_CHECKING:
     from api.context import ServiceContext
 
 log = logging.getLogger("geoalloc.api.jobs")
+
+
+class JobFailure(Exception):
+    """A job cannot go on for a reason the client can act on; the message is shown as it is."""
+
+
+def client_error(exc: BaseException, job_id: str) -> str:
+    """The ``error`` a client sees for a failed job: what to do, never the internals."""
+    if isinstance(exc, JobFailure):
+        return str(exc)
+    if isinstance(exc, InfeasibleError):  # names regions and limits only (aggregates, no member data)
+        text = "the rules cannot all be met: " + "; ".join(str(c) for c in exc.conflicts[:5])
+        return text if len(text) <= 500 else text[:497] + "..."
+    if isinstance(exc, (SQLAlchemyError, OSError)):
+        return f"the plan could not be stored (database or disk trouble); see the service log for job {job_id}"
+    return f"the job failed with an internal error; see the service log for job {job_id}"
 
 
 class JobRunner:
@@ -91,18 +115,17 @@ class JobRunner:
                 kind, params, parent_id, key_id = job.kind, dict(job.params), job.parent_plan_id, job.key_id
             self._set(job_id, status="running", started_at=utcnow(), progress=0.01, message="reading members")
             if kind == "form":
-                plan_id = form_plan(self.ctx, params, key_id, self._progress(job_id))
+                form_plan(self.ctx, job_id, params, key_id, self._progress(job_id))
             else:
                 assert parent_id is not None
-                plan_id = rebalance_plan(self.ctx, parent_id, params, key_id, self._progress(job_id))
-            self._set(job_id, status="succeeded", progress=1.0, message="plan saved", plan_id=plan_id,
-                      finished_at=utcnow())
+                rebalance_plan(self.ctx, job_id, parent_id, params, key_id, self._progress(job_id))
             metrics.jobs.labels(kind=kind, status="succeeded").inc()
         except Exception as exc:  # a job's failure is data for GET /jobs/{id}, not a crash
             log.exception("job %s failed", job_id)
             try:
-                self._set(job_id, status="failed", error=f"{type(exc).__name__}: {exc}", finished_at=utcnow(),
-                          message="failed")
+                with self.ctx.db.write() as s:  # never over a success committed with the plan
+                    s.execute(update(Job).where(Job.id == job_id, Job.status != "succeeded").values(
+                        status="failed", error=client_error(exc, job_id), finished_at=utcnow(), message="failed"))
             except Exception:
                 log.exception("could not record the failure of job %s", job_id)
             metrics.jobs.labels(kind=kind, status="failed").inc()
@@ -150,25 +173,26 @@ def _snapshot(ctx: ServiceContext, parent_id: int | None) -> tuple[int, pd.DataF
         if parent_id is not None:
             plan = s.get(Plan, parent_id)
             if plan is None:
-                raise LookupError(f"plan {parent_id} does not exist")
+                raise JobFailure(f"plan {parent_id} does not exist")
             current, branches = plan_frames(s, parent_id)
             policy = dict(plan.policy or {})
     return marker, members, current, branches, policy
 
 
-def form_plan(ctx: ServiceContext, params: dict[str, Any], key_id: str | None, progress: Any) -> int:
+def form_plan(ctx: ServiceContext, job_id: str | None, params: dict[str, Any], key_id: str | None,
+              progress: Any) -> int:
     """Form a plan from scratch for today's members (library: geoalloc.pipeline.allocate)."""
     policy = Policy.from_dict(params.get("policy") or {})
     marker, members, _, _, _ = _snapshot(ctx, None)
     if members.empty:
-        raise ValueError("there are no members yet: import a roster first (POST /members/import)")
+        raise JobFailure("there are no members yet: import a roster first (POST /members/import)")
     result = library.allocate(members, policy, progress)
     return commit(ctx, result.assignments, result.branches, dict(result.report), policy, marker=marker,
-                  parent_id=None, kind="form", key_id=key_id)
+                  parent_id=None, kind="form", key_id=key_id, job_id=job_id)
 
 
-def rebalance_plan(ctx: ServiceContext, parent_id: int, params: dict[str, Any], key_id: str | None,
-                   progress: Any) -> int:
+def rebalance_plan(ctx: ServiceContext, job_id: str | None, parent_id: int, params: dict[str, Any],
+                   key_id: str | None, progress: Any) -> int:
     """Rebalance a stored plan for today's members (library: geoalloc.solver.rebalance.rebalance)."""
     marker, members, current, branches, stored_policy = _snapshot(ctx, parent_id)
     policy = Policy.from_dict(params.get("policy") or stored_policy)
@@ -185,19 +209,27 @@ def rebalance_plan(ctx: ServiceContext, parent_id: int, params: dict[str, Any], 
                                 ignore_index=True)
     report = dict(result.report) | {"moves": result.moves.to_dict("records")}
     return commit(ctx, assignments, result.branches, report, policy, marker=marker,
-                  parent_id=parent_id, kind="rebalance", key_id=key_id, parent_assignments=current)
+                  parent_id=parent_id, kind="rebalance", key_id=key_id, parent_assignments=current, job_id=job_id)
 
 
 def _save_hook(stage: str) -> None:
     """A seam for tests that inject a crash in the middle of saving a plan."""
 
 
+def check_before_save(assignments: pd.DataFrame, branches: pd.DataFrame, policy: Policy) -> None:
+    """The one place a plan is validated before it is stored (every job's plan passes here).
+
+    For the lead (issue 16): point this at ``geoalloc.rules.check_plan(members, assignments,
+    policy)`` and raise :class:`JobFailure` naming the broken rules. Until then nothing is checked
+    here: the library's solvers and ``PlanState`` keep the limits themselves.
+    """
+
+
 def commit(ctx: ServiceContext, assignments: pd.DataFrame, branches: pd.DataFrame, report: dict[str, Any],
            policy: Policy, *, marker: int, parent_id: int | None, kind: str, key_id: str | None,
-           parent_assignments: pd.DataFrame | None = None) -> int:
-    """Save a computed plan as the newest, in one transaction, after replaying newer relocations."""
-    from api.relocation import replay
-
+           parent_assignments: pd.DataFrame | None = None, job_id: str | None = None) -> int:
+    """Save a computed plan as the newest, in one transaction, after replaying newer relocations;
+    the job (if any) is marked succeeded with the plan's id in the same transaction."""
     with ctx.plan_lock, ctx.db.write() as s:
         newest = newest_plan(s)
         if newest is not None:
@@ -210,13 +242,18 @@ def commit(ctx: ServiceContext, assignments: pd.DataFrame, branches: pd.DataFram
             assignments, branches = state.to_frames()
             assignments["geo_precision"] = assignments["member_id"].astype(str).map(precision).fillna("none")
             report = dict(report) | {"replayed_relocations": n}
+        check_before_save(assignments, branches, policy)
         _save_hook("before_save")
         plan_id = save_plan(s, assignments, branches, report, policy.to_dict(), parent_id=parent_id, kind=kind,
                             key_id=key_id)
         _save_hook("after_plan_rows")
         _audit_assignments(s, plan_id, assignments, parent_assignments, kind, key_id)
+        if job_id is not None:
+            s.execute(update(Job).where(Job.id == job_id).values(
+                status="succeeded", progress=1.0, message="plan saved", plan_id=plan_id, finished_at=utcnow()))
         _save_hook("after_audit")
     ctx.cache.invalidate()
+    _save_hook("committed")
     return plan_id
 
 
