@@ -418,10 +418,13 @@ class MemberWriter:
                           "event_id": -1}, version
         rel = state.relocate(c.member_id, lon=after["lon"], lat=after["lat"], district_zh=after["district_zh"],
                              full_member=bool(after["full_member"]), status=after["status"],
-                             geo_status=after["geo_status"])
+                             geo_status=after["geo_status"], weight=int(after.get("weight") or 1),
+                             group_id=str(after.get("group_id") or ""),
+                             geo_precision=str(after.get("geo_precision") or "none"))
         state.take_events()  # the relocation_events rows record it; the state's list would only grow
         changes = [(str(a), f or None, t or None) for a, f, t in (rel.changes or [])]
-        moved = {c.member_id} | {a for a, _, _ in changes}
+        # the member's family shares the home: their plan rows moved with them
+        moved = {c.member_id} | {a for a, _, _ in changes} | set(rel.family)
         if c.who.district_zh is not None and c.who.role != "admin":
             for row in state.member_rows(sorted(moved)):
                 if not c.who.sees_district(str(row.get("district_zh") or "")):
