@@ -329,11 +329,13 @@ def map_command(
     roster: Annotated[Path | None, typer.Option(help="Roster to take names from (only with --show-names).")] = None,
     show_names: Annotated[bool, typer.Option(help="Show member names in popups (personal data: opt-in).")] = False,
     lang: Annotated[str, typer.Option(help="Label language: zh or en.")] = "zh",
-    tiles: Annotated[str, typer.Option(help="Base map: osm, carto, amap (GCJ-02; overlays are converted) or a tile URL.")] = "osm",
-    offline: Annotated[bool, typer.Option(help="Inline Leaflet and plugin assets so the file opens without a CDN.")] = False,
+    tiles: Annotated[str | None, typer.Option(help="Base map: osm, carto, amap (GCJ-02; overlays are converted) or a tile URL. Default: amap for --lang zh (loads in mainland China), osm for --lang en.")] = None,
+    cdn: Annotated[bool, typer.Option(help="Load Leaflet and its plugins from public CDNs (a smaller file) instead of inlining them; the default file opens without any host but the tiles.")] = False,
+    offline: Annotated[bool, typer.Option(hidden=True, help="The default now (every asset inlined); kept so older scripts still run.")] = False,
 ) -> None:
     """Draw a plan (or a before/after comparison of two plans) as an interactive map."""
     from geoalloc.maps import compare_map, plan_map, save_map
+    from geoalloc.maps.assets import MissingAssetError
     from geoalloc.pipeline import read_plan_dir
 
     if lang not in ("zh", "en"):
@@ -342,7 +344,7 @@ def map_command(
         if compare:
             old = read_plan_dir(compare[0])
             new = read_plan_dir(compare[1])
-            m = compare_map(old[:3], new[:3], moves=new[3], lang=lang, tiles=tiles, offline=offline)
+            m = compare_map(old[:3], new[:3], moves=new[3], lang=lang, tiles=tiles, cdn=cdn and not offline)
         else:
             if plan_dir is None:
                 raise fail("give a plan directory, or --compare OLD_DIR NEW_DIR", EXIT_USAGE)
@@ -355,10 +357,13 @@ def map_command(
                 names = members.set_index("member_id")["name"]
             m = plan_map(assignments, branches, report, min_size=int(report.get("min_size", 3)),
                          max_size=int(report.get("max_size", 50)), names=names, show_names=show_names,
-                         lang=lang, tiles=tiles, offline=offline)
-    except FileNotFoundError as exc:
+                         lang=lang, tiles=tiles, cdn=cdn and not offline)
+    except (FileNotFoundError, ValueError) as exc:
         raise fail(str(exc), EXIT_USAGE) from exc
-    save_map(m, output)
+    try:
+        save_map(m, output)
+    except MissingAssetError as exc:
+        raise fail(str(exc)) from exc
     out.print(f"map: {output}")
 
 

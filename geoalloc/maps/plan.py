@@ -30,13 +30,13 @@ __all__ = ["PlanMap", "plan_map", "decorate"]
 
 
 class PlanMap(folium.Map):
-    """A folium map that remembers how it must be written (offline or not) and what it drew."""
+    """A folium map that remembers how it must be written (self-contained or CDN) and what it drew."""
 
-    offline: bool = False
+    cdn: bool = False
     views: list[PlanView]
 
     def save(self, outfile: Any, close_file: bool = True, **kwargs: Any) -> None:  # noqa: ARG002
-        """Write through :func:`geoalloc.maps.save_map` so ``offline`` is honoured."""
+        """Write through :func:`geoalloc.maps.save_map` so ``cdn`` is honoured."""
         from geoalloc.maps.output import save_map
 
         save_map(self, outfile)
@@ -167,8 +167,9 @@ def plan_map(
     names: pd.Series | None = None,
     show_names: bool = False,
     lang: str = "zh",
-    tiles: str = "osm",
-    offline: bool = False,
+    tiles: str | None = None,
+    offline: bool | None = None,
+    cdn: bool = False,
     title: str | None = None,
     min_full: int | None = None,
     snap_m: float = DEFAULT_SNAP_M,
@@ -178,14 +179,16 @@ def plan_map(
     ``min_size``/``max_size``/``min_full`` default to report.json's values, then the policy
     defaults (3/50/3). ``names`` (member_id -> name) is drawn only with ``show_names``;
     ``snap_m`` is the privacy grid for exact/landmark points (0 = exact, an explicit opt-in).
-    With ``tiles="amap"`` every overlay is converted to GCJ-02.
+    ``tiles`` defaults to AMap for ``lang="zh"`` (every overlay is then converted to GCJ-02)
+    and OSM for ``"en"``. The file is self-contained unless ``cdn`` (``offline`` is the older
+    spelling of the default: ``offline=False`` means ``cdn=True``).
     """
     L = labels(lang)
     choice = choose_tiles(tiles, lang)
     a, b, lo, hi, full = prepare(assignments, branches, report, min_size=min_size, max_size=max_size,
                                  min_full=min_full)
     m = new_map(choice, lang)
-    m.offline = offline
+    m.cdn = cdn if offline is None else not offline
     page_title = title or f"{L['branches']} · {L['summary']}"
     m.get_root().header.add_child(Element(f"<title>{html.escape(page_title)}</title>"), name="geoalloc_title")
     view = decorate(m, a, b, report, min_size=lo, max_size=hi, min_full=full, lang=lang, datum=choice.datum,
