@@ -121,8 +121,10 @@ def geocode(
     online = _provider(provider, cache)
     result = _load_roster(roster, rejects or output.with_suffix(".rejects.csv"))
     placed = _place(result.members, landmarks, online)
+    from geoalloc.outputs import write_csv
+
     output.parent.mkdir(parents=True, exist_ok=True)
-    placed.to_csv(output, index=False, encoding="utf-8")
+    write_csv(placed, output)
     counts = summarise(placed)
     for title, values in counts.items():
         if isinstance(values, dict):
@@ -181,7 +183,21 @@ def _print_plan(report: dict[str, Any], paths: dict[str, Path]) -> None:
         out.print(f"{name}: {path}")
 
 
-def run_allocate(roster: Path, output: Path, policy: Policy, landmarks: Path | None, write_map: bool) -> dict[str, Any]:
+def _formats(spec: str | None) -> tuple[str, ...]:
+    from geoalloc.outputs import parse_formats
+
+    try:
+        return parse_formats(spec)
+    except ValueError as exc:
+        raise fail(str(exc), EXIT_USAGE) from exc
+
+
+FORMAT_HELP = ("Files to write, comma-separated from csv,xlsx,gpkg,geojson (default csv,xlsx,gpkg). "
+               "assignments.csv, branches.csv and report.json are always written: the plan is read back from them.")
+
+
+def run_allocate(roster: Path, output: Path, policy: Policy, landmarks: Path | None, write_map: bool,
+                 formats: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Roster file to plan directory; shared by ``allocate`` and ``demo``."""
     from geoalloc.pipeline import allocate as allocate_plan
     from geoalloc.pipeline import write_plan_dir
@@ -196,7 +212,7 @@ def run_allocate(roster: Path, output: Path, policy: Policy, landmarks: Path | N
         except InfeasibleError as exc:
             raise fail(str(exc)) from exc
     plan.report["roster"] = {"path": str(roster), **result.summary}
-    paths = write_plan_dir(plan, output)
+    paths = write_plan_dir(plan, output, formats=formats or _formats(None))
     if write_map:
         with console.status("drawing the map"):
             map_path = _write_map(output, plan, policy)
@@ -211,7 +227,7 @@ def run_allocate(roster: Path, output: Path, policy: Policy, landmarks: Path | N
 @app.command()
 def allocate(
     roster: Annotated[Path, typer.Argument(help="Roster CSV or .xlsx. Rows with lon/lat are used as they are; rows without are geocoded first.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Directory for assignments.csv, branches.csv, report.json and map.html.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Directory for assignments.csv, branches.csv, report.json, map.html, plan.xlsx and plan.gpkg.")],
     min_size: Annotated[int, typer.Option(help="Fewest members in a branch.")] = 3,
     max_size: Annotated[int, typer.Option(help="Most members in a branch.")] = 50,
     min_full: Annotated[int, typer.Option(help="Fewest full (not probationary) members in a branch.")] = 3,
@@ -223,10 +239,12 @@ def allocate(
     themes: Annotated[str | None, typer.Option(help="Themed branches: comma-separated themes (e.g. IT,entrepreneur) or 'all'; members who opted in (theme column) form themed branches near home.")] = None,
     landmarks: Annotated[Path | None, typer.Option(help="Optional landmark table (name, lon, lat, district) for geocoding.")] = None,
     map: Annotated[bool, typer.Option("--map/--no-map", help="Also write map.html.")] = True,
+    format: Annotated[str | None, typer.Option("--format", help=FORMAT_HELP)] = None,
 ) -> None:
     """Form branches: every active member in exactly one branch, sizes within limits, short distances."""
+    formats = _formats(format)
     policy = _policy(min_size, max_size, min_full, branches, target_size, cross_district, time_limit, seed, themes)
-    run_allocate(roster, output, policy, landmarks, map)
+    run_allocate(roster, output, policy, landmarks, map, formats)
 
 
 def _read_current(current: Path) -> tuple[Any, Any, str | None]:
@@ -247,13 +265,16 @@ def _read_current(current: Path) -> tuple[Any, Any, str | None]:
         return assignments, branches, report.get("plan_id")
     if not current.exists():
         raise fail(f"{current}: no such file", EXIT_USAGE)
-    assignments = pd.read_csv(current, dtype={"member_id": str, "branch_id": str}, keep_default_na=False,
-                              na_values={"lon": [""], "lat": [""], "distance_m": [""]})
+    from geoalloc.outputs import restore_frame
+
+    assignments = restore_frame(pd.read_csv(current, dtype={"member_id": str, "branch_id": str}, keep_default_na=False,
+                                            na_values={"lon": [""], "lat": [""], "distance_m": [""]}))
     missing = {"member_id", "branch_id"} - set(assignments.columns)
     if missing:
         raise fail(f"{current}: the current assignments need columns {', '.join(sorted(missing))}", EXIT_USAGE)
     siblings = current.parent
-    branches = pd.read_csv(siblings / "branches.csv", dtype={"branch_id": str}) if (siblings / "branches.csv").exists() else None
+    branches = (restore_frame(pd.read_csv(siblings / "branches.csv", dtype={"branch_id": str}))
+                if (siblings / "branches.csv").exists() else None)
     report_path = siblings / "report.json"
     parent_id = json.loads(report_path.read_text(encoding="utf-8")).get("plan_id") if report_path.exists() else None
     return assignments, branches, parent_id
@@ -275,11 +296,13 @@ def rebalance(
     themes: Annotated[str | None, typer.Option(help="Themed branches, as for allocate.")] = None,
     landmarks: Annotated[Path | None, typer.Option(help="Optional landmark table (name, lon, lat, district) for geocoding.")] = None,
     map: Annotated[bool, typer.Option("--map/--no-map", help="Also write map.html.")] = True,
+    format: Annotated[str | None, typer.Option("--format", help=FORMAT_HELP)] = None,
 ) -> None:
     """Fix the current plan for today's roster (oversized, undersized, moved, new and departed members), moving as few members as possible."""
     from geoalloc.pipeline import AllocationResult, write_plan_dir
     from geoalloc.solver.rebalance import rebalance as rebalance_plan
 
+    formats = _formats(format)
     if max_moves is not None and move_penalty is not None:
         raise fail("give --max-moves or --move-penalty, not both", EXIT_USAGE)
     current_dir = current if current.is_dir() else current.parent
@@ -299,9 +322,7 @@ def rebalance(
             raise fail(str(exc)) from exc
     result.report["roster"] = {"path": str(roster), **loaded.summary}
     plan = AllocationResult(result.assignments, result.branches, result.report)
-    paths = write_plan_dir(plan, output)
-    paths["moves"] = output / "moves.csv"
-    result.moves.to_csv(paths["moves"], index=False, encoding="utf-8")
+    paths = write_plan_dir(plan, output, formats=formats, moves=result.moves)
     if map:
         with console.status("drawing the map"):
             map_path = _write_map(output, plan, policy)
@@ -376,7 +397,8 @@ def demo(
     from geoalloc.paths import sample_roster_path
 
     report = run_allocate(sample_roster_path(), output, Policy(time_limit=time_limit), None, True)
-    out.print(f"\n[bold green]done.[/] Open {output / 'map.html'} in a browser; the report is {output / 'report.json'}.")
+    out.print(f"\n[bold green]done.[/] Open {output / 'map.html'} in a browser; the report is {output / 'report.json'}; "
+              f"for Excel {output / 'plan.xlsx'}, for QGIS {output / 'plan.gpkg'}.")
     if report["violations"]["over_max"] or report["violations"]["under_min"]:
         raise fail("the demo plan has branches outside the limits: " + json.dumps(report["violations"]))
 
