@@ -150,6 +150,20 @@ class RelocationOut(BaseModel):
     event_id: int
 
 
+class SiteIn(BaseModel):
+    """A service centre (党群服务中心) where branches may meet (``geoalloc.sites``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    site_id: str = Field(..., min_length=1, max_length=64)
+    name: str = Field(..., min_length=1, max_length=128)
+    lon: float = Field(..., ge=-180, le=180)
+    lat: float = Field(..., ge=-90, le=90)
+    datum: Datum = Datum.WGS84
+    district_zh: str | None = Field(None, max_length=32)
+    capacity: int | None = Field(None, ge=1, le=10_000, description="branches that may meet here (empty: any number)")
+
+
 class PolicyIn(BaseModel):
     """The rules a new plan is formed under (``geoalloc.rules.Policy``)."""
 
@@ -163,6 +177,8 @@ class PolicyIn(BaseModel):
     cross_district: bool = False
     time_limit: float = Field(10.0, gt=0, le=3600)
     seed: int = Field(0, ge=0, le=2**31 - 1)
+    sites: list[SiteIn] | None = Field(None, max_length=5000,
+                                       description="service centres: branches meet only at these sites")
 
 
 class RebalanceIn(BaseModel):
@@ -219,6 +235,8 @@ class BranchOut(BaseModel):
     mean_distance_m: float
     max_distance_m: float
     joint: bool
+    site_id: str | None = Field(None, description="the service centre the branch meets at (plans with sites)")
+    site_name: str | None = None
 
 
 class DiffMove(BaseModel):

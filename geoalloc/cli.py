@@ -132,9 +132,26 @@ def geocode(
     out.print(f"geocoded {len(placed)} rows -> {output}")
 
 
+def _sites(path: Path | None) -> list[dict[str, Any]] | None:
+    """The service centres of ``--sites`` (every bad row reported by row and field)."""
+    if path is None:
+        return None
+    from geoalloc.sites import SiteError, read_sites
+
+    try:
+        sites = read_sites(path)
+    except SiteError as exc:
+        raise fail(f"site table {path}: {exc}", EXIT_USAGE) from exc
+    console.print(f"sites {path}: {len(sites)} service centres; branches meet only there")
+    return sites
+
+
 def _policy(min_size: int, max_size: int, min_full: int, branches: int | None, target_size: float | None,
-            cross_district: bool, time_limit: float, seed: int, themes: str | None = None) -> Policy:
+            cross_district: bool, time_limit: float, seed: int, themes: str | None = None,
+            sites: list[dict[str, Any]] | None = None) -> Policy:
     extra: dict[str, Any] = {}
+    if sites:
+        extra["sites"] = sites
     if themes:
         extra["themes"] = "all" if themes.strip() == "all" else [t.strip() for t in themes.split(",") if t.strip()]
     try:
@@ -240,10 +257,12 @@ def allocate(
     landmarks: Annotated[Path | None, typer.Option(help="Optional landmark table (name, lon, lat, district) for geocoding.")] = None,
     map: Annotated[bool, typer.Option("--map/--no-map", help="Also write map.html.")] = True,
     format: Annotated[str | None, typer.Option("--format", help=FORMAT_HELP)] = None,
+    sites: Annotated[Path | None, typer.Option("--sites", help="Service centres (党群服务中心), CSV or .xlsx: site_id, name, lon, lat[, datum, district_zh, capacity]. Branches meet only at these sites (several may share one, up to its capacity); each branch's site_id and name are in the outputs and on the map.")] = None,
 ) -> None:
     """Form branches: every active member in exactly one branch, sizes within limits, short distances."""
     formats = _formats(format)
-    policy = _policy(min_size, max_size, min_full, branches, target_size, cross_district, time_limit, seed, themes)
+    policy = _policy(min_size, max_size, min_full, branches, target_size, cross_district, time_limit, seed, themes,
+                     _sites(sites))
     run_allocate(roster, output, policy, landmarks, map, formats)
 
 

@@ -32,6 +32,7 @@ from geoalloc.policies import (
     theme_fallbacks,
 )
 from geoalloc.projection import to_lonlat, to_metres
+from geoalloc.sites import attach_sites, label_branches
 from geoalloc.solver import form_branches
 from geoalloc.solver.problem import Problem, Solution
 
@@ -131,6 +132,7 @@ def allocate(members: pd.DataFrame, policy: Policy | None = None, *, progress: P
     if progress:
         progress("solve", 0.0)
     problem, active = build_problem(active, policy)
+    attach_sites(problem, policy)  # given service centres are the only meeting places
     solution = form_branches(problem, policy) if problem.n else _empty_solution()
     if progress:
         progress("solve", 1.0)
@@ -153,6 +155,7 @@ def allocate(members: pd.DataFrame, policy: Policy | None = None, *, progress: P
     branches = branch_table(assignments, branch_ids, site_lonlat, site_region,
                             joint=getattr(solution, "joint", None), weights=members["weight"])
     branches = attach_roles(assignments, branches, members, policy)
+    branches = label_branches(branches, policy)
     unassigned = [
         {"member_id": str(m), "status": str(s), "reason": str(r)}
         for m, s, r in zip(members.loc[reasons.notna(), "member_id"], members.loc[reasons.notna(), "status"],
