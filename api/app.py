@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import heap, library, problems
 from api.context import ServiceContext
 from api.fastpath import RelocateFastPath
-from api.routes import health, keys, members, plans
+from api.routes import console, health, keys, members, plans
 from api.settings import Settings
 
 DESCRIPTION = """\
@@ -88,7 +88,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app = ServiceApp(title="geoalloc", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.ctx = ctx
     problems.install(app)
-    for r in (members.router, plans.router, keys.router, health.router):
+    for r in (members.router, plans.router, keys.router, health.router, console.router):
         app.include_router(r)
 
     app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
