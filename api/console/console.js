@@ -113,7 +113,7 @@
   }
   function keyState() {
     document.querySelectorAll(".needs-key").forEach(function (b) { b.disabled = !state.key; });
-    $("#who").textContent = state.key ? "🔑 " + state.key.slice(0, 8) + "…" : "";
+    $("#who").textContent = state.key ? t("key") + " " + state.key.slice(0, 8) + "…" : "";
   }
 
   // --- sign in ------------------------------------------------------------------------------

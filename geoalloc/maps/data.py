@@ -36,6 +36,7 @@ def plan_data(assignments: pd.DataFrame, branches: pd.DataFrame, report: dict[st
     attr = choice.attr or ("&copy; OpenStreetMap contributors" if "openstreetmap" in url else "&copy; CARTO")
     return {
         "payload": view.payload, "labels": L, "counts": view.counts, "bounds": bounds_of(view),
-        "panel": panel_html(view.summary, L, snap_m=snap_m, datum=choice.datum),
+        # folded: the console shows the report beside the map
+        "panel": panel_html(view.summary, L, snap_m=snap_m, datum=choice.datum, open_=False),
         "tiles": {"url": url, "attr": attr, "subdomains": choice.subdomains},
     }
