@@ -133,3 +133,26 @@ def test_report_words_say_what_was_done_how_good_and_what_to_look_at() -> None:
     assert "南山区-001" in look  # 3 full members: just enough
     en = report_words(dict(report, gap=0.01, quality_by_unit=[]), branches, lang="en")
     assert "close to optimal" in " ".join(en[1]["lines"])
+
+
+def test_cli_allocate_writes_xlsx_and_gpkg_by_default_and_neutralised_rejects(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from geoalloc.cli import app
+
+    rng = np.random.default_rng(2)
+    roster = pd.DataFrame({"member_id": [f"M{i:03d}" for i in range(60)],
+                           "lon": 114.05 + rng.normal(0, 0.01, 60), "lat": 22.54 + rng.normal(0, 0.005, 60)})
+    roster = pd.concat([roster, pd.DataFrame([{"member_id": "=1+1", "lon": "abc", "lat": 22.5}])])
+    roster.to_csv(tmp_path / "roster.csv", index=False)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["allocate", str(tmp_path / "roster.csv"), "-o", str(out), "--time-limit", "1"])
+    assert res.exit_code == 0, res.output
+    for name in ("assignments.csv", "branches.csv", "report.json", "map.html", "plan.xlsx", "plan.gpkg"):
+        assert (out / name).stat().st_size > 0, name
+    assert not (out / "plan.geojson").exists()
+    with open(out / "rejects.csv", encoding="utf-8", newline="") as fh:
+        cells = [c for row in csv.reader(fh) for c in row]
+    assert "'=1+1" in cells and "=1+1" not in cells
+    bad = CliRunner().invoke(app, ["allocate", str(tmp_path / "roster.csv"), "-o", str(out), "--format", "pdf"])
+    assert bad.exit_code == 2 and "unknown output format" in bad.output
