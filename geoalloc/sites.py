@@ -26,8 +26,16 @@ import pandas as pd
 
 from geoalloc.geocode.datum import parse_datum, to_wgs84
 
-__all__ = ["SITE_COLUMNS", "SiteError", "SiteProblem", "read_sites", "validate_sites", "sites_of", "attach_sites",
-           "label_branches"]
+__all__ = [
+    "SITE_COLUMNS",
+    "SiteError",
+    "SiteProblem",
+    "attach_sites",
+    "label_branches",
+    "read_sites",
+    "sites_of",
+    "validate_sites",
+]
 
 SITE_COLUMNS = ("site_id", "name", "lon", "lat", "datum", "district_zh", "capacity")
 _REQUIRED = ("site_id", "name", "lon", "lat")

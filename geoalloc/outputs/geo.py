@@ -19,7 +19,7 @@ from geoalloc.districts import districts
 from geoalloc.maps.privacy import DEFAULT_SNAP_M
 from geoalloc.outputs.tables import branch_areas, branch_points, member_points, unassigned_reasons
 
-__all__ = ["LAYERS", "plan_layers", "write_gpkg", "write_geojson"]
+__all__ = ["LAYERS", "plan_layers", "write_geojson", "write_gpkg"]
 
 LAYERS = ("branches", "branch_areas", "members", "districts")
 _BRANCH_FIELDS = ("branch_id", "district_zh", "site_id", "site_name", "size", "n_full", "mean_distance_m",

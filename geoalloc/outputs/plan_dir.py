@@ -25,8 +25,15 @@ from geoalloc.outputs.tables import branch_sheet, member_sheet, moves_sheet
 from geoalloc.outputs.words import key_figures, report_words
 from geoalloc.outputs.xlsx import write_xlsx
 
-__all__ = ["FORMATS", "DEFAULT_FORMATS", "parse_formats", "write_csv", "write_plan_dir", "read_plan_dir",
-           "write_planner_files"]
+__all__ = [
+    "DEFAULT_FORMATS",
+    "FORMATS",
+    "parse_formats",
+    "read_plan_dir",
+    "write_csv",
+    "write_plan_dir",
+    "write_planner_files",
+]
 
 FORMATS = ("csv", "xlsx", "gpkg", "geojson")
 DEFAULT_FORMATS = ("csv", "xlsx", "gpkg")

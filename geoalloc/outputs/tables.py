@@ -20,8 +20,16 @@ from geoalloc.maps.privacy import DEFAULT_SNAP_M, blur_points
 from geoalloc.maps.styles import labels
 from geoalloc.projection import to_lonlat, to_metres
 
-__all__ = ["HEADERS", "branch_sheet", "member_sheet", "moves_sheet", "branch_areas", "member_points",
-           "branch_points", "unassigned_reasons"]
+__all__ = [
+    "HEADERS",
+    "branch_areas",
+    "branch_points",
+    "branch_sheet",
+    "member_points",
+    "member_sheet",
+    "moves_sheet",
+    "unassigned_reasons",
+]
 
 HULL_BUFFER_M = 150.0
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from geoalloc.outputs.tables import reason_text
 
-__all__ = ["report_words", "key_figures", "WEAK_GAP", "NEAR_LIMIT"]
+__all__ = ["NEAR_LIMIT", "WEAK_GAP", "key_figures", "report_words"]
 
 WEAK_GAP = 0.05  # a district whose plan may be this much above the bound is pointed out
 NEAR_LIMIT = 2   # branches within this many members of a size limit are listed

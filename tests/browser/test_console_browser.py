@@ -22,9 +22,8 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, LiveServer]]:
-    with seeded_service("sqlite", tmp_path_factory.mktemp("console-browser")) as svc:
-        with LiveServer(svc.app) as server:
-            yield svc, server
+    with seeded_service("sqlite", tmp_path_factory.mktemp("console-browser")) as svc, LiveServer(svc.app) as server:
+        yield svc, server
 
 
 @pytest.fixture
@@ -123,7 +122,7 @@ def test_console_flows_in_chromium(page: Any, live: tuple[Service, LiveServer], 
 
     # compare the seeded plan with the new one
     page.click("nav button[data-page=compare]")
-    _wait(page, f"document.querySelectorAll('#compare-b option').length >= 2")
+    _wait(page, "document.querySelectorAll('#compare-b option').length >= 2")
     page.select_option("#compare-a", str(svc.plan_id))
     page.select_option("#compare-b", str(new_id))
     page.click("#compare-form button[type=submit]")

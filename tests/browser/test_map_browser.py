@@ -135,3 +135,24 @@ def test_compare_map_in_chromium(plan, open_file, artifacts: Path, tmp_path: Pat
     page.screenshot(path=str(artifacts / "map_compare.png"))
     assert loaded.js_errors() == []
     assert _no_network_assets(loaded.blocked) == []
+
+
+def test_allocate_writes_a_map_that_draws_with_no_network(open_file, tmp_path: Path) -> None:
+    """What `geoalloc allocate` (and so `make demo`) writes, opened with every request but the file aborted."""
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from geoalloc.cli import app
+
+    rng = np.random.default_rng(8)
+    pd.DataFrame({"member_id": [f"M{i:03d}" for i in range(120)], "lon": 113.94 + rng.normal(0, 0.01, 120),
+                  "lat": 22.54 + rng.normal(0, 0.006, 120)}).to_csv(tmp_path / "roster.csv", index=False)
+    res = CliRunner().invoke(app, ["allocate", str(tmp_path / "roster.csv"), "-o", str(tmp_path / "out"),
+                                   "--time-limit", "1"])
+    assert res.exit_code == 0, res.output
+    n_branches = len(pd.read_csv(tmp_path / "out" / "branches.csv"))
+    loaded = open_file(tmp_path / "out" / "map.html")
+    drawn = _drawn(loaded.page)
+    assert drawn["branches"] == n_branches > 0 and drawn["members"] == 120 and drawn["districts"] == 10
+    assert loaded.js_errors() == [] and _no_network_assets(loaded.blocked) == []
+    assert any("autonavi.com" in u for u in loaded.blocked)  # the tiles failed; the overlays drew
