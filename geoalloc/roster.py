@@ -79,9 +79,9 @@ class RosterResult:
 
     def write_rejects(self, path: str | Path) -> Path:
         """Write the rejected rows, with row number, field and reason first."""
-        path = Path(path)
-        self.rejects.to_csv(path, index=False, encoding="utf-8")
-        return path
+        from geoalloc.outputs import write_csv  # roster text: neutralised so no cell becomes a formula
+
+        return write_csv(self.rejects, path)
 
 
 def read_roster(source: str | Path | bytes | BinaryIO, filename: str | None = None) -> RosterResult:

@@ -46,7 +46,9 @@ class Policy:
     ``theme`` value) or a tuple of theme names; ``theme_industries`` restricts a theme to members
     of some industries. ``move_penalty_m`` is what a rebalance or relocation move must save;
     ``keep_radius_m`` is how far a relocated member may live from their branch and keep it.
-    ``extra`` holds solver tuning knobs only, never a rule.
+    ``sites``: the service centres branches must meet at (checked rows of :mod:`geoalloc.sites`),
+    or ``None`` to meet anywhere near the members. ``extra`` holds solver tuning knobs only, never
+    a rule.
     """
 
     min_size: int = 3
@@ -63,6 +65,7 @@ class Policy:
     keep_radius_m: float = 3000.0
     max_branches_per_adviser: int = 5
     advisers_per_branch: int = 1
+    sites: list[dict[str, Any]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -97,7 +100,7 @@ class Policy:
         if moved:
             object.__setattr__(self, "extra", {k: v for k, v in self.extra.items() if k not in moved})
             for k, v in moved.items():
-                object.__setattr__(self, k, type(getattr(Policy(), k))(v) if k not in ("themes", "theme_industries") else v)
+                object.__setattr__(self, k, v if k in ("themes", "theme_industries", "sites") else type(getattr(Policy(), k))(v))
         # normalise the theme setting so that equal policies compare (and serialise) equal
         themes = self.themes
         if themes is True or (isinstance(themes, str) and themes.strip().lower() == "all"):
@@ -138,7 +141,7 @@ class Policy:
 
 
 _RULE_FIELDS = frozenset({"themes", "theme_industries", "move_penalty_m", "keep_radius_m",
-                          "max_branches_per_adviser", "advisers_per_branch"})
+                          "max_branches_per_adviser", "advisers_per_branch", "sites"})
 
 
 # --------------------------------------------------------------------------------------

@@ -5,13 +5,13 @@
 # Idempotent and non-interactive; safe to call before every test run (the Makefile does).
 set -euo pipefail
 
-# The offline maps (and so the browser tests) inline Leaflet and its plugins from their npm
-# tarballs, cached outside the repo (geoalloc/maps/assets.py); fetch them once here.
+# The maps (and so the browser tests) inline Leaflet and its plugins from their npm tarballs,
+# installed into geoalloc/maps/vendor/ (git-ignored) by `make install`; make sure they are there.
 prefetch_assets() {
     local py=".venv/bin/python"
     [ -x "$py" ] || py="$(command -v python3)"
     (cd "$(dirname "$0")/.." && "$py" -c "from geoalloc.maps.assets import main; main()") \
-        || echo "install-browser: could not prefetch map assets (the first offline map will try again)" >&2
+        || echo "install-browser: could not prefetch map assets (run make install)" >&2
 }
 
 need=()

@@ -123,11 +123,12 @@ def test_default_layers_on_and_off(small) -> None:
 def test_names_hidden_by_default_and_escaped_when_shown() -> None:
     a, b, r = tiny_plan()
     names = pd.Series({"M000": EVIL, "M001": "张三"})
-    html_default = render_html(plan_map(a, b, r, names=names))
+    # the page without the inlined Leaflet sources (their code mentions "onerror" itself)
+    html_default = render_html(plan_map(a, b, r, names=names), cdn=True)
     assert "张三" not in html_default and "M000" not in html_default and "onerror" not in html_default
 
     m = plan_map(a, b, r, names=names, show_names=True, title=EVIL)
-    html = render_html(m)
+    html = render_html(m, cdn=True)
     assert "张三" in html
     assert "<img src=x" not in html  # neither the name nor the title reaches the page as markup
     assert "\\u003cimg src=x onerror=alert(1)\\u003e" in html  # the name travels as inert JSON text
@@ -146,14 +147,14 @@ def test_panel_escapes_branch_ids() -> None:
     evil_id = "<b>x</b>"
     a.loc[a["branch_id"] == "南山区-001", "branch_id"] = evil_id
     b.loc[b["branch_id"] == "南山区-001", "branch_id"] = evil_id
-    html = render_html(plan_map(a, b, r))
+    html = render_html(plan_map(a, b, r), cdn=True)
     assert "<b>x</b>" not in html
     assert "&lt;b&gt;x&lt;/b&gt;" in json.loads('"' + re.search(r'geoalloc\.controls\([^,]+, ("(?:[^"\\]|\\.)*")', html).group(1)[1:-1] + '"')
 
 
 def test_privacy_blurs_fine_points_only() -> None:
     a, b, r = tiny_plan()
-    m = plan_map(a, b, r)
+    m = plan_map(a, b, r, tiles="osm")  # WGS-84 overlays, to compare with the input
     p = payload_of(m)
     lon, lat = decode(p, p["members"]["x"], p["members"]["y"])
     exact = (a["geo_precision"] == "exact").to_numpy()
@@ -165,7 +166,7 @@ def test_privacy_blurs_fine_points_only() -> None:
     blon, _ = decode(p, p["branches"]["x"], p["branches"]["y"])
     assert np.abs(blon - b["lon"].to_numpy()).max() > 1e-4
     # snap_m=0 is the explicit opt-in to exact points
-    p0 = payload_of(plan_map(a, b, r, snap_m=0))
+    p0 = payload_of(plan_map(a, b, r, snap_m=0, tiles="osm"))
     lon0, lat0 = decode(p0, p0["members"]["x"], p0["members"]["y"])
     assert np.allclose(lon0, a["lon"], rtol=0, atol=2e-5) and np.allclose(lat0, a["lat"], rtol=0, atol=2e-5)
 
@@ -268,16 +269,39 @@ def test_save_map_writes_one_file(tmp_path: Path, small) -> None:
     assert len(list(out.parent.iterdir())) == 1
 
 
-def test_offline_inlines_every_asset(tmp_path: Path, small) -> None:
+def test_maps_inline_every_asset_by_default(tmp_path: Path, small) -> None:
     a, b, r = small
-    m = plan_map(a, b, r, offline=True)
-    path = tmp_path / "offline.html"
-    m.save(path)  # folium's save goes through save_map and honours offline
+    m = plan_map(a, b, r)
+    path = tmp_path / "map.html"
+    m.save(path)  # folium's save goes through save_map and honours cdn
     text = path.read_text(encoding="utf-8")
     assert not re.search(r"<script[^>]+src=[\"']https?:", text)
     assert not re.search(r"<link[^>]+href=[\"']https?:", text)
     assert "leaflet@1.9.4 dist/leaflet.js" in text and "L.Control.Measure" in text
     assert "url(images/" not in text  # CSS sprites inlined as data URIs
+    assert "autonavi" in text  # a Chinese map's default basemap loads in mainland China
+    assert "openstreetmap" in render_html(plan_map(a, b, r, lang="en")).lower()
+
+
+def test_cdn_is_the_opt_in_for_a_smaller_file(small) -> None:
+    a, b, r = small
+    html = render_html(plan_map(a, b, r, cdn=True))
+    srcs = re.findall(r"<script[^>]+src=[\"'](https?:[^\"']+)", html)
+    assert srcs and not any("@main" in u for u in srcs)  # pinned releases, not a moving branch
+    assert len(html) < len(render_html(plan_map(a, b, r))) - 100_000
+    assert re.search(r"<script[^>]+src=", render_html(plan_map(a, b, r, offline=False)))  # old spelling of cdn
+    assert not re.search(r"<script[^>]+src=", render_html(plan_map(a, b, r, offline=True)))
+
+
+def test_missing_assets_are_a_clear_error_not_a_fetch(small, monkeypatch, tmp_path: Path) -> None:
+    from geoalloc.maps.assets import MissingAssetError
+
+    a, b, r = small
+    monkeypatch.setenv("GEOALLOC_ASSET_DIR", str(tmp_path / "none"))
+    monkeypatch.setenv("PATH", "")  # npm must not even be looked for
+    with pytest.raises(MissingAssetError, match="make install"):
+        render_html(plan_map(a, b, r))
+    assert not (tmp_path / "none").exists()
 
 
 def test_derive_moves() -> None:
@@ -310,7 +334,7 @@ def test_compare_map_counts_moves_by_reason(tmp_path: Path) -> None:
 
 def test_report_figures_may_be_missing_or_nan() -> None:
     a, b, r = tiny_plan()
-    html = render_html(plan_map(a, b, {"gap": float("nan"), "objective_m": None}))
+    html = render_html(plan_map(a, b, {"gap": float("nan"), "objective_m": None}), cdn=True)
     assert "nan%" not in html and "NaN" not in html
     m = plan_map(a, b, {})
     assert m.summary["n_members"] == len(a) and m.summary["n_branches"] == 3

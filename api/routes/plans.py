@@ -51,8 +51,17 @@ def _accepted(response: Response, job: Job) -> JobOut:
 
 
 def _policy(p: PolicyIn) -> dict[str, Any]:
+    args = p.to_policy_args()
+    args.pop("sites", None)
+    if p.sites:
+        from geoalloc.sites import SiteError, validate_sites
+
+        try:
+            args["sites"] = validate_sites([s.model_dump(mode="json") for s in p.sites])
+        except SiteError as exc:
+            raise ProblemError(422, str(exc), title="Invalid sites") from exc
     try:
-        return Policy(**p.to_policy_args()).to_dict()
+        return Policy(**args).to_dict()
     except ValueError as exc:
         raise ProblemError(422, str(exc), title="Invalid policy") from exc
 
@@ -133,13 +142,28 @@ def get_branches(ctx: Ctx, who: Viewer, plan_id: PlanId) -> list[BranchOut]:
     rounded (``GEOALLOC_VIEWER_SITE_DECIMALS``, default 2 decimals, about 1 km)."""
     d = ctx.settings.viewer_site_decimals
     with ctx.db.read() as s:
-        _plan(s, plan_id)
+        plan = _plan(s, plan_id)
         rows = s.scalars(select(Branch).where(Branch.plan_id == plan_id).order_by(Branch.branch_id)).all()
-        return [BranchOut(branch_id=b.branch_id, lon=_generalise(b.lon, who, b.district_zh, d),
-                          lat=_generalise(b.lat, who, b.district_zh, d),
+        sites = _site_labels(rows, plan.policy or {})
+        return [BranchOut(branch_id=b.branch_id, lon=_generalise(b.lon, who, b.district_zh, d) if not sites[k][0] else b.lon,
+                          lat=_generalise(b.lat, who, b.district_zh, d) if not sites[k][0] else b.lat,
                           district_zh=b.district_zh, size=b.size, n_full=b.n_full,
-                          mean_distance_m=b.mean_distance_m, max_distance_m=b.max_distance_m, joint=b.joint)
-                for b in rows]
+                          mean_distance_m=b.mean_distance_m, max_distance_m=b.max_distance_m, joint=b.joint,
+                          site_id=sites[k][0] or None, site_name=sites[k][1] or None)
+                for k, b in enumerate(rows)]
+
+
+def _site_labels(rows: Any, policy: dict[str, Any]) -> list[tuple[str, str]]:
+    """(site_id, site_name) per branch when the plan's policy has service centres (public places,
+    so their points are not generalised), else empty strings."""
+    from geoalloc.sites import label_branches
+
+    frame = pd.DataFrame({"branch_id": [b.branch_id for b in rows], "lon": [b.lon for b in rows],
+                          "lat": [b.lat for b in rows]})
+    labelled = label_branches(frame, Policy.from_dict(policy))
+    if "site_id" not in labelled:
+        return [("", "")] * len(rows)
+    return list(zip(labelled["site_id"], labelled["site_name"]))
 
 
 @router.get("/plans/{plan_id}/report", response_model=dict[str, Any], summary="A plan's report.json",
@@ -185,6 +209,9 @@ def _map_html(ctx: Ctx, who: Principal, plan_id: int) -> str:
         plan = _plan(s, plan_id)
         a, b = plan_frames(s, plan_id)
         report, policy = dict(plan.report or {}), Policy.from_dict(plan.policy or {})
+    from geoalloc.sites import label_branches
+
+    b = label_branches(b, policy)
     a, b, report = map_frames_for(who, a, b, report, ctx.settings.viewer_site_decimals)
     return library.plan_map_html(a, b, report, policy, title=f"geoalloc plan {plan_id}")
 

@@ -2,7 +2,8 @@
 
 Public entry points: :func:`plan_map`, :func:`compare_map`, :func:`save_map`,
 :func:`render_html`. Private by default (no names, blurred points), Chinese by default,
-GCJ-02 overlays on AMap tiles, and optionally fully offline.
+self-contained (Leaflet and plugins inlined from the npm packages installed with geoalloc; only
+the basemap tiles use the network, AMap in GCJ-02 for Chinese maps, OSM for English ones).
 """
 
 from geoalloc.maps.compare import CompareMap, compare_map, derive_moves

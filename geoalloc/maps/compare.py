@@ -28,14 +28,14 @@ MOVE_COLUMNS = ("member_id", "from_branch", "to_branch", "reason")
 
 
 class CompareMap(DualMap):
-    """A DualMap that remembers offline mode and what each side drew."""
+    """A DualMap that remembers how it must be written and what each side drew."""
 
-    offline: bool = False
+    cdn: bool = False
     views: list[PlanView]
     moves: pd.DataFrame
 
     def save(self, outfile: Any, close_file: bool = True, **kwargs: Any) -> None:  # noqa: ARG002
-        """Write through :func:`geoalloc.maps.save_map` so ``offline`` is honoured."""
+        """Write through :func:`geoalloc.maps.save_map` so ``cdn`` is honoured."""
         from geoalloc.maps.output import save_map
 
         save_map(self, outfile)
@@ -103,8 +103,9 @@ def compare_map(
     new: Sequence[Any],
     *,
     lang: str = "zh",
-    tiles: str = "osm",
-    offline: bool = False,
+    tiles: str | None = None,
+    offline: bool | None = None,
+    cdn: bool = False,
     min_size: int | None = None,
     max_size: int | None = None,
     min_full: int | None = None,
@@ -127,7 +128,7 @@ def compare_map(
     by_reason = {str(k): int(v) for k, v in moves_df["reason"].value_counts().items()}
 
     dm = CompareMap(location=[22.60, 114.05], zoom_start=11, tiles=None, prefer_canvas=True, control_scale=False)
-    dm.offline = offline
+    dm.cdn = cdn if offline is None else not offline
     page_title = title or f"{L['before']} / {L['after']}"
     dm.get_root().header.add_child(Element(f"<title>{html.escape(page_title)}</title>"), name="geoalloc_title")
     # half-width maps: panels start folded to a heading that carries the key figure

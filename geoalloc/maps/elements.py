@@ -18,9 +18,11 @@ from geoalloc.maps.runtime import RUNTIME_CSS, RUNTIME_JS
 
 LEAFLET_JS = ("leaflet", "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.js")
 LEAFLET_CSS = ("leaflet_css", "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.css")
+# pinned to the installed folium's release (folium itself points at its moving main branch)
 HEAT_JS = (
     "leaflet_heat",
-    "https://cdn.jsdelivr.net/gh/python-visualization/folium@main/folium/templates/leaflet_heat.min.js",
+    f"https://cdn.jsdelivr.net/gh/python-visualization/folium@v{folium.__version__.split('+')[0]}"
+    "/folium/templates/leaflet_heat.min.js",
 )
 CLUSTER_JS = (
     "markerclusterjs",

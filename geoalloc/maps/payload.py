@@ -123,6 +123,14 @@ def build_view(
     # --- branches: sites blurred like exact member points (a site is often a member's home)
     b_lon, b_lat = blur_points(branches["lon"].to_numpy(), branches["lat"].to_numpy(),
                                pd.Series([GeoPrecision.EXACT.value] * len(branches)), snap_m)
+    site = None
+    if "site_id" in branches.columns:  # given service centres are public places: drawn where they are
+        sid = branches["site_id"].astype("string").fillna("").str.strip()
+        sname = (branches["site_name"] if "site_name" in branches.columns else sid).astype("string").fillna("")
+        at_site = (sid != "").to_numpy()
+        b_lon = np.where(at_site, branches["lon"].to_numpy(dtype=float), b_lon)
+        b_lat = np.where(at_site, branches["lat"].to_numpy(dtype=float), b_lat)
+        site = [f"{n} ({i})" if i else "" for i, n in zip(sid, sname)]
     bx, by = proj.ints(b_lon, b_lat)
     states = [branch_state(int(s), min_size, max_size) for s in branches["size"]]
     colours = neighbour_colours(to_metres(branches["lon"], branches["lat"])) if len(branches) else []
@@ -143,6 +151,7 @@ def build_view(
         "joint": [int(v) for v in branches["joint"]],
         "r": [branch_radius(s) for s in branches["size"]],
         "secretary": secretary,
+        "site": site,
     }
 
     # --- members: only those with a location (precision "none" has no point to draw)

@@ -26,17 +26,17 @@ from geoalloc.maps.styles import MOVED_COLOUR, labels
 from geoalloc.maps.tiles import TileChoice, choose_tiles
 from geoalloc.rules import Policy
 
-__all__ = ["PlanMap", "plan_map", "decorate"]
+__all__ = ["PlanMap", "plan_map", "decorate", "plan_view", "bounds_of"]
 
 
 class PlanMap(folium.Map):
-    """A folium map that remembers how it must be written (offline or not) and what it drew."""
+    """A folium map that remembers how it must be written (self-contained or CDN) and what it drew."""
 
-    offline: bool = False
+    cdn: bool = False
     views: list[PlanView]
 
     def save(self, outfile: Any, close_file: bool = True, **kwargs: Any) -> None:  # noqa: ARG002
-        """Write through :func:`geoalloc.maps.save_map` so ``offline`` is honoured."""
+        """Write through :func:`geoalloc.maps.save_map` so ``cdn`` is honoured."""
         from geoalloc.maps.output import save_map
 
         save_map(self, outfile)
@@ -68,7 +68,7 @@ def _outlines(datum: str, lang: str) -> tuple[list[dict[str, Any]], list[dict[st
     return dist, zones
 
 
-def _bounds(view: PlanView) -> list[list[float]] | None:
+def bounds_of(view: PlanView) -> list[list[float]] | None:
     p = view.payload
     xs = p["branches"]["x"] + p["members"]["x"]
     ys = p["branches"]["y"] + p["members"]["y"]
@@ -107,6 +107,23 @@ def prepare(
     return a, b, lo, hi, full
 
 
+def plan_view(
+    a: pd.DataFrame, b: pd.DataFrame, report: dict[str, Any], *, min_size: int, max_size: int, min_full: int,
+    lang: str, datum: str, snap_m: float, names: pd.Series | None = None, show_names: bool = False,
+    moved: set[str] | None = None,
+) -> PlanView:
+    """One plan's payload (what ``runtime.js`` draws), counts and panel figures; frames already cleaned."""
+    view = build_view(a, b, min_size=min_size, max_size=max_size, min_full=min_full, datum=datum,
+                      snap_m=snap_m, names=names, show_names=show_names, moved=moved)
+    dist, zones = _outlines(datum, lang)
+    view.payload.update(districts=dist, zones=zones, precisions=PRECISIONS, statuses=STATUSES,
+                        movedColour=MOVED_COLOUR)
+    view.counts["districts"] = len(dist)
+    view.summary = summary_figures(a, b, report, min_size=min_size, max_size=max_size, min_full=min_full)
+    view.summary["n_without_point"] = view.counts["members_without_point"]
+    return view
+
+
 def decorate(
     m: folium.Map, a: pd.DataFrame, b: pd.DataFrame, report: dict[str, Any], *,
     min_size: int, max_size: int, min_full: int, lang: str, datum: str, snap_m: float,
@@ -117,19 +134,13 @@ def decorate(
 ) -> PlanView:
     """Add the payload, every layer and the controls of one plan to ``m``."""
     L = labels(lang)
-    view = build_view(a, b, min_size=min_size, max_size=max_size, min_full=min_full, datum=datum,
-                      snap_m=snap_m, names=names, show_names=show_names, moved=moved)
-    dist, zones = _outlines(datum, lang)
-    view.payload.update(districts=dist, zones=zones, precisions=PRECISIONS, statuses=STATUSES,
-                        movedColour=MOVED_COLOUR)
-    view.counts["districts"] = len(dist)
-    view.summary = summary_figures(a, b, report, min_size=min_size, max_size=max_size, min_full=min_full)
-    view.summary["n_without_point"] = view.counts["members_without_point"]
+    view = plan_view(a, b, report, min_size=min_size, max_size=max_size, min_full=min_full, lang=lang,
+                     datum=datum, snap_m=snap_m, names=names, show_names=show_names, moved=moved)
 
     add_runtime(m.get_root())
     data = PlanData(view.payload, L)
     m.add_child(data)
-    bounds = _bounds(view)
+    bounds = bounds_of(view)
     if fit and bounds is not None:
         # before the layers, so 7,000 markers are projected once; clear of the summary panel
         # (bottom left) and the layer list (bottom right)
@@ -167,8 +178,9 @@ def plan_map(
     names: pd.Series | None = None,
     show_names: bool = False,
     lang: str = "zh",
-    tiles: str = "osm",
-    offline: bool = False,
+    tiles: str | None = None,
+    offline: bool | None = None,
+    cdn: bool = False,
     title: str | None = None,
     min_full: int | None = None,
     snap_m: float = DEFAULT_SNAP_M,
@@ -178,14 +190,16 @@ def plan_map(
     ``min_size``/``max_size``/``min_full`` default to report.json's values, then the policy
     defaults (3/50/3). ``names`` (member_id -> name) is drawn only with ``show_names``;
     ``snap_m`` is the privacy grid for exact/landmark points (0 = exact, an explicit opt-in).
-    With ``tiles="amap"`` every overlay is converted to GCJ-02.
+    ``tiles`` defaults to AMap for ``lang="zh"`` (every overlay is then converted to GCJ-02)
+    and OSM for ``"en"``. The file is self-contained unless ``cdn`` (``offline`` is the older
+    spelling of the default: ``offline=False`` means ``cdn=True``).
     """
     L = labels(lang)
     choice = choose_tiles(tiles, lang)
     a, b, lo, hi, full = prepare(assignments, branches, report, min_size=min_size, max_size=max_size,
                                  min_full=min_full)
     m = new_map(choice, lang)
-    m.offline = offline
+    m.cdn = cdn if offline is None else not offline
     page_title = title or f"{L['branches']} · {L['summary']}"
     m.get_root().header.add_child(Element(f"<title>{html.escape(page_title)}</title>"), name="geoalloc_title")
     view = decorate(m, a, b, report, min_size=lo, max_size=hi, min_full=full, lang=lang, datum=choice.datum,

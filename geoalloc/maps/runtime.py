@@ -87,6 +87,7 @@ RUNTIME_JS = r"""
     if (B.full[i] !== null) h += row(L_.n_full, B.full[i]);
     h += row(L_.mean_distance, dist(d, B.mean[i]));
     h += row(L_.max_distance, dist(d, B.max[i]));
+    if (B.site && B.site[i]) h += row(L_.site, B.site[i]);
     if (B.secretary && B.secretary[i]) h += row(L_.secretary, B.secretary[i]);
     if (B.joint[i]) h += row(L_.joint, "✓");
     return h + "</table></div>";

@@ -2,6 +2,9 @@
 
 AMap (高德) tiles are in GCJ-02, so a map on them must convert every overlay; OSM and Carto
 are WGS-84. A custom URL is taken as WGS-84 unless it is recognisably AMap's or Tencent's.
+Without a choice, a Chinese map uses AMap (its tiles load in mainland China, where OSM's often
+do not) and an English one OSM (AMap's labels are Chinese). Tiles are the only network use of
+a map: when they cannot load, the overlays still draw on a blank background.
 """
 
 from __future__ import annotations
@@ -24,9 +27,17 @@ class TileChoice:
     subdomains: str = "abc"
 
 
-def choose_tiles(tiles: str, lang: str = "zh") -> TileChoice:
-    """``osm``, ``carto``, ``amap`` or a ``{z}/{x}/{y}`` URL template."""
-    key = (tiles or "").strip()
+DEFAULT_TILES = {"zh": "amap", "en": "osm"}
+
+
+def default_tiles(lang: str) -> str:
+    """The basemap a map in ``lang`` gets when none is asked for."""
+    return DEFAULT_TILES.get(lang, "osm")
+
+
+def choose_tiles(tiles: str | None, lang: str = "zh") -> TileChoice:
+    """``osm``, ``carto``, ``amap``, a ``{z}/{x}/{y}`` URL template, or None for the language's default."""
+    key = (tiles or default_tiles(lang)).strip()
     low = key.lower()
     if low == "osm":
         return TileChoice("OpenStreetMap", None, Datum.WGS84.value)

@@ -1,8 +1,10 @@
-"""Real-browser tests of the maps: headless Chromium opens the offline HTML from a file.
+"""Real-browser tests of the maps: headless Chromium opens the default (self-contained) HTML from a file.
 
 Checks what only a browser can: the features are really drawn, no JavaScript error occurs
 (also when the off-by-default layers are switched on), a hostile name stays text, the
-branch search works, and the page needs no network. Screenshots go to tests/artifacts/.
+branch search works, and the page needs no network: every request but file:// is aborted, so
+the basemap tiles fail (as on a network that blocks them) and the overlays must draw all the same.
+Screenshots go to tests/artifacts/.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def test_plan_map_in_chromium(plan, open_file, artifacts: Path, tmp_path: Path) 
     names = pd.Series({mid: f"成员{i}" for i, mid in enumerate(a["member_id"])})
     names.iloc[0] = EVIL
     names.iloc[1] = EVIL2
-    m = plan_map(a, b, r, names=names, show_names=True, offline=True, title="深圳市支部分配图（测试）")
+    m = plan_map(a, b, r, names=names, show_names=True, title="深圳市支部分配图（测试）")
     path = save_map(m, tmp_path / "plan.html")
     loaded = open_file(path)
     page = loaded.page
@@ -99,6 +101,8 @@ def test_plan_map_in_chromium(plan, open_file, artifacts: Path, tmp_path: Path) 
     assert loaded.js_errors() == []
     assert page.evaluate("geoalloc.errors") == []
     assert _no_network_assets(loaded.blocked) == []
+    # the Chinese map's default basemap (AMap) was asked for and failed: the overlays above drew without it
+    assert any("autonavi.com" in u for u in loaded.blocked)
 
 
 def test_compare_map_in_chromium(plan, open_file, artifacts: Path, tmp_path: Path) -> None:
@@ -113,7 +117,7 @@ def test_compare_map_in_chromium(plan, open_file, artifacts: Path, tmp_path: Pat
                           "to_branch": a2.loc[donors, "branch_id"],
                           "reason": ["oversized"] * (len(donors) - 2) + ["relocated"] * 2})
     b2 = b.drop(columns=["size", "n_full", "mean_distance_m", "max_distance_m"])  # derived from assignments
-    cm = compare_map((a, b, r), (a2, b2, r, moves), offline=True)
+    cm = compare_map((a, b, r), (a2, b2, r, moves))
     path = save_map(cm, tmp_path / "compare.html")
     loaded = open_file(path)
     page = loaded.page
@@ -131,3 +135,24 @@ def test_compare_map_in_chromium(plan, open_file, artifacts: Path, tmp_path: Pat
     page.screenshot(path=str(artifacts / "map_compare.png"))
     assert loaded.js_errors() == []
     assert _no_network_assets(loaded.blocked) == []
+
+
+def test_allocate_writes_a_map_that_draws_with_no_network(open_file, tmp_path: Path) -> None:
+    """What `geoalloc allocate` (and so `make demo`) writes, opened with every request but the file aborted."""
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from geoalloc.cli import app
+
+    rng = np.random.default_rng(8)
+    pd.DataFrame({"member_id": [f"M{i:03d}" for i in range(120)], "lon": 113.94 + rng.normal(0, 0.01, 120),
+                  "lat": 22.54 + rng.normal(0, 0.006, 120)}).to_csv(tmp_path / "roster.csv", index=False)
+    res = CliRunner().invoke(app, ["allocate", str(tmp_path / "roster.csv"), "-o", str(tmp_path / "out"),
+                                   "--time-limit", "1"])
+    assert res.exit_code == 0, res.output
+    n_branches = len(pd.read_csv(tmp_path / "out" / "branches.csv"))
+    loaded = open_file(tmp_path / "out" / "map.html")
+    drawn = _drawn(loaded.page)
+    assert drawn["branches"] == n_branches > 0 and drawn["members"] == 120 and drawn["districts"] == 10
+    assert loaded.js_errors() == [] and _no_network_assets(loaded.blocked) == []
+    assert any("autonavi.com" in u for u in loaded.blocked)  # the tiles failed; the overlays drew
