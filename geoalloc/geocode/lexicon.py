@@ -17,6 +17,7 @@ import ahocorasick
 
 from geoalloc import districts as dist
 from geoalloc.geocode.gazetteer import DISTRICT_ALIASES, gazetteer
+from geoalloc.geocode.normalise import normalise
 from geoalloc.geocode.outside import other_places
 
 __all__ = ["Entry", "Lexicon", "lexicon"]
@@ -31,6 +32,7 @@ PLACES = frozenset({ESTATE, PARK, STATION, AREA})
 # Districts whose subdistricts were towns (镇) until 2004: 观澜镇 is an old name, 沙河镇 is not Shenzhen's.
 _TOWN_DISTRICTS = frozenset({"宝安区", "龙岗区", "龙华区", "光明区", "坪山区", "大鹏新区"})
 _DISAMBIGUATOR = re.compile(r"\(.*\)$")
+_PHASE = re.compile(r"(?:[一二三四五六七八九十]+|\d+)期$|[A-Z]区$")
 # An estate name this short is matched only as a whole segment of the address.
 MIN_FREE_ESTATE = 3
 
@@ -126,9 +128,12 @@ def lexicon() -> Lexicon:
         if kind == "estate":
             core = _DISAMBIGUATOR.sub("", name)
             e = Entry(ESTATE, core, True, district=d, subdistrict=s)
-            add(core, e)
+            add(normalise(core), e)  # 怡景花园-桂花村, 东方·尊峪花园: matched as addresses are normalised
+            base = _PHASE.sub("", core)
+            if base != core and len(base) >= MIN_FREE_ESTATE:  # 招商华侨城曦城一期 is written 招商华侨城曦城
+                add(normalise(base), Entry(ESTATE, base, True, district=d, subdistrict=s))
         elif kind == "park":
-            add(name, Entry(PARK, name, True, district=d, subdistrict=s, community=c, lon=lon, lat=lat))
+            add(normalise(name), Entry(PARK, name, True, district=d, subdistrict=s, community=c, lon=lon, lat=lat))
         elif kind in ("metro_station", "rail_station", "tram_stop", "monorail_station") and lon is not None:
             add(name, Entry(STATION, name, True, district=d, subdistrict=s, community=c, lon=lon, lat=lat))
     for r in dist.market_areas().itertuples(index=False):

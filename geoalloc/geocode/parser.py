@@ -63,7 +63,7 @@ _ROAD_AFTER = ("路", "街", "道", "巷", "大道", "公路", "桥", "隧道")
 _NOT_A_CITY_AFTER = ("场", "民", "政", "委", "辖", "内", "级", "中心", "花园")  # 东门市场, 市民中心, 市政…
 _TOWN = ("镇", "乡")
 _ADMIN = (DISTRICT, SUBDISTRICT, COMMUNITY)
-_KIND_RANK = {STATION: 0, PARK: 1, ESTATE: 2, AREA: 3}
+_PLACE_KINDS = (STATION, PARK, ESTATE, AREA)
 
 
 @dataclass(frozen=True)
@@ -321,6 +321,15 @@ class AddressParser:
                 conflicts.append(f"{m.text} is in {homes}, not {best}")
         return self._finest(best, ms, evidence, landmark, notes, conflicts, roads)
 
+    @staticmethod
+    def _place_rank(e: Entry, m: _Mention) -> int:
+        """Station written as one, park with a point, estate, park without a point, market area."""
+        if e.kind == STATION:
+            return 0 if m.as_station else 4
+        if e.kind == PARK:
+            return 1 if e.lon is not None else 3
+        return 2 if e.kind == ESTATE else 4
+
     def _fits(self, e: Entry, d: str) -> bool:
         return e.district == d or (e.kind == DISTRICT and d in SUCCESSORS.get(e.name, ()))
 
@@ -332,8 +341,8 @@ class AddressParser:
         # 龙岗 in 深圳龙岗坪地 is the district, not 龙岗街道, when another subdistrict is named.
         district_mentions = {i for t, e, i in ev if e.kind == DISTRICT}
         short_ev = [(e.subdistrict, i) for t, e, i in ev if e.kind == SUBDISTRICT and t == 4 and e.subdistrict]
-        own = [x for x in short_ev if x[1] not in district_mentions]
-        subs_short = sorted({x[0] for x in (own or short_ev)})
+        subs_short = sorted({x[0] for x in short_ev if x[1] not in district_mentions})
+        subs_of_district_names = sorted({x[0] for x in short_ev if x[1] in district_mentions})
         subs_weak = sorted({e.subdistrict for t, e, _ in ev if e.kind == SUBDISTRICT and t < 4 and e.subdistrict})
         stated_sub = subs_full[0] if len(subs_full) == 1 else (subs_short[0] if len(subs_short) == 1 and not subs_full
                                                                 else None)
@@ -355,7 +364,7 @@ class AddressParser:
             notes.append(f"community {'/'.join(names)} is ambiguous ({', '.join(sorted({s for s, _ in pairs}))}); "
                          "the address must name its subdistrict")
         # Places: the best kind first, then the higher tier, then the earlier mention.
-        places = [(t, e, i) for t, e, i in ev if e.kind in _KIND_RANK
+        places = [(t, e, i) for t, e, i in ev if e.kind in _PLACE_KINDS
                   and not (e.kind == STATION and not ms[i].as_station and not ms[i].whole)]
         # A stated subdistrict, or a community that is certain, outranks a place name that lies elsewhere
         # (吉祥花园, 桃花园: estate names repeat across the city).
@@ -375,8 +384,7 @@ class AddressParser:
         place: Entry | None = None
         place_sub: str | None = None
         if places:
-            places.sort(key=lambda p: (_KIND_RANK[p[1].kind] if (p[1].kind != STATION or ms[p[2]].as_station)
-                                       else _KIND_RANK[AREA], -p[0], ms[p[2]].start))
+            places.sort(key=lambda p: (self._place_rank(p[1], ms[p[2]]), -p[0], ms[p[2]].start))
             first = places[0]
             place = first[1]
             same_name = {p[1].subdistrict for p in places if p[2] == first[2] and p[1].kind == place.kind}
@@ -392,7 +400,8 @@ class AddressParser:
             notes.append(f"landmark {landmark.name}站 is in {landmark.district_zh}, not {d}; not used")
 
         sub = (subs_full[0] if len(subs_full) == 1 else None) or place_sub or (comm[0] if comm else None) \
-            or stated_sub or (subs_weak[0] if len(subs_weak) == 1 else None)
+            or stated_sub or (subs_weak[0] if len(subs_weak) == 1 else None) \
+            or (subs_of_district_names[0] if len(subs_of_district_names) == 1 else None)
         if place is not None and place.kind == AREA and sub is None:
             sub = place.subdistrict
         if place_sub and stated_sub and place_sub != stated_sub and not subs_full:
