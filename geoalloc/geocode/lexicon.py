@@ -61,9 +61,12 @@ class Lexicon:
     automaton: ahocorasick.Automaton
     forms: dict[str, tuple[Entry, ...]]
 
-    def find(self, text: str) -> list[tuple[int, int, tuple[Entry, ...]]]:
-        """Every (start, end, readings) of a known name in ``text``, overlapping ones included."""
-        return [(end + 1 - len(form), end + 1, entries) for end, (form, entries) in self.automaton.iter(text)]
+    def find(self, text: str) -> list[tuple[int, int, str, tuple[Entry, ...]]]:
+        """The leftmost-longest known names in ``text`` (none inside or across another): (start, end, form, readings).
+
+        南山南园 is 南山 + 南园, never 山南 (a city in Tibet); 招商 inside 招商华侨城曦城 is part of that name.
+        """
+        return [(end + 1 - len(form), end + 1, form, entries) for end, (form, entries) in self.automaton.iter_long(text)]
 
 
 def _point(lon: str, lat: str) -> tuple[float | None, float | None]:

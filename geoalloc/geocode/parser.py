@@ -58,6 +58,7 @@ __all__ = ["COMMUNITY_JITTER_M", "DISTRICT_JITTER_M", "SUBDISTRICT_JITTER_M", "A
 SUBDISTRICT_JITTER_M = 400.0
 COMMUNITY_JITTER_M = 150.0
 DISTRICT_JITTER_M = 1000.0
+_MEMO_MAX = 200_000
 
 _ROAD_AFTER = ("路", "街", "道", "巷", "大道", "公路", "桥", "隧道")
 _NOT_A_CITY_AFTER = ("场", "民", "政", "委", "辖", "内", "级", "中心", "花园")  # 东门市场, 市民中心, 市政…
@@ -118,18 +119,12 @@ class AddressParser:
         self.g = gaz
         self.lex = lex
         self.landmarks = landmarks
+        self._memo: dict[tuple[object, ...], Parsed] = {}
 
     # ---- mentions ----------------------------------------------------------------------------
     def mentions(self, s: str) -> list[_Mention]:
         """The maximal known names in ``s`` (none inside a longer one), in order, with their position flags."""
-        found = sorted(self.lex.find(s), key=lambda m: (m[0], m[0] - m[1]))
-        out: list[_Mention] = []
-        reach = 0
-        for a, b, entries in found:
-            if a < reach:
-                continue  # inside or across a longer name read before it (leftmost longest: 南山南园, not 山南)
-            reach = b
-            out.append(_Mention(a, b, s[a:b], entries))
+        out = [_Mention(a, b, form, entries) for a, b, form, entries in self.lex.find(s)]
         for m in out:
             seg_a = s.rfind(" ", 0, m.start) + 1
             seg_b = s.find(" ", m.end)
@@ -179,6 +174,22 @@ class AddressParser:
             return _failed("empty address")
         s = norm
         ms = self.mentions(s)
+        landmark = self.landmarks.find(norm)
+        # What follows depends only on the mentions, their positions relative to one another and to the
+        # separators, and the character after each: addresses that differ only in other text (house
+        # numbers, unknown estate names) share one parse.
+        key = (tuple((m.text, m.whole, m.opens, m.as_station, min(m.start - (ms[i - 1].end if i else 0), 2),
+                      s.startswith(_ROAD_AFTER, m.end), _is_place_word(m, s)) for i, m in enumerate(ms)),
+               landmark, any(ch in s for ch in _TOWN))
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._parse(s, ms, landmark)
+            if len(self._memo) >= _MEMO_MAX:
+                self._memo.clear()
+            self._memo[key] = hit
+        return hit
+
+    def _parse(self, s: str, ms: list[_Mention], landmark: Landmark | None) -> Parsed:
         said_sz = [m.start for m in ms if any(e.kind == SHENZHEN for e in m.entries)]
 
         # Evidence: (tier, entry, mention index) for every Shenzhen reading.
@@ -204,7 +215,6 @@ class AddressParser:
         out = self._other_place(s, ms, said_sz, top_admin)
         if out is not None:
             return out
-        landmark = self.landmarks.find(norm)
         if not evidence:
             if landmark is not None:
                 return self._at_landmark(landmark, None, [])
