@@ -199,7 +199,9 @@ class AddressParser:
             # right before or after. Two community short names side by side (东方明珠城) are not a chain.
             prev_unit = i > 0 and ms[i - 1].end == m.start and any(
                 e.kind in (DISTRICT, SUBDISTRICT, SHENZHEN) for e in ms[i - 1].entries)
-            prev_sub = prev_unit and any(e.kind in (DISTRICT, SUBDISTRICT) for e in ms[i - 1].entries)
+            # A community short name continues a chain only inside the unit before it (石井新村 is not 罗湖's 新村).
+            prev_units = {u for e in ms[i - 1].entries if e.kind in (DISTRICT, SUBDISTRICT)
+                          for u in (e.district, e.subdistrict) if u} if prev_unit else set()
             next_unit = i + 1 < len(ms) and ms[i + 1].start == m.end and any(
                 e.kind in (DISTRICT, SUBDISTRICT) or (e.kind == COMMUNITY and e.full) for e in ms[i + 1].entries)
             # A name that is a market area or a unit is not read as some community's short name too.
@@ -207,7 +209,9 @@ class AddressParser:
             for e in m.entries:
                 if e.kind in (OTHER, SHENZHEN) or e.district is None or (coarse and e.kind == COMMUNITY and not e.full):
                     continue
-                t = self._tier(m, e, s, prev_sub if e.kind == COMMUNITY else (prev_unit or next_unit))
+                chained = (e.subdistrict in prev_units or (e.district in prev_units and not any(
+                    x.kind == SUBDISTRICT for x in ms[i - 1].entries))) if e.kind == COMMUNITY else (prev_unit or next_unit)
+                t = self._tier(m, e, s, chained)
                 if t:
                     evidence.append((t, e, i))
         top_admin = max((t for t, e, _ in evidence if e.kind in _ADMIN), default=0)
