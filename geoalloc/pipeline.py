@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from geoalloc.geocode import geocode_frame
+from geoalloc.geocode.frame import placement_counts
 from geoalloc.model import GeoStatus, MemberStatus
 from geoalloc.rules import Policy
 from geoalloc.policies import (
@@ -161,7 +162,8 @@ def allocate(members: pd.DataFrame, policy: Policy | None = None, *, progress: P
     report = build_report(
         assignments, branches, policy, solution, unassigned,
         seconds=time.perf_counter() - started, parent_plan_id=parent_plan_id,
-        extra={"roles": role_summary(branches), "theme_fallbacks": theme_fallbacks(members[reasons.isna()], policy)},
+        extra={"roles": role_summary(branches), "theme_fallbacks": theme_fallbacks(members[reasons.isna()], policy),
+               "placement": placement_counts(assignments, members)},
     )
     return AllocationResult(assignments, branches, report, solution, members)
 

@@ -193,3 +193,24 @@ def test_real_development_sample(geo: OfflineGeocoder) -> None:
 def test_odbl_attribution_is_in_the_readmes() -> None:
     for path in (REPO_ROOT / "README.md", REPO_ROOT / "data" / "districts" / "README.md"):
         assert OSM_ATTRIBUTION in path.read_text(encoding="utf-8"), path
+
+
+def test_odbl_attribution_is_on_the_map() -> None:
+    from geoalloc.maps import plan_map, render_html
+    from geoalloc.maps.synthetic import synthetic_plan
+
+    a, b, r = synthetic_plan(60, seed=2)
+    for lang in ("zh", "en"):
+        html = render_html(plan_map(a, b, r, lang=lang))
+        assert OSM_ATTRIBUTION.replace("©", "&copy;") in html or OSM_ATTRIBUTION in html
+
+
+def test_report_counts_how_many_allocated_members_rest_on_approximate_points(geo: OfflineGeocoder) -> None:
+    from geoalloc.geocode.frame import placement_counts
+
+    members = geocode_frame(pd.DataFrame({"member_id": ["a", "b", "c", "d"],
+                                          "address": ["富达花园", "光明大街站", "南山区", "北京市朝阳区"]}), geocoder=geo)
+    assignments = members[["member_id", "geo_precision"]].assign(branch_id=["B1", "B1", "B2", ""])
+    counts = placement_counts(assignments, members)
+    assert counts["by_precision"] == {"station": 1, "estate": 1, "district": 1}
+    assert counts["approximate"] == 2 and counts["share_approximate"] == round(2 / 3, 4)

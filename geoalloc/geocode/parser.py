@@ -120,6 +120,7 @@ class AddressParser:
         self.lex = lex
         self.landmarks = landmarks
         self._memo: dict[tuple[object, ...], Parsed] = {}
+        self._resolved: dict[tuple[object, ...], Parsed] = {}
 
     # ---- mentions ----------------------------------------------------------------------------
     def mentions(self, s: str) -> list[_Mention]:
@@ -277,6 +278,25 @@ class AddressParser:
         if any(t >= 2 for t, _, _ in evidence):
             # A short name inside other text or a road name (tier 1) decides only when nothing better is written.
             evidence = [x for x in evidence if x[0] >= 2]
+            roads = []
+        # Only the mentions that speak for a district matter from here on: keep those, and share the result
+        # between addresses that have the same ones (a listing's road and house number do not change it).
+        used = sorted({i for _, _, i in evidence})
+        remap = {i: k for k, i in enumerate(used)}
+        ms = [ms[i] for i in used]
+        evidence = [(t, e, remap[i]) for t, e, i in evidence]
+        key = (tuple((t, id(e), i) for t, e, i in evidence), tuple((m.text, m.whole, m.as_station) for m in ms),
+               landmark, tuple(roads))
+        hit = self._resolved.get(key)
+        if hit is None:
+            hit = self._resolve_units(ms, evidence, landmark, roads)
+            if len(self._resolved) >= _MEMO_MAX:
+                self._resolved.clear()
+            self._resolved[key] = hit
+        return hit
+
+    def _resolve_units(self, ms: list[_Mention], evidence: list[tuple[int, Entry, int]],
+                       landmark: Landmark | None, roads: list[str]) -> Parsed:
         direct: dict[str, list[int]] = {}
         hist: dict[str, list[int]] = {}
         best_tier: dict[tuple[int, str], int] = {}
