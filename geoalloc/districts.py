@@ -1,8 +1,9 @@
-"""The bundled Shenzhen gazetteer: districts, subdistricts, communities.
+"""The bundled Shenzhen gazetteer: districts, subdistricts, communities, named places.
 
 Loaded once and cached; every table is read-only for callers. Coordinates are
-WGS-84 (EPSG:4326). The subdistrict zones are approximate Voronoi cells and must
-never be presented as official boundaries.
+WGS-84 (EPSG:4326). Subdistrict (街道) and community (社区) polygons come from
+OpenStreetMap (ODbL 1.0, see ``data/districts/README.md``): whatever shows them or data
+derived from them carries :data:`OSM_ATTRIBUTION`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from shapely.geometry.base import BaseGeometry
 from shapely.prepared import PreparedGeometry, prep
 
 from geoalloc.paths import districts_dir
+
+#: The attribution the ODbL requires wherever results derived from the OSM files are shown.
+OSM_ATTRIBUTION = "© OpenStreetMap contributors, ODbL 1.0, https://www.openstreetmap.org/copyright"
 
 
 @lru_cache(maxsize=1)
@@ -55,8 +59,39 @@ def communities() -> pd.DataFrame:
 
 @lru_cache(maxsize=1)
 def subdistrict_zones() -> gpd.GeoDataFrame:
-    """APPROXIMATE subdistrict zones (Voronoi cells of the seeds). Not official boundaries."""
-    return gpd.read_file(districts_dir() / "subdistricts_approx_voronoi_wgs84.geojson")
+    """The 74 subdistrict (街道) polygons from OpenStreetMap (ODbL), with ``name_zh``, ``district_zh``
+    and a representative point inside each (``label_lon``, ``label_lat``)."""
+    return gpd.read_file(districts_dir() / "subdistricts_osm_wgs84.geojson")
+
+
+@lru_cache(maxsize=1)
+def community_zones() -> gpd.GeoDataFrame:
+    """The 241 community (社区) polygons OpenStreetMap has (南山, 福田, 罗湖, parts of 宝安 and 龙华), ODbL."""
+    return gpd.read_file(districts_dir() / "communities_osm_wgs84.geojson")
+
+
+@lru_cache(maxsize=1)
+def named_places() -> pd.DataFrame:
+    """``gazetteer.csv``: estates, parks, stations, communities, subdistricts with district (and points where known)."""
+    return pd.read_csv(districts_dir() / "gazetteer.csv", dtype=str, keep_default_na=False)
+
+
+@lru_cache(maxsize=1)
+def roads() -> pd.DataFrame:
+    """Road names with the districts they occur in (``districts_zh``, ``;``-separated). Names only, no geometry."""
+    return pd.read_csv(districts_dir() / "roads.csv", dtype=str, keep_default_na=False)
+
+
+@lru_cache(maxsize=1)
+def market_areas() -> pd.DataFrame:
+    """Market-area (板块) names as listings and residents write them, with district and subdistrict."""
+    return pd.read_csv(districts_dir() / "market_areas.csv", dtype=str, keep_default_na=False)
+
+
+@lru_cache(maxsize=1)
+def china_divisions() -> pd.DataFrame:
+    """Every province, prefecture-level city and county-level unit of China (from jionlp's table)."""
+    return pd.read_csv(districts_dir() / "china_divisions.csv", dtype=str, keep_default_na=False)
 
 
 def district_names() -> list[str]:

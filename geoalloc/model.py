@@ -26,12 +26,21 @@ class Datum(StrEnum):
 
 
 class GeoPrecision(StrEnum):
-    """How precisely a member's point is known, from best to worst."""
+    """What a member's point was placed from, from best to worst.
+
+    ``station`` and ``park`` points are that place's own coordinates; ``estate`` (estates have no
+    coordinates), ``community``, ``subdistrict``, ``road`` (a name without geometry) and ``district``
+    are placed at a zone's representative point, spread inside the zone, and marked approximate.
+    """
 
     EXACT = "exact"  # coordinates given in the roster
-    LANDMARK = "landmark"
+    LANDMARK = "landmark"  # a landmark from the user's own table
+    STATION = "station"  # a bundled station (OSM point)
+    PARK = "park"  # a bundled park with an OSM point
+    ESTATE = "estate"  # a housing estate: its subdistrict's point
     COMMUNITY = "community"
     SUBDISTRICT = "subdistrict"
+    ROAD = "road"  # a road name: the district (or subdistrict) it lies in
     DISTRICT = "district"
     NONE = "none"
 

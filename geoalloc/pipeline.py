@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from geoalloc.geocode import geocode_frame
+from geoalloc.geocode.frame import placement_counts
 from geoalloc.policies import attach_roles, role_summary
 from geoalloc.projection import to_lonlat, to_metres
 from geoalloc.rules import (
@@ -151,7 +152,8 @@ def allocate(members: pd.DataFrame, policy: Policy | None = None, *, progress: P
         assignments, branches, policy, solution, unassigned,
         seconds=time.perf_counter() - started, parent_plan_id=parent_plan_id,
         violations=validated(members, assignments, branches, policy, "allocate", strict=True),
-        extra={"roles": role_summary(branches), "theme_fallbacks": theme_fallbacks(members[allocated], policy)},
+        extra={"roles": role_summary(branches), "theme_fallbacks": theme_fallbacks(members[allocated], policy),
+               "placement": placement_counts(assignments, members)},
     )
     report["notes"].extend(notes)
     return AllocationResult(assignments, branches, report, solution, members)

@@ -2,10 +2,15 @@
 
 Real rosters cannot leave the organisation, so everything that needs a roster uses these.
 They imitate what real ones contain: density heavy in 南山/福田/宝安 and light in 大鹏;
-addresses typed by people in every format we meet (full with province, without city,
-community only, near a landmark, full-width digits, stray spaces, pre-2017 names such as
-宝安区龙华街道); a mix of industries, full and probationary members, statuses, and some rows
-that carry coordinates (in WGS-84, GCJ-02 or BD-09) instead of, or beside, an address.
+addresses written the way residents write them (:data:`RESIDENT_FORMATS`): mostly a housing
+estate from the bundled gazetteer, often with the market area and a road after it
+(``富达花园 莲塘 罗沙路12号``), sometimes with the district, a station, the full administrative
+chain, an old district name (宝安区龙华街道), separators or a repeated prefix; members who
+transferred out sometimes give an address in another city; a mix of industries, full and
+probationary members, statuses, and some rows that carry coordinates (in WGS-84, GCJ-02 or
+BD-09) instead of, or beside, an address.
+
+``generate_addresses`` (the labelled benchmark set) keeps the older administrative formats.
 
 Everything is deterministic under ``seed``. Each member's true point lies inside the
 member's own district polygon.
@@ -77,6 +82,34 @@ HISTORICAL_PARENT: dict[str, str] = {
     "坪山区": "龙岗区",
     "大鹏新区": "龙岗区",
 }
+
+#: How members write their address in the sample roster, with their share.
+RESIDENT_FORMATS: list[tuple[str, float]] = [
+    ("listing", 0.18),  # 富达花园 莲塘 罗沙路12号: estate, market area, road
+    ("estate_unit", 0.15),  # 富达花园7栋502
+    ("district_estate", 0.12),  # 罗湖区富达花园7栋502
+    ("area_estate", 0.07),  # 莲塘富达花园7栋
+    ("full", 0.12),  # 广东省深圳市罗湖区莲塘街道…社区富达花园7栋502
+    ("road", 0.09),  # 深圳市罗湖区罗沙路12号富达花园
+    ("station", 0.05),  # 莲塘地铁站附近富达花园
+    ("community", 0.05),  # …社区富达花园7栋
+    ("historical", 0.05),  # 深圳市宝安区龙华街道… (a unit under its pre-2017 district)
+    ("separators", 0.04),  # 广东省-深圳市-罗湖区-莲塘街道 富达花园
+    ("fullwidth", 0.04),  # digits in full width
+    ("repeated_prefix", 0.04),  # 广东省深圳市广东省深圳市罗湖区…
+]
+
+#: Addresses elsewhere, given by some members who transferred out (names Shenzhen-like on purpose).
+OTHER_CITY_ADDRESSES: list[str] = [
+    "北京市昌平区沙河镇北二街{n}号",
+    "浙江省嘉兴市平湖市当湖街道梅兴路{n}号",
+    "东莞市长安镇乌沙村{n}号",
+    "海口市龙华区滨海大道{n}号",
+    "广州市天河区华夏路{n}号",
+    "陕西省汉中市西乡县城关镇东街{n}号",
+    "惠州市惠阳区淡水街道开城大道{n}号",
+    "湖南省长沙市岳麓区麓山南路{n}号",
+]
 
 OUT_OF_CITY: list[str] = [
     "北京市朝阳区望京街道阜通东大街{n}号",
@@ -205,6 +238,73 @@ def format_address(rng: np.random.Generator, place: _Place, fmt: str) -> tuple[s
     raise ValueError(f"unknown address format {fmt!r}")
 
 
+@lru_cache(maxsize=1)
+def _resident_tables() -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, list[str]], dict[str, list[str]]]:
+    """Estates and market areas per subdistrict, roads per district, stations per subdistrict (bundled gazetteer)."""
+    places = gaz.named_places()
+    estates: dict[str, list[str]] = {}
+    stations: dict[str, list[str]] = {}
+    for r in places.itertuples(index=False):
+        if r.kind == "estate" and r.subdistrict_zh and "(" not in r.name_zh:
+            estates.setdefault(str(r.subdistrict_zh), []).append(str(r.name_zh))
+        elif r.kind == "metro_station" and r.subdistrict_zh:
+            stations.setdefault(str(r.subdistrict_zh), []).append(str(r.name_zh))
+    areas: dict[str, list[str]] = {}
+    for r in gaz.market_areas().itertuples(index=False):
+        if r.subdistrict_zh:
+            areas.setdefault(str(r.subdistrict_zh), []).append(str(r.name_zh))
+    roads: dict[str, list[str]] = {}
+    for r in gaz.roads().itertuples(index=False):
+        for d in str(r.districts_zh).split(";"):
+            if d and len(str(r.road_zh)) >= 3:
+                roads.setdefault(d, []).append(str(r.road_zh))
+    return estates, areas, roads, stations
+
+
+def resident_address(rng: np.random.Generator, place: _Place, fmt: str) -> str:
+    """One address for ``place`` written as residents do (``fmt`` from :data:`RESIDENT_FORMATS`)."""
+    estates, areas, roads, stations = _resident_tables()
+    d, s, c = place.district, place.subdistrict, place.community
+    pool = estates.get(s)
+    if not pool:  # the four subdistricts the estate list lacks: an unlisted estate, written under its community
+        return f"{c}{_stem(c)}{_ESTATE_SUFFIX[rng.integers(len(_ESTATE_SUFFIX))]}{int(rng.integers(1, 30))}栋"
+    estate = pool[int(rng.integers(len(pool)))]
+    unit = f"{int(rng.integers(1, 30))}栋{int(rng.integers(1, 33))}{int(rng.integers(1, 9)):02d}"
+    boards = [place.short] + areas.get(s, [])
+    board = boards[int(rng.integers(len(boards)))]
+    road_pool = roads.get(d) or [f"{_stem(c)}路"]
+    road = f"{road_pool[int(rng.integers(len(road_pool)))]}{int(rng.integers(1, 400))}号"
+    if fmt == "listing":
+        return f"{estate} {board} {road}"
+    if fmt == "estate_unit":
+        return f"{estate}{unit}"
+    if fmt == "district_estate":
+        return f"{d}{estate}{unit}"
+    if fmt == "area_estate":
+        return f"{board}{estate}{int(rng.integers(1, 30))}栋"
+    if fmt == "full":
+        return f"广东省深圳市{d}{s}{c}{estate}{unit}"
+    if fmt == "road":
+        return f"深圳市{d}{road}{estate}"
+    if fmt == "station":
+        near = stations.get(s)
+        if not near:
+            return f"{estate} {board}"
+        return f"{near[int(rng.integers(len(near)))]}地铁站附近{estate}"
+    if fmt == "community":
+        return f"{c}{estate}{unit}"
+    if fmt == "historical":
+        old = HISTORICAL_PARENT.get(d)
+        return f"深圳市{old}{s}{estate}{unit}" if old else f"深圳{d}{estate}{unit}"
+    if fmt == "separators":
+        return f"广东省-深圳市-{d}-{s} {estate}"
+    if fmt == "fullwidth":
+        return f"{estate}{unit}".translate(_FULLWIDTH)
+    if fmt == "repeated_prefix":
+        return f"广东省深圳市广东省深圳市{d}{estate}{unit}"
+    raise ValueError(f"unknown resident address format {fmt!r}")
+
+
 def _names(rng: np.random.Generator, n: int) -> list[str]:
     sur = rng.integers(len(_SURNAMES), size=n)
     g1 = rng.integers(len(_GIVEN), size=n)
@@ -233,10 +333,18 @@ def generate_roster(n: int = 7000, seed: int = 20261127, coordinate_share: float
     rng = np.random.default_rng(seed)
     places = _places(rng, n)
     pts = _true_points(rng, places)
-    fmts = _pick(rng, ADDRESS_FORMATS, n)
-    addresses = [format_address(rng, p, str(f))[0] for p, f in zip(places, fmts)]
+    # Address text has its own random stream, so changing how addresses are written never shifts the
+    # other columns.
+    arng = np.random.default_rng([seed, 18])
+    fmts = _pick(arng, RESIDENT_FORMATS, n)
+    addresses = [resident_address(arng, p, str(f)) for p, f in zip(places, fmts)]
     industry = _pick(rng, INDUSTRIES, n)
     status = _pick(rng, STATUS_WEIGHTS, n)
+    # Some members who transferred out give their new address in another city.
+    moved = np.flatnonzero((status == "transfer_out") & (arng.random(n) < 0.5))
+    for i in moved:
+        addresses[i] = OTHER_CITY_ADDRESSES[int(arng.integers(len(OTHER_CITY_ADDRESSES)))].format(
+            n=int(arng.integers(1, 300)))
     full = (rng.random(n) < 0.9).astype(int)
     theme = np.array([THEMES.get(str(i), "") if rng.random() < 0.35 else "" for i in industry], dtype=object)
     role = np.full(n, "", dtype=object)

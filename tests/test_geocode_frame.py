@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from geoalloc.districts import districts, subdistricts
+from geoalloc.districts import districts, subdistrict_zones
 from geoalloc.geocode import GEO_COLUMNS, OfflineGeocoder, geocode_frame, summarise
 from geoalloc.geocode.parser import SUBDISTRICT_JITTER_M, Parsed
 from geoalloc.model import GeoPrecision, GeoStatus
@@ -27,8 +27,8 @@ def test_jitter_is_deterministic_per_member_and_differs_between_members() -> Non
     assert (a1.lon, a1.lat) != (b.lon, b.lat)
 
 
-def test_jitter_stays_small_and_inside_the_district(geo: OfflineGeocoder) -> None:
-    subs = subdistricts()
+def test_jitter_stays_small_and_inside_the_subdistrict(geo: OfflineGeocoder) -> None:
+    subs = subdistrict_zones()
     polys = districts().geometry
     keys = [f"M{i:05d}" for i in range(200)]
     for row in subs.itertuples(index=False):
@@ -36,7 +36,8 @@ def test_jitter_stays_small_and_inside_the_district(geo: OfflineGeocoder) -> Non
         assert parsed[0].subdistrict_zh == row.name_zh
         lon, lat = geo.place(parsed, keys)
         assert shapely.contains_xy(polys[row.district_zh], lon, lat).all(), row.name_zh
-        d = np.hypot(*(to_metres(lon, lat) - to_metres([row.seed_lon], [row.seed_lat])).T)
+        assert shapely.contains_xy(row.geometry, lon, lat).all(), row.name_zh  # the OSM subdistrict polygon
+        d = np.hypot(*(to_metres(lon, lat) - to_metres([row.label_lon], [row.label_lat])).T)
         assert d.max() <= SUBDISTRICT_JITTER_M * 1.01
         assert len({(x, y) for x, y in zip(lon, lat)}) > 150  # members do not stack
 

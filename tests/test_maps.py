@@ -116,7 +116,7 @@ def test_default_layers_on_and_off(small) -> None:
     assert {k for k, c in layers.items() if not c.show} == {"zones", "lines", "heat", "cluster"}
     assert isinstance(layers["heat"], HeatLayer) and isinstance(layers["cluster"], ClusterLayer)
     html = render_html(m)
-    assert LABELS["zh"]["zones"] in html and "近似" in LABELS["zh"]["zones"]
+    assert LABELS["zh"]["zones"] in html and "OpenStreetMap" in LABELS["zh"]["zones"]  # real (OSM) boundaries now
     assert "L.control.layers" in html and "L.control.fullscreen" in html and "L.Control.Measure" in html
 
 
@@ -216,7 +216,7 @@ def test_tile_choices() -> None:
 def test_english_labels() -> None:
     a, b, r = tiny_plan()
     html = render_html(plan_map(a, b, r, lang="en"))
-    assert "Districts (official)" in html and "Subdistricts (approximate, not official)" in html
+    assert "Districts (official)" in html and "Subdistricts (OpenStreetMap)" in html
     assert "区界（官方）" not in html
     with pytest.raises(ValueError, match="language"):
         plan_map(a, b, r, lang="fr")

@@ -95,3 +95,24 @@ def test_grid_lookup_agrees_with_the_polygons_everywhere() -> None:
     lat = np.concatenate([lat, corner_lat, corner_lat])
     assert list(locate_districts(lon, lat)) == [district_at(x, y) for x, y in zip(lon, lat)]
     assert district_at(float("nan"), 22.5) is None and district_at(114.05, float("inf")) is None
+
+
+def test_roster_addresses_are_written_as_residents_write_them() -> None:
+    from geoalloc.districts import named_places
+    from geoalloc.geocode import OfflineGeocoder
+
+    df = generate_roster(2000, seed=12)
+    text = df["address"]
+    estates = set(named_places().query("kind == 'estate'")["name_zh"])
+    assert text.map(lambda a: any(a.startswith(e) for e in estates if len(e) >= 3)).mean() > 0.25  # a bare estate first
+    assert text.str.contains(r"^\S+ \S+ \S+路\d+号$").any()  # estate, market area, road
+    assert text.str.contains("广东省-深圳市-").any() and text.str.contains("广东省深圳市广东省深圳市").any()
+    assert text.str.contains("地铁站附近").any() and text.str.contains("[０-９]").any()
+    other = text.str.contains("北京市|嘉兴市|东莞市|海口市|广州市|汉中市|惠州市|长沙市")
+    assert other.any() and (df.loc[other, "status"] == "transfer_out").all()  # only members who moved away
+    geo = OfflineGeocoder()
+    parsed = [geo.parse(a) for a in text]
+    in_city = (text != "") & ~other
+    district = pd.Series([p.district_zh for p in parsed])
+    assert (district[in_city] == df.loc[in_city, "district_zh"]).mean() > 0.97
+    assert all(parsed[i].status.value == "out_of_city" for i in np.flatnonzero(other))

@@ -17,7 +17,7 @@ from geoalloc.geocode.parser import Parsed
 from geoalloc.geocode.providers import Provider, ProviderError
 from geoalloc.model import GeoPrecision, GeoStatus
 
-__all__ = ["GEO_COLUMNS", "geocode_frame", "summarise"]
+__all__ = ["GEO_COLUMNS", "geocode_frame", "placement_counts", "summarise"]
 
 GEO_COLUMNS = ["lon", "lat", "geo_precision", "geo_district_zh", "geo_subdistrict_zh", "geo_status", "geo_reason"]
 _CHUNK = 2000
@@ -148,4 +148,25 @@ def summarise(df: pd.DataFrame) -> dict[str, object]:
         "status": {str(k): int(v) for k, v in stat.items()},
         "conflicts": int(reasons.str.contains("conflict:", regex=False).sum()),
         "historical_names": int(reasons.str.contains("historical", regex=False).sum()),
+    }
+
+
+def placement_counts(assignments: pd.DataFrame, members: pd.DataFrame) -> dict[str, object]:
+    """How many allocated members are placed at each grade, and how many only at a zone's point.
+
+    A planner reads this to know how much of a plan rests on approximate points (an estate's
+    subdistrict, a community, a subdistrict, a road's or a district's point) rather than on given
+    coordinates or a station, park or landmark.
+    """
+    placed = assignments["branch_id"].astype(str) != ""
+    grade = assignments.loc[placed, "geo_precision"].fillna(GeoPrecision.EXACT.value).astype(str)
+    status = members.loc[placed[placed].index, "geo_status"] if "geo_status" in members else pd.Series(dtype=str)
+    approximate = int((status.astype(str) == GeoStatus.APPROXIMATE.value).sum())
+    order = {p.value: i for i, p in enumerate(GeoPrecision)}
+    by_grade = grade.value_counts().to_dict()
+    n = int(placed.sum())
+    return {
+        "by_precision": {str(k): int(v) for k, v in sorted(by_grade.items(), key=lambda kv: order.get(str(kv[0]), 99))},
+        "approximate": approximate,
+        "share_approximate": round(approximate / n, 4) if n else 0.0,
     }

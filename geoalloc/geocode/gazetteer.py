@@ -58,6 +58,13 @@ class Gazetteer:
     sub_district: dict[str, str]
     sub_seed: dict[str, tuple[float, float]]
     community_units: dict[str, tuple[tuple[str, str], ...]]  # community -> ((district, subdistrict), ...)
+    sub_short: dict[str, str]
+    # OpenStreetMap polygons (ODbL) and a representative point inside each: every subdistrict,
+    # and the communities OSM has, keyed by (subdistrict, community).
+    sub_point: dict[str, tuple[float, float]]
+    sub_geom: dict[str, BaseGeometry]
+    comm_point: dict[tuple[str, str], tuple[float, float]]
+    comm_geom: dict[tuple[str, str], BaseGeometry]
 
     def compatible(self, stated: str, actual: str) -> bool:
         """True when a unit of ``actual`` may be written under ``stated`` (same or historical parent)."""
@@ -102,8 +109,10 @@ def gazetteer() -> Gazetteer:
 
     sub_district: dict[str, str] = {}
     sub_seed: dict[str, tuple[float, float]] = {}
+    sub_short: dict[str, str] = {}
     for row in subs.itertuples(index=False):
         name, short = str(row.name_zh), str(row.short_name)
+        sub_short[name] = short
         sub_district[name] = str(row.district_zh)
         sub_seed[name] = (float(row.seed_lon), float(row.seed_lat))
         _add(tokens, name, Cand(SUBDISTRICT, name, short=False))
@@ -125,6 +134,20 @@ def gazetteer() -> Gazetteer:
             if not short.endswith("村"):
                 _add(tokens, short + "村", Cand(COMMUNITY, name, short=True))
 
+    sub_point: dict[str, tuple[float, float]] = {}
+    sub_geom: dict[str, BaseGeometry] = {}
+    for row in dist.subdistrict_zones().itertuples(index=False):
+        sub_point[str(row.name_zh)] = (float(row.label_lon), float(row.label_lat))
+        shapely.prepare(row.geometry)
+        sub_geom[str(row.name_zh)] = row.geometry
+    comm_point: dict[tuple[str, str], tuple[float, float]] = {}
+    comm_geom: dict[tuple[str, str], BaseGeometry] = {}
+    for row in dist.community_zones().itertuples(index=False):
+        key = (str(row.subdistrict_zh), str(row.name_zh))
+        comm_point[key] = (float(row.label_lon), float(row.label_lat))
+        shapely.prepare(row.geometry)
+        comm_geom[key] = row.geometry
+
     frozen = {k: tuple(v) for k, v in tokens.items()}
     return Gazetteer(
         tokens=frozen,
@@ -134,4 +157,9 @@ def gazetteer() -> Gazetteer:
         sub_district=sub_district,
         sub_seed=sub_seed,
         community_units={k: tuple(v) for k, v in units.items()},
+        sub_short=sub_short,
+        sub_point=sub_point,
+        sub_geom=sub_geom,
+        comm_point=comm_point,
+        comm_geom=comm_geom,
     )

@@ -1,8 +1,10 @@
 """Text normalisation for typed Chinese addresses.
 
 People type addresses with full-width digits, stray spaces and punctuation. Everything the
-parser compares goes through :func:`normalise` first, so that ``深圳 南山区　粤海街道１５号``
-and ``深圳南山区粤海街道15号`` are the same key (and share one cached parse).
+parser compares goes through :func:`normalise` first: full width folds to half width, and every
+run of separators (spaces, punctuation, a dash between words as in 广东省-深圳市-福田区) becomes
+one space. The spaces are kept because they carry meaning: a listing's ``富达花园 民治 民治大道``
+separates the estate from the market area, and a name that stands alone between them is a firm one.
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ import unicodedata
 
 __all__ = ["normalise"]
 
-# Separators that carry no meaning inside a Chinese address. "-" and "#" are kept: they
-# belong to house numbers (9-1, 3#).
-_NOISE = re.compile(r"[\s,，.。、;；:：()（）\[\]【】<>《》\"'“”‘’|/\\_~·!！?？…]+")
+# Separators. "-" and "#" inside house numbers (9-1, 3#) are kept; a dash next to a
+# Chinese word (深圳市-福田区) separates words; 5015-9号 and A-3 keep theirs.
+_NOISE = re.compile(r"[\s,，.。、;；:：()（）\[\]【】<>《》\"'“”‘’|/\\_~·!！?？…—–]+|(?<![0-9A-Za-z])-+|-+(?![0-9A-Za-z])")
+_SPACES = re.compile(r" +")
 
 
 def normalise(text: object) -> str:
-    """Full-width -> half-width (NFKC), drop whitespace and punctuation; None/NaN -> ""."""
+    """Full-width -> half-width (NFKC); every run of separators -> one space, trimmed; None/NaN -> ""."""
     if text is None or (isinstance(text, float) and math.isnan(text)):
         return ""
     t = unicodedata.normalize("NFKC", str(text))
-    return _NOISE.sub("", t)
+    return _SPACES.sub(" ", _NOISE.sub(" ", t)).strip()

@@ -1,10 +1,12 @@
-"""The offline geocoder: parse (memoised per normalised text) + deterministic member jitter.
+"""The offline geocoder: parse (memoised per address) + deterministic member spread.
 
-Approximate placements (a subdistrict seed, a district label point) get a small offset derived
-from a hash of the member id, so members do not stack on one pixel and reruns give the same
-points. A jittered point must stay inside its district polygon; otherwise the unjittered base
-point is used (seeds and label points are inside by construction). Near an edge the opposite
-direction and shorter offsets are tried first, so members there do not all fall on the seed.
+Members placed at a zone's point (an estate's subdistrict, a community, a subdistrict, a
+district) get a small offset derived from a hash of the member id, so they do not stack on one
+pixel and reruns give the same points. The spread point is still only the zone's point (its
+status stays ``approximate``), never a home. It must stay inside the zone's polygon (the OSM
+community or subdistrict polygon, or the district); otherwise the zone's own point is used
+(representative points lie inside their polygons). Near an edge the opposite direction and
+shorter offsets are tried first, so members there do not all fall on the zone's point.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import shapely
 
 from geoalloc.geocode.gazetteer import gazetteer
 from geoalloc.geocode.landmarks import LandmarkIndex
+from geoalloc.geocode.lexicon import lexicon
 from geoalloc.geocode.normalise import normalise
 from geoalloc.geocode.parser import AddressParser, Parsed
 from geoalloc.model import GeoPrecision, GeoStatus
@@ -73,7 +76,7 @@ class OfflineGeocoder:
 
     def __init__(self, landmarks: pd.DataFrame | None = None, *, cache_size: int = 1_000_000) -> None:
         self._gaz = gazetteer()
-        self._parser = AddressParser(self._gaz, LandmarkIndex(landmarks))
+        self._parser = AddressParser(self._gaz, lexicon(), LandmarkIndex(landmarks))
         self._cache_size = cache_size
         self._by_raw: dict[str, Parsed] = {}
         self._by_norm: dict[str, Parsed] = {}
@@ -111,7 +114,7 @@ class OfflineGeocoder:
         base_lon, base_lat = lon[moving], lat[moving]
         dx = r * np.cos(theta) / (_M_PER_DEG_LON_EQ * np.cos(np.radians(base_lat)))
         dy = r * np.sin(theta) / _M_PER_DEG_LAT
-        districts = np.array([parsed[i].district_zh for i in moving], dtype=object)
+        zones = np.array([_zone_key(parsed[i]) for i in moving], dtype=object)
         out_lon, out_lat = base_lon.copy(), base_lat.copy()
         pending = np.ones(moving.size, dtype=bool)
         # Near a district edge, try the opposite direction and shorter offsets before the seed itself.
@@ -121,9 +124,9 @@ class OfflineGeocoder:
             jl = base_lon + scale * dx
             jb = base_lat + scale * dy
             inside = np.zeros(moving.size, dtype=bool)
-            for name in set(districts[pending].tolist()):
-                sel = pending & (districts == name)
-                geom = self._gaz.district_geom.get(name)
+            for name in set(zones[pending].tolist()):
+                sel = pending & (zones == name)
+                geom = self._zone_geom(name)
                 if geom is not None:
                     inside[sel] = shapely.contains_xy(geom, jl[sel], jb[sel])
             out_lon[inside] = jl[inside]
@@ -133,11 +136,28 @@ class OfflineGeocoder:
         lat[moving] = out_lat
         return lon, lat
 
+    def _zone_geom(self, key: str) -> object:
+        kind, _, name = key.partition(":")
+        g = self._gaz
+        if kind == "community":
+            sub, _, comm = name.partition("/")
+            return g.comm_geom.get((sub, comm))
+        if kind == "subdistrict":
+            return g.sub_geom.get(name)
+        return g.district_geom.get(name)
+
     def geocode(self, address: str, member_id: str | None = None) -> GeocodeResult:
         """Geocode one address. ``member_id`` seeds the jitter (the address text does without one)."""
         p = self.parse(address)
         lon, lat = self.place([p], [jitter_key(member_id, address)])
         return to_result(p, lon[0], lat[0])
+
+
+def _zone_key(p: Parsed) -> str:
+    """``kind:name`` of the polygon a spread point must stay in (the district when the parse names none)."""
+    if p.zone is not None:
+        return f"{p.zone[0]}:{p.zone[1]}"
+    return f"district:{p.district_zh}"
 
 
 def to_result(p: Parsed, lon: float, lat: float) -> GeocodeResult:

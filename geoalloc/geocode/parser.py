@@ -1,48 +1,79 @@
-"""Parsing one normalised Shenzhen address into units and a base point.
+"""Reading one normalised Shenzhen address: every mention, scored, then the best consistent reading.
 
-The parse reads administrative units from the front of the address (district, then
-subdistrict, then community: the order people write them), accepting short forms and old
-names. Each reading must be consistent with what came before; a full name that is not
-(粤海街道 under 福田区) is recorded as a conflict and dropped rather than guessed, while a short
-form that does not fit is taken to be street text. A landmark written as a station overrides
-the units when it lies in the same district.
+People write "estate, market area, road" (富达花园 民治 民治大道), or a bare estate, or the
+administrative chain (南山区粤海街道大冲社区), in any order. So the parser finds every name it
+knows anywhere in the string (:mod:`geoalloc.geocode.lexicon`), keeps the longest ones (a name
+inside a longer name, 招商 in 招商果岭花园, is part of that name), and ranks what each says:
+
+====  ==========================================================================================
+tier  mention
+====  ==========================================================================================
+6     a full district name (南山区): what people are surest of
+5     a full subdistrict or community name (粤海街道, 大冲社区)
+4     a short administrative name standing alone (``西乡`` between spaces) or in a chain of units
+      (深圳南山粤海), a market area (板块) standing alone
+3     an estate, park or market area that opens a segment, a station written as one (民治站)
+2     the same further inside a segment; a short unit name opening a segment (西乡中粮…)
+1     a short unit name inside other text; a road name
+====  ==========================================================================================
+
+The district is the one the highest tiers support (a unit written under its old parent,
+宝安区民治, moves to today's district when something else supports that district). Stronger
+mentions that disagree are reported as conflicts, never silently dropped. Then the finest
+mention consistent with that district places the address (station or park point; estate,
+community, subdistrict or district zone). Other provinces, cities and counties are recognised
+by their whole names, so an address elsewhere is ``out_of_city`` and a district name without a
+city that is not Shenzhen's (昌平区, 南湖区) is flagged, not guessed.
 
 The result (:class:`Parsed`) depends only on the text, so it is memoised per normalised
-address; the member-specific jitter is added later (see :mod:`geoalloc.geocode.offline`).
+address; the member-specific spread is added later (see :mod:`geoalloc.geocode.offline`).
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from geoalloc.geocode.gazetteer import (
+from geoalloc.geocode.gazetteer import SUCCESSORS, Gazetteer
+from geoalloc.geocode.landmarks import Landmark, LandmarkIndex
+from geoalloc.geocode.lexicon import (
+    AREA,
     COMMUNITY,
     DISTRICT,
+    ESTATE,
+    MIN_FREE_ESTATE,
+    OTHER,
+    PARK,
+    ROAD,
+    SHENZHEN,
+    STATION,
     SUBDISTRICT,
-    SUCCESSORS,
-    Cand,
-    Gazetteer,
+    Entry,
+    Lexicon,
 )
-from geoalloc.geocode.landmarks import Landmark, LandmarkIndex
-from geoalloc.geocode.outside import leading_other_place, leading_short_other_place
 from geoalloc.model import GeoPrecision, GeoStatus
 
-__all__ = ["DISTRICT_JITTER_M", "SUBDISTRICT_JITTER_M", "AddressParser", "Parsed"]
+__all__ = ["COMMUNITY_JITTER_M", "DISTRICT_JITTER_M", "SUBDISTRICT_JITTER_M", "AddressParser", "Parsed"]
 
-# Jitter radii: small against a subdistrict (3-10 km across) or a district, large enough that
-# members do not sit on one pixel.
+# Spread radii for zone points: small against the zone, large enough that members do not sit on one pixel.
 SUBDISTRICT_JITTER_M = 400.0
-_MEMO_MAX = 200_000
+COMMUNITY_JITTER_M = 150.0
 DISTRICT_JITTER_M = 1000.0
+_MEMO_MAX = 200_000
 
-_COUNTRY = ("中华人民共和国", "中国")
-_PROVINCE = ("广东省", "广东")
+_ROAD_AFTER = ("路", "街", "道", "巷", "大道", "公路", "桥", "隧道")
+_NOT_A_CITY_AFTER = ("场", "民", "政", "委", "辖", "内", "级", "中心", "花园")  # 东门市场, 市民中心, 市政…
+_TOWN = ("镇", "乡")
+_ADMIN = (DISTRICT, SUBDISTRICT, COMMUNITY)
+_PLACE_KINDS = (STATION, PARK, ESTATE, AREA)
 
 
 @dataclass(frozen=True)
 class Parsed:
-    """What an address says, before member-specific jitter. ``lon``/``lat`` is the base point."""
+    """What an address says, before member-specific spread. ``lon``/``lat`` is the base point.
+
+    ``zone`` names the polygon the spread must stay inside: ``("community", "subdistrict/community")``,
+    ``("subdistrict", name)``, ``("district", name)``, or None for a point that is not spread.
+    """
 
     status: GeoStatus
     precision: GeoPrecision
@@ -53,359 +84,406 @@ class Parsed:
     subdistrict_zh: str | None
     community_zh: str | None
     reason: str
+    zone: tuple[str, str] | None = None
 
 
 @dataclass
-class _Units:
-    """Mutable state while reading units from the front of an address."""
-
-    district: str | None = None
-    stated_district: str | None = None
-    sub: str | None = None
-    comm: str | None = None
-    comm_pairs: tuple[tuple[str, str], ...] = ()
-    last: int = 0
-    bare_short_ok: bool = False  # may a short community name stand without its district?
-    notes: list[str] = field(default_factory=list)
-    conflicts: list[str] = field(default_factory=list)
-
-    def found(self) -> bool:
-        return bool(self.district or self.sub or self.comm or self.conflicts)
+class _Mention:
+    start: int
+    end: int
+    text: str
+    entries: tuple[Entry, ...]
+    whole: bool = False  # the whole segment between separators
+    opens: bool = False  # opens its segment
+    as_station: bool = False  # written as a station (X站, 地铁X站)
 
 
-_STREET = re.compile(r"[东西南北中]?[一二三四五六七八九十]?(?:路|街|巷|大道|道|桥)")
-_END = ""  # the trie key under which a node keeps the readings of the name ending there
-
-
-def _build_trie(tokens: dict[str, tuple[Cand, ...]]) -> dict[str, object]:
-    """A character trie over the names: reading a position costs a few dict steps, not one per length."""
-    root: dict[str, object] = {}
-    for name, cands in tokens.items():
-        node = root
-        for ch in name:
-            node = node.setdefault(ch, {})  # type: ignore[assignment]
-        node[_END] = cands
-    return root
+def _is_place_word(m: _Mention, s: str) -> bool:
+    """False for 东门市场, 市民中心: a name ending in 市 that is followed by a word it starts."""
+    return not (m.text.endswith("市") and s.startswith(_NOT_A_CITY_AFTER, m.end))
 
 
 def _failed(reason: str) -> Parsed:
     return Parsed(GeoStatus.FAILED, GeoPrecision.NONE, None, None, 0.0, None, None, None, reason)
 
 
-def _out_of_city(place: str) -> Parsed:
-    return Parsed(
-        GeoStatus.OUT_OF_CITY, GeoPrecision.NONE, None, None, 0.0, None, None, None,
-        f"address is in {place}, outside Shenzhen (transfer candidate)",
-    )
+def _out_of_city(what: str) -> Parsed:
+    return Parsed(GeoStatus.OUT_OF_CITY, GeoPrecision.NONE, None, None, 0.0, None, None, None,
+                  f"address is in {what}, outside Shenzhen (transfer candidate)")
 
 
 class AddressParser:
-    """Parses normalised addresses against a :class:`Gazetteer` and an optional landmark index."""
+    """Parses normalised addresses against the lexicon, the gazetteer's zones and an optional landmark table."""
 
-    def __init__(self, gaz: Gazetteer, landmarks: LandmarkIndex) -> None:
+    def __init__(self, gaz: Gazetteer, lex: Lexicon, landmarks: LandmarkIndex) -> None:
         self.g = gaz
+        self.lex = lex
         self.landmarks = landmarks
-        self._step_memo: dict[tuple[object, ...], tuple[object, ...]] = {}
-        self._finish_memo: dict[tuple[object, ...], Parsed] = {}
-        self._full = {k: v for k, v in gaz.tokens.items() if any(not c.short for c in v)}
-        self._trie = _build_trie(gaz.tokens)
-        self._full_trie = _build_trie(self._full)
-        # Longest full name starting with each character: most positions start no name at all.
-        self._first_max: dict[str, int] = {}
-        for k in self._full:
-            self._first_max[k[0]] = max(self._first_max.get(k[0], 0), len(k))
+        self._memo: dict[tuple[object, ...], Parsed] = {}
+        self._resolved: dict[tuple[object, ...], Parsed] = {}
 
-    # ---- reading units -------------------------------------------------------------------
-    def _consistent(self, c: Cand, u: _Units) -> bool:
-        g = self.g
-        if c.level == DISTRICT:
-            return u.district is None or c.name in SUCCESSORS.get(u.district, frozenset())
-        if c.level == SUBDISTRICT:
-            return u.district is None or g.compatible(u.district, g.sub_district[c.name])
-        if c.short and u.district is None and u.sub is None and not u.bare_short_ok:
-            return False  # 中心…, 水库… at the very start are more likely words than communities
-        return bool(self._fitting_pairs(c.name, u))
+    # ---- mentions ----------------------------------------------------------------------------
+    def mentions(self, s: str) -> list[_Mention]:
+        """The maximal known names in ``s`` (none inside a longer one), in order, with their position flags."""
+        out = [_Mention(a, b, form, entries) for a, b, form, entries in self.lex.find(s)]
+        for m in out:
+            seg_a = s.rfind(" ", 0, m.start) + 1
+            seg_b = s.find(" ", m.end)
+            seg_b = len(s) if seg_b < 0 else seg_b
+            m.opens = m.start == seg_a
+            m.whole = m.opens and m.end == seg_b
+            m.as_station = s.startswith("站", m.end) or s.startswith("地铁站", m.end) or (
+                s.startswith("地铁", m.start - 2) and s.startswith("站", m.end))
+        return out
 
-    def _historical(self, c: Cand, u: _Units) -> bool:
-        """Whether reading ``c`` here moves the address out of its stated district."""
-        if u.district is None:
-            return False
-        if c.level == DISTRICT:
-            return c.name != u.district
-        if c.level == SUBDISTRICT:
-            return self.g.sub_district[c.name] != u.district
-        return all(d != u.district for d, _ in self._fitting_pairs(c.name, u))
-
-    def _fitting_pairs(self, community: str, u: _Units) -> tuple[tuple[str, str], ...]:
-        g = self.g
-        return tuple(
-            dict.fromkeys(
-                (d, s)
-                for d, s in g.community_units[community]
-                if (u.sub is None or s == u.sub) and (u.district is None or g.compatible(u.district, d))
-            )
-        )
-
-    def _apply(self, text: str, cands: tuple[Cand, ...], u: _Units, full_only: bool = False,
-               street: bool = False) -> bool:
-        """Take the best reading of ``text`` at this point; False when it is not a unit here."""
-        options = [
-            c for c in cands
-            if not (full_only and c.short)
-            and c.level > u.last or (c.level == DISTRICT and u.district is not None
-                                    and c.name in SUCCESSORS.get(u.district, frozenset()))
-        ]
-        if not options:
-            return False
-        # After a district, read a subdistrict before an old parent's successor district (龙岗区坪山).
-        # A reading that needs no historical move wins (宝安区大浪站: 大浪社区 of 宝安区, not 大浪街道).
-        good = [c for c in options if self._consistent(c, u)]
-        if len(good) > 1:
-            good.sort(key=lambda c: (self._historical(c, u), 2.5 if (c.level == DISTRICT and u.district) else c.level,
-                                     c.short))
-        if good:
-            self._take(text, good[0], u)
-            return True
-        # Nothing fits. A full name (粤海街道) or a short subdistrict name is a real conflict;
-        # a short community name (中心, 水库) is most likely street text.
-        # Before 路/街/大道 even a short subdistrict name is a street name (福田区笋岗西路), not a conflict.
-        strong = sorted((c for c in options if not c.short or (c.level == SUBDISTRICT and not street)),
-                        key=lambda c: (c.level, c.short))
-        if not strong:
-            return False
-        c = strong[0]
-        where = u.sub or u.district
-        if c.level == SUBDISTRICT:
-            label = c.name if text == c.name else f"{text} ({c.name})"
-            u.conflicts.append(f"{label} is in {self.g.sub_district[c.name]}, not {where}")
-        elif c.level == COMMUNITY:
-            homes = sorted({s for _, s in self.g.community_units[c.name]})
-            u.conflicts.append(f"{text} is in {'/'.join(homes)}, not {where}")
-        else:
-            u.conflicts.append(f"{text} contradicts {where}")
-        u.last = max(u.last, c.level)
-        return True
-
-    def _take(self, text: str, c: Cand, u: _Units) -> None:
-        g = self.g
-        if c.note:
-            u.notes.append(c.note)
-        if c.level == DISTRICT:
-            if u.district is not None and u.district != c.name:
-                u.notes.append(f"{u.district} -> {c.name} (historical parent)")
-            u.district = c.name
-            u.stated_district = u.stated_district or c.name
-        elif c.level == SUBDISTRICT:
-            home = g.sub_district[c.name]
-            if u.district is not None and u.district != home:
-                u.notes.append(f"historical name: {u.district}{c.name} is now in {home}")
-            u.sub = c.name
-            u.district = home
-        else:
-            u.comm = c.name
-            u.comm_pairs = self._fitting_pairs(c.name, u)
-        u.last = c.level
-
-    def _apply_memo(self, text: str, cands: tuple[Cand, ...], u: _Units, full_only: bool, street: bool) -> bool:
-        """:meth:`_apply`, memoised on (token, state): rosters repeat the same unit runs endlessly."""
-        key = (text, full_only, street, u.district, u.stated_district, u.sub, u.comm, u.last, u.bare_short_ok)
-        hit = self._step_memo.get(key)
-        if hit is None:
-            n_notes, n_conflicts = len(u.notes), len(u.conflicts)
-            ok = self._apply(text, cands, u, full_only, street)
-            hit = (ok, u.district, u.stated_district, u.sub, u.comm, u.comm_pairs, u.last,
-                   tuple(u.notes[n_notes:]), tuple(u.conflicts[n_conflicts:]))
-            if len(self._step_memo) > _MEMO_MAX:
-                self._step_memo.clear()
-            self._step_memo[key] = hit
-            return ok
-        ok, u.district, u.stated_district, u.sub, u.comm, u.comm_pairs, u.last, notes, conflicts = hit
-        u.notes.extend(notes)
-        u.conflicts.extend(conflicts)
-        return ok
-
-    def _read(self, s: str, pos: int, u: _Units, full_only: bool = False) -> int:
-        """Read units from ``pos`` while they follow one another; return where reading stopped."""
-        trie, n = (self._full_trie if full_only else self._trie), len(s)
-        while pos < n and u.last < COMMUNITY:
-            # Walk the name trie from pos: every name that starts here, then try the longest first.
-            node, j, ends = trie, pos, []
-            while j < n:
-                node = node.get(s[j])  # type: ignore[assignment]
-                if node is None:
-                    break
-                j += 1
-                cands = node.get(_END)
-                if cands is not None:
-                    ends.append((j, cands))
-            for end, cands in reversed(ends):
-                street = _STREET.match(s, end) is not None
-                if self._apply_memo(s[pos:end], cands, u, full_only, street):  # type: ignore[arg-type]
-                    pos = end
-                    break
-            else:
-                break
-            while pos < n and s[pos] == "-":
-                pos += 1
-        return pos
-
-    def _name_at(self, s: str, pos: int) -> bool:
-        """Whether a full unit name starts at ``pos``."""
-        top = self._first_max.get(s[pos : pos + 1], 0) if pos < len(s) else 0
-        return any(s[pos : pos + k] in self._full for k in range(min(top, len(s) - pos), 1, -1))
-
-    def _first_full_name(self, s: str, start: int) -> int:
-        """Position of the first full unit name (…区, …街道, …社区) at or after ``start``, or -1."""
-        full, first_max = self._full, self._first_max
-        for pos in range(start, len(s) - 1):
-            for length in range(min(first_max.get(s[pos], 0), len(s) - pos), 1, -1):
-                cands = full.get(s[pos : pos + length])
-                if cands and any(not c.short for c in cands):
-                    return pos
-        return -1
-
-    def _scan_rest(self, s: str, pos: int, u: _Units) -> None:
-        """After the front run: pick up a full subdistrict/community name written further on."""
-        while pos < len(s) and u.last < COMMUNITY:
-            nxt = self._first_full_name(s, pos)
-            if nxt < 0:
-                return
-            before = u.last
-            end = self._read(s, nxt, u, full_only=True)
-            if end == nxt and u.last == before:
-                pos = nxt + 1
-            else:
-                pos = end
+    def _tier(self, m: _Mention, e: Entry, s: str, chained: bool) -> int:
+        """How strongly mention ``m`` read as ``e`` speaks for its district (0: not at all)."""
+        if e.kind in (DISTRICT, SUBDISTRICT, COMMUNITY):
+            if e.full:
+                if e.note and "former town" in e.note:
+                    return 4  # 观澜镇: Shenzhen's old town, but 新桥镇 may be any other county's
+                return 6 if e.kind == DISTRICT else 5
+            if e.kind == COMMUNITY:
+                if m.whole or chained:
+                    return 4
+                if e.name == m.text and len(m.text) >= 3:  # 莲花三村, 南岭村: an official name without 社区
+                    return 3 if m.opens else 1
+                return 2 if (e.name == m.text and m.opens) else 0
+            if s.startswith(_ROAD_AFTER, m.end):
+                return 1  # 新湖路, 布心路: a road named after the place, usually (not always) in it
+            if m.whole or chained:
+                return 4
+            return 2 if m.opens else 1
+        if e.kind == AREA:
+            return 4 if m.whole else (3 if m.opens else 2)
+        if e.kind == STATION:
+            if any(x.kind == SHENZHEN for x in m.entries):
+                return 3 if m.as_station else 0  # 深圳站 is a station; 深圳 is the city
+            return 3 if (m.as_station or m.whole) else 0
+        if e.kind in (ESTATE, PARK):
+            if len(m.text) < MIN_FREE_ESTATE and not m.whole:
+                return 0
+            return 3 if m.opens else 2
+        if e.kind == ROAD:
+            return 1
+        return 0
 
     # ---- the parse -------------------------------------------------------------------------
     def parse(self, norm: str) -> Parsed:
         """Parse a normalised address (see :func:`geoalloc.geocode.normalise.normalise`)."""
-        if not norm:
+        if not norm.strip():
             return _failed("empty address")
         s = norm
-        for prefix in _COUNTRY:
-            if s.startswith(prefix):
-                s = s[len(prefix):]
-                break
-        for prefix in _PROVINCE:
-            if s.startswith(prefix):
-                s = s[len(prefix):]
-                break
-        other = leading_other_place(s, self.g.is_token)
-        if other is not None:
-            return _out_of_city(other)
-        said_shenzhen = False
-        if s.startswith("深圳市"):
-            s, said_shenzhen = s[3:], True
-        elif s.startswith("深圳"):
-            said_shenzhen = True
-            if not self._name_at(s, 0):  # keep 深圳湾社区, 深圳大学社区 whole
-                s = s[2:]
-
-        u = _Units(bare_short_ok=said_shenzhen)
-        end = self._read(s, 0, u)
-        if not u.found():
-            if not said_shenzhen and "深圳" not in norm:
-                short = leading_short_other_place(s)
-                if short is not None:
-                    return _out_of_city(short)
-            start = self._first_full_name(s, 0)
-            if start >= 0:
-                end = self._read(s, start, u)
-        if u.sub is None and u.found():
-            self._scan_rest(s, end, u)
+        ms = self.mentions(s)
         landmark = self.landmarks.find(norm)
-        town = s.endswith("镇") or "镇" in s[:5]
-        key = (u.district, u.stated_district, u.sub, u.comm, u.comm_pairs, tuple(u.notes), tuple(u.conflicts),
-               landmark, town)
-        done = self._finish_memo.get(key)
-        if done is None:
-            done = self._finish(u, landmark, town)
-            if len(self._finish_memo) > _MEMO_MAX:
-                self._finish_memo.clear()
-            self._finish_memo[key] = done
-        return done
+        # What follows depends only on the mentions, their positions relative to one another and to the
+        # separators, and the character after each: addresses that differ only in other text (house
+        # numbers, unknown estate names) share one parse.
+        key = (tuple((m.text, m.whole, m.opens, m.as_station, min(m.start - (ms[i - 1].end if i else 0), 2),
+                      s.startswith(_ROAD_AFTER, m.end), _is_place_word(m, s)) for i, m in enumerate(ms)),
+               landmark, any(ch in s for ch in _TOWN))
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._parse(s, ms, landmark)
+            if len(self._memo) >= _MEMO_MAX:
+                self._memo.clear()
+            self._memo[key] = hit
+        return hit
 
-    def _finish(self, u: _Units, landmark: Landmark | None, town: bool) -> Parsed:
-        """Settle the units and place the address (depends only on the units and landmark)."""
-        self._settle_community(u)
+    def _parse(self, s: str, ms: list[_Mention], landmark: Landmark | None) -> Parsed:
+        said_sz = [m.start for m in ms if any(e.kind == SHENZHEN for e in m.entries)]
+
+        # Evidence: (tier, entry, mention index) for every Shenzhen reading.
+        evidence: list[tuple[int, Entry, int]] = []
+        for i, m in enumerate(ms):
+            # A chain of units (深圳南山粤海大冲): a district or subdistrict name, or a full community name,
+            # right before or after. Two community short names side by side (东方明珠城) are not a chain.
+            prev_unit = i > 0 and ms[i - 1].end == m.start and any(
+                e.kind in (DISTRICT, SUBDISTRICT, SHENZHEN) for e in ms[i - 1].entries)
+            # A community short name continues a chain only inside the unit before it (石井新村 is not 罗湖's 新村).
+            prev_units = {u for e in ms[i - 1].entries if e.kind in (DISTRICT, SUBDISTRICT)
+                          for u in (e.district, e.subdistrict) if u} if prev_unit else set()
+            next_unit = i + 1 < len(ms) and ms[i + 1].start == m.end and any(
+                e.kind in (DISTRICT, SUBDISTRICT) or (e.kind == COMMUNITY and e.full) for e in ms[i + 1].entries)
+            # A name that is a market area or a unit is not read as some community's short name too.
+            coarse = m.whole and any(e.kind in (AREA, SUBDISTRICT, DISTRICT) for e in m.entries)
+            for e in m.entries:
+                if e.kind in (OTHER, SHENZHEN) or e.district is None or (coarse and e.kind == COMMUNITY and not e.full):
+                    continue
+                chained = (e.subdistrict in prev_units or (e.district in prev_units and not any(
+                    x.kind == SUBDISTRICT for x in ms[i - 1].entries))) if e.kind == COMMUNITY else (prev_unit or next_unit)
+                t = self._tier(m, e, s, chained)
+                if t:
+                    evidence.append((t, e, i))
+        top_admin = max((t for t, e, _ in evidence if e.kind in _ADMIN), default=0)
+
+        out = self._other_place(s, ms, said_sz, top_admin)
+        if out is not None:
+            return out
+        if not evidence:
+            if landmark is not None:
+                return self._at_landmark(landmark, None, [])
+            if any(s.startswith(_TOWN, m.end) for m in ms) or any(ch in s for ch in _TOWN):
+                return _failed("names a town (镇/乡) that is not in Shenzhen (Shenzhen has had no towns since 2004); "
+                               "check the city")
+            return _failed("no Shenzhen district, subdistrict, community, estate, park, station or road recognised")
+        return self._resolve(ms, evidence, landmark)
+
+    def _other_place(self, s: str, ms: list[_Mention], said_sz: list[int], top_admin: int) -> Parsed | None:
+        """``out_of_city`` when the address names a place elsewhere more firmly than anything in Shenzhen."""
+        strong: list[tuple[int, Entry]] = []
+        county: list[tuple[int, Entry]] = []
+        leading: list[tuple[int, Entry]] = []
+        lead_pos = 0
+        for m in ms:
+            if m.start > lead_pos:
+                break
+            if any(e.kind in (SHENZHEN, "guangdong") for e in m.entries):
+                lead_pos = m.end + (1 if s.startswith(" ", m.end) else 0)
+        for i, m in enumerate(ms):
+            # 温州龙岗区, 宁海县桃源街道: a Shenzhen-like unit right after another place is that place's.
+            owns_next = i + 1 < len(ms) and ms[i + 1].start == m.end and any(
+                e.kind in _ADMIN for e in ms[i + 1].entries)
+            for e in m.entries:
+                if e.kind != OTHER:
+                    continue
+                if owns_next and (e.full or m.start <= lead_pos):
+                    strong.append((m.start, e))
+                elif e.full and _is_place_word(m, s):
+                    if e.level == "county":
+                        county.append((m.start, e))
+                    else:
+                        strong.append((m.start, e))
+                elif not e.full and m.start <= lead_pos:
+                    leading.append((m.start, e))
+        first_sz = min(said_sz) if said_sz else None
+        if strong:
+            pos, e = strong[0]
+            if first_sz is None or pos < first_sz:
+                return _out_of_city(e.where[0] if len(e.where) == 1 else e.name)
+        if county and first_sz is None and top_admin < 6:
+            pos, e = county[0]
+            if len(e.where) == 1:
+                return _out_of_city(f"{e.where[0]} (no city given; {e.name} is not a Shenzhen district)")
+            return _out_of_city(f"{e.name}, which is not a Shenzhen district (ambiguous without a city: "
+                                f"{', '.join(e.where)})")
+        if leading and first_sz is None and top_admin < 4:
+            return _out_of_city(leading[0][1].where[0])
+        return None
+
+    # ---- resolving the Shenzhen reading --------------------------------------------------------
+    def _resolve(self, ms: list[_Mention], evidence: list[tuple[int, Entry, int]],
+                 landmark: Landmark | None) -> Parsed:
+        roads = [e.name for t, e, _ in evidence if e.kind == ROAD]
+        if any(t >= 2 for t, _, _ in evidence):
+            # A short name inside other text or a road name (tier 1) decides only when nothing better is written.
+            evidence = [x for x in evidence if x[0] >= 2]
+            roads = []
+        # Only the mentions that speak for a district matter from here on: keep those, and share the result
+        # between addresses that have the same ones (a listing's road and house number do not change it).
+        used = sorted({i for _, _, i in evidence})
+        remap = {i: k for k, i in enumerate(used)}
+        ms = [ms[i] for i in used]
+        evidence = [(t, e, remap[i]) for t, e, i in evidence]
+        key = (tuple((t, id(e), i) for t, e, i in evidence), tuple((m.text, m.whole, m.as_station) for m in ms),
+               landmark, tuple(roads))
+        hit = self._resolved.get(key)
+        if hit is None:
+            hit = self._resolve_units(ms, evidence, landmark, roads)
+            if len(self._resolved) >= _MEMO_MAX:
+                self._resolved.clear()
+            self._resolved[key] = hit
+        return hit
+
+    def _resolve_units(self, ms: list[_Mention], evidence: list[tuple[int, Entry, int]],
+                       landmark: Landmark | None, roads: list[str]) -> Parsed:
+        direct: dict[str, list[int]] = {}
+        hist: dict[str, list[int]] = {}
+        best_tier: dict[tuple[int, str], int] = {}
+        for t, e, i in evidence:
+            key = (i, e.district or "")
+            if t > best_tier.get(key, 0):
+                best_tier[key] = t
+        by_mention: dict[int, dict[str, int]] = {}
+        for (i, d), t in best_tier.items():
+            by_mention.setdefault(i, {})[d] = t
+        for i, ds in by_mention.items():
+            for d, t in ds.items():
+                direct.setdefault(d, [0] * 7)[t] += 1
+            for t, e, j in evidence:
+                if j == i and e.kind == DISTRICT:
+                    for succ in SUCCESSORS.get(e.name, ()):
+                        if succ not in ds:
+                            hist.setdefault(succ, [0] * 7)[t] += 1
+        scores: dict[str, tuple[int, ...]] = {}
+        for d in set(direct) | set(hist):
+            v = list(direct.get(d, [0] * 7))
+            if d in hist and any(v[t] for t in range(2, 7)):
+                v = [a + b for a, b in zip(v, hist[d])]
+            if any(v):
+                scores[d] = tuple(v[6:0:-1])
+        if not scores:
+            return _failed("no Shenzhen district recognised")
+        first_pos = {d: min(ms[i].start for t, e, i in evidence if e.district == d) if d in direct else 10**6
+                     for d in scores}
+        named_district = {e.district for t, e, _ in evidence if e.kind == DISTRICT and t >= 4}
+        ranked = sorted(scores, key=lambda d: (scores[d], d in named_district, d in direct, -first_pos[d]),
+                        reverse=True)
+        best = ranked[0]
+        notes: list[str] = []
+        if len(ranked) > 1 and scores[ranked[1]] == scores[best] and (best in named_district) == (
+                ranked[1] in named_district):
+            tied = sorted(d for d in ranked if scores[d] == scores[best])
+            what = ", ".join(dict.fromkeys(ms[i].text for t, e, i in evidence if e.district in tied))
+            return _failed(f"ambiguous: {what} may be in {' or '.join(tied)}; the address must name its district "
+                           "or subdistrict")
+        moved = best not in direct or any(
+            e.kind == DISTRICT and e.name != best and best in SUCCESSORS.get(e.name, ())
+            for t, e, _ in evidence if t >= 4)
+        if moved:
+            olds = sorted({e.name for t, e, _ in evidence if e.kind == DISTRICT and best in SUCCESSORS.get(e.name, ())})
+            notes.append(f"historical name: {'/'.join(olds)} -> {best}")
+        for t, e, _ in evidence:
+            if e.note and e.district == best:
+                notes.append(e.note)
+        # Conflicts: strong unit names that cannot be in the chosen district.
+        conflicts: list[str] = []
+        for i, m in enumerate(ms):
+            strong = [e for t, e, j in evidence if j == i and t >= 4 and e.kind in _ADMIN]
+            if strong and not any(self._fits(e, best) for e in strong):
+                homes = "/".join(sorted({f"{e.district}{e.subdistrict or ''}" for e in strong}))
+                conflicts.append(f"{m.text} is in {homes}, not {best}")
+        return self._finest(best, ms, evidence, landmark, notes, conflicts, roads)
+
+    @staticmethod
+    def _place_rank(e: Entry, m: _Mention) -> int:
+        """Station written as one, park with a point, estate, park without a point, market area."""
+        if e.kind == STATION:
+            return 0 if m.as_station else 4
+        if e.kind == PARK:
+            return 1 if e.lon is not None else 3
+        return 2 if e.kind == ESTATE else 4
+
+    def _fits(self, e: Entry, d: str) -> bool:
+        return e.district == d or (e.kind == DISTRICT and d in SUCCESSORS.get(e.name, ()))
+
+    def _finest(self, d: str, ms: list[_Mention], evidence: list[tuple[int, Entry, int]],
+                landmark: Landmark | None, notes: list[str], conflicts: list[str], roads: list[str]) -> Parsed:
+        """Place the address by its finest mention that lies in district ``d``."""
+        ev = [(t, e, i) for t, e, i in evidence if e.district == d]
+        subs_full = sorted({e.subdistrict for t, e, _ in ev if e.kind == SUBDISTRICT and t == 5 and e.subdistrict})
+        # 龙岗 in 深圳龙岗坪地 is the district, not 龙岗街道, when another subdistrict is named.
+        district_mentions = {i for t, e, i in ev if e.kind == DISTRICT}
+        short_ev = [(e.subdistrict, i) for t, e, i in ev if e.kind == SUBDISTRICT and t == 4 and e.subdistrict]
+        subs_short = sorted({x[0] for x in short_ev if x[1] not in district_mentions})
+        subs_of_district_names = sorted({x[0] for x in short_ev if x[1] in district_mentions})
+        subs_weak = sorted({e.subdistrict for t, e, _ in ev if e.kind == SUBDISTRICT and t < 4 and e.subdistrict})
+        stated_sub = subs_full[0] if len(subs_full) == 1 else (subs_short[0] if len(subs_short) == 1 and not subs_full
+                                                                else None)
+        # Communities (full names, or short ones standing alone / in a chain).
+        # A mention that also reads as this district's subdistrict or the district itself (梅林, 福田) is that
+        # unit when another mention names a community.
+        unit_mentions = {i for t, e, i in ev if e.kind in (DISTRICT, SUBDISTRICT)}
+        comm_ev = [(t, e, i) for t, e, i in ev if e.kind == COMMUNITY]
+        pure = [x for x in comm_ev if x[2] not in unit_mentions]
+        pairs = sorted({(e.subdistrict or "", e.name) for t, e, _ in (pure or comm_ev)})
+        if stated_sub is not None:
+            narrowed = [p for p in pairs if p[0] == stated_sub]
+            pairs = narrowed or ([] if subs_full else pairs)
+        comm: tuple[str, str] | None = None
+        if len({c for _, c in pairs}) == 1 and len(pairs) == 1:
+            comm = pairs[0]
+        elif pairs:
+            names = sorted({c for _, c in pairs})
+            notes.append(f"community {'/'.join(names)} is ambiguous ({', '.join(sorted({s for s, _ in pairs}))}); "
+                         "the address must name its subdistrict")
+        # Places: the best kind first, then the higher tier, then the earlier mention.
+        places = [(t, e, i) for t, e, i in ev if e.kind in _PLACE_KINDS
+                  and not (e.kind == STATION and not ms[i].as_station and not ms[i].whole)]
+        # A stated subdistrict, or a community that is certain, outranks a place name that lies elsewhere
+        # (吉祥花园, 桃花园: estate names repeat across the city).
+        # A listing's market-area board (``西乡`` standing alone) is looser than the estate list: it only
+        # picks among the estate's homonyms.
+        board = stated_sub is not None and not subs_full and all(
+            ms[i].whole for t, e, i in ev if e.kind == SUBDISTRICT and e.subdistrict == stated_sub and t == 4)
+        anchor = stated_sub or (comm[0] if comm is not None else None)
+        if board:
+            places = [p for p in places if p[1].subdistrict == stated_sub] or places
+        elif anchor is not None:
+            keep = [p for p in places if p[1].subdistrict in (None, anchor) or p[1].kind == AREA]
+            if len(keep) < len(places):
+                dropped = sorted({p[1].name for p in places if p not in keep})
+                notes.append(f"{'/'.join(dropped)} not used: in another subdistrict than {anchor}")
+            places = keep
+        place: Entry | None = None
+        place_sub: str | None = None
+        if places:
+            places.sort(key=lambda p: (self._place_rank(p[1], ms[p[2]]), -p[0], ms[p[2]].start))
+            first = places[0]
+            place = first[1]
+            same_name = {p[1].subdistrict for p in places if p[2] == first[2] and p[1].kind == place.kind}
+            place_sub = next(iter(same_name)) if len(same_name) == 1 else None
+            if len(same_name) > 1:
+                notes.append(f"{place.name} exists in {', '.join(sorted(str(x) for x in same_name))}; subdistrict "
+                             "not guessed")
+
+        if landmark is not None and self.g.compatible(d, landmark.district_zh) or (
+                landmark is not None and landmark.district_zh == d):
+            return self._at_landmark(landmark, d, conflicts + notes)
         if landmark is not None:
-            if u.district is None or self.g.compatible(u.district, landmark.district_zh) or (
-                u.stated_district is not None and self.g.compatible(u.stated_district, landmark.district_zh)
-            ):
-                return self._at_landmark(landmark, u)
-            u.notes.append(f"landmark {landmark.name}站 is in {landmark.district_zh}, not {u.district}; not used")
+            notes.append(f"landmark {landmark.name}站 is in {landmark.district_zh}, not {d}; not used")
 
-        if u.sub is not None:
-            return self._at_subdistrict(u)
-        if u.district is not None:
-            return self._at_district(u)
-        if u.conflicts or u.notes:
-            return _failed("; ".join(u.conflicts + u.notes))
-        if town:
-            return _failed("names a town that is not in Shenzhen (Shenzhen has had no towns since 2004); check the city")
-        return _failed("no Shenzhen district, subdistrict, community or landmark recognised")
+        sub = (subs_full[0] if len(subs_full) == 1 else None) or place_sub or (comm[0] if comm else None) \
+            or stated_sub or (subs_weak[0] if len(subs_weak) == 1 else None) \
+            or (subs_of_district_names[0] if len(subs_of_district_names) == 1 else None)
+        if place is not None and place.kind == AREA and sub is None:
+            sub = place.subdistrict
+        if place_sub and stated_sub and place_sub != stated_sub and not subs_full:
+            notes.append(f"{place.name if place else ''} is in {place_sub} (the address also names {stated_sub})")
+        if comm is not None and sub is not None and comm[0] != sub:
+            comm = None
+        tail = "; ".join([f"conflict: {c}" for c in conflicts] + notes)
+        tail = f"; {tail}" if tail else ""
 
-    def _settle_community(self, u: _Units) -> None:
-        """Use a community to fill in its subdistrict and district when it is unambiguous."""
-        if u.comm is None:
-            return
-        pairs = u.comm_pairs
-        if len(pairs) == 1:
-            d, s = pairs[0]
-            if u.sub is None:
-                u.sub = s
-            if u.district != d:
-                if u.district is not None:
-                    u.notes.append(f"historical name: {u.district}{u.comm} is now in {d}")
-                u.district = d
-            return
-        direct = [pair for pair in pairs if pair[0] == u.district]
-        if u.district is not None and len(direct) == 1:
-            # 宝安区共和…: 宝安区's own 共和社区 rather than the one now in 龙华区.
-            others = sorted({s for _, s in pairs} - {direct[0][1]})
-            u.notes.append(f"{u.comm} read as the one in {u.district} (also in {', '.join(others)})")
-            u.comm_pairs = (direct[0],)
-            self._settle_community(u)
-            return
-        districts = sorted({d for d, _ in pairs})
-        subs = sorted({s for _, s in pairs})
-        if u.district is None and len(districts) == 1:
-            u.district = districts[0]
-        u.notes.append(f"community {u.comm} is ambiguous ({', '.join(subs)}); the address must name its district or subdistrict")
-        u.comm = None
+        if place is not None and place.kind in (STATION, PARK) and place.lon is not None and place.lat is not None \
+                and (place.kind == PARK or ms[next(i for t, e, i in places if e is place)].as_station):
+            grade = GeoPrecision.STATION if place.kind == STATION else GeoPrecision.PARK
+            label = f"{place.name}站" if place.kind == STATION else place.name
+            return Parsed(GeoStatus.OK, grade, place.lon, place.lat, 0.0, d, place.subdistrict or sub,
+                          place.community, f"{grade.value} {label} ({d}): its OpenStreetMap point" + tail)
+        if place is not None and place.kind in (ESTATE, PARK):
+            grade = GeoPrecision.ESTATE if place.kind == ESTATE else GeoPrecision.PARK
+            return self._zone(grade, d, sub, None,
+                              f"{grade.value} {place.name} (no coordinates)", tail)
+        if comm is not None:
+            return self._zone(GeoPrecision.COMMUNITY, d, comm[0], comm[1], f"community {comm[1]}", tail)
+        if sub is not None:
+            why = f"market area {place.name}" if place is not None and place.kind == AREA else sub
+            return self._zone(GeoPrecision.SUBDISTRICT, d, sub, None, why, tail)
+        if roads and not any(t >= 2 for t, e, _ in ev):
+            return self._zone(GeoPrecision.ROAD, d, None, None, f"road {roads[0]} (a name, no geometry)", tail)
+        return self._zone(GeoPrecision.DISTRICT, d, None, None, f"{d} only", tail)
 
     # ---- placement -------------------------------------------------------------------------
-    def _tail(self, u: _Units, landmark: bool = False) -> str:
-        notes = [n for n in u.notes if not (landmark and "ambiguous" in n)]
-        extra = [f"conflict: {c}" for c in u.conflicts] + notes
-        return ("; " + "; ".join(extra)) if extra else ""
+    def _zone(self, grade: GeoPrecision, d: str, sub: str | None, comm: str | None, what: str, tail: str) -> Parsed:
+        """A zone's representative point (community polygon, subdistrict polygon or district), spread later."""
+        g = self.g
+        if comm is not None and sub is not None and (sub, comm) in g.comm_point:
+            lon, lat = g.comm_point[(sub, comm)]
+            where = f"community {comm}'s point (OpenStreetMap polygon), spread up to {COMMUNITY_JITTER_M:.0f} m"
+            return Parsed(GeoStatus.APPROXIMATE, grade, lon, lat, COMMUNITY_JITTER_M, d, sub, comm,
+                          f"{what}: {where}" + tail, ("community", f"{sub}/{comm}"))
+        if sub is not None and sub in g.sub_point:
+            lon, lat = g.sub_point[sub]
+            extra = " (the community has no polygon)" if comm is not None else ""
+            where = f"subdistrict {sub}'s point, spread up to {SUBDISTRICT_JITTER_M:.0f} m{extra}"
+            return Parsed(GeoStatus.APPROXIMATE, grade, lon, lat, SUBDISTRICT_JITTER_M, d, sub, comm,
+                          f"{what}: {where}" + tail, ("subdistrict", sub))
+        lon, lat = g.district_label[d]
+        return Parsed(GeoStatus.APPROXIMATE, grade, lon, lat, DISTRICT_JITTER_M, d, None, None,
+                      f"{what}: district label point, spread up to {DISTRICT_JITTER_M:.0f} m" + tail, ("district", d))
 
-    def _at_landmark(self, lm: Landmark, u: _Units) -> Parsed:
-        sub = u.sub if (u.sub is not None and self.g.sub_district[u.sub] == lm.district_zh) else lm.subdistrict_zh
-        comm = u.comm if sub is not None and sub == u.sub else None
-        src = f"; subdistrict {sub} as the landmark table gives it" if sub is not None and sub != u.sub else ""
-        return Parsed(
-            GeoStatus.OK, GeoPrecision.LANDMARK, lm.lon, lm.lat, 0.0, lm.district_zh, sub, comm,
-            f"landmark {lm.name}站 ({lm.district_zh}): its coordinates{src}" + self._tail(u, landmark=True),
-        )
-
-    def _at_subdistrict(self, u: _Units) -> Parsed:
-        assert u.sub is not None
-        lon, lat = self.g.sub_seed[u.sub]
-        what = f"{u.sub}, community {u.comm}" if u.comm else u.sub
-        why = " (communities have no coordinates)" if u.comm else ""
-        return Parsed(
-            GeoStatus.APPROXIMATE, GeoPrecision.SUBDISTRICT, lon, lat, SUBDISTRICT_JITTER_M,
-            self.g.sub_district[u.sub], u.sub, u.comm,
-            f"{what}: subdistrict seed point with jitter{why}" + self._tail(u),
-        )
-
-    def _at_district(self, u: _Units) -> Parsed:
-        assert u.district is not None
-        lon, lat = self.g.district_label[u.district]
-        return Parsed(
-            GeoStatus.APPROXIMATE, GeoPrecision.DISTRICT, lon, lat, DISTRICT_JITTER_M,
-            u.district, None, None,
-            f"{u.district} only: district label point with jitter" + self._tail(u),
-        )
+    def _at_landmark(self, lm: Landmark, d: str | None, notes: list[str]) -> Parsed:
+        tail = ("; " + "; ".join(notes)) if notes else ""
+        return Parsed(GeoStatus.OK, GeoPrecision.LANDMARK, lm.lon, lm.lat, 0.0, lm.district_zh, lm.subdistrict_zh,
+                      None, f"landmark {lm.name}站 ({lm.district_zh}): its coordinates from the landmark table" + tail)

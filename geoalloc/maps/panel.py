@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from geoalloc.districts import OSM_ATTRIBUTION
 from geoalloc.maps.payload import escape_text as e
 from geoalloc.maps.styles import MOVED_COLOUR, PALETTE, STATE_COLOURS, BranchState
 
@@ -162,5 +163,7 @@ def panel_html(
     note = L["privacy"].format(grid=int(snap_m)) if snap_m > 0 else L["privacy_exact"]
     h.append(f"<div class='ga-note'>{e(note)}</div>")
     h.append(f"<div class='ga-note'>{e(L['datum_note'].format(datum='GCJ-02' if datum == 'gcj02' else 'WGS-84'))}</div>")
+    h.append(f"<div class='ga-note'>{e(L['approx_note'])}</div>")
+    h.append(f"<div class='ga-note ga-attribution'>{e(L['data_note'])} {e(OSM_ATTRIBUTION)}</div>")
     h.append("</details>")
     return "".join(h)

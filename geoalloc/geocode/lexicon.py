@@ -1,0 +1,164 @@
+"""Every name the offline parser looks for, in one Aho-Corasick automaton.
+
+Shenzhen's administrative units (full names, short forms, old names), its housing estates,
+parks, stations, market areas (板块) and road names, Shenzhen and Guangdong themselves, and every
+other province, city and county of China. One pass over an address finds every mention of any
+of them, wherever it is written; :mod:`geoalloc.geocode.parser` then decides what they say.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import ahocorasick
+
+from geoalloc import districts as dist
+from geoalloc.geocode.gazetteer import DISTRICT_ALIASES, gazetteer
+from geoalloc.geocode.normalise import normalise
+from geoalloc.geocode.outside import other_places
+
+__all__ = ["Entry", "Lexicon", "lexicon"]
+
+# Kinds of entry. Shenzhen units and places carry a district; other places carry ``where``.
+DISTRICT, SUBDISTRICT, COMMUNITY = "district", "subdistrict", "community"
+ESTATE, PARK, STATION, AREA, ROAD = "estate", "park", "station", "area", "road"
+SHENZHEN, GUANGDONG, OTHER = "shenzhen", "guangdong", "other"
+ADMIN = frozenset({DISTRICT, SUBDISTRICT, COMMUNITY})
+PLACES = frozenset({ESTATE, PARK, STATION, AREA})
+
+# Districts whose subdistricts were towns (镇) until 2004: 观澜镇 is an old name, 沙河镇 is not Shenzhen's.
+_TOWN_DISTRICTS = frozenset({"宝安区", "龙岗区", "龙华区", "光明区", "坪山区", "大鹏新区"})
+_DISAMBIGUATOR = re.compile(r"\(.*\)$")
+_PHASE = re.compile(r"(?:[一二三四五六七八九十]+|\d+)期$|[A-Z]区$")
+# An estate name this short is matched only as a whole segment of the address.
+MIN_FREE_ESTATE = 3
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One reading of a surface form."""
+
+    kind: str
+    name: str  # the official name (or the place's name)
+    full: bool  # written with its suffix (区, 街道, 社区) / the place's whole name
+    district: str | None = None
+    subdistrict: str | None = None
+    community: str | None = None
+    lon: float | None = None
+    lat: float | None = None
+    note: str | None = None
+    where: tuple[str, ...] = ()  # other places: every unit the name may be
+    level: str = ""  # other places: province | city | county
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """The automaton (surface form -> readings) and the longest form's length."""
+
+    automaton: ahocorasick.Automaton
+    forms: dict[str, tuple[Entry, ...]]
+
+    def find(self, text: str) -> list[tuple[int, int, str, tuple[Entry, ...]]]:
+        """The leftmost-longest known names in ``text`` (none inside or across another): (start, end, form, readings).
+
+        南山南园 is 南山 + 南园, never 山南 (a city in Tibet); 招商 inside 招商华侨城曦城 is part of that name.
+        """
+        return [(end + 1 - len(form), end + 1, form, entries) for end, (form, entries) in self.automaton.iter_long(text)]
+
+
+def _point(lon: str, lat: str) -> tuple[float | None, float | None]:
+    try:
+        x, y = float(lon), float(lat)
+    except ValueError:
+        return None, None
+    return (x, y) if math.isfinite(x) and math.isfinite(y) else (None, None)
+
+
+@lru_cache(maxsize=1)
+def lexicon() -> Lexicon:
+    """Build (once, about a second) the automaton from the bundled data."""
+    forms: dict[str, list[Entry]] = {}
+
+    def add(form: str, e: Entry) -> None:
+        if len(form) < 2:
+            return
+        bucket = forms.setdefault(form, [])
+        if e not in bucket:
+            bucket.append(e)
+
+    g = gazetteer()
+    for name in g.district_label:
+        add(name, Entry(DISTRICT, name, True, district=name))
+        short = name[:-2] if name.endswith("新区") else name[:-1]
+        add(short, Entry(DISTRICT, name, False, district=name))
+    for alias, name in DISTRICT_ALIASES.items():
+        if alias != name:
+            add(alias, Entry(DISTRICT, name, True, district=name, note=f"{alias} is now {name}"))
+    for name, d in g.sub_district.items():
+        short = g.sub_short[name]
+        e = Entry(SUBDISTRICT, name, True, district=d, subdistrict=name)
+        add(name, e)
+        for suffix in ("街道办事处", "街道办", "办事处"):
+            add(short + suffix, e)
+        if d in _TOWN_DISTRICTS:
+            add(short + "镇", Entry(SUBDISTRICT, name, True, district=d, subdistrict=name,
+                                   note=f"{short}镇 (a former town) is now {name}"))
+        add(short, Entry(SUBDISTRICT, name, False, district=d, subdistrict=name))
+    for name, units in g.community_units.items():
+        for d, s in units:
+            full = Entry(COMMUNITY, name, True, district=d, subdistrict=s, community=name)
+            if name.endswith("社区"):
+                add(name, full)
+            else:  # 新村, 上村, 华侨新村: villages named like ordinary words or estates, read as short names
+                add(name, Entry(COMMUNITY, name, False, district=d, subdistrict=s, community=name))
+            if name.endswith("社区"):
+                short = name[:-2]
+                add(short + "社区居委会", full)
+                add(short + "居委会", full)
+                add(short, Entry(COMMUNITY, name, False, district=d, subdistrict=s, community=name))
+
+    places = dist.named_places()
+    for r in places.itertuples(index=False):
+        kind = str(r.kind)
+        lon, lat = _point(str(r.lon), str(r.lat))
+        d, s, c = str(r.district_zh) or None, str(r.subdistrict_zh) or None, str(r.community_zh) or None
+        if d is None:
+            continue
+        name = str(r.name_zh)
+        if kind == "estate":
+            core = _DISAMBIGUATOR.sub("", name)
+            e = Entry(ESTATE, core, True, district=d, subdistrict=s)
+            add(normalise(core), e)  # 怡景花园-桂花村, 东方·尊峪花园: matched as addresses are normalised
+            base = _PHASE.sub("", core)
+            if base != core and len(base) >= MIN_FREE_ESTATE:  # 招商华侨城曦城一期 is written 招商华侨城曦城
+                add(normalise(base), Entry(ESTATE, base, True, district=d, subdistrict=s))
+        elif kind == "park":
+            add(normalise(name), Entry(PARK, name, True, district=d, subdistrict=s, community=c, lon=lon, lat=lat))
+        elif kind in ("metro_station", "rail_station", "tram_stop", "monorail_station") and lon is not None:
+            add(name, Entry(STATION, name, True, district=d, subdistrict=s, community=c, lon=lon, lat=lat))
+    for r in dist.market_areas().itertuples(index=False):
+        add(str(r.name_zh), Entry(AREA, str(r.name_zh), True, district=str(r.district_zh),
+                                 subdistrict=str(r.subdistrict_zh) or None))
+    for r in dist.roads().itertuples(index=False):
+        for d in str(r.districts_zh).split(";"):
+            if d:
+                add(str(r.road_zh), Entry(ROAD, str(r.road_zh), True, district=d))
+
+    for form in ("深圳市", "深圳"):
+        add(form, Entry(SHENZHEN, "深圳市", form.endswith("市")))
+    for form in ("广东省", "广东"):
+        add(form, Entry(GUANGDONG, "广东省", form.endswith("省")))
+    for form, place in other_places().items():
+        if form in forms and not place.full:
+            continue  # a bare short name that is also a Shenzhen name (光明, 龙华...) stays Shenzhen's
+        add(form, Entry(OTHER, form, place.full, where=place.where, level=place.level))
+
+    automaton = ahocorasick.Automaton()
+    frozen = {k: tuple(v) for k, v in forms.items()}
+    for form, entries in frozen.items():
+        automaton.add_word(form, (form, entries))
+    automaton.make_automaton()
+    return Lexicon(automaton, frozen)
