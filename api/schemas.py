@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -158,7 +158,8 @@ class PolicyIn(BaseModel):
     min_size: int = Field(3, ge=1, le=10_000)
     max_size: int = Field(50, ge=1, le=10_000)
     min_full: int = Field(3, ge=0, le=10_000)
-    n_branches: int | None = Field(None, ge=1, le=100_000)
+    n_branches: Annotated[int, Field(ge=1, le=100_000)] | Literal["fewest"] | None = Field(
+        None, description="A branch count, or 'fewest' (the fewest the limits allow); default: a mean of 80% of max_size per district")
     target_size: float | None = Field(None, ge=1, le=10_000)
     cross_district: bool = False
     time_limit: float = Field(10.0, gt=0, le=3600)

@@ -130,13 +130,16 @@ def geocode(
     out.print(f"geocoded {len(placed)} rows -> {output}")
 
 
-def _policy(min_size: int, max_size: int, min_full: int, branches: int | None, target_size: float | None,
+def _policy(min_size: int, max_size: int, min_full: int, branches: str | None, target_size: float | None,
             cross_district: bool, time_limit: float, seed: int, themes: str | None = None) -> Policy:
     extra: dict[str, Any] = {}
+    count: int | str | None = branches
+    if branches is not None and branches.strip().isdigit():
+        count = int(branches)
     if themes:
         extra["themes"] = "all" if themes.strip() == "all" else [t.strip() for t in themes.split(",") if t.strip()]
     try:
-        return Policy(min_size=min_size, max_size=max_size, min_full=min_full, n_branches=branches,
+        return Policy(min_size=min_size, max_size=max_size, min_full=min_full, n_branches=count,  # type: ignore[arg-type]
                       target_size=target_size, cross_district=cross_district, time_limit=time_limit, seed=seed,
                       extra=extra)
     except ValueError as exc:
@@ -215,8 +218,8 @@ def allocate(
     min_size: Annotated[int, typer.Option(help="Fewest members in a branch.")] = 3,
     max_size: Annotated[int, typer.Option(help="Most members in a branch.")] = 50,
     min_full: Annotated[int, typer.Option(help="Fewest full (not probationary) members in a branch.")] = 3,
-    branches: Annotated[int | None, typer.Option(help="Number of branches (default: the fewest the limits allow).")] = None,
-    target_size: Annotated[float | None, typer.Option(help="Aim for this mean branch size instead of the fewest branches.")] = None,
+    branches: Annotated[str | None, typer.Option(help="Number of branches, or 'fewest' (the fewest the limits allow). Default: each district aims at a mean size of 80% of --max-size, leaving room for newcomers.")] = None,
+    target_size: Annotated[float | None, typer.Option(help="Aim for this mean branch size in each district (default 80% of --max-size).")] = None,
     cross_district: Annotated[bool, typer.Option(help="Let branches cross district lines (off: each district committee owns its branches).")] = False,
     time_limit: Annotated[float, typer.Option(help="Seconds the optimiser may use; the best plan found is returned.")] = 10.0,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same plan.")] = 0,
