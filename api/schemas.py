@@ -237,7 +237,8 @@ class PolicyIn(BaseModel):
     min_size: int = Field(_RULES.min_size, ge=1, le=10_000)
     max_size: int = Field(_RULES.max_size, ge=1, le=10_000)
     min_full: int = Field(_RULES.min_full, ge=0, le=10_000)
-    n_branches: int | None = Field(None, ge=1, le=100_000)
+    n_branches: Annotated[int, Field(ge=1, le=100_000)] | Literal["fewest"] | None = Field(
+        None, description="A branch count, or 'fewest' (the fewest the limits allow); default: a mean of 80% of max_size per district")
     target_size: float | None = Field(None, ge=1, le=10_000)
     cross_district: bool = _RULES.cross_district
     time_limit: float = Field(_RULES.time_limit, gt=0, le=3600)

@@ -148,11 +148,14 @@ def _sites(path: Path | None) -> list[dict[str, Any]] | None:
     return sites
 
 
-def _policy(min_size: int, max_size: int, min_full: int, branches: int | None, target_size: float | None,
+def _policy(min_size: int, max_size: int, min_full: int, branches: str | None, target_size: float | None,
             cross_district: bool, time_limit: float, seed: int, themes: str | None = None,
             sites: list[dict[str, Any]] | None = None, **rules: Any) -> Policy:
+    count: int | str | None = branches
+    if branches is not None and branches.strip().isdigit():
+        count = int(branches)
     try:
-        return Policy(min_size=min_size, max_size=max_size, min_full=min_full, n_branches=branches,
+        return Policy(min_size=min_size, max_size=max_size, min_full=min_full, n_branches=count,  # type: ignore[arg-type]
                       target_size=target_size, cross_district=cross_district, time_limit=time_limit, seed=seed,
                       themes=themes or None, sites=sites or None, **rules)
     except ValueError as exc:
@@ -258,8 +261,8 @@ def allocate(
     min_size: MinSize = _D.min_size,
     max_size: MaxSize = _D.max_size,
     min_full: MinFull = _D.min_full,
-    branches: Annotated[int | None, typer.Option(help="Number of branches (default: the fewest the limits allow).")] = None,
-    target_size: Annotated[float | None, typer.Option(help="Aim for this mean branch size instead of the fewest branches.")] = None,
+    branches: Annotated[str | None, typer.Option(help="Number of branches, or 'fewest' (the fewest the limits allow). Default: each district aims at a mean size of 80% of --max-size, leaving room for newcomers.")] = None,
+    target_size: Annotated[float | None, typer.Option(help="Aim for this mean branch size in each district (default 80% of --max-size).")] = None,
     cross_district: CrossDistrict = _D.cross_district,
     time_limit: TimeLimit = _D.time_limit,
     seed: Seed = _D.seed,

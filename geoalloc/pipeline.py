@@ -259,6 +259,7 @@ def build_report(assignments: pd.DataFrame, branches: pd.DataFrame, policy: Poli
         "violations": violations,
         "by_district": _by_district(assigned, branches),
         "quality_by_unit": _quality_by_unit(solution),
+        "branch_rule": solution.stats.get("branch_rule") if solution is not None else None,
         "unassigned": unassigned,
         "unassigned_by_reason": pd.Series([u["reason"] for u in unassigned], dtype=object).value_counts().to_dict(),
         "joint_branches": branches.loc[branches["joint"] == 1, "branch_id"].tolist(),

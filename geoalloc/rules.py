@@ -20,11 +20,16 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+
+# By default a branch's mean size aims at this share of max_size (40 of 50): room for newcomers and
+# members who move in, so a relocation into a full area does not cascade. "fewest" stays available.
+DEFAULT_TARGET_SHARE = 0.8
+FEWEST = "fewest"
 
 THEME_SEP = "·"  # region names: "南山区" residential, "南山区·IT" themed
 CITY_REGION = "深圳市"  # the one region when branches may cross district lines
@@ -40,21 +45,22 @@ class Policy:
 
     ``min_size``/``max_size`` bound a branch's size in members (weights counted); ``min_full`` is
     the number of full (not probationary) members every branch needs. ``n_branches`` fixes the
-    branch count; otherwise it is the fewest the limits allow, or ``ceil(n / target_size)`` when a
-    target is given. ``cross_district`` lets branches span district lines (off by default: each
-    district committee owns its branches). ``themes``: ``None`` (off), ``"all"`` (every non-empty
-    ``theme`` value) or a tuple of theme names; ``theme_industries`` restricts a theme to members
-    of some industries. ``move_penalty_m`` is what a rebalance or relocation move must save;
-    ``keep_radius_m`` is how far a relocated member may live from their branch and keep it.
-    ``sites``: the service centres branches must meet at (checked rows of :mod:`geoalloc.sites`),
-    or ``None`` to meet anywhere near the members. ``extra`` holds solver tuning knobs only, never
-    a rule.
+    branch count (``"fewest"``: the fewest the limits allow); otherwise each district gets
+    ``ceil(members / target_size)`` branches within its limits, where ``target_size`` defaults to
+    ``DEFAULT_TARGET_SHARE * max_size`` (see :meth:`target_mean`): room for newcomers.
+    ``cross_district`` lets branches span district lines (off by default: each district committee
+    owns its branches). ``themes``: ``None`` (off), ``"all"`` (every non-empty ``theme`` value) or a
+    tuple of theme names; ``theme_industries`` restricts a theme to members of some industries.
+    ``move_penalty_m`` is what a rebalance or relocation move must save; ``keep_radius_m`` is how
+    far a relocated member may live from their branch and keep it. ``sites``: the service centres
+    branches must meet at (checked rows of :mod:`geoalloc.sites`), or ``None`` to meet anywhere
+    near the members. ``extra`` holds solver tuning knobs only, never a rule.
     """
 
     min_size: int = 3
     max_size: int = 50
     min_full: int = 3
-    n_branches: int | None = None
+    n_branches: int | Literal["fewest"] | None = None
     target_size: float | None = None
     cross_district: bool = False
     time_limit: float = 10.0
@@ -78,7 +84,10 @@ class Policy:
             problems.append(f"min_full must be at least 0 (got {self.min_full})")
         if self.min_full > self.max_size:
             problems.append(f"min_full ({self.min_full}) is above max_size ({self.max_size})")
-        if self.n_branches is not None and self.n_branches < 1:
+        if isinstance(self.n_branches, str):
+            if self.n_branches != FEWEST:
+                problems.append(f"n_branches must be a whole number or {FEWEST!r} (got {self.n_branches!r})")
+        elif self.n_branches is not None and (isinstance(self.n_branches, bool) or self.n_branches < 1):
             problems.append(f"n_branches must be at least 1 (got {self.n_branches})")
         if self.target_size is not None and not (self.min_size <= self.target_size <= self.max_size):
             problems.append(
@@ -113,6 +122,15 @@ class Policy:
         if self.theme_industries is not None:
             object.__setattr__(self, "theme_industries",
                                {str(k): tuple(str(v) for v in vals) for k, vals in self.theme_industries.items()})
+
+    def target_mean(self) -> float | None:
+        """The mean branch size a district's count aims at; None when the count is fixed
+        (``n_branches`` a number) or the fewest allowed (``n_branches="fewest"``)."""
+        if self.n_branches is not None:
+            return None
+        if self.target_size is not None:
+            return float(self.target_size)
+        return max(float(self.min_size), DEFAULT_TARGET_SHARE * self.max_size)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready copy (for reports, stored plans and the API)."""

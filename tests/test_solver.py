@@ -181,13 +181,29 @@ def test_same_seed_same_plan_and_groups_stay_whole() -> None:
 
 def test_branch_counts_follow_policy() -> None:
     rng = np.random.default_rng(5)
-    problem = Problem(xy=rng.uniform(0, 8000, (100, 2)), region=np.array([0] * 70 + [1] * 30),
+    problem = Problem(xy=rng.uniform(0, 8000, (120, 2)), region=np.array([0] * 90 + [1] * 30),
                       region_names=["A", "B"])
-    assert form_branches(problem, Policy(max_size=50)).n_branches == 3  # ceil(70/50) + ceil(30/50)
-    assert form_branches(problem, Policy(max_size=50, target_size=10)).n_branches == 10
+    fewest = form_branches(problem, Policy(max_size=50, n_branches="fewest"))
+    assert fewest.n_branches == 3  # ceil(90/50) + ceil(30/50)
+    assert fewest.stats["branch_rule"].startswith("fewest")
+    default = form_branches(problem, Policy(max_size=50))  # mean size 80% of max: ceil(90/40) + ceil(30/40)
+    assert default.n_branches == 4 and default.stats["branch_rule"].startswith("target")
+    assert np.bincount(default.site_region).tolist() == [3, 1]
+    assert form_branches(problem, Policy(max_size=50, target_size=10)).n_branches == 12  # 9 + 3
     sol = form_branches(problem, Policy(max_size=50, n_branches=10))
     assert sol.n_branches == 10
-    assert np.bincount(sol.site_region).tolist() == [7, 3]  # proportional to demand
+    assert np.bincount(sol.site_region).tolist() == [7, 3]  # 2 + 1 fewest, the rest to the fullest branches
+
+
+def test_default_count_leaves_room_but_keeps_limits() -> None:
+    """80% of max_size, rounded up, and never outside what min_size / min_full allow."""
+    rng = np.random.default_rng(6)
+    # 12 members, 4 full: the target (ceil(12 / 4) = 3 at max_size 5) and min_full 2 allow only 2
+    problem = Problem(xy=rng.uniform(0, 3000, (12, 2)), full=np.array([1] * 4 + [0] * 8))
+    sol = form_branches(problem, Policy(min_size=1, max_size=6, min_full=2))
+    assert sol.n_branches == 2
+    with pytest.raises(ValueError, match="fewest"):
+        Policy(n_branches="few")  # type: ignore[arg-type]
 
 
 def test_assign_to_sites_respects_limits_and_districts() -> None:

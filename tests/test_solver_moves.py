@@ -22,7 +22,7 @@ from test_solver_parts import brute  # the exhaustive optimum of a tiny instance
 from geoalloc.solver.arcmip import arc_mip, pool_arcs
 from geoalloc.solver.construct import construct
 from geoalloc.solver.cpmp import _portfolio
-from geoalloc.solver.engine import InstanceResult, solve_instance, swap_kick
+from geoalloc.solver.engine import InstanceResult, SearchConfig, solve_instance, swap_kick
 from geoalloc.solver.instance import Instance
 from geoalloc.solver.pairs import best_pair, lp_split_bound
 from geoalloc.solver.pool import ClusterPool
@@ -158,8 +158,8 @@ def test_pool_partition_is_valid_and_never_worse_than_a_plan_added(seed: int, n:
 @given(st.integers(0, 10_000), st.booleans())
 def test_benchmark_search_with_swaps_and_pool_is_valid_and_repeatable(seed: int, groups: bool) -> None:
     inst = unit_or_grouped(seed, 60, 5, groups)
-    runs = [solve_instance(inst, 60.0, seed, restarts=70, local_kicks=True, swaps=True, reassign_mip=False,
-                           recombine=True) for _ in range(2)]
+    runs = [solve_instance(inst, 60.0, seed, restarts=70, config=SearchConfig(
+        local_kicks=True, swaps=True, reassign_mip=False, recombine=True)) for _ in range(2)]
     assert_valid_and_repeatable(inst, *runs)
 
 
@@ -167,8 +167,9 @@ def test_benchmark_search_with_swaps_and_pool_is_valid_and_repeatable(seed: int,
 @given(st.integers(0, 10_000), st.booleans())
 def test_small_instance_proved_early_stops_with_the_optimum_and_a_valid_bound(seed: int, groups: bool) -> None:
     inst = unit_or_grouped(seed, 9, 2, groups)
-    res = solve_instance(inst, 60.0, seed, restarts=100_000, local_kicks=True, swaps=True, reassign_mip=False,
-                         recombine=True, whole_mip_last=True, polish=0.3, prove_early=True)
+    res = solve_instance(inst, 60.0, seed, restarts=100_000, config=SearchConfig(
+        local_kicks=True, swaps=True, reassign_mip=False, recombine=True, whole_mip_last=True, polish=0.3,
+        prove_early=True))
     assert res is not None
     opt = brute(inst)
     assert res.objective == pytest.approx(opt)
@@ -223,8 +224,9 @@ def test_arc_mip_needs_each_site_s_own_arc() -> None:
 @given(st.integers(0, 10_000), st.booleans())
 def test_search_with_arc_mips_is_valid_and_repeatable(seed: int, groups: bool) -> None:
     inst = unit_or_grouped(seed, 60, 5, groups)
-    runs = [solve_instance(inst, 60.0, seed, restarts=40, local_kicks=True, swaps=True, reassign_mip=False,
-                           recombine=True, arc_mips=((0.0, 0.2), (1.0, 0.2)), fresh_every=7) for _ in range(2)]
+    runs = [solve_instance(inst, 60.0, seed, restarts=40, config=SearchConfig(
+        local_kicks=True, swaps=True, reassign_mip=False, recombine=True, arc_mips=((0.0, 0.2), (1.0, 0.2)),
+        fresh_every=7)) for _ in range(2)]
     assert runs[0] is not None and "arc_mip_seconds" in runs[0].stats  # a round ran (60 points solve to optimality well within 12 s)
     assert_valid_and_repeatable(inst, *runs)
 
@@ -265,7 +267,7 @@ def test_arc_mip_prints_nothing() -> None:
 @given(st.integers(0, 10_000), st.booleans())
 def test_portfolio_keeps_the_better_plan_and_the_higher_bound(seed: int, groups: bool) -> None:
     inst = unit_or_grouped(seed, 40, 4, groups)
-    kwargs = {"restarts": 6, "local_kicks": True, "swaps": True, "reassign_mip": False}  # work-bounded: repeatable
+    kwargs = {"restarts": 6, "config": SearchConfig(local_kicks=True, swaps=True, reassign_mip=False)}  # work-bounded
     both = _portfolio(inst, 60.0, seed, kwargs)
     one = solve_instance(inst, 60.0, seed, **kwargs)  # type: ignore[arg-type]
     two = solve_instance(inst, 60.0, seed * 7919 + 1, **kwargs)  # type: ignore[arg-type]

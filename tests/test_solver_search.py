@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geoalloc.solver.assign import regret_assign
-from geoalloc.solver.engine import local_kick, solve_instance
+from geoalloc.solver.engine import SearchConfig, local_kick, solve_instance
 from geoalloc.solver.instance import Instance
 
 
@@ -79,7 +79,7 @@ def test_local_kick_is_feasible_and_names_the_changed_clusters(seed: int, kick: 
 
 def test_local_kick_search_is_valid_and_repeatable() -> None:
     inst = grouped(7, 120, 12, 1.0)
-    runs = [solve_instance(inst, 60.0, 3, bound=False, restarts=40, local_kicks=True) for _ in range(2)]
+    runs = [solve_instance(inst, 60.0, 3, bound=False, restarts=40, config=SearchConfig(local_kicks=True)) for _ in range(2)]
     assert runs[0] is not None and runs[1] is not None
     assert not inst.violations(runs[0].sites, runs[0].branch_of)
     assert runs[0].objective == runs[1].objective

@@ -1,15 +1,15 @@
 """The textbook capacitated p-median, for the public benchmarks (``benchmarks/cpmp.py``).
 
 No minimum size, no full-member rule; medians are points and serve themselves; the objective
-is the plain sum of point-to-median distances (demand only uses capacity). One instance is one
-process here, so on two cores two searches run at once (``_portfolio``); the product's
-``form_branches`` already keeps every core busy with districts.
+is the plain sum of point-to-median distances (demand only uses capacity). The portfolio is always
+two searches with different seeds in two processes (``_portfolio``), whatever the number of cores,
+so a result does not depend on the machine's core count; the product's ``form_branches`` keeps
+every core busy with districts instead.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import time
 from multiprocessing.connection import Connection
 from typing import Any, Literal
@@ -17,7 +17,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from geoalloc.solver.engine import InstanceResult, solve_instance
+from geoalloc.solver.engine import InstanceResult, SearchConfig, solve_instance
+from geoalloc.solver.lns import LnsConfig
 from geoalloc.solver.instance import Instance
 from geoalloc.solver.problem import Conflict, InfeasibleError, Solution
 from geoalloc.solver.search import POLISH_MAX_N, WHOLE_MIP_MAX_ARCS
@@ -56,11 +57,17 @@ PORTFOLIO = True  # two searches with different seeds, one per core (see _portfo
 # down (doni6 / doni7 bounds 10,435 / 9,559 -> 9,113 / 6,527), while doni2-5 gained (gaps 1.95 /
 # 4.83 / 13.3 / 10.5% -> 0.79 / 3.72 / 9.63 / 9.91%; runs of this and the last session)
 PORTFOLIO_MAX_N = 5000
+# share of the search time for the large-neighbourhood search (geoalloc.solver.lns), on unit-demand
+# instances of at least LNS_MIN_N points only: with weighted demands its sub-MIPs are bin packing,
+# which HiGHS takes about a second each for, and the kicks do better with that time
+LNS_SHARE = 0.5
+LNS_MIN_N = 600
+LNS = LnsConfig()
 BOUND_SHARE_POLISHED = 0.05  # time kept for the bound when the polish runs (it needs ~0.1-0.3 s there)
 
 
 def _forkable() -> bool:
-    return (os.cpu_count() or 1) > 1 and "fork" in mp.get_all_start_methods()
+    return "fork" in mp.get_all_start_methods()
 
 
 def _second_search(inst: Instance, budget: float, seed: int, kwargs: dict[str, Any], conn: Connection) -> None:
@@ -71,7 +78,7 @@ def _second_search(inst: Instance, budget: float, seed: int, kwargs: dict[str, A
 
 
 def _portfolio(inst: Instance, budget: float, seed: int, kwargs: dict[str, Any]) -> InstanceResult | None:
-    """Two independent searches at once, one per core, the better plan and the higher bound.
+    """Two independent searches at once, in two processes, the better plan and the higher bound.
 
     Why: the search is bounded by the clock, and where it ends depends on its seed more than on
     anything else (SJC2-4 and ali535 move by up to 1-5% between seeds). A second search with
@@ -124,15 +131,17 @@ def solve_cpmp(
     small = len(xy) <= POLISH_MAX_N
     # a margin for the last search step and bound iteration, which may run past their deadlines
     budget = max(0.05, LIMIT_MARGIN * time_limit - (time.perf_counter() - t0))
-    kwargs: dict[str, Any] = {
-        "restarts": 100_000, "patience": RESTART_PATIENCE, "polish": share if small else 0.0, "local_kicks": True,
-        "swaps": SWAPS, "reassign_mip": REASSIGN_MIP, "recombine": RECOMBINE, "whole_mip_last": True,
-        "accept_worse": ACCEPT_WORSE, "prove_early": True,
-        "arc_mips": tuple((when, min(part, ARC_MIP_SECONDS / time_limit)) for when, part in ARC_MIPS)
+    config = SearchConfig(
+        patience=RESTART_PATIENCE, polish=share if small else 0.0, local_kicks=True, swaps=SWAPS,
+        reassign_mip=REASSIGN_MIP, recombine=RECOMBINE, whole_mip_last=True, accept_worse=ACCEPT_WORSE,
+        prove_early=True,
+        arc_mips=tuple((when, min(part, ARC_MIP_SECONDS / time_limit)) for when, part in ARC_MIPS)
         if ARC_MIP_MIN_N <= len(xy) <= ARC_MIP_MAX_N else (),
-        "fresh_every": FRESH_EVERY[len(xy) > FRESH_MAX_N],
-        "bound_share": BOUND_SHARE_POLISHED if small else 0.2,
-    }
+        fresh_every=FRESH_EVERY[len(xy) > FRESH_MAX_N],
+        lns_share=LNS_SHARE if bool((dem == 1).all()) else 0.0, lns_min_n=LNS_MIN_N, lns=LNS,
+    )
+    kwargs: dict[str, Any] = {"restarts": 100_000, "config": config,
+                              "bound_share": BOUND_SHARE_POLISHED if small else 0.2}
     two = PORTFOLIO and WHOLE_MIP_MAX_ARCS < len(xy) * len(xy) and len(xy) <= PORTFOLIO_MAX_N and _forkable()
     res = _portfolio(inst, budget, seed, kwargs) if two else \
         solve_instance(inst, budget, seed, **kwargs)

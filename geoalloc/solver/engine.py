@@ -13,6 +13,7 @@ from geoalloc.solver.assign import assign
 from geoalloc.solver.bounds import lagrangian_bound
 from geoalloc.solver.construct import construct, construct_means
 from geoalloc.solver.instance import Instance
+from geoalloc.solver.lns import LnsConfig, lns
 from geoalloc.solver.pool import POOL_MAX_N, ClusterPool
 from geoalloc.solver.search import RELOCATE_MAX_P, improve, polish_mip, relocate_sites, whole_mip_polish
 from geoalloc.solver.swaps import cost_matrix, ranked_swaps
@@ -29,6 +30,8 @@ PROOF_BOUND_STEP = 0.01  # ... and one of them (a few milliseconds each up to 15
 PROOF_GAP = 1e-5  # a bound this close to the plan ends the search (the subgradient stops short
 # of exact equality: TA25 at 632.4788 for 632.4826; at most 0.001% could still be gained)
 PROOF_MIP_SHARE = 0.2  # share of the time limit the early whole-instance MIP may take
+LNS_SHARE = 0.6  # share of a district's search time the large-neighbourhood search may take after the starts
+LNS_STREAM = 2**31 - 1  # the random stream of the large-neighbourhood search (starts use 0, 1, ...)
 
 
 def perturb(
@@ -188,6 +191,18 @@ def _arc_round(
     return sites, branch, inst.objective(sites, branch)
 
 
+def _lns_round(
+    inst: Instance, best: tuple[NDArray[np.int64], NDArray[np.int64], float], rng: np.random.Generator,
+    deadline: float, cfg: LnsConfig, stats: dict[str, object],
+) -> tuple[tuple[NDArray[np.int64], NDArray[np.int64], float], bool]:
+    """The large-neighbourhood search from ``best`` until it settles or ``deadline``: (plan, settled)."""
+    sites, branch, settled = lns(inst, best[0], best[1], rng, deadline, stats, cfg)
+    obj = inst.objective(sites, branch)
+    if obj < best[2] - 1e-9:
+        return (sites, branch, obj), settled
+    return best, settled
+
+
 @dataclass
 class InstanceResult:
     """A plan for one instance: ``sites`` (candidate indices) and ``branch_of`` (position in sites)."""
@@ -201,19 +216,11 @@ class InstanceResult:
     stats: dict[str, object] = field(default_factory=dict)
 
 
-def solve_instance(
-    inst: Instance, time_limit: float, seed: int, *, bound: bool = True, restarts: int = 6,
-    patience: int | None = None, polish: float = 0.0, bound_share: float = 0.2,
-    local_kicks: bool = False, swaps: bool = False, reassign_mip: bool = True, recombine: bool = False,
-    whole_mip_last: bool = False, accept_worse: float = 0.0, prove_early: bool = False,
-    arc_mips: tuple[tuple[float, float], ...] = (), fresh_every: int | None = None,
-) -> InstanceResult | None:
-    """Best plan found within ``time_limit`` seconds, or None when no feasible plan was found.
+@dataclass(frozen=True)
+class SearchConfig:
+    """The search's switches beyond the product's defaults (the benchmark form sets most of them).
 
-    Up to ``restarts`` independent starts (k-means++ seeding, then the improvement search);
-    the best plan wins; with ``patience``, also stop after that many starts in a row found
-    nothing better. The work is counted in starts and search rounds, not seconds, so the
-    answer depends only on the seed unless the time limit cuts it short (``timed_out``).
+    ``patience``: stop after that many starts in a row found nothing better.
     ``polish``: share of the time for a final MIP over the whole instance (sparse arcs, started
     from the best plan); it is clock-bound, so only the benchmark form uses it.
     ``local_kicks``: after a kick, descend from the changed clusters only (many more kicks per
@@ -235,7 +242,46 @@ def solve_instance(
     (:mod:`geoalloc.solver.arcmip`); the search goes on from its plan when it is better.
     ``fresh_every``: after the first ``FRESH_STARTS``, every this many descents is a fresh start
     (default ``FRESH_EVERY_LOCAL`` with local kicks, else 3).
+    ``lns_share``: share of the search time kept for the large-neighbourhood search with exact
+    sub-MIPs (:mod:`geoalloc.solver.lns`) from the best plan of the starts, on instances of at least
+    ``lns_min_n`` points; it takes over after ``lns_after`` starts (None: when the starts' share of
+    the time is used, or after the last start) and stops early when its sub-problems stop finding
+    gains; the time left goes back to kicks from its plan. ``lns``: its neighbourhood sizes.
     """
+
+    patience: int | None = None
+    polish: float = 0.0
+    local_kicks: bool = False
+    swaps: bool = False
+    reassign_mip: bool = True
+    recombine: bool = False
+    whole_mip_last: bool = False
+    accept_worse: float = 0.0
+    prove_early: bool = False
+    arc_mips: tuple[tuple[float, float], ...] = ()
+    fresh_every: int | None = None
+    lns_share: float = LNS_SHARE
+    lns_min_n: int = 0
+    lns_after: int | None = None
+    lns: LnsConfig = field(default_factory=LnsConfig)
+
+
+def solve_instance(
+    inst: Instance, time_limit: float, seed: int, *, bound: bool = True, restarts: int = 6,
+    bound_share: float = 0.2, config: SearchConfig | None = None,
+) -> InstanceResult | None:
+    """Best plan found within ``time_limit`` seconds, or None when no feasible plan was found.
+
+    Up to ``restarts`` independent starts (k-means++ seeding, then the improvement search);
+    the best plan wins. The work is counted in starts, search rounds and sub-MIP nodes, not
+    seconds, so the answer depends only on the seed unless the time limit cuts it short
+    (``timed_out``). ``bound_share`` of the time is kept for the lower bound (``bound``).
+    ``config``: the search's other switches (:class:`SearchConfig`).
+    """
+    cfg = config or SearchConfig()
+    patience, polish, local_kicks, swaps = cfg.patience, cfg.polish, cfg.local_kicks, cfg.swaps
+    reassign_mip, recombine, whole_mip_last = cfg.reassign_mip, cfg.recombine, cfg.whole_mip_last
+    accept_worse, prove_early, arc_mips, fresh_every = cfg.accept_worse, cfg.prove_early, cfg.arc_mips, cfg.fresh_every
     t0 = time.perf_counter()
     deadline = t0 + time_limit
     fresh_every = fresh_every or (FRESH_EVERY_LOCAL if local_kicks else 3)
@@ -243,6 +289,11 @@ def solve_instance(
     search_end = deadline - (bound_share + polish) * time_limit
     final_arc = sum(share for when, share in arc_mips if when >= 1.0)
     search_deadline = search_end - final_arc * time_limit
+    lns_on = cfg.lns_share > 0 and inst.n >= cfg.lns_min_n and inst.p >= 2
+    lns_end = search_deadline
+    if lns_on:  # the starts first, then the large-neighbourhood search from their best plan
+        search_deadline = t0 + (1.0 - cfg.lns_share) * (lns_end - t0)
+    lns_done = False
     arc_stats: dict[str, object] = {}
     mid_arcs = sorted((t0 + when * (search_deadline - t0), share) for when, share in arc_mips if when < 1.0)
     best: tuple[NDArray[np.int64], NDArray[np.int64], float] | None = None
@@ -260,7 +311,18 @@ def solve_instance(
     pool = ClusterPool(inst) if recombine and inst.self_serve and inst.n <= POOL_MAX_N else None
     recombined = 0
     pool_seconds = 0.0
+    stats_lns: dict[str, object] = {}
     for r in range(restarts):
+        if lns_on and not lns_done and best is not None and (
+                cfg.lns_after is not None and r >= cfg.lns_after or time.perf_counter() > search_deadline):
+            best, settled_lns = _lns_round(inst, best, np.random.default_rng([seed, LNS_STREAM]), lns_end, cfg.lns, stats_lns)
+            cur = best
+            cur_version += 1
+            lns_done = True
+            search_deadline = lns_end  # the time the LNS did not need goes back to kicks
+            if not settled_lns:
+                timed_out = True
+                break
         if r and time.perf_counter() > search_deadline:
             timed_out = True
             break
@@ -343,6 +405,8 @@ def solve_instance(
                 cur_version += 1
             if stats.get("proved_early"):
                 break
+    if lns_on and not lns_done and best is not None and time.perf_counter() < lns_end:
+        best, _ = _lns_round(inst, best, np.random.default_rng([seed, LNS_STREAM]), lns_end, cfg.lns, stats_lns)
     if best is None:
         return None
     if final_arc > 0 and pool is not None and not stats.get("proved_early"):
@@ -350,6 +414,7 @@ def solve_instance(
         best = got if got is not None else best
     sites, branch, obj = best
     stats["starts"] = starts
+    stats.update(stats_lns)
     if proof_seconds:
         stats["proof_seconds"] = round(proof_seconds, 3)
     stats.update(arc_stats)

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
-from geoalloc.rules import Policy
+from geoalloc.rules import DEFAULT_TARGET_SHARE, FEWEST, Policy
 from geoalloc.solver.bounds import forced_size
 from geoalloc.solver.engine import InstanceResult, solve_instance
 from geoalloc.solver.instance import Instance
@@ -101,8 +101,21 @@ def _limits(problem: Problem, unit: Unit, policy: Policy) -> tuple[int, int, str
     return lo, hi_size, "min_size", f"{dem} members allow at most {hi_size} branches of min_size {policy.min_size}"
 
 
+def branch_rule(policy: Policy) -> str:
+    """The branch-count rule ``policy`` means, in words (the report states it)."""
+    target = policy.target_mean()
+    if policy.n_branches == FEWEST:
+        return "fewest: in each district the fewest branches the limits allow (ceil(members / max_size))"
+    if target is None:
+        return f"fixed: {policy.n_branches} branches in all, spread over the districts in proportion to members"
+    how = "target_size" if policy.target_size is not None else f"default, {DEFAULT_TARGET_SHARE:.0%} of max_size"
+    return (f"target: in each district ceil(members / {target:g}) branches ({how}), "
+            "kept within the counts the limits allow")
+
+
 def branch_counts(problem: Problem, units: list[Unit], policy: Policy) -> list[int]:
-    """Branches per unit under the policy, or InfeasibleError naming each region and limit."""
+    """Branches per unit under the policy (:func:`branch_rule`), or InfeasibleError naming each
+    region and limit."""
     conflicts: list[Conflict] = []
     limits = [_limits(problem, u, policy) for u in units]
     dems = [u.demand(problem) for u in units]
@@ -115,10 +128,12 @@ def branch_counts(problem: Problem, units: list[Unit], policy: Policy) -> list[i
     if conflicts:
         raise InfeasibleError(conflicts)
     n = policy.n_branches
-    if n is None:
-        if policy.target_size is not None:
-            return [min(hi, max(lo, math.ceil(d / policy.target_size))) for (lo, hi, _, _), d in zip(limits, dems)]
+    if n == FEWEST:
         return [lo for lo, _, _, _ in limits]
+    target = policy.target_mean()
+    if target is not None:
+        return [min(hi, max(lo, math.ceil(d / target - 1e-9))) for (lo, hi, _, _), d in zip(limits, dems)]
+    assert isinstance(n, int)
     lo_sum = sum(lo for lo, _, _, _ in limits)
     hi_sum = sum(hi for _, hi, _, _ in limits)
     if len(units) == 1:
@@ -267,7 +282,7 @@ def form_branches(
     ]
     if conflicts:
         raise InfeasibleError(conflicts)
-    return _assemble(problem, units, built, results, t0)  # type: ignore[arg-type]
+    return _assemble(problem, units, built, results, t0, branch_rule(policy))  # type: ignore[arg-type]
 
 
 def _assemble(
@@ -276,6 +291,7 @@ def _assemble(
     built: list[tuple[Instance, NDArray[np.int64] | None]],
     results: list[InstanceResult],
     t0: float,
+    rule: str,
 ) -> Solution:
     assert problem.region is not None
     branch_of = np.full(problem.n, -1, dtype=np.int64)
@@ -341,7 +357,7 @@ def _assemble(
             {"name": u.name, "n": len(u.members), "branches": len(r.sites), "objective": r.objective,
              "lower_bound": r.lower_bound, "forced_min_size": forced_size(inst), "seconds": r.seconds, **r.stats}
             for u, (inst, _), r in zip(units, built, results)
-        ], "objective_weighting": "demand (every member of a group counts)"},
+        ], "objective_weighting": "demand (every member of a group counts)", "branch_rule": rule},
         joint=np.array(joint, dtype=bool),
     )
     return sol

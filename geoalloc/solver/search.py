@@ -1,11 +1,9 @@
-"""Improvement by large-neighbourhood search: free a few neighbouring clusters, re-solve exactly.
+"""Improvement by exact two-cluster moves and global re-centring (the descent of every start).
 
-A neighbourhood is a seed cluster and the clusters whose sites are nearest to it. Their points
-are re-optimised together by the MIP in :mod:`geoalloc.solver.mip` (which sites to open among
-them, who goes where), with everything else fixed. That move contains site relocation, swaps
-between clusters and reassignment at once, and the sub-problem is small enough to solve to
-optimality. A pass tries every cluster as a seed in a seeded random order; when a whole pass
-finds nothing the neighbourhoods grow. Small instances are solved as one MIP outright.
+A pair move re-solves two neighbouring clusters exactly (:mod:`geoalloc.solver.pairs`: best
+site pair and best split); between passes all sites are re-centred and the points reassigned
+exactly by min-cost flow. Small instances are solved as one MIP outright. Larger neighbourhoods
+(a few clusters re-solved by a sub-MIP) are :mod:`geoalloc.solver.lns`.
 
 The search stops on work (passes without improvement), not on the clock, so its answer depends
 only on the seed; the deadline is a safety net that returns the best plan so far.
@@ -26,14 +24,9 @@ from geoalloc.solver.mip import solve_part
 from geoalloc.solver.pairs import best_pair
 
 WHOLE_MIP_MAX_ARCS = 2500  # below this many point-site pairs the whole instance is one MIP
-PART_POINTS = 60  # points freed per neighbourhood at first
-PART_POINTS_MAX = 120
-PART_CLUSTERS = 2  # clusters freed per neighbourhood at first
-PART_CLUSTERS_MAX = 3
 ARCS_PER_POINT = 16
 PAIR_NEIGHBOURS = 4  # each cluster is paired with its nearest clusters
 PAIR_CANDIDATES = 8  # candidate sites per side in a pair move
-USE_MIP_SEARCH = False
 POLISH_MAX_N = 1200  # the whole-instance MIP polish is tried up to this many points
 REASSIGN_MIP_MAX_N = 3000  # exact reassignment of groups by MIP up to this many points
 REASSIGN_MIP_MAX_P = 40  # ... and this many clusters (beyond, the MIP costs more than it finds)
@@ -166,58 +159,6 @@ def pair_search(
     return moves, tried, False
 
 
-def mip_search(
-    inst: Instance,
-    sites: NDArray[np.int64],
-    branch: NDArray[np.int64],
-    rng: np.random.Generator,
-    deadline: float,
-    passes: int = 1,
-) -> tuple[NDArray[np.int64], NDArray[np.int64], int, int, bool]:
-    """Free a few neighbouring clusters at a time and re-solve them with the MIP."""
-    p = len(sites)
-    site_of = sites[branch]
-    limit, max_q = PART_POINTS, PART_CLUSTERS
-    moves = tried = 0
-    timed_out = False
-    for _ in range(passes):
-        for seed_b in rng.permutation(p):
-            if time.perf_counter() > deadline:
-                timed_out = True
-                break
-            cur_sites = np.unique(site_of)
-            members = {int(s): np.nonzero(site_of == s)[0] for s in cur_sites}
-            sizes = np.array([len(members[int(s)]) for s in cur_sites])
-            seed_site = cur_sites[seed_b % len(cur_sites)]
-            sxy = inst.sites_xy[cur_sites]
-            near = np.argsort(np.hypot(*(sxy - inst.sites_xy[seed_site]).T), kind="stable")
-            chosen = [near[0]]
-            total = sizes[near[0]]
-            for b in near[1:]:
-                if len(chosen) >= max_q or (total + sizes[b] > limit and len(chosen) >= 2):
-                    break
-                chosen.append(b)
-                total += sizes[b]
-            part_sites = cur_sites[chosen]
-            points = np.concatenate([members[int(s)] for s in part_sites])
-            cands = _cands_for(inst, points, part_sites, set(cur_sites.tolist()))
-            ai, aj = _part_arcs(inst, points, cands, site_of[points], ARCS_PER_POINT)
-            before = float(inst.cost(points, site_of[points]).sum())
-            tried += 1
-            res = solve_part(inst, points, cands, len(part_sites), ai, aj, hint=site_of[points],
-                             time_limit=min(SUB_TIME, max(0.2, deadline - time.perf_counter())))
-            if res is None:
-                continue
-            new_of, _ = res
-            if float(inst.cost(points, new_of).sum()) < before - 1e-7 * max(1.0, before):
-                site_of[points] = new_of
-                moves += 1
-        if timed_out:
-            break
-    new_sites = np.unique(site_of)
-    return new_sites, np.searchsorted(new_sites, site_of), moves, tried, timed_out
-
-
 def improve(
     inst: Instance,
     sites: NDArray[np.int64],
@@ -269,12 +210,6 @@ def improve(
         out = _whole(inst, sites, branch, deadline, stats)
         if out is not None:
             return out
-    if not timed_out and USE_MIP_SEARCH:
-        sites, branch, m2, t2, timed_out = mip_search(inst, sites, branch, rng, deadline)
-        stats.update({"mip_moves": m2, "mip_tried": t2})
-        if m2 and not timed_out:
-            more, _, timed_out = pair_search(inst, sites, branch, rng, deadline)
-            stats["pair_moves"] = moves + more
     return sites, branch, timed_out
 
 
