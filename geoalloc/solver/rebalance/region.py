@@ -116,11 +116,14 @@ class RegionSolver:
 
     # -- search ------------------------------------------------------------------------
     def target_count(self) -> int:
-        """The branch count a from-scratch plan would use for this region (fewest allowed, or by target size)."""
+        """The branch count a from-scratch plan would use for this region: by the policy's target
+        mean size (:meth:`Policy.target_mean`), or the fewest allowed, never more than the minimum allows."""
         n, p = int(self.r.demand.sum()), self.r.policy
-        if p.target_size:
-            return max(1, math.ceil(n / p.target_size))
-        return max(1, math.ceil(n / p.max_size))
+        target = p.target_mean()
+        fewest = max(1, math.ceil(n / p.max_size))
+        if target is None:
+            return fewest
+        return max(fewest, min(math.ceil(n / target), max(1, n // max(p.min_size, 1))))
 
     def solve(self, rounds: int = 30) -> RegionPlan:
         r, p = self.r, self.r.policy
