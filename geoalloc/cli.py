@@ -33,6 +33,7 @@ out = Console()
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+UNITS_DIR = ".units"  # finished districts of an allocation, beside its plan (see geoalloc.engines)
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
@@ -130,6 +131,20 @@ def geocode(
     out.print(f"geocoded {len(placed)} rows -> {output}")
 
 
+EngineOption = Annotated[str, typer.Option("--engine", envvar="GEOALLOC_ENGINE", help="Where the districts are solved: local (a process pool on this machine) or ray (one task per district on the Ray cluster at RAY_ADDRESS, else a local Ray instance; pip install 'geoalloc[cluster]'). The plan is the same with either.")]
+WorkersOption = Annotated[int | None, typer.Option("--workers", envvar="GEOALLOC_WORKERS", min=1, help="Districts solved at once (default: every CPU; for ray, the cluster's CPUs). The plan does not depend on it.")]
+
+
+def _engine(name: str, workers: int | None) -> Any:
+    """The engine for --engine/--workers, or a usage error naming what is wrong."""
+    from geoalloc.engines import EngineError, get_engine
+
+    try:
+        return get_engine(name, workers)
+    except EngineError as exc:
+        raise fail(str(exc), EXIT_USAGE) from exc
+
+
 def _policy(min_size: int, max_size: int, min_full: int, branches: int | None, target_size: float | None,
             cross_district: bool, time_limit: float, seed: int, themes: str | None = None) -> Policy:
     extra: dict[str, Any] = {}
@@ -181,8 +196,10 @@ def _print_plan(report: dict[str, Any], paths: dict[str, Path]) -> None:
         out.print(f"{name}: {path}")
 
 
-def run_allocate(roster: Path, output: Path, policy: Policy, landmarks: Path | None, write_map: bool) -> dict[str, Any]:
-    """Roster file to plan directory; shared by ``allocate`` and ``demo``."""
+def run_allocate(roster: Path, output: Path, policy: Policy, landmarks: Path | None, write_map: bool,
+                 engine: Any = None) -> dict[str, Any]:
+    """Roster file to plan directory; shared by ``allocate`` and ``demo``. Finished districts
+    are checkpointed in OUTPUT/.units, so the same command rerun after a crash skips them."""
     from geoalloc.pipeline import allocate as allocate_plan
     from geoalloc.pipeline import write_plan_dir
     from geoalloc.solver.problem import InfeasibleError
@@ -192,7 +209,7 @@ def run_allocate(roster: Path, output: Path, policy: Policy, landmarks: Path | N
     placed = _place(result.members, landmarks)
     with console.status("forming branches"):
         try:
-            plan = allocate_plan(placed, policy)
+            plan = allocate_plan(placed, policy, engine=engine, checkpoints=output / UNITS_DIR)
         except InfeasibleError as exc:
             raise fail(str(exc)) from exc
     plan.report["roster"] = {"path": str(roster), **result.summary}
@@ -218,15 +235,17 @@ def allocate(
     branches: Annotated[int | None, typer.Option(help="Number of branches (default: the fewest the limits allow).")] = None,
     target_size: Annotated[float | None, typer.Option(help="Aim for this mean branch size instead of the fewest branches.")] = None,
     cross_district: Annotated[bool, typer.Option(help="Let branches cross district lines (off: each district committee owns its branches).")] = False,
-    time_limit: Annotated[float, typer.Option(help="Seconds the optimiser may use; the best plan found is returned.")] = 10.0,
+    time_limit: Annotated[float, typer.Option(help="Seconds the optimiser may use on a district of 3,500 members (and at most on any district; smaller ones get less, in proportion); the best plan found is returned. A roster's run takes about the sum over its districts divided by the workers: about this limit for the Shenzhen sample on two cores.")] = 10.0,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same plan.")] = 0,
     themes: Annotated[str | None, typer.Option(help="Themed branches: comma-separated themes (e.g. IT,entrepreneur) or 'all'; members who opted in (theme column) form themed branches near home.")] = None,
     landmarks: Annotated[Path | None, typer.Option(help="Optional landmark table (name, lon, lat, district) for geocoding.")] = None,
     map: Annotated[bool, typer.Option("--map/--no-map", help="Also write map.html.")] = True,
+    engine: EngineOption = "local",
+    workers: WorkersOption = None,
 ) -> None:
     """Form branches: every active member in exactly one branch, sizes within limits, short distances."""
     policy = _policy(min_size, max_size, min_full, branches, target_size, cross_district, time_limit, seed, themes)
-    run_allocate(roster, output, policy, landmarks, map)
+    run_allocate(roster, output, policy, landmarks, map, _engine(engine, workers))
 
 
 def _read_current(current: Path) -> tuple[Any, Any, str | None]:

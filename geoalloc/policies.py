@@ -36,6 +36,7 @@ from geoalloc.rules import Policy
 from geoalloc.projection import to_metres
 
 THEME_SEP = "·"
+CITY_SEP = "/"  # "广州市/天河区": a region of a roster that carries city_zh
 CITY_REGION = "深圳市"
 
 
@@ -68,17 +69,21 @@ def theme_of(members: pd.DataFrame, policy: Policy) -> NDArray[np.object_]:
 def region_keys(members: pd.DataFrame, policy: Policy) -> tuple[NDArray[np.int64], list[str]]:
     """(region index per member, region names): districts, split by theme where a theme can stand alone.
 
-    Names are ``"南山区"`` (residential) and ``"南山区·IT"`` (themed). With
-    ``policy.cross_district`` the district part is ``"深圳市"``. Members without a district get
-    the region ``"?"`` so the caller can report them. Themes too small to form a branch in
-    a district fall back to the residential region (see :func:`theme_fallbacks`).
+    Names are ``"南山区"`` (residential) and ``"南山区·IT"`` (themed). A roster that carries
+    ``city_zh`` has regions (city, district), named ``"广州市/天河区"``; without it the city is
+    Shenzhen and names are as before. With ``policy.cross_district`` the district part is the
+    city (``"深圳市"`` without ``city_zh``). Members without a district get the region ``"?"`` so
+    the caller can report them. Themes too small to form a branch in a district fall back to the
+    residential region (see :func:`theme_fallbacks`).
     """
     n = len(members)
+    city = _text(members["city_zh"] if "city_zh" in members.columns else None, n)
     if policy.cross_district:
-        district = np.array([CITY_REGION] * n, dtype=object)
+        district = np.array([c or CITY_REGION for c in city], dtype=object)
     else:
         district = _text(members["district_zh"] if "district_zh" in members.columns else None, n)
-        district = np.array([d if d else "?" for d in district], dtype=object)
+        district = np.array([(f"{c}{CITY_SEP}" if c else "") + (d if d else "?") for c, d in zip(city, district)],
+                            dtype=object)
     theme = theme_of(members, policy)
     full = (
         pd.to_numeric(members["full_member"], errors="coerce").fillna(0).to_numpy(int)
@@ -104,16 +109,35 @@ def theme_fallbacks(members: pd.DataFrame, policy: Policy) -> dict[str, int]:
     theme = theme_of(members, policy)
     idx, names = region_keys(members, policy)
     out: dict[str, int] = {}
-    for t, r, d in zip(theme, idx, _text(members.get("district_zh"), len(members))):
+    n = len(members)
+    city = _text(members["city_zh"] if "city_zh" in members.columns else None, n)
+    for t, r, d, c in zip(theme, idx, _text(members.get("district_zh"), n), city):
         if t and THEME_SEP not in names[r]:
-            key = f"{d}{THEME_SEP}{t}"
+            key = f"{c}{CITY_SEP}{d}{THEME_SEP}{t}" if c else f"{d}{THEME_SEP}{t}"
             out[key] = out.get(key, 0) + 1
     return out
 
 
+def region_groups(members: pd.DataFrame, member_region: NDArray[np.int64], names: list[str]) -> NDArray[np.int64]:
+    """The group (city) of each region, by index into the sorted cities: a small district joins
+    a neighbour of its own city only. One group for a roster without ``city_zh``."""
+    city = _text(members["city_zh"] if "city_zh" in members.columns else None, len(members))
+    of_region = [""] * len(names)
+    for r, c in zip(np.asarray(member_region).tolist(), city):
+        of_region[r] = c
+    index = {c: i for i, c in enumerate(sorted(set(of_region)))}
+    return np.array([index[c] for c in of_region], dtype=np.int64)
+
+
 def district_of_region(name: str) -> str:
-    """``"南山区·IT"`` -> ``"南山区"``."""
-    return name.split(THEME_SEP, 1)[0]
+    """``"南山区·IT"`` -> ``"南山区"``; ``"广州市/天河区·IT"`` -> ``"天河区"``."""
+    return name.split(THEME_SEP, 1)[0].rsplit(CITY_SEP, 1)[-1]
+
+
+def city_of_region(name: str) -> str:
+    """``"广州市/天河区·IT"`` -> ``"广州市"``; ``""`` for a region without a city (Shenzhen's)."""
+    base = name.split(THEME_SEP, 1)[0]
+    return base.split(CITY_SEP, 1)[0] if CITY_SEP in base else ""
 
 
 def _active_mask(members: pd.DataFrame) -> NDArray[np.bool_]:
