@@ -395,6 +395,27 @@ def demo(
         raise fail("the demo plan has branches outside the limits: " + json.dumps(report["violations"]))
 
 
+samples_app = typer.Typer(help="Synthetic rosters for tests and benchmarks (no real person).", no_args_is_help=True)
+app.add_typer(samples_app, name="samples")
+
+
+@samples_app.command("national")
+def samples_national(
+    members: Annotated[int, typer.Option("--members", min=12, help="Rows to write.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Roster CSV to write.")],
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed and size give the same roster.")] = 0,
+) -> None:
+    """A national roster: members over China's cities and districts (a few very large cities, many
+    small), with member_id, lon, lat, city_zh, district_zh, full_member, status, weight, group_id, theme."""
+    from geoalloc.national import generate_national
+
+    roster = generate_national(members, seed=seed)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    roster.to_csv(output, index=False, encoding="utf-8")
+    out.print(f"{len(roster)} members in {roster['city_zh'].nunique()} cities and "
+              f"{roster.groupby(['city_zh', 'district_zh']).ngroups} districts -> {output}")
+
+
 keys_app = typer.Typer(help="API keys for the service: stored hashed; a new key is printed once.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 DbOption = Annotated[str | None, typer.Option("--db", envvar="GEOALLOC_DATABASE_URL",

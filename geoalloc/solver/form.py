@@ -60,7 +60,10 @@ class Unit:
         return int(problem.demand[self.members].sum())  # type: ignore[index]
 
     def full(self, problem: Problem) -> int:
-        return int(problem.full[self.members].sum())  # type: ignore[index]
+        """Full members as the solver counts them: those of points that are full members only (a
+        family with a probationary member counts none), so a unit called big enough can be filled."""
+        full, demand = problem.full[self.members], problem.demand[self.members]  # type: ignore[index]
+        return int(full[full == demand].sum())
 
 
 def _too_small(problem: Problem, unit: Unit, policy: Policy) -> bool:
