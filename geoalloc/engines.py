@@ -181,7 +181,7 @@ class RayEngine:
         from ray.exceptions import NodeDiedError, ObjectLostError, OwnerDiedError, RayTaskError, WorkerCrashedError
 
         system_errors = (WorkerCrashedError, NodeDiedError, ObjectLostError, OwnerDiedError)
-        remote = _remote(fn)
+        remote = _remote()
         cap = self._node_memory()
         limit = IN_FLIGHT_PER_WORKER * self.workers
         queue = largest_first(sizes)
@@ -193,7 +193,7 @@ class RayEngine:
             opts: dict[str, Any] = {"num_cpus": 1, "max_retries": self.retries, "retry_exceptions": False}
             if cap > 0:
                 opts["memory"] = int(min(mem, cap))
-            pending[remote.options(**opts).remote(tasks[i])] = i
+            pending[remote.options(**opts).remote(fn, tasks[i])] = i
 
         while queue or pending:
             while queue and len(pending) < limit:
@@ -216,11 +216,16 @@ class RayEngine:
                 yield i, result
 
 
+def _apply(fn: Callable[[Any], Any], task: Any) -> Any:
+    """What a Ray task runs: ``fn`` travels with each task (by reference for a module's function)."""
+    return fn(task)
+
+
 @cache
-def _remote(fn: Callable[[Any], Any]) -> Any:
+def _remote() -> Any:
     import ray
 
-    return ray.remote(fn)
+    return ray.remote(_apply)
 
 
 def task_memory(points: int) -> int:
