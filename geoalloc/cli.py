@@ -134,11 +134,16 @@ def geocode(
 EngineOption = Annotated[str, typer.Option("--engine", envvar="GEOALLOC_ENGINE", help="Where the districts are solved: local (a process pool on this machine) or ray (one task per district on the Ray cluster at RAY_ADDRESS, else a local Ray instance; pip install 'geoalloc[cluster]'). The plan is the same with either.")]
 WorkersOption = Annotated[int | None, typer.Option("--workers", envvar="GEOALLOC_WORKERS", min=1, help="Districts solved at once (default: every CPU; for ray, the cluster's CPUs). The plan does not depend on it.")]
 
+MapCityOption = Annotated[list[str] | None, typer.Option("--map-city", help="For a roster of several cities (city_zh): draw map-CITY.html for this city (repeat for more).")]
+
 
 def _engine(name: str, workers: int | None) -> Any:
-    """The engine for --engine/--workers, or a usage error naming what is wrong."""
+    """The engine for --engine/--workers (None: the library's default, the local pool sized to
+    the roster), or a usage error naming what is wrong."""
     from geoalloc.engines import EngineError, get_engine
 
+    if name.strip().lower() == "local" and workers is None:
+        return None
     try:
         return get_engine(name, workers)
     except EngineError as exc:
@@ -158,15 +163,32 @@ def _policy(min_size: int, max_size: int, min_full: int, branches: int | None, t
         raise fail(str(exc), EXIT_USAGE) from exc
 
 
-def _write_map(plan_dir: Path, result: Any, policy: Policy) -> Path | None:
+def _write_map(plan_dir: Path, result: Any, policy: Policy, cities: list[str] | None = None) -> dict[str, Path]:
+    """map.html for a plan of one city; for a roster of several cities (city_zh), one
+    map-<city>.html per city asked for with --map-city (a national map would not open)."""
     try:
         from geoalloc.maps import plan_map, save_map
     except ImportError:  # maps not installed in this build
-        return None
-    path = plan_dir / "map.html"
-    save_map(plan_map(result.assignments, result.branches, result.report,
-                      min_size=policy.min_size, max_size=policy.max_size), path)
-    return path
+        return {}
+    a, b = result.assignments, result.branches
+    several = "city_zh" in a.columns and a["city_zh"].nunique() > 1
+    if not several:
+        path = plan_dir / "map.html"
+        save_map(plan_map(a, b, result.report, min_size=policy.min_size, max_size=policy.max_size), path)
+        return {"map": path}
+    if not cities:
+        console.print(f"[yellow]no map:[/] the roster has {a['city_zh'].nunique()} cities; "
+                      "draw one with --map-city CITY (repeat the option for more)")
+        return {}
+    paths = {}
+    for city in cities:
+        if not (a["city_zh"] == city).any():
+            raise fail(f"--map-city {city}: no member of the roster is in that city", EXIT_USAGE)
+        path = plan_dir / f"map-{city}.html"
+        save_map(plan_map(a[a["city_zh"] == city], b[b["city_zh"] == city], result.report,
+                          min_size=policy.min_size, max_size=policy.max_size), path)
+        paths[f"map {city}"] = path
+    return paths
 
 
 def _print_plan(report: dict[str, Any], paths: dict[str, Path]) -> None:
@@ -197,7 +219,7 @@ def _print_plan(report: dict[str, Any], paths: dict[str, Path]) -> None:
 
 
 def run_allocate(roster: Path, output: Path, policy: Policy, landmarks: Path | None, write_map: bool,
-                 engine: Any = None) -> dict[str, Any]:
+                 engine: Any = None, map_cities: list[str] | None = None) -> dict[str, Any]:
     """Roster file to plan directory; shared by ``allocate`` and ``demo``. Finished districts
     are checkpointed in OUTPUT/.units, so the same command rerun after a crash skips them."""
     from geoalloc.pipeline import allocate as allocate_plan
@@ -216,9 +238,7 @@ def run_allocate(roster: Path, output: Path, policy: Policy, landmarks: Path | N
     paths = write_plan_dir(plan, output)
     if write_map:
         with console.status("drawing the map"):
-            map_path = _write_map(output, plan, policy)
-        if map_path:
-            paths["map"] = map_path
+            paths.update(_write_map(output, plan, policy, map_cities))
     if len(result.rejects):
         paths["rejects"] = output / "rejects.csv"
     _print_plan(plan.report, paths)
@@ -242,10 +262,11 @@ def allocate(
     map: Annotated[bool, typer.Option("--map/--no-map", help="Also write map.html.")] = True,
     engine: EngineOption = "local",
     workers: WorkersOption = None,
+    map_city: MapCityOption = None,
 ) -> None:
     """Form branches: every active member in exactly one branch, sizes within limits, short distances."""
     policy = _policy(min_size, max_size, min_full, branches, target_size, cross_district, time_limit, seed, themes)
-    run_allocate(roster, output, policy, landmarks, map, _engine(engine, workers))
+    run_allocate(roster, output, policy, landmarks, map, _engine(engine, workers), map_city)
 
 
 def _read_current(current: Path) -> tuple[Any, Any, str | None]:
@@ -294,6 +315,9 @@ def rebalance(
     themes: Annotated[str | None, typer.Option(help="Themed branches, as for allocate.")] = None,
     landmarks: Annotated[Path | None, typer.Option(help="Optional landmark table (name, lon, lat, district) for geocoding.")] = None,
     map: Annotated[bool, typer.Option("--map/--no-map", help="Also write map.html.")] = True,
+    engine: EngineOption = "local",
+    workers: WorkersOption = None,
+    map_city: MapCityOption = None,
 ) -> None:
     """Fix the current plan for today's roster (oversized, undersized, moved, new and departed members), moving as few members as possible."""
     from geoalloc.pipeline import AllocationResult, write_plan_dir
@@ -305,6 +329,7 @@ def rebalance(
     if output.resolve() == current_dir.resolve():
         raise fail("the new plan must go to a new directory: plans are never overwritten", EXIT_USAGE)
     policy = _policy(min_size, max_size, min_full, None, None, cross_district, 10.0, 0, themes)
+    runner = _engine(engine, workers)
     assignments, branches, parent_id = _read_current(current)
     output.mkdir(parents=True, exist_ok=True)
     loaded = _load_roster(roster, output / "rejects.csv")
@@ -313,7 +338,7 @@ def rebalance(
         try:
             result = rebalance_plan(placed, assignments, policy, max_moves=max_moves, move_penalty_m=move_penalty,
                                     frozen_branches=set(frozen_branches or []), current_branches=branches,
-                                    parent_plan_id=parent_id)
+                                    parent_plan_id=parent_id, engine=runner)
         except ValueError as exc:
             raise fail(str(exc)) from exc
     result.report["roster"] = {"path": str(roster), **loaded.summary}
@@ -323,9 +348,7 @@ def rebalance(
     result.moves.to_csv(paths["moves"], index=False, encoding="utf-8")
     if map:
         with console.status("drawing the map"):
-            map_path = _write_map(output, plan, policy)
-        if map_path:
-            paths["map"] = map_path
+            paths.update(_write_map(output, plan, policy, map_city))
     _print_plan(result.report, paths)
     r = result.report
     out.print(f"moved {r['moved']} members {r['moves_by_reason']}; joined {r['joined']}, removed {r['removed']}; "

@@ -91,6 +91,7 @@ def generate_national(members: int, seed: int = 0) -> pd.DataFrame:
         "city_zh": np.concatenate(city_col),
         "district_zh": np.concatenate(district_col),
     })
+    _inside_shenzhen(out, table)
     full = (rng.random(n) < FULL_SHARE).astype(int)
     status = rng.choice([s for s, _ in STATUS], size=n, p=[p for _, p in STATUS])
     starts = np.cumsum([0] + [int(c) for c in per_city[:-1]])
@@ -116,6 +117,25 @@ def generate_national(members: int, seed: int = 0) -> pd.DataFrame:
         low += p
     out["theme"], out["industry"] = theme, industry
     return out[COLUMNS]
+
+
+def _inside_shenzhen(out: pd.DataFrame, table: pd.DataFrame) -> None:
+    """Shenzhen's rows are checked against its district polygons when a roster is read: a point
+    scattered into the sea or across the border goes back to its district's centre, and the
+    district is the one the point lies in (as the roster reader decides it)."""
+    sz = np.flatnonzero(out["city_zh"].to_numpy() == "深圳市")
+    if not len(sz):
+        return
+    from geoalloc.districts import locate_districts
+
+    where = locate_districts(out["lon"].to_numpy()[sz], out["lat"].to_numpy()[sz]).to_numpy()
+    centres = table[table["city_zh"] == "深圳市"].set_index("district_zh")
+    lost = sz[[w is None for w in where]]
+    names = out["district_zh"].to_numpy()[lost]
+    out.loc[lost, "lon"] = centres.loc[names, "lon"].to_numpy()
+    out.loc[lost, "lat"] = centres.loc[names, "lat"].to_numpy()
+    where = locate_districts(out["lon"].to_numpy()[sz], out["lat"].to_numpy()[sz]).to_numpy()
+    out.loc[sz, "district_zh"] = [w or d for w, d in zip(where, out["district_zh"].to_numpy()[sz])]
 
 
 def _first_three(starts: np.ndarray) -> np.ndarray:

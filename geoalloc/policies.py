@@ -40,6 +40,17 @@ CITY_SEP = "/"  # "广州市/天河区": a region of a roster that carries city_
 CITY_REGION = "深圳市"
 
 
+def other_city(frame: pd.DataFrame) -> NDArray[np.bool_]:
+    """Rows of a roster that lie in a city other than Shenzhen by their ``city_zh`` (a national
+    roster). Their coordinates and ``district_zh`` are taken as given: Shenzhen's gazetteer and
+    district checks do not apply to them. All False without ``city_zh``."""
+    n = len(frame)
+    if "city_zh" not in frame.columns:
+        return np.zeros(n, dtype=bool)
+    city = _text(frame["city_zh"], n)
+    return np.array([c != "" and c.removesuffix("市") != CITY_REGION.removesuffix("市") for c in city], dtype=bool)
+
+
 def _text(series: pd.Series | None, n: int) -> NDArray[np.object_]:
     if series is None:
         return np.array([""] * n, dtype=object)

@@ -138,6 +138,9 @@ def validate_roster(raw: pd.DataFrame) -> RosterResult:
         bad.setdefault(i, err)
 
     known_districts = set(gaz.district_names())
+    from geoalloc.policies import other_city
+
+    elsewhere = other_city(df)  # rows of another city (a national roster): no Shenzhen checks
     first_seen: dict[str, int] = {}
     lon_out = np.full(len(df), np.nan)
     lat_out = np.full(len(df), np.nan)
@@ -186,7 +189,9 @@ def validate_roster(raw: pd.DataFrame) -> RosterResult:
                 reject(i, "weight", f"expected a whole number of members >= 1, got {weight!r}")
 
         district = df.at[i, "district_zh"]
-        if district:
+        if district and elsewhere[pos]:
+            district_out[pos] = unicodedata.normalize("NFKC", district).replace(" ", "")
+        elif district:
             canon = _canonical_district(district, known_districts)
             if canon is None:
                 reject(i, "district_zh", f"unknown district {district!r} (expected one of {', '.join(sorted(known_districts))})")
@@ -223,9 +228,10 @@ def validate_roster(raw: pd.DataFrame) -> RosterResult:
 
     # Outside-the-city check, vectorised over the rows that have coordinates.
     has_xy = ~np.isnan(lon_out)
-    if has_xy.any():
-        located = gaz.locate_districts(lon_out[has_xy], lat_out[has_xy]).to_numpy()
-        for pos, where in zip(np.flatnonzero(has_xy), located):
+    home = has_xy & ~elsewhere
+    if home.any():
+        located = gaz.locate_districts(lon_out[home], lat_out[home]).to_numpy()
+        for pos, where in zip(np.flatnonzero(home), located):
             i = df.index[pos]
             if where is None:
                 reject(i, "lon", f"point ({lon_out[pos]:.6f}, {lat_out[pos]:.6f}) WGS-84 lies outside Shenzhen")

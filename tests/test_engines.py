@@ -203,3 +203,19 @@ def test_the_local_engine_and_the_cli_never_import_ray(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_rebalance_gives_the_same_plan_on_a_pool_of_workers(national: pd.DataFrame,
+                                                             local_plan: tuple[str, dict]) -> None:
+    from geoalloc.solver.rebalance import rebalance
+
+    current = allocate(national, Policy(time_limit=2.0, seed=1), engine=LocalEngine(1)).assignments
+    moved = national.copy()
+    rng = np.random.default_rng(2)
+    pick = rng.choice(len(moved), 40, replace=False)  # 40 members move a few kilometres
+    moved.loc[pick, "lon"] += rng.normal(0, 0.03, 40)
+    inline = rebalance(moved, current, Policy(), certify=False)
+    pooled = rebalance(moved, current, Policy(), certify=False, engine=LocalEngine(2))
+    assert pooled.report["engine"]["workers"] == 2 and inline.report["engine"]["name"] == "inline"
+    assert plan_hash(pooled.assignments) == plan_hash(inline.assignments)
+    assert pooled.moves.equals(inline.moves)

@@ -44,6 +44,7 @@ MIN_UNIT_SHARE = 0.06  # each unit gets at least this share of the time limit (s
 # proportion: half the Shenzhen sample, so that its districts on two cores end within the limit
 # as they did when the budgets were cut from the limit times the worker count
 FULL_BUDGET_POINTS = 3500
+NOTES_LISTED = 10  # a national roster joins hundreds of districts: the notes name this many of each kind
 BOUND_SHARE = 0.45  # share of each region's time kept for the lower bound: the gap is half the answer
 
 
@@ -355,7 +356,7 @@ def form_branches(
     if cut:
         sol.notes.append(
             f"{len(cut)} of {len(units)} districts used their whole time budget before their search finished "
-            f"({', '.join(cut[:10])}{', ...' if len(cut) > 10 else ''}): their plans may differ from run to run "
+            f"({', '.join(cut[:NOTES_LISTED])}{', ...' if len(cut) > NOTES_LISTED else ''}): their plans may differ from run to run "
             "and between engines; a longer time limit makes them reproducible")
     sol.stats["engine"] = run.to_dict()
     return sol
@@ -372,6 +373,7 @@ def _assemble(
     branch_of = np.full(problem.n, -1, dtype=np.int64)
     site_xy, site_member, site_region, joint = [], [], [], []
     notes: list[str] = []
+    joins: list[str] = []
     obj = lb = 0.0
     timed_out, tight = [], []
     offset = 0
@@ -392,7 +394,7 @@ def _assemble(
         for small, into in u.joined:
             names = problem.region_names
             mixed = [offset + b for b in range(len(r.sites)) if len(np.unique(problem.region[u.members[r.branch_of == b]])) > 1]
-            notes.append(
+            joins.append(
                 f"joint branch: {names[small]} is too small for a branch of its own and was joined with "
                 f"its nearest neighbouring district {names[into]}; branches {mixed} mix districts"
             )
@@ -405,8 +407,13 @@ def _assemble(
         obj += r.objective
         lb += r.lower_bound
         offset += len(r.sites)
+    notes.extend(joins[:NOTES_LISTED])
+    if len(joins) > NOTES_LISTED:
+        notes.append(f"... and {len(joins) - NOTES_LISTED} more small districts joined with a neighbour of their own "
+                     "city (the report's joint_branches lists every joint branch)")
     if timed_out:
-        notes.append("time limit reached before the search finished in: " + ", ".join(timed_out))
+        notes.append(f"time limit reached before the search finished in {len(timed_out)} districts: "
+                     + ", ".join(timed_out[:NOTES_LISTED]) + (", ..." if len(timed_out) > NOTES_LISTED else ""))
     if tight:
         notes.append(
             "where the gap sits: " + ", ".join(tight) + ". In districts this tight the lower bound (a linear "

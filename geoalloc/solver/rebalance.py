@@ -580,15 +580,29 @@ def _region_problems(prep: _Prepared, keep_threshold: float | None = None) -> tu
 
 
 def _solve_all(
-    regions: list[_Region], policy: Policy, penalty: float, V: int, reloc_penalty: float, progress: Progress | None, label: str
+    regions: list[_Region], policy: Policy, penalty: float, V: int, reloc_penalty: float, progress: Progress | None,
+    label: str, engine: Any = None,
 ) -> list[_RegionPlan]:
-    plans = []
-    for i, reg in enumerate(regions):
+    """Every region's plan, in order; on ``engine`` (:mod:`geoalloc.engines`) when given, else here.
+    A region's plan depends only on the region and the settings, so the engine changes nothing."""
+    for reg in regions:
         reg.policy = policy
-        plans.append(_RegionSolver(reg, penalty, V, reloc_penalty).solve())
+    plans: list[_RegionPlan | None] = [None] * len(regions)
+    if engine is None:
+        done = ((i, _solve_region((reg, penalty, V, reloc_penalty))) for i, reg in enumerate(regions))
+    else:
+        done = engine.run(_solve_region, [(reg, penalty, V, reloc_penalty) for reg in regions],
+                          [len(reg.xy) for reg in regions])
+    for k, (i, plan) in enumerate(done):
+        plans[i] = plan
         if progress:
-            progress(f"{label}: {reg.name}", (i + 1) / max(1, len(regions)))
-    return plans
+            progress(f"{label}: {regions[i].name}", (k + 1) / max(1, len(regions)))
+    return plans  # type: ignore[return-value]
+
+
+def _solve_region(args: tuple[_Region, float, int, float]) -> _RegionPlan:
+    reg, penalty, V, reloc_penalty = args
+    return _RegionSolver(reg, penalty, V, reloc_penalty).solve()
 
 
 def _zero_move_frames(prep: _Prepared, policy: Policy) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -874,6 +888,7 @@ def rebalance(
     parent_plan_id: str | None = None,
     certify: bool = True,
     ladder_cache: dict[Any, Any] | None = None,
+    engine: Any = None,
 ) -> RebalanceResult:
     """Fix the current plan for today's roster, moving as few members as the settings allow.
 
@@ -885,7 +900,8 @@ def rebalance(
     ``progress(stage, fraction)`` is called as regions are solved. ``certify=False`` skips
     the (time-boxed) Lagrangian bound and reports the weak nearest-neighbour bound instead.
     ``ladder_cache``: a dict shared by calls on the same inputs with different budgets (the
-    trade-off curve), so each penalty setting is solved once.
+    trade-off curve), so each penalty setting is solved once. ``engine``: where the regions are
+    solved (:func:`geoalloc.engines.get_engine`; default one after the other in this process).
     """
     t0 = time.perf_counter()
     if max_moves is not None and max_moves < 0:
@@ -914,11 +930,11 @@ def rebalance(
         plans = None
         notes.append("unchanged roster: current plan kept")
     elif max_moves is None:
-        plans = _solve_all(regions, policy, penalty, V_HARD, 0.0, progress, "rebalance")
+        plans = _solve_all(regions, policy, penalty, V_HARD, 0.0, progress, "rebalance", engine)
     else:
         plans, regions, index, label = _within_budget(
             prep, policy, penalty, max_moves, progress, budget_info, ladder_cache if ladder_cache is not None else {},
-            before_b,
+            before_b, engine,
         )
         notes.append(label)
     if plans is None:
@@ -981,6 +997,8 @@ def rebalance(
             "move_penalty_m": penalty if max_moves is None else budget_info.get("penalty_m"),
             "budget": budget_info,
             "seconds": round(time.perf_counter() - t0, 2),
+            "engine": ({"name": engine.name, "workers": engine.workers, "retried": engine.retried}
+                       if engine is not None else {"name": "inline", "workers": 1}),
             "notes": notes,
         }
     )
@@ -1015,6 +1033,7 @@ def _within_budget(
     info: dict[str, Any],
     cache: dict[Any, Any],
     before_b: pd.DataFrame,
+    engine: Any = None,
 ) -> tuple[list[_RegionPlan] | None, list[_Region], list[NDArray[np.int64]], str]:
     """The least-penalised plan that moves at most ``max_moves`` members (hard).
 
@@ -1033,7 +1052,7 @@ def _within_budget(
             if rkey not in cache:
                 cache[rkey] = _region_problems(prep, keep_threshold=keep)
             regions, index = cache[rkey]
-            plans = _solve_all(regions, policy, lam, V, reloc, progress, f"budget step {i + 1}/{len(ladder)}")
+            plans = _solve_all(regions, policy, lam, V, reloc, progress, f"budget step {i + 1}/{len(ladder)}", engine)
             cache[key] = (plans, regions, index)
         return cache[key]
 
