@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine: `make demo` and `make test`.
 # Both create .venv if it is missing and install the package into it (editable);
-# `make test` adds the test tools, `make bench` the peers the benchmarks compare with.
+# `make test` adds the test tools and Ray (the cluster extra, for the ray engine's tests), `make bench` the peers the benchmarks compare with.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -24,7 +24,7 @@ $(ASSETS): $(STAMP) geoalloc/maps/assets.py
 	@touch $(ASSETS)
 
 $(TESTSTAMP): $(STAMP) $(ASSETS)
-	$(PIP) -e '.[test]'
+	$(PIP) -e '.[test,cluster]'
 	@touch $(TESTSTAMP)
 
 install: $(STAMP) $(ASSETS)
@@ -36,7 +36,7 @@ test: $(TESTSTAMP)
 	bash scripts/test.sh
 
 bench: $(TESTSTAMP)
-	$(PIP) -e '.[test,bench]'
+	$(PIP) -e '.[test,cluster,bench]'
 	bash scripts/bench.sh
 
 clean:

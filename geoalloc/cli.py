@@ -35,6 +35,7 @@ out = Console(soft_wrap=True)
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+UNITS_DIR = ".units"  # finished districts of an allocation, beside its plan (see geoalloc.engines)
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
@@ -134,6 +135,25 @@ def geocode(
     out.print(f"geocoded {len(placed)} rows -> {output}")
 
 
+EngineOption = Annotated[str, typer.Option("--engine", envvar="GEOALLOC_ENGINE", help="Where the districts are solved: local (a process pool on this machine) or ray (one task per district on the Ray cluster at RAY_ADDRESS, else a local Ray instance; pip install 'geoalloc[cluster]'). The plan is the same with either.")]
+WorkersOption = Annotated[int | None, typer.Option("--workers", envvar="GEOALLOC_WORKERS", min=1, help="Districts solved at once (default: every CPU; for ray, the cluster's CPUs). The plan does not depend on it.")]
+
+MapCityOption = Annotated[list[str] | None, typer.Option("--map-city", help="For a roster of several cities (city_zh): draw map-CITY.html for this city (repeat for more).")]
+
+
+def _engine(name: str, workers: int | None) -> Any:
+    """The engine for --engine/--workers (None: the library's default, the local pool sized to
+    the roster), or a usage error naming what is wrong."""
+    from geoalloc.engines import EngineError, get_engine
+
+    if name.strip().lower() == "local" and workers is None:
+        return None
+    try:
+        return get_engine(name, workers)
+    except EngineError as exc:
+        raise fail(str(exc), EXIT_USAGE) from exc
+
+
 def _sites(path: Path | None) -> list[dict[str, Any]] | None:
     """The service centres of ``--sites`` (every bad row reported by row and field)."""
     if path is None:
@@ -168,22 +188,39 @@ MinSize = Annotated[int, typer.Option(help="Fewest members in a branch (weights 
 MaxSize = Annotated[int, typer.Option(help="Most members in a branch (weights counted).")]
 MinFull = Annotated[int, typer.Option(help="Fewest full (not probationary) members in a branch.")]
 CrossDistrict = Annotated[bool, typer.Option(help="Let branches cross district lines (off: each district committee owns its branches).")]
-TimeLimit = Annotated[float, typer.Option(help="Seconds the optimiser may use; the best plan found is returned.")]
+TimeLimit = Annotated[float, typer.Option(help="Seconds the optimiser may use on a district of 3,500 members (and at most on any district; smaller ones get less, in proportion); the best plan found is returned. A roster's run takes about the sum over its districts divided by the workers: about this limit for the Shenzhen sample on two cores.")]
 Seed = Annotated[int, typer.Option(help="Random seed; the same seed gives the same plan.")]
 Themes = Annotated[str | None, typer.Option(help="Themed branches: comma-separated themes (e.g. IT,entrepreneur) or 'all'; members who opted in (theme column) form themed branches near home.")]
 Landmarks = Annotated[Path | None, typer.Option(help="Optional landmark table (name, lon, lat, district) for geocoding.")]
 MapFlag = Annotated[bool, typer.Option("--map/--no-map", help="Also write map.html.")]
 
 
-def _write_map(plan_dir: Path, result: Any, policy: Policy) -> Path | None:
+def _write_map(plan_dir: Path, result: Any, policy: Policy, cities: list[str] | None = None) -> dict[str, Path]:
+    """map.html for a plan of one city; for a roster of several cities (city_zh), one
+    map-<city>.html per city asked for with --map-city (a national map would not open)."""
     try:
         from geoalloc.maps import plan_map, save_map
     except ImportError:  # maps not installed in this build
-        return None
-    path = plan_dir / "map.html"
-    save_map(plan_map(result.assignments, result.branches, result.report,
-                      min_size=policy.min_size, max_size=policy.max_size), path)
-    return path
+        return {}
+    a, b = result.assignments, result.branches
+    several = "city_zh" in a.columns and a["city_zh"].nunique() > 1
+    if not several:
+        path = plan_dir / "map.html"
+        save_map(plan_map(a, b, result.report, min_size=policy.min_size, max_size=policy.max_size), path)
+        return {"map": path}
+    if not cities:
+        console.print(f"[yellow]no map:[/] the roster has {a['city_zh'].nunique()} cities; "
+                      "draw one with --map-city CITY (repeat the option for more)")
+        return {}
+    paths = {}
+    for city in cities:
+        if not (a["city_zh"] == city).any():
+            raise fail(f"--map-city {city}: no member of the roster is in that city", EXIT_USAGE)
+        path = plan_dir / f"map-{city}.html"
+        save_map(plan_map(a[a["city_zh"] == city], b[b["city_zh"] == city], result.report,
+                          min_size=policy.min_size, max_size=policy.max_size), path)
+        paths[f"map {city}"] = path
+    return paths
 
 
 def _print_plan(report: dict[str, Any], paths: dict[str, Path]) -> None:
@@ -227,8 +264,10 @@ FORMAT_HELP = ("Files to write, comma-separated from csv,xlsx,gpkg,geojson (defa
 
 
 def run_allocate(roster: Path, output: Path, policy: Policy, landmarks: Path | None, write_map: bool,
-                 formats: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """Roster file to plan directory; shared by ``allocate`` and ``demo``."""
+                 formats: tuple[str, ...] | None = None, engine: Any = None,
+                 map_cities: list[str] | None = None) -> dict[str, Any]:
+    """Roster file to plan directory; shared by ``allocate`` and ``demo``. Finished districts
+    are checkpointed in OUTPUT/.units, so the same command rerun after a crash skips them."""
     from geoalloc.pipeline import allocate as allocate_plan
     from geoalloc.pipeline import write_plan_dir
     from geoalloc.solver.problem import InfeasibleError
@@ -238,16 +277,14 @@ def run_allocate(roster: Path, output: Path, policy: Policy, landmarks: Path | N
     placed = _place(result.members, landmarks)
     with console.status("forming branches"):
         try:
-            plan = allocate_plan(placed, policy)
+            plan = allocate_plan(placed, policy, engine=engine, checkpoints=output / UNITS_DIR)
         except InfeasibleError as exc:
             raise fail(str(exc)) from exc
     plan.report["roster"] = {"path": str(roster), **result.summary}
     paths = write_plan_dir(plan, output, formats=formats or _formats(None))
     if write_map:
         with console.status("drawing the map"):
-            map_path = _write_map(output, plan, policy)
-        if map_path:
-            paths["map"] = map_path
+            paths.update(_write_map(output, plan, policy, map_cities))
     if len(result.rejects):
         paths["rejects"] = output / "rejects.csv"
     _print_plan(plan.report, paths)
@@ -270,13 +307,16 @@ def allocate(
     landmarks: Landmarks = None,
     map: MapFlag = True,
     format: Annotated[str | None, typer.Option("--format", help=FORMAT_HELP)] = None,
+    engine: EngineOption = "local",
+    workers: WorkersOption = None,
+    map_city: MapCityOption = None,
     sites: Annotated[Path | None, typer.Option("--sites", help="Service centres (党群服务中心), CSV or .xlsx: site_id, name, lon, lat[, datum, district_zh, capacity]. Branches meet only at these sites (several may share one, up to its capacity); each branch's site_id and name are in the outputs and on the map.")] = None,
 ) -> None:
     """Form branches: every active member in exactly one branch, sizes within limits, short distances."""
     formats = _formats(format)
     policy = _policy(min_size, max_size, min_full, branches, target_size, cross_district, time_limit, seed, themes,
                      _sites(sites))
-    run_allocate(roster, output, policy, landmarks, map, formats)
+    run_allocate(roster, output, policy, landmarks, map, formats, _engine(engine, workers), map_city)
 
 
 def _read_current(current: Path) -> tuple[Any, Any, str | None]:
@@ -331,6 +371,9 @@ def rebalance(
     landmarks: Landmarks = None,
     map: MapFlag = True,
     format: Annotated[str | None, typer.Option("--format", help=FORMAT_HELP)] = None,
+    engine: EngineOption = "local",
+    workers: WorkersOption = None,
+    map_city: MapCityOption = None,
 ) -> None:
     """Fix the current plan for today's roster (oversized, undersized, moved, new and departed members), moving as few members as possible."""
     from geoalloc.pipeline import AllocationResult, write_plan_dir
@@ -344,6 +387,7 @@ def rebalance(
         raise fail("the new plan must go to a new directory: plans are never overwritten", EXIT_USAGE)
     policy = _policy(min_size, max_size, min_full, None, None, cross_district, time_limit, seed, themes,
                      **({} if move_penalty is None else {"move_penalty_m": move_penalty}))
+    runner = _engine(engine, workers)
     assignments, branches, parent_id = _read_current(current)
     output.mkdir(parents=True, exist_ok=True)
     loaded = _load_roster(roster, output / "rejects.csv")
@@ -352,7 +396,7 @@ def rebalance(
         try:
             result = rebalance_plan(placed, assignments, policy, max_moves=max_moves, move_penalty_m=move_penalty,
                                     frozen_branches=set(frozen_branches or []), current_branches=branches,
-                                    parent_plan_id=parent_id)
+                                    parent_plan_id=parent_id, engine=runner)
         except ValueError as exc:
             raise fail(str(exc)) from exc
     result.report["roster"] = {"path": str(roster), **loaded.summary}
@@ -360,9 +404,7 @@ def rebalance(
     paths = write_plan_dir(plan, output, formats=formats, moves=result.moves)
     if map:
         with console.status("drawing the map"):
-            map_path = _write_map(output, plan, policy)
-        if map_path:
-            paths["map"] = map_path
+            paths.update(_write_map(output, plan, policy, map_city))
     _print_plan(result.report, paths)
     r = result.report
     out.print(f"moved {r['moved']} members {r['moves_by_reason']}; joined {r['joined']}, removed {r['removed']}; "
@@ -436,6 +478,27 @@ def demo(
               f"for Excel {output / 'plan.xlsx'}, for QGIS {output / 'plan.gpkg'}.")
     if report["violations"]["over_max"] or report["violations"]["under_min"]:
         raise fail("the demo plan has branches outside the limits: " + json.dumps(report["violations"]))
+
+
+samples_app = typer.Typer(help="Synthetic rosters for tests and benchmarks (no real person).", no_args_is_help=True)
+app.add_typer(samples_app, name="samples")
+
+
+@samples_app.command("national")
+def samples_national(
+    members: Annotated[int, typer.Option("--members", min=12, help="Rows to write.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Roster CSV to write.")],
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed and size give the same roster.")] = 0,
+) -> None:
+    """A national roster: members over China's cities and districts (a few very large cities, many
+    small), with member_id, lon, lat, city_zh, district_zh, full_member, status, weight, group_id, theme."""
+    from geoalloc.national import generate_national
+
+    roster = generate_national(members, seed=seed)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    roster.to_csv(output, index=False, encoding="utf-8")
+    out.print(f"{len(roster)} members in {roster['city_zh'].nunique()} cities and "
+              f"{roster.groupby(['city_zh', 'district_zh']).ngroups} districts -> {output}")
 
 
 keys_app = typer.Typer(help="API keys for the service: stored hashed; a new key is printed once.", no_args_is_help=True)

@@ -30,6 +30,8 @@ from geoalloc.rules import (
     full_counts,
     plan_members,
     region_district as district_of_region,
+    region_city as city_of_region,
+    region_groups,
     region_keys,
     theme_fallbacks,
     themes_off_note,
@@ -94,18 +96,21 @@ def build_problem(active: pd.DataFrame, policy: Policy) -> tuple[Problem, pd.Dat
     region = points["region"].to_numpy(dtype=np.int64)
     xy = to_metres(points["lon"].to_numpy(), points["lat"].to_numpy())
     problem = Problem(xy=xy, demand=points["demand"].to_numpy(), full=points["full"].to_numpy(),
-                      region=region, region_names=names)
+                      region=region, region_names=names, region_group=region_groups(active, member_region, names))
     point_index = pd.Series(np.arange(len(points)), index=points.index)
     active["_point_index"] = active["_point"].map(point_index).to_numpy()
     return problem, active
 
 
 def allocate(members: pd.DataFrame, policy: Policy | None = None, *, progress: Progress | None = None,
-             parent_plan_id: str | None = None) -> AllocationResult:
+             parent_plan_id: str | None = None, engine: Any = None, checkpoints: str | Path | None = None,
+             ) -> AllocationResult:
     """Form branches for the active, located members; list everyone else as unassigned.
 
     ``members`` must already be placed (:func:`place_members`): columns member_id, lon, lat,
-    district_zh, and where known full_member, status, weight, group_id, theme. Raises
+    district_zh, full_member, status, weight (and ``city_zh`` for a roster of several cities).
+    ``engine`` and ``checkpoints`` are passed to :func:`~geoalloc.solver.form_branches` (where the
+    districts are solved; a folder of finished districts for a restart). Raises
     :class:`~geoalloc.solver.InfeasibleError` when the rules cannot all be met.
     """
     policy = policy or Policy()
@@ -119,7 +124,8 @@ def allocate(members: pd.DataFrame, policy: Policy | None = None, *, progress: P
         progress("solve", 0.0)
     problem, active = build_problem(active, policy)
     attach_sites(problem, policy)  # given service centres are the only meeting places
-    solution = form_branches(problem, policy) if problem.n else _empty_solution()
+    solution = (form_branches(problem, policy, engine=engine, checkpoints=checkpoints)
+                if problem.n else _empty_solution())
     if progress:
         progress("solve", 1.0)
 
@@ -138,11 +144,15 @@ def allocate(members: pd.DataFrame, policy: Policy | None = None, *, progress: P
     assignments.loc[active.index, "branch_id"] = np.asarray(branch_ids, dtype=object)[member_branch]
     assignments.loc[active.index, "distance_m"] = np.round(dist, 1)
     assignments = assignments[ASSIGNMENT_COLUMNS]
+    if "city_zh" in members.columns:  # a roster of several cities: say which city each row is in
+        assignments.insert(3, "city_zh", members["city_zh"].fillna("").astype(str))
 
     branches = branch_table(assignments, branch_ids, site_lonlat, site_region,
                             joint=getattr(solution, "joint", None))
     branches = attach_roles(assignments, branches, members, policy)
     branches = label_branches(branches, policy)
+    if "city_zh" in members.columns:
+        branches.insert(3, "city_zh", [city_of_region(r) for r in branches["region"]])
     unassigned = [
         {"member_id": str(m), "status": str(s), "reason": str(r)}
         for m, s, r in zip(members.loc[~allocated, "member_id"], members.loc[~allocated, "status"], reasons[~allocated])
@@ -153,7 +163,8 @@ def allocate(members: pd.DataFrame, policy: Policy | None = None, *, progress: P
         seconds=time.perf_counter() - started, parent_plan_id=parent_plan_id,
         violations=validated(members, assignments, branches, policy, "allocate", strict=True),
         extra={"roles": role_summary(branches), "theme_fallbacks": theme_fallbacks(members[allocated], policy),
-               "placement": placement_counts(assignments, members)},
+               "placement": placement_counts(assignments, members),
+               "engine": solution.stats.get("engine", {"name": "none"})},
     )
     report["notes"].extend(notes)
     return AllocationResult(assignments, branches, report, solution, members)

@@ -192,7 +192,12 @@ def validate_roster(raw: pd.DataFrame) -> RosterResult:
     district_s = df["district_zh"]
     canon = {v: _canonical_district(v, known_districts) for v in district_s.unique() if v}
     district_out = district_s.map(lambda v: canon.get(v) or "" if v else "").to_numpy(dtype=object)
-    bad_d = np.array([bool(v) and canon.get(v) is None for v in district_s], dtype=bool)
+    from geoalloc.rules import other_city
+
+    elsewhere = other_city(df)  # rows of another city (a national roster): no Shenzhen checks
+    if elsewhere.any():
+        district_out[elsewhere] = [unicodedata.normalize("NFKC", v).replace(" ", "") for v in district_s[elsewhere]]
+    bad_d = np.array([bool(v) and canon.get(v) is None for v in district_s], dtype=bool) & ~elsewhere
     if bad_d.any():
         flag(bad_d, 5, "district_zh", np.array(
             [f"unknown district {v!r} (expected one of {', '.join(sorted(known_districts))})" for v in district_s],
@@ -243,7 +248,7 @@ def validate_roster(raw: pd.DataFrame) -> RosterResult:
         lon_out[sel], lat_out[sel] = np.round(np.asarray(wlon, dtype=float), 7), np.round(np.asarray(wlat, dtype=float), 7)
 
     # Outside-the-city check over the rows that have coordinates.
-    has_xy = ~np.isnan(lon_out)
+    has_xy = ~np.isnan(lon_out) & ~elsewhere
     outside_problems: list[tuple[int, int, str, str]] = []
     if has_xy.any():
         idx = np.flatnonzero(has_xy)

@@ -32,7 +32,8 @@ DEFAULT_TARGET_SHARE = 0.8
 FEWEST = "fewest"
 
 THEME_SEP = "·"  # region names: "南山区" residential, "南山区·IT" themed
-CITY_REGION = "深圳市"  # the one region when branches may cross district lines
+CITY_SEP = "/"  # "广州市/天河区": a region of a roster that carries city_zh (a national roster)
+CITY_REGION = "深圳市"  # the city of a roster without city_zh: the one region with cross_district
 
 #: reasons an active-looking row is not allocated, besides its status
 NOT_LOCATED = "not_located"
@@ -247,8 +248,14 @@ def effective_theme(df: pd.DataFrame, policy: Policy) -> NDArray[np.object_]:
 
 
 def region_district(region: str) -> str:
-    """``"南山区·IT"`` -> ``"南山区"``."""
-    return region.split(THEME_SEP, 1)[0]
+    """``"南山区·IT"`` -> ``"南山区"``; ``"广州市/天河区·IT"`` -> ``"天河区"``."""
+    return region.split(THEME_SEP, 1)[0].rsplit(CITY_SEP, 1)[-1]
+
+
+def region_city(region: str) -> str:
+    """``"广州市/天河区·IT"`` -> ``"广州市"``; ``""`` for a region without a city (Shenzhen's)."""
+    base = region.split(THEME_SEP, 1)[0]
+    return base.split(CITY_SEP, 1)[0] if CITY_SEP in base else ""
 
 
 def region_theme(region: str) -> str:
@@ -278,21 +285,38 @@ def themes_off_note(members: pd.DataFrame, policy: Policy) -> list[str]:
             "pass --themes all (the API policy's themes) to form them"]
 
 
+def district_keys(df: pd.DataFrame) -> NDArray[np.object_]:
+    """Each row's district as a region key: ``"南山区"``, or ``"广州市/天河区"`` with ``city_zh``."""
+    city, district = _text(df, "city_zh"), _text(df, "district_zh")
+    return np.array([f"{c}{CITY_SEP}{d}" if c and d else d for c, d in zip(city, district)], dtype=object)
+
+
+def other_city(frame: pd.DataFrame) -> NDArray[np.bool_]:
+    """Rows of a roster that lie in a city other than Shenzhen by their ``city_zh`` (a national
+    roster). Their coordinates and ``district_zh`` are taken as given: Shenzhen's gazetteer and
+    district checks do not apply to them. All False without ``city_zh``."""
+    city = _text(frame, "city_zh")
+    return np.array([c != "" and c.removesuffix("市") != CITY_REGION.removesuffix("市") for c in city], dtype=bool)
+
+
 def region_keys(members: pd.DataFrame, policy: Policy) -> tuple[NDArray[np.int64], list[str]]:
     """(region index per row, region names): districts, split by theme where a theme can stand alone.
 
-    Names are ``"南山区"`` (residential) and ``"南山区·IT"`` (themed); with ``cross_district`` the
-    district part is ``"深圳市"``. Rows without a district get the region ``"?"`` so the caller
-    can report them. A theme too small in a district to form a branch (fewer than ``min_size``
-    members or ``min_full`` full members, weights counted) falls back to the residential region
-    (see :func:`theme_fallbacks`).
+    Names are ``"南山区"`` (residential) and ``"南山区·IT"`` (themed). A roster that carries
+    ``city_zh`` has regions (city, district), named ``"广州市/天河区"``; without it the city is
+    Shenzhen and names are as before. With ``cross_district`` the district part is the city
+    (``"深圳市"`` without ``city_zh``). Rows without a district get the region ``"?"`` so the
+    caller can report them. A theme too small in a district to form a branch (fewer than
+    ``min_size`` members or ``min_full`` full members, weights counted) falls back to the
+    residential region (see :func:`theme_fallbacks`).
     """
-    n = len(members)
+    city = _text(members, "city_zh")
     if policy.cross_district:
-        district = np.full(n, CITY_REGION, dtype=object)
+        district = np.array([c or CITY_REGION for c in city], dtype=object)
     else:
         district = _text(members, "district_zh")
-        district = np.where(district == "", "?", district).astype(object)
+        district = np.array([(f"{c}{CITY_SEP}" if c else "") + (d if d else "?") for c, d in zip(city, district)],
+                            dtype=object)
     theme = effective_theme(members, policy)
     keys = np.array([f"{d}{THEME_SEP}{t}" if t else d for d, t in zip(district, theme)], dtype=object)
     themed = theme != ""
@@ -307,14 +331,25 @@ def region_keys(members: pd.DataFrame, policy: Policy) -> tuple[NDArray[np.int64
     return np.array([index[k] for k in keys], dtype=np.int64), names
 
 
+def region_groups(members: pd.DataFrame, member_region: NDArray[np.int64], names: list[str]) -> NDArray[np.int64]:
+    """The group (city) of each region, by index into the sorted cities: a small district joins
+    a neighbour of its own city only. One group for a roster without ``city_zh``."""
+    city = _text(members, "city_zh")
+    of_region = [""] * len(names)
+    for r, c in zip(np.asarray(member_region).tolist(), city):
+        of_region[r] = c
+    index = {c: i for i, c in enumerate(sorted(set(of_region)))}
+    return np.array([index[c] for c in of_region], dtype=np.int64)
+
+
 def theme_fallbacks(members: pd.DataFrame, policy: Policy) -> dict[str, int]:
     """{"南山区·IT": count} of opted-in members who fall back to residential branches (for the report)."""
     theme = effective_theme(members, policy)
     idx, names = region_keys(members, policy)
     out: dict[str, int] = {}
-    for t, r, d in zip(theme, idx, _text(members, "district_zh")):
+    for t, r, d, c in zip(theme, idx, _text(members, "district_zh"), _text(members, "city_zh")):
         if t and THEME_SEP not in names[r]:
-            key = f"{d}{THEME_SEP}{t}"
+            key = f"{c}{CITY_SEP}{d}{THEME_SEP}{t}" if c else f"{d}{THEME_SEP}{t}"
             out[key] = out.get(key, 0) + 1
     return out
 
@@ -441,7 +476,7 @@ def check_plan(members: pd.DataFrame, assignments: pd.DataFrame, policy: Policy,
 
     w, fc = weights(m), full_counts(m)
     held = (_ints(m, "frozen", 0) > 0) | np.isin(bid, list(frozen_branches))
-    frame = pd.DataFrame({"b": bid, "w": w, "f": fc, "u": unit_keys(m), "d": _text(m, "district_zh"),
+    frame = pd.DataFrame({"b": bid, "w": w, "f": fc, "u": unit_keys(m), "d": district_keys(m),
                           "raw_t": _text(m, "theme"), "held": held})[assigned]
     if len(frame):
         g = frame.groupby("b", sort=True)
@@ -460,7 +495,7 @@ def check_plan(members: pd.DataFrame, assignments: pd.DataFrame, policy: Policy,
 
         if not policy.cross_district:
             # districts able to form a branch alone must not share one; tiny ones may join (joint)
-            act = pd.DataFrame({"d": _text(m, "district_zh"), "w": w, "f": fc})[reasons == ""]
+            act = pd.DataFrame({"d": district_keys(m), "w": w, "f": fc})[reasons == ""]
             dsum = act.groupby("d")[["w", "f"]].sum()
             alone = {d for d, r in dsum.iterrows() if can_stand_alone(int(r["w"]), int(r["f"]), policy)}
             per = frame[~frame["held"]].groupby("b")["d"].agg(lambda s: {x for x in s if x})

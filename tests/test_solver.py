@@ -278,20 +278,19 @@ def test_small_units_get_more_starts_within_limits() -> None:
     assert all(RESTARTS <= c <= MAX_RESTARTS for c in counts)
 
 
-def test_small_districts_get_a_floor_of_the_time_taken_from_the_large_ones() -> None:
-    """The sample's district sizes under a 5 s limit on two workers: the districts whose share by
-    size is below the floor (坪山区, 盐田区, 大鹏新区) get the floor, the total stays what the
-    workers have, and the other districts keep their proportions."""
-    from geoalloc.solver.form import _budgets
+def test_unit_budgets_depend_on_the_unit_size_and_the_policy_only() -> None:
+    """The sample's district sizes under a 5 s limit: budgets grow with size up to the ceiling,
+    the small districts (坪山区, 盐田区, 大鹏新区) get the floor, and on two workers the
+    sample's units still end within the limit (the sum of budgets over two workers)."""
+    from geoalloc.solver.form import FULL_BUDGET_POINTS, LIMIT_SHARE, MIN_UNIT_SHARE, unit_budget
 
-    sizes = np.array([1463, 1178, 1148, 829, 797, 552, 293, 227, 128, 51], dtype=np.float64)
-    spare, workers, floor = 4.3, 2, 0.3
-    budgets = _budgets(sizes, spare, workers, floor)
-    by_size = spare * workers * sizes / sizes.sum()
-    small = by_size < floor
-    assert small.sum() == 3
-    assert np.allclose(budgets[small], floor)
-    assert budgets.sum() == pytest.approx(spare * workers)
-    assert (budgets[~small] < by_size[~small]).all()
-    assert np.allclose(budgets[~small] / budgets[0], sizes[~small] / sizes[0])
-    assert (budgets <= spare).all()
+    policy = Policy(time_limit=5.0)
+    sizes = [1463, 1178, 1148, 829, 797, 552, 293, 227, 128, 51]
+    budgets = np.array([unit_budget(n, policy) for n in sizes])
+    assert (np.diff(budgets) <= 0).all()
+    floor, ceiling = MIN_UNIT_SHARE * 5.0, LIMIT_SHARE * 5.0
+    small = np.array(sizes) * ceiling / FULL_BUDGET_POINTS < floor
+    assert small.sum() == 3 and np.allclose(budgets[small], floor)
+    assert np.allclose(budgets[~small] / budgets[0], np.array(sizes)[~small] / sizes[0])
+    assert unit_budget(10 * FULL_BUDGET_POINTS, policy) == pytest.approx(ceiling)
+    assert budgets.sum() / 2 < 5.0

@@ -73,6 +73,23 @@ def geocode_frame(
     subdistrict = np.full(n, None, dtype=object)
     reason = np.empty(n, dtype=object)
 
+    from geoalloc.rules import other_city
+
+    elsewhere = other_city(out)  # rows of another city (a national roster): taken as given
+    if elsewhere.any():
+        stated = out["district_zh"].astype(str).to_numpy() if "district_zh" in out.columns else np.full(n, "")
+        ok = elsewhere & given
+        lon[ok] = pd.to_numeric(out["lon"], errors="coerce").to_numpy(dtype=float)[ok]
+        lat[ok] = pd.to_numeric(out["lat"], errors="coerce").to_numpy(dtype=float)[ok]
+        district[elsewhere] = [d or None for d in stated[elsewhere]]
+        precision[elsewhere] = np.where(ok[elsewhere], GeoPrecision.EXACT.value, GeoPrecision.NONE.value)
+        status[elsewhere] = np.where(ok[elsewhere], GeoStatus.OK.value, GeoStatus.FAILED.value)
+        reason[elsewhere] = np.where(ok[elsewhere], "coordinates given in the roster (city_zh outside Shenzhen)",
+                                     "outside Shenzhen (city_zh) and no coordinates: the offline gazetteer covers Shenzhen only")
+        if progress is not None:
+            progress(int(elsewhere.sum()))
+        given = given & ~elsewhere
+
     gi = np.flatnonzero(given)
     if gi.size:
         lon[gi] = pd.to_numeric(out["lon"], errors="coerce").to_numpy(dtype=float)[gi]
@@ -87,7 +104,7 @@ def geocode_frame(
         if progress is not None:
             progress(int(gi.size))
 
-    todo = np.flatnonzero(~given)
+    todo = np.flatnonzero(~given & ~elsewhere)
     if todo.size:
         addresses = out["address"].tolist() if "address" in out.columns else [""] * n
         ids = out["member_id"].tolist() if "member_id" in out.columns else [None] * n

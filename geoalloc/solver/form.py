@@ -1,41 +1,50 @@
-"""Branch formation for a whole roster: split by district, size the problems, solve, assemble.
+"""Branch formation for a whole roster: split by region, size the problems, solve, assemble.
 
-Districts are independent problems (the district rule), solved in parallel worker processes.
-Each worker's answer depends only on its own input and a seed derived from the policy seed and
-the unit's position, so the assembled plan does not depend on scheduling. A district too small
-for a branch of its own is merged with its nearest neighbour (by member distance) and the
-branches that then mix districts are marked joint and noted.
+Regions (districts of a city) are independent problems (the district rule): one unit of work
+each, run by an engine (:mod:`geoalloc.engines`: a local process pool, or Ray). A unit's seed
+and time budget are functions of the unit alone (its name, its size) and the policy, never of
+the worker count, the engine or the other units, so the assembled plan is the same wherever
+and in whatever order the units ran (as long as no unit is cut short by its budget, which the
+plan's notes report). A district too small for a branch of its own is merged with its nearest
+neighbour of the same city (by member distance) and the branches that then mix districts are
+marked joint and noted.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
-import multiprocessing as mp
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
+from geoalloc.engines import Checkpoints, Engine, LocalEngine, RunStats, digest, get_engine
 from geoalloc.rules import DEFAULT_TARGET_SHARE, FEWEST, Policy
 from geoalloc.solver.bounds import forced_size
 from geoalloc.solver.engine import InstanceResult, solve_instance
 from geoalloc.solver.instance import Instance
 from geoalloc.solver.problem import Conflict, InfeasibleError, Problem, Solution
 
-PARALLEL_MIN_MEMBERS = 1500  # below this, worker start-up costs more than it saves
+PARALLEL_MIN_MEMBERS = 1500  # below this, worker start-up costs more than it saves (local engine)
 RESTARTS = 6  # search starts per region (the time limit may cut them short)
 SMALL_UNIT = 600  # units below this many points get proportionally more starts (they are cheap)
 MAX_RESTARTS = 24
 TIGHT_NOTE_GAP = 0.03  # a tight unit's gap above this gets a note on what the gap means
-# share of the time limit the units are given: each may run a little past its own deadline (the
-# last search step, a bound's last iterations and its exact valuation), and that adds up per worker
+# share of the time limit a unit's budget may reach: each may run a little past its own deadline
+# (the last search step, a bound's last iterations and its exact valuation)
 LIMIT_SHARE = 0.86
-MIN_UNIT_SHARE = 0.06  # each unit gets at least this share of the time limit (see _budgets)
+MIN_UNIT_SHARE = 0.06  # each unit gets at least this share of the time limit (see unit_budget)
+# a unit of this many points gets the whole LIMIT_SHARE of the time limit, smaller ones in
+# proportion: half the Shenzhen sample, so that its districts on two cores end within the limit
+# as they did when the budgets were cut from the limit times the worker count
+FULL_BUDGET_POINTS = 3500
+NOTES_LISTED = 10  # a national roster joins hundreds of districts: the notes name this many of each kind
 BOUND_SHARE = 0.45  # share of each region's time kept for the lower bound: the gap is half the answer
 
 
@@ -52,7 +61,9 @@ class Unit:
         return int(problem.demand[self.members].sum())  # type: ignore[index]
 
     def full(self, problem: Problem) -> int:
-        return int(problem.full[self.members].sum())  # type: ignore[index]
+        """Full members of the unit (a family of two full members and a probationary one counts two)."""
+        full, demand = problem.full[self.members], problem.demand[self.members]  # type: ignore[index]
+        return int(np.minimum(full, demand).sum())
 
 
 def _too_small(problem: Problem, unit: Unit, policy: Policy) -> bool:
@@ -60,25 +71,33 @@ def _too_small(problem: Problem, unit: Unit, policy: Policy) -> bool:
 
 
 def build_units(problem: Problem, policy: Policy) -> list[Unit]:
-    """The independent problems, after joining regions too small for one branch to a neighbour."""
+    """The independent problems, after joining regions too small for one branch to a neighbour
+    of the same group (city). A small region with no such neighbour stays a unit of its own
+    (:func:`form_branches` reports it)."""
     names = problem.region_names
     region = problem.region
     assert region is not None
+    group = problem.region_group if problem.region_group is not None else np.zeros(len(names), dtype=np.int64)
+    present = sorted(set(region.tolist()))
     if policy.cross_district:
-        present = sorted(set(region.tolist()))
-        label = "all" if len(present) != 1 else names[present[0]]
-        return [Unit(present, np.arange(problem.n), label, [])]
-    units = [
-        Unit([r], np.nonzero(region == r)[0], names[r], [])
-        for r in range(len(names))
-        if (region == r).any()
-    ]
+        out = []
+        for g in sorted({int(group[r]) for r in present}):
+            regs = [r for r in present if group[r] == g]
+            label = names[regs[0]] if len(regs) == 1 else ("all" if problem.region_group is None else names[regs[0]])
+            out.append(Unit(regs, np.nonzero(np.isin(region, regs))[0], label, []))
+        return out
+    members = np.argsort(region, kind="stable")
+    bounds = np.searchsorted(region[members], np.arange(len(names) + 1))
+    units = [Unit([r], np.sort(members[bounds[r]:bounds[r + 1]]), names[r], []) for r in present]
     while len(units) > 1:
-        small = [u for u in units if _too_small(problem, u, policy)]
+        peers: dict[int, int] = {}
+        for v in units:
+            peers[int(group[v.regions[0]])] = peers.get(int(group[v.regions[0]]), 0) + 1
+        small = [u for u in units if peers[int(group[u.regions[0]])] > 1 and _too_small(problem, u, policy)]
         if not small:
             break
         u = min(small, key=lambda v: (v.demand(problem), v.regions[0]))
-        others = [v for v in units if v is not u]
+        others = [v for v in units if v is not u and group[v.regions[0]] == group[u.regions[0]]]
         pts = problem.xy[u.members]
         dist = [float(cKDTree(problem.xy[v.members]).query(pts, k=1)[0].min()) for v in others]
         near = others[int(np.argmin(dist))]
@@ -198,33 +217,86 @@ def restarts_for(n: int) -> int:
     return int(min(MAX_RESTARTS, max(RESTARTS, round(RESTARTS * SMALL_UNIT / max(n, 1)))))
 
 
-def _solve_task(args: tuple[Instance, float, int]) -> InstanceResult | None:
-    inst, budget, seed = args
-    res = solve_instance(inst, budget, seed, restarts=restarts_for(inst.n), bound_share=BOUND_SHARE)
+def unit_budget(n: int, policy: Policy) -> float:
+    """Seconds for a unit of ``n`` points: in proportion to its size (the whole ``LIMIT_SHARE``
+    of the time limit at ``FULL_BUDGET_POINTS``), never more, and at least ``MIN_UNIT_SHARE``
+    of it. The time limit is thus each unit's ceiling, and a roster's wall time is about the
+    sum of its units' budgets over the workers. A small tight district is cheap to solve well
+    but needs all its starts: 盐田区 (128 members) finds its best plan after about 15 of its 24
+    starts, in 0.17 s, and the 0.16 s its size would give it under a 5 s limit left its plan
+    15% worse in some runs."""
+    ceiling = LIMIT_SHARE * policy.time_limit
+    return float(min(ceiling, max(MIN_UNIT_SHARE * policy.time_limit, ceiling * n / FULL_BUDGET_POINTS)))
+
+
+def unit_seed(name: str, policy: Policy) -> int:
+    """A unit's seed from the policy's seed and the unit's name only (not its position among
+    the units, which changes when another region appears or goes)."""
+    h = hashlib.blake2b(f"{int(policy.seed)}\x1f{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(h, "big") >> 1
+
+
+@dataclass(frozen=True)
+class UnitTask:
+    """Everything one unit's solve depends on; what an engine ships to a worker."""
+
+    name: str
+    inst: Instance
+    budget: float
+    seed: int
+    restarts: int
+
+    def key(self) -> str:
+        """The checkpoint key: a hash of every input of the solve (and of the solver's code)."""
+        i = self.inst
+        return digest(self.name, i.xy, i.demand, i.full, i.weight, i.cand_xy, i.p, i.max_size, i.min_size,
+                      i.min_full, i.floor, self.budget, self.seed, self.restarts, BOUND_SHARE)
+
+
+def solve_unit(task: UnitTask) -> InstanceResult | None:
+    """One unit's plan (None: no assignment meets the limits). Runs in an engine's worker."""
+    res = solve_instance(task.inst, task.budget, task.seed, restarts=task.restarts, bound_share=BOUND_SHARE)
+    if res is not None:
+        # the clock, not the work, ended the search: this unit's plan can differ from run to run
+        res.stats["clock_cut"] = bool(res.timed_out)
     if res is not None and res.timed_out and int(res.stats.get("starts", 0)) > RESTARTS:  # type: ignore[call-overload]
         res.timed_out = False  # the planned RESTARTS starts finished; only the extra ones were cut
     return res
 
 
-def _budgets(sizes: NDArray[np.float64], spare: float, workers: int, floor: float) -> NDArray[np.float64]:
-    """Seconds per unit: in proportion to its size, but at least ``floor`` (taken from the larger
-    units), and never more than ``spare``. A small tight district is cheap to solve well but needs
-    all its starts: 盐田区 (128 members) finds its best plan after about 15 of its 24 starts, in
-    0.17 s, and the 0.16 s its size gave it under a 5 s limit left its plan 15% worse in some runs."""
-    total = spare * workers
-    budgets = total * sizes / sizes.sum()
-    small = budgets < floor
-    if small.any() and not small.all() and floor * small.sum() < total:
-        budgets[small] = floor
-        rest = ~small
-        budgets[rest] = (total - floor * small.sum()) * sizes[rest] / sizes[rest].sum()
-    return np.minimum(spare, budgets)
+def _save(store: Checkpoints, key: str, task: UnitTask, res: InstanceResult) -> None:
+    header = {"name": task.name, "objective": res.objective, "lower_bound": res.lower_bound,
+              "seconds": res.seconds, "timed_out": res.timed_out, "stats": res.stats}
+    store.put(key, header, {"sites": np.asarray(res.sites, np.int64), "branch_of": np.asarray(res.branch_of, np.int64)})
+
+
+def _load(store: Checkpoints, key: str) -> InstanceResult | None:
+    got = store.get(key)
+    if got is None:
+        return None
+    header, arrays = got
+    stats = dict(header.get("stats", {}))
+    stats["from_checkpoint"] = True
+    return InstanceResult(arrays["sites"], arrays["branch_of"], float(header["objective"]),
+                          float(header["lower_bound"]), float(header["seconds"]), bool(header["timed_out"]), stats)
+
+
+def _default_engine(problem: Problem, n_units: int) -> Engine:
+    workers = min(os.cpu_count() or 1, n_units)
+    return LocalEngine(1 if problem.n < PARALLEL_MIN_MEMBERS else workers)
 
 
 def form_branches(
-    problem: Problem, policy: Policy, *, progress: Callable[[float], None] | None = None
+    problem: Problem, policy: Policy, *, progress: Callable[[float], None] | None = None,
+    engine: Engine | str | None = None, checkpoints: str | Path | Checkpoints | None = None,
 ) -> Solution:
-    """Form branches for all members (see the package docstring for the rules)."""
+    """Form branches for all members (see the package docstring for the rules).
+
+    ``engine``: where the units run (an :class:`~geoalloc.engines.Engine`, or ``"local"`` /
+    ``"ray"``; default a local pool, one process for small rosters). ``checkpoints``: a folder
+    (or :class:`~geoalloc.engines.Checkpoints`) where finished units are kept under a hash of
+    their input, and from which a rerun takes them instead of solving them again.
+    """
     t0 = time.perf_counter()
     assert problem.demand is not None and problem.full is not None and problem.region is not None
     if problem.n == 0:
@@ -237,13 +309,17 @@ def form_branches(
             for i in big
         ])
     units = build_units(problem, policy)
-    if len(units) == 1 and _too_small(problem, units[0], policy):
-        u = units[0]
-        lim = "min_size" if u.demand(problem) < policy.min_size else "min_full"
-        have = u.demand(problem) if lim == "min_size" else u.full(problem)
-        need = policy.min_size if lim == "min_size" else policy.min_full
-        what = "members" if lim == "min_size" else "full members"
-        raise InfeasibleError([Conflict(u.name, lim, f"{have} {what} in all, fewer than {lim} {need} for a single branch")])
+    alone = []
+    for u in units:
+        if _too_small(problem, u, policy):
+            lim = "min_size" if u.demand(problem) < policy.min_size else "min_full"
+            have = u.demand(problem) if lim == "min_size" else u.full(problem)
+            need = policy.min_size if lim == "min_size" else policy.min_full
+            what = "members" if lim == "min_size" else "full members"
+            where = "in all" if len(units) == 1 else "in its city, with every district joined"
+            alone.append(Conflict(u.name, lim, f"{have} {what} {where}, fewer than {lim} {need} for a single branch"))
+    if alone:
+        raise InfeasibleError(alone)
     counts = branch_counts(problem, units, policy)
     built = [_instance(problem, u, p, policy) for u, p in zip(units, counts)]
     short = [
@@ -252,37 +328,52 @@ def form_branches(
     ]
     if short:
         raise InfeasibleError(short)
-    sizes = np.array([len(u.members) for u in units], dtype=np.float64)
-    workers = min(os.cpu_count() or 1, len(units))
-    if problem.n < PARALLEL_MIN_MEMBERS:
-        workers = 1
-    spare = max(0.05, LIMIT_SHARE * policy.time_limit - (time.perf_counter() - t0))
-    budgets = _budgets(sizes, spare, workers, MIN_UNIT_SHARE * policy.time_limit)
-    tasks = [(inst, float(b), int(policy.seed) * 1_000_003 + i) for i, ((inst, _), b) in enumerate(zip(built, budgets))]
+    tasks = [UnitTask(u.name, inst, unit_budget(inst.n, policy), unit_seed(u.name, policy), restarts_for(inst.n))
+             for u, (inst, _) in zip(units, built)]
+    runner = get_engine(engine) if isinstance(engine, str) else engine or _default_engine(problem, len(units))
+    store = checkpoints if isinstance(checkpoints, Checkpoints) or checkpoints is None else Checkpoints(checkpoints)
     results: list[InstanceResult | None] = [None] * len(tasks)
-    order = sorted(range(len(tasks)), key=lambda i: -sizes[i])
-    done = 0
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
-            futs = {i: pool.submit(_solve_task, tasks[i]) for i in order}
-            for i in order:
-                results[i] = futs[i].result()
-                done += 1
-                if progress:
-                    progress(done / len(tasks))
-    else:
-        for i in order:
-            results[i] = _solve_task(tasks[i])
-            done += 1
-            if progress:
-                progress(done / len(tasks))
+    run = RunStats(runner.name, runner.workers, units=len(tasks))
+    keys = [t.key() for t in tasks] if store is not None else []
+    todo = []
+    for i in range(len(tasks)):
+        got = _load(store, keys[i]) if store is not None else None
+        if got is None:
+            todo.append(i)
+        else:
+            results[i] = got
+            run.resumed += 1
+    done = run.resumed
+    if progress and done:
+        progress(done / len(tasks))
+    tr = time.perf_counter()
+    for j, res in runner.run(solve_unit, [tasks[i] for i in todo], [tasks[i].inst.n for i in todo]):
+        i = todo[j]
+        results[i] = res
+        if store is not None and res is not None:
+            _save(store, keys[i], tasks[i], res)
+        run.solved += 1
+        done += 1
+        if progress:
+            progress(done / len(tasks))
+    run.seconds = time.perf_counter() - tr
+    run.retried = runner.retried
     conflicts = [
         Conflict(u.name, "max_size", "no assignment meets the size limits: groups that must stay together do not fit into the branches")
         for u, r in zip(units, results) if r is None
     ]
     if conflicts:
         raise InfeasibleError(conflicts)
-    return _assemble(problem, units, built, results, t0, branch_rule(policy))  # type: ignore[arg-type]
+    sol = _assemble(problem, units, built, results, t0, branch_rule(policy))  # type: ignore[arg-type]
+    cut = [u.name for u, r in zip(units, results) if r is not None and r.stats.get("clock_cut")]
+    run.extra["clock_cut"] = len(cut)
+    if cut:
+        sol.notes.append(
+            f"{len(cut)} of {len(units)} districts used their whole time budget before their search finished "
+            f"({', '.join(cut[:NOTES_LISTED])}{', ...' if len(cut) > NOTES_LISTED else ''}): their plans may differ from run to run "
+            "and between engines; a longer time limit makes them reproducible")
+    sol.stats["engine"] = run.to_dict()
+    return sol
 
 
 def _assemble(
@@ -297,6 +388,7 @@ def _assemble(
     branch_of = np.full(problem.n, -1, dtype=np.int64)
     site_xy, site_member, site_region, joint = [], [], [], []
     notes: list[str] = []
+    joins: list[str] = []
     obj = lb = 0.0
     timed_out, tight = [], []
     offset = 0
@@ -317,7 +409,7 @@ def _assemble(
         for small, into in u.joined:
             names = problem.region_names
             mixed = [offset + b for b in range(len(r.sites)) if len(np.unique(problem.region[u.members[r.branch_of == b]])) > 1]
-            notes.append(
+            joins.append(
                 f"joint branch: {names[small]} is too small for a branch of its own and was joined with "
                 f"its nearest neighbouring district {names[into]}; branches {mixed} mix districts"
             )
@@ -330,8 +422,13 @@ def _assemble(
         obj += r.objective
         lb += r.lower_bound
         offset += len(r.sites)
+    notes.extend(joins[:NOTES_LISTED])
+    if len(joins) > NOTES_LISTED:
+        notes.append(f"... and {len(joins) - NOTES_LISTED} more small districts joined with a neighbour of their own "
+                     "city (the report's joint_branches lists every joint branch)")
     if timed_out:
-        notes.append("time limit reached before the search finished in: " + ", ".join(timed_out))
+        notes.append(f"time limit reached before the search finished in {len(timed_out)} districts: "
+                     + ", ".join(timed_out[:NOTES_LISTED]) + (", ..." if len(timed_out) > NOTES_LISTED else ""))
     if tight:
         notes.append(
             "where the gap sits: " + ", ".join(tight) + ". In districts this tight the lower bound (a linear "

@@ -22,6 +22,8 @@ class Problem:
     ``region_names``; branches never mix regions unless the policy allows it.
     ``candidate_xy``/``candidate_region``: optional fixed candidate sites (for example
     service centres); by default the members' own locations are the candidates.
+    ``region_group``: optional (len(region_names),) group of each region (its city): a region
+    too small for a branch of its own joins a neighbour of its own group only; None: one group.
     """
 
     xy: NDArray[np.float64]
@@ -31,6 +33,7 @@ class Problem:
     region_names: list[str] = field(default_factory=lambda: ["all"])
     candidate_xy: NDArray[np.float64] | None = None
     candidate_region: NDArray[np.int64] | None = None
+    region_group: NDArray[np.int64] | None = None
 
     def __post_init__(self) -> None:
         self.xy = np.asarray(self.xy, dtype=np.float64).reshape(-1, 2)
@@ -44,6 +47,10 @@ class Problem:
             raise ValueError("every demand must be at least 1")
         if n and ((self.region < 0) | (self.region >= len(self.region_names))).any():
             raise ValueError("region indices must point into region_names")
+        if self.region_group is not None:
+            self.region_group = np.asarray(self.region_group, dtype=np.int64)
+            if len(self.region_group) != len(self.region_names):
+                raise ValueError("region_group must give one group per region name")
 
     @property
     def n(self) -> int:

@@ -56,6 +56,7 @@ def rebalance(
     parent_plan_id: str | None = None,
     certify: bool = True,
     ladder_cache: dict[Any, Any] | None = None,
+    engine: Any = None,
 ) -> RebalanceResult:
     """Fix the current plan for today's roster, moving as few members as the settings allow.
 
@@ -67,7 +68,8 @@ def rebalance(
     ``progress(stage, fraction)`` is called as regions are solved. ``certify=False`` skips
     the (time-boxed) Lagrangian bound and reports the weak nearest-neighbour bound instead.
     ``ladder_cache``: a dict shared by calls on the same inputs with different budgets (the
-    trade-off curve), so each penalty setting is solved once.
+    trade-off curve), so each penalty setting is solved once. ``engine``: where the regions are
+    solved (:func:`geoalloc.engines.get_engine`; default one after the other in this process).
     """
     t0 = time.perf_counter()
     if max_moves is not None and max_moves < 0:
@@ -97,11 +99,11 @@ def rebalance(
         plans = None
         notes.append("unchanged roster: current plan kept")
     elif max_moves is None:
-        plans = solve_all(regions, policy, penalty, V_HARD, 0.0, progress, "rebalance")
+        plans = solve_all(regions, policy, penalty, V_HARD, 0.0, progress, "rebalance", engine)
     else:
         plans, regions, index, label = within_budget(
             prep, policy, penalty, max_moves, progress, budget_info, ladder_cache if ladder_cache is not None else {},
-            before_b,
+            before_b, engine,
         )
         notes.append(label)
     if plans is None:
@@ -163,6 +165,8 @@ def rebalance(
             "move_penalty_m": penalty if max_moves is None else budget_info.get("penalty_m"),
             "budget": budget_info,
             "seconds": round(time.perf_counter() - t0, 2),
+            "engine": ({"name": engine.name, "workers": engine.workers, "retried": engine.retried}
+                       if engine is not None else {"name": "inline", "workers": 1}),
             "notes": notes,
         }
     )

@@ -26,15 +26,29 @@ Progress = Callable[[str, float], None]
 
 
 def solve_all(
-    regions: list[Region], policy: Policy, penalty: float, V: int, reloc_penalty: float, progress: Progress | None, label: str
+    regions: list[Region], policy: Policy, penalty: float, V: int, reloc_penalty: float, progress: Progress | None,
+    label: str, engine: Any = None,
 ) -> list[RegionPlan]:
-    """Every region at one setting of the ladder."""
-    plans = []
-    for i, reg in enumerate(regions):
-        plans.append(RegionSolver(reg, penalty, V, reloc_penalty).solve())
+    """Every region at one setting of the ladder, in order; on ``engine`` (:mod:`geoalloc.engines`)
+    when given, else here. A region's plan depends only on the region and the settings, so the
+    engine changes nothing."""
+    plans: list[RegionPlan | None] = [None] * len(regions)
+    if engine is None:
+        done: Any = ((i, solve_region((reg, penalty, V, reloc_penalty))) for i, reg in enumerate(regions))
+    else:
+        done = engine.run(solve_region, [(reg, penalty, V, reloc_penalty) for reg in regions],
+                          [len(reg.xy) for reg in regions])
+    for k, (i, plan) in enumerate(done):
+        plans[i] = plan
         if progress:
-            progress(f"{label}: {reg.name}", (i + 1) / max(1, len(regions)))
-    return plans
+            progress(f"{label}: {regions[i].name}", (k + 1) / max(1, len(regions)))
+    return [p for p in plans if p is not None]
+
+
+def solve_region(args: tuple[Region, float, int, float]) -> RegionPlan:
+    """One region's plan (a unit of work for an engine)."""
+    reg, penalty, V, reloc_penalty = args
+    return RegionSolver(reg, penalty, V, reloc_penalty).solve()
 
 
 LadderStep = tuple[float, int, float, float | None]  # (move penalty, violation cost, relocated penalty, keep threshold)
@@ -65,6 +79,7 @@ def within_budget(
     info: dict[str, Any],
     cache: dict[Any, Any],
     before_b: pd.DataFrame,
+    engine: Any = None,
 ) -> tuple[list[RegionPlan] | None, list[Region], list[NDArray[np.int64]], str]:
     """The least-penalised plan that moves at most ``max_moves`` members (hard).
 
@@ -83,7 +98,7 @@ def within_budget(
             if rkey not in cache:
                 cache[rkey] = region_problems(prep, policy, keep_threshold=keep)
             regions, index = cache[rkey]
-            plans = solve_all(regions, policy, lam, V, reloc, progress, f"budget step {i + 1}/{len(ladder)}")
+            plans = solve_all(regions, policy, lam, V, reloc, progress, f"budget step {i + 1}/{len(ladder)}", engine)
             cache[key] = (plans, regions, index)
         return cache[key]
 
