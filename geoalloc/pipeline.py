@@ -287,7 +287,8 @@ def _quality_by_unit(solution: Solution | None) -> list[dict[str, Any]]:
     if solution is None:
         return []
     out = []
-    for u in solution.stats.get("units", []):  # type: ignore[union-attr]
+    units: list[dict[str, Any]] = list(solution.stats.get("units", []))  # type: ignore[call-overload]
+    for u in units:
         obj, lb = float(u["objective"]), float(u["lower_bound"])
         out.append({
             "unit": str(u["name"]), "members": int(u["n"]), "branches": int(u["branches"]),

@@ -74,7 +74,7 @@ def attach_roles(
     if surplus:
         taken: set[str] = set()
         pxy = np.array([s[2] for s in surplus])
-        for j in np.flatnonzero(n_secs == 0):
+        for j in np.flatnonzero(n_secs == 0).tolist():
             d = np.hypot(*(pxy - bxy[j]).T)
             for k in np.argsort(d):
                 if surplus[k][0] not in taken:

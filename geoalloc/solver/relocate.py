@@ -543,7 +543,8 @@ class PlanState:
             why = "moved out of the city" if geo_status == GeoStatus.OUT_OF_CITY.value else f"status {leaving}"
             return self._record(i, old_bid, None, leaving, why + ", removed from the branch", None, changes)
 
-        xy = np.array(point_to_metres(lon, lat))
+        assert lon is not None and lat is not None  # checked above for an active member
+        xy: NDArray[np.float64] = np.array(point_to_metres(lon, lat), dtype=np.float64)
         self.status[i] = MemberStatus.ACTIVE.value
         family = self._family(i)
         for k in family:

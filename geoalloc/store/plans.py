@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import Table, bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from geoalloc.rules import branch_region
@@ -147,7 +147,8 @@ def apply_assignment_changes(conn: Any, plan_id: int, rows: list[dict[str, Any]]
     so statement count is latency. Rows that do not exist yet (a member new to the plan, a
     branch just opened) are inserted.
     """
-    a_tab, b_tab = Assignment.__table__, Branch.__table__
+    a_tab: Table = Assignment.__table__  # type: ignore[assignment]
+    b_tab: Table = Branch.__table__  # type: ignore[assignment]
     for table, key, recs in ((a_tab, "member_id", rows), (b_tab, "branch_id", branch_rows)):
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for r in recs:  # executemany needs one column set per statement

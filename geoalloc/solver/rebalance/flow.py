@@ -56,7 +56,11 @@ def _bounds(site_lo: NDArray[np.int64], site_hi: NDArray[np.int64], site_lo_full
     return lo, lo_full, hi
 
 
-def _network(supply_arcs: list[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]],
+#: one family of arcs from units to sites: (unit, site, to the full-member node?, (capacities, costs))
+SupplyArcs = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_], tuple[NDArray[np.int64], NDArray[np.int64]]]
+
+
+def _network(supply_arcs: list[SupplyArcs],
              n: int, supplies: NDArray[np.int64], lo: NDArray[np.int64], lo_full: NDArray[np.int64],
              hi: NDArray[np.int64], V: int) -> tuple[min_cost_flow.SimpleMinCostFlow, list[NDArray[np.int64]], int]:
     """The flow: unit -> F_j (full members) or S_j; F_j -> S_j; F_j -> T (lo_full, -V);
@@ -114,8 +118,8 @@ def _weighted(arc_member: NDArray[np.int64], arc_site: NDArray[np.int64], arc_co
     am, asite, acost = arc_member.astype(np.int64), arc_site.astype(np.int64), arc_cost.astype(np.int64)
     fcap = np.minimum(full, demand)[am]
     scap = (demand - np.minimum(full, demand))[am]
-    f, arcs, _ = _network([(am, asite, np.ones(len(am), bool), (fcap, acost)),
-                           (am, asite, np.zeros(len(am), bool), (scap, acost))],
+    f, arcs, _ = _network([(am, asite, np.ones(len(am), dtype=np.bool_), (fcap.astype(np.int64), acost)),
+                           (am, asite, np.zeros(len(am), dtype=np.bool_), (scap.astype(np.int64), acost))],
                           n, demand, lo, lo_full, hi, V)
     share = f.flows(arcs[0]) + f.flows(arcs[1])
     # each unit to the site that took most of it (ties: the cheaper arc)

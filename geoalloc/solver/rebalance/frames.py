@@ -23,13 +23,14 @@ Frames = tuple[pd.DataFrame, pd.DataFrame]
 
 def next_ids(existing: set[str], prefix: str, count: int) -> list[str]:
     """``count`` unused branch ids ``prefix-NNN``, lowest numbers first."""
-    used = set()
+    used: set[int] = set()
     for b in existing:
         if b.startswith(prefix + "-"):
             tail = b[len(prefix) + 1 :]
             if tail.isdigit():
                 used.add(int(tail))
-    out, k = [], 1
+    out: list[str] = []
+    k = 1
     while len(out) < count:
         if k not in used:
             out.append(f"{prefix}-{k:03d}")

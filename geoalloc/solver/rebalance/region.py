@@ -188,10 +188,10 @@ class RegionSolver:
                 # 4) swap: move a branch (close one, open one elsewhere) when that pays for its moves
                 if swaps >= int(p.extra.get("swap_rounds", 12)):
                     break
-                t = self._best_swap(site_xy, site_key, site_of, cost, next_new)
-                if t is None:
+                swap = self._best_swap(site_xy, site_key, site_of, cost, next_new)
+                if swap is None:
                     break
-                site_xy, site_key, site_of, cost = t
+                site_xy, site_key, site_of, cost = swap
                 next_new -= 1
                 swaps += 1
         cur = self._cur_pos(site_key)
@@ -271,8 +271,10 @@ class RegionSolver:
         radius = max(radius, 1500.0)
         best: list[tuple[float, int]] = []
         cur = r.cur_site
+        tree = self.tree_members
+        assert tree is not None  # a region with members has its tree
         for c in pool:
-            nb = np.asarray(self.tree_members.query_ball_point(r.xy[c], radius), dtype=np.int64)
+            nb = np.asarray(tree.query_ball_point(r.xy[c], radius), dtype=np.int64)
             if len(nb) == 0:
                 continue
             dnew = np.hypot(*(r.xy[nb] - r.xy[c]).T)
