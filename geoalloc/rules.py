@@ -443,8 +443,8 @@ def check_plan(members: pd.DataFrame, assignments: pd.DataFrame, policy: Policy,
     theme, lon, lat, geo_status where known). ``assignments``: member_id, branch_id ("" for none).
     ``branches`` (optional): branch_id with ``region`` (else the region is read from the id) and
     the ``size``/``n_full`` the plan reports, which must match what the members add up to.
-    Frozen members (``frozen``) and the members of ``frozen_branches`` stay where a planner put
-    them, so they are exempt from the district and theme checks. Independent of any solver's
+    Frozen members (``frozen``, with their families) and the members of ``frozen_branches`` stay
+    where a planner put them, so they are exempt from the district and theme checks. Independent of any solver's
     bookkeeping.
     """
     v = Violations()
@@ -475,8 +475,11 @@ def check_plan(members: pd.DataFrame, assignments: pd.DataFrame, policy: Policy,
     note("unplaced", mid[unplaced])
 
     w, fc = weights(m), full_counts(m)
-    held = (_ints(m, "frozen", 0) > 0) | np.isin(bid, list(frozen_branches))
-    frame = pd.DataFrame({"b": bid, "w": w, "f": fc, "u": unit_keys(m), "d": district_keys(m),
+    # a frozen member holds their family with them (they share a home and a branch)
+    units = unit_keys(m)
+    frozen_units = set(units[_ints(m, "frozen", 0) > 0].tolist())
+    held = np.isin(units, list(frozen_units)) | np.isin(bid, list(frozen_branches))
+    frame = pd.DataFrame({"b": bid, "w": w, "f": fc, "u": units, "d": district_keys(m),
                           "raw_t": _text(m, "theme"), "held": held})[assigned]
     if len(frame):
         g = frame.groupby("b", sort=True)

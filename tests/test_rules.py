@@ -131,3 +131,12 @@ def test_frozen_members_may_stay_across_a_district_line() -> None:
     # a tiny district may join a neighbour's branch (a joint branch)
     m = roster(8, district=["南山区"] * 6 + ["福田区"] * 2)
     assert check_plan(m, plan(m, ["南山区-001"] * 3 + ["南山区-002"] * 5), P).total == 0
+
+
+def test_a_frozen_member_holds_their_family() -> None:
+    m = roster(10, district=["南山区"] * 6 + ["福田区"] * 4, group_id=[""] * 6 + ["fam", "fam", "", ""])
+    branch = ["南山区-001"] * 3 + ["南山区-002"] * 5 + ["福田区-001"] * 2  # the family moved to 福田区, kept
+    m["full_member"] = 1
+    assert check_plan(m, plan(m, branch), P).cross_district == 1
+    m.loc[6, "frozen"] = 1  # one of them is frozen: the family stays with them
+    assert check_plan(m, plan(m, branch), P).cross_district == 0
