@@ -22,6 +22,7 @@ import pandas as pd
 
 from geoalloc.geocode import geocode_frame
 from geoalloc.geocode.frame import placement_counts
+from geoalloc.plan_diff import distance_stats
 from geoalloc.policies import attach_roles, role_summary
 from geoalloc.projection import to_lonlat, to_metres
 from geoalloc.rules import (
@@ -237,7 +238,7 @@ def build_report(assignments: pd.DataFrame, branches: pd.DataFrame, policy: Poli
     assigned = assignments[assignments["branch_id"] != ""]
     dist = assigned["distance_m"].to_numpy(dtype=float)
     sizes = branches["size"].to_numpy()
-    objective = float(dist.sum())
+    objective = float((dist * weights(assigned)).sum())  # every member a row stands for
     lower = float(solution.lower_bound) if solution is not None else float("nan")
     report: dict[str, Any] = {
         "plan_id": uuid.uuid4().hex,
@@ -257,11 +258,7 @@ def build_report(assignments: pd.DataFrame, branches: pd.DataFrame, policy: Poli
         "max_size": policy.max_size,
         "min_full": policy.min_full,
         "seconds": round(seconds, 3),
-        "distance_m": {
-            "mean": round(float(dist.mean()), 1) if len(dist) else 0.0,
-            "p90": round(float(np.percentile(dist, 90)), 1) if len(dist) else 0.0,
-            "max": round(float(dist.max()), 1) if len(dist) else 0.0,
-        },
+        "distance_m": distance_stats(assignments),
         "branch_size": {
             "min": int(sizes.min()) if len(sizes) else 0,
             "mean": round(float(sizes.mean()), 1) if len(sizes) else 0.0,

@@ -34,19 +34,24 @@ def _branch_col(df: pd.DataFrame) -> pd.Series:
 
 
 def distance_stats(assignments: pd.DataFrame) -> dict[str, float]:
-    """Mean, 90th percentile and maximum member-to-site distance (metres) over assigned members."""
+    """Mean, 90th percentile, maximum and total member-to-site distance (metres) over assigned
+    members, each row counted for the members it stands for (``weight``)."""
     if "distance_m" not in assignments.columns:
         raise ValueError("assignments need a distance_m column")
-    assigned = _branch_col(assignments).notna()
-    d = pd.to_numeric(assignments.loc[assigned, "distance_m"], errors="coerce").dropna().to_numpy(float)
+    a = assignments[_branch_col(assignments).notna()]
+    d = pd.to_numeric(a["distance_m"], errors="coerce").to_numpy(float)
+    w = weights(a).astype(float)
+    ok = np.isfinite(d)
+    d, w = d[ok], w[ok]
     if len(d) == 0:
         return {"mean": 0.0, "p90": 0.0, "max": 0.0, "total": 0.0, "n": 0}
+    p90 = float(np.percentile(np.repeat(d, w.astype(np.int64)), 90))  # weights are small whole numbers
     return {
-        "mean": round(float(d.mean()), 1),
-        "p90": round(float(np.percentile(d, 90)), 1),
+        "mean": round(float((d * w).sum() / w.sum()), 1),
+        "p90": round(p90, 1),
         "max": round(float(d.max()), 1),
-        "total": round(float(d.sum()), 1),
-        "n": int(len(d)),
+        "total": round(float((d * w).sum()), 1),
+        "n": int(w.sum()),
     }
 
 

@@ -308,7 +308,8 @@ def region_keys(members: pd.DataFrame, policy: Policy) -> tuple[NDArray[np.int64
     (``"深圳市"`` without ``city_zh``). Rows without a district get the region ``"?"`` so the
     caller can report them. A theme too small in a district to form a branch (fewer than
     ``min_size`` members or ``min_full`` full members, weights counted) falls back to the
-    residential region (see :func:`theme_fallbacks`).
+    residential region (see :func:`theme_fallbacks`), and so does a family whose members did not
+    all opt into the same theme (they share one branch).
     """
     city = _text(members, "city_zh")
     if policy.cross_district:
@@ -318,6 +319,11 @@ def region_keys(members: pd.DataFrame, policy: Policy) -> tuple[NDArray[np.int64
         district = np.array([(f"{c}{CITY_SEP}" if c else "") + (d if d else "?") for c, d in zip(city, district)],
                             dtype=object)
     theme = effective_theme(members, policy)
+    # a family shares one branch: its theme counts only when every member of it opted into it
+    if "group_id" in members.columns and (theme != "").any():
+        units = pd.Series(unit_keys(members))
+        mixed = pd.Series(theme).groupby(units).transform("nunique").to_numpy() > 1
+        theme = np.where(mixed, "", theme).astype(object)
     keys = np.array([f"{d}{THEME_SEP}{t}" if t else d for d, t in zip(district, theme)], dtype=object)
     themed = theme != ""
     if themed.any():

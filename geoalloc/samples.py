@@ -367,7 +367,7 @@ def generate_roster(n: int = 7000, seed: int = 20261127, coordinate_share: float
     no_address = has_xy & (rng.random(n) < 0.15)
     addresses = ["" if na else a for a, na in zip(addresses, no_address)]
 
-    return pd.DataFrame({
+    frame = pd.DataFrame({
         "member_id": [f"M{i + 1:05d}" for i in range(n)],
         "name": _names(rng, n),
         "address": addresses,
@@ -381,6 +381,38 @@ def generate_roster(n: int = 7000, seed: int = 20261127, coordinate_share: float
         "theme": theme,
         "role": role,
     })
+    return _households(np.random.default_rng([seed, 16]), frame)
+
+
+#: Share of members living with another member (a family: rows sharing a ``group_id`` and a home),
+#: and of rows that stand for several members (``weight`` 2 or 3).
+FAMILY_SHARE = 0.04
+WEIGHTED_SHARE = 0.01
+
+
+def _households(rng: np.random.Generator, frame: pd.DataFrame) -> pd.DataFrame:
+    """Families and weighted rows, on their own random stream (the other columns do not move).
+
+    A family is two or three consecutive rows given the first one's home (address, point,
+    district) and status, and one ``group_id``; about a third of them have a probationary
+    member. A weighted row stands for two or three members at one address.
+    """
+    n = len(frame)
+    out = frame.copy()
+    out["weight"] = 1
+    out["group_id"] = ""
+    home = ["address", "lon", "lat", "datum", "district_zh", "status"]
+    anchors = np.sort(rng.choice(np.arange(0, max(n - 3, 1), 3), size=int(FAMILY_SHARE * n / 2.5), replace=False))
+    for k, i in enumerate(anchors):
+        rows = list(range(int(i), min(n, int(i) + int(rng.integers(2, 4)))))
+        out.loc[rows, home] = out.loc[[rows[0]] * len(rows), home].to_numpy()
+        out.loc[rows, "group_id"] = f"F{k + 1:04d}"
+        if rng.random() < 0.35 and out.at[rows[-1], "role"] == "":  # officers stay full members
+            out.at[rows[-1], "full_member"] = 0
+    single = np.flatnonzero(out["group_id"].to_numpy() == "")
+    heavy = rng.choice(single, size=int(WEIGHTED_SHARE * n), replace=False)
+    out.loc[heavy, "weight"] = rng.integers(2, 4, len(heavy))
+    return out
 
 
 def generate_addresses(n: int = 20000, seed: int = 7, out_of_city_share: float = 0.03) -> pd.DataFrame:

@@ -108,6 +108,9 @@ def geocode_frame(
     if todo.size:
         addresses = out["address"].tolist() if "address" in out.columns else [""] * n
         ids = out["member_id"].tolist() if "member_id" in out.columns else [None] * n
+        if "group_id" in out.columns:  # a family shares a home: one approximate point for all of them
+            gid = out["group_id"].astype(object).where(out["group_id"].notna(), "").astype(str).str.strip()
+            ids = [f"group:{g}" if g else m for m, g in zip(ids, gid)]
         hints = [h if isinstance(h, str) else "" for h in out["district_zh"]] if "district_zh" in out.columns else [""] * n
         state: dict[str, str] = {}
         asked: dict[str, Parsed | None] = {}

@@ -171,8 +171,9 @@ def apply_assignment_changes(conn: Any, plan_id: int, rows: list[dict[str, Any]]
 
 
 def branch_sizes(s: Session, plan_id: int) -> dict[str, int]:
-    """Members per branch counted from the assignment rows (the ground truth the tests check)."""
-    rows = s.execute(select(Assignment.branch_id, func.count()).where(Assignment.plan_id == plan_id,
-                                                                      Assignment.branch_id.is_not(None))
+    """Members per branch counted from the assignment rows, each for the members it stands for
+    (``weight``): the ground truth the tests check."""
+    rows = s.execute(select(Assignment.branch_id, func.sum(Assignment.weight)).where(Assignment.plan_id == plan_id,
+                                                                                     Assignment.branch_id.is_not(None))
                      .group_by(Assignment.branch_id)).all()
     return {str(b): int(n) for b, n in rows}

@@ -122,7 +122,7 @@ def rebalance(
         notes.append(f"the move budget ({max_moves}) could not fix every limit violation: {va['total']} branches remain outside limits")
     elif va["total"]:
         notes.append(f"{va['total']} branches remain outside limits (the rules cannot all be met in their region)")
-    objective = float(np.nansum(after_a["distance_m"].to_numpy(float)))
+    objective = float(np.nansum(after_a["distance_m"].to_numpy(float) * after_a["weight"].to_numpy(float)))
     if objective <= 0:
         lb, lb_kind = 0.0, "empty plan"
     elif certify:
