@@ -8,7 +8,6 @@ frames it loaded from its database.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable

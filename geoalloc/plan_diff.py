@@ -17,7 +17,6 @@ import pandas as pd
 
 from geoalloc.model import MoveReason
 from geoalloc.rules import Policy, full_counts, weights
-from geoalloc.tables import MOVE_COLUMNS
 
 DEFAULT_SIZE_BINS: tuple[int, ...] = (0, 3, 10, 20, 30, 40, 50, 60, 100, 1_000_000)
 

@@ -21,10 +21,10 @@ from geoalloc.maps.payload import PlanView
 from geoalloc.maps.privacy import DEFAULT_SNAP_M
 from geoalloc.maps.styles import labels
 from geoalloc.maps.tiles import choose_tiles
+from geoalloc.tables import MOVE_COLUMNS
 
 __all__ = ["CompareMap", "compare_map", "derive_moves"]
 
-MOVE_COLUMNS = ("member_id", "from_branch", "to_branch", "reason")
 
 
 class CompareMap(DualMap):
@@ -73,7 +73,7 @@ def derive_moves(old_assignments: pd.DataFrame, new_assignments: pd.DataFrame,
             continue
         reason = "closed_branch" if before is not None and before not in live else "changed"
         rows.append((mid, before or "", after, reason))
-    return pd.DataFrame(rows, columns=list(MOVE_COLUMNS))
+    return pd.DataFrame(rows, columns=MOVE_COLUMNS)
 
 
 def _clean_moves(moves: pd.DataFrame) -> pd.DataFrame:

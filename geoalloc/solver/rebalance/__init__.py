@@ -24,7 +24,7 @@ from geoalloc.solver.rebalance.budget import MAX_PENALTY_M, budget_ladder, solve
 from geoalloc.solver.rebalance.certificate import lower_bound, nn_lower_bound
 from geoalloc.solver.rebalance.flow import V_HARD, assign_min_cost
 from geoalloc.solver.rebalance.frames import before_frames, move_reasons, naive_violations, plan_frames, zero_move_frames
-from geoalloc.solver.rebalance.prepare import Prepared, prepare, region_problems
+from geoalloc.solver.rebalance.prepare import prepare, region_problems
 from geoalloc.solver.rebalance.region import RegionPlan
 
 __all__ = ["RebalanceResult", "rebalance", "assign_min_cost", "budget_ladder", "V_HARD", "MAX_PENALTY_M"]
