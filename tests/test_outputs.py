@@ -156,3 +156,13 @@ def test_cli_allocate_writes_xlsx_and_gpkg_by_default_and_neutralised_rejects(tm
     assert "'=1+1" in cells and "=1+1" not in cells
     bad = CliRunner().invoke(app, ["allocate", str(tmp_path / "roster.csv"), "-o", str(out), "--format", "pdf"])
     assert bad.exit_code == 2 and "unknown output format" in bad.output
+
+
+def test_report_words_of_a_rebalance() -> None:
+    report = {"n_members": 10, "n_assigned": 8, "n_unassigned": 2, "n_branches": 2, "moved": 3, "joined": 1,
+              "removed": 0, "moves_by_reason": {"oversized": 3, "relocated": 0},
+              "violations_before": {"total": 1}, "violations_after": {"total": 0},
+              "unassigned": [{"member_id": "a", "reason": "lost_contact"}, {"member_id": "b", "reason": "transfer_out"}]}
+    text = " ".join(line for s in report_words(report) for line in s["lines"])
+    assert "3 人调整了支部（支部超编 3）" in text and "由 1 个变为 0 个" in text
+    assert "失联 1 人、转出 1 人" in text

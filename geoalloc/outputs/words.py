@@ -96,7 +96,10 @@ def _listing(items: list[str], t: dict[str, str]) -> str:
 
 
 def _why(report: dict[str, Any], lang: str, t: dict[str, str]) -> str:
-    by = report.get("unassigned_by_reason") or {}
+    by = report.get("unassigned_by_reason")
+    if not by:  # a rebalance's report lists the members only
+        by = pd.Series([str(u.get("reason", "")) for u in report.get("unassigned") or [] if isinstance(u, dict)],
+                       dtype=object).value_counts().to_dict()
     parts = [f"{reason_text(str(k), lang)} {t['persons'].format(v=int(v))}" for k, v in by.items() if int(v)]
     return t["sep"].join(parts) if parts else t["none"]
 
@@ -120,7 +123,8 @@ def report_words(report: dict[str, Any], branches: pd.DataFrame | None = None, *
         from geoalloc.maps.styles import labels
 
         L = labels(lang)
-        reasons = t["sep"].join(f"{L.get('reason_' + str(k), str(k))} {int(v)}" for k, v in by_reason.items()) or t["none"]
+        reasons = t["sep"].join(f"{L.get('reason_' + str(k), str(k))} {int(v)}" for k, v in by_reason.items()
+                                if int(v)) or t["none"]
         vb = int((report.get("violations_before") or {}).get("total", 0))
         va = int((report.get("violations_after") or {}).get("total", 0))
         done.append(t["rebalanced"].format(moved=report.get("moved", 0), reasons=reasons,
