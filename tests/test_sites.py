@@ -96,6 +96,10 @@ def test_branches_meet_only_at_given_sites_and_may_share_one() -> None:
     expect = np.hypot(*(xy - np.array([site_xy[x] for x in placed["branch_id"]])).T)
     assert np.allclose(placed["distance_m"].to_numpy(float), expect, atol=0.5)
     assert res.report["policy"]["sites"] == sites  # the plan says where it may meet
+    from geoalloc.outputs import report_words
+
+    done = report_words(res.report, b)[0]["lines"]
+    assert f"共 4 个服务中心，用到 {b['site_id'].nunique()} 个" in " ".join(done)
 
 
 def test_too_few_site_places_is_a_clear_error() -> None:

@@ -13,7 +13,9 @@
       roster_go: "上传并检查", col_row: "行", col_member: "成员编号", col_field: "字段", col_reason: "原因",
       col_from: "原支部", col_to: "新支部", run_h: "生成新方案", min_size: "每支部最少人数", max_size: "每支部最多人数",
       min_full: "每支部最少正式党员", n_branches: "支部数（留空：按人数上限最少）", time_limit: "计算时间（秒）",
-      seed: "随机种子", run_go: "开始计算", plan_h: "方案与地图", plan_pick: "方案",
+      seed: "随机种子", run_go: "开始计算", sites: "服务中心（可选，CSV）",
+      sites_p: "服务中心表的列：site_id, name, lon, lat，可选 datum, district_zh, capacity。给出后支部只在这些地点活动。",
+      sites_read: "服务中心 {n} 个", sites_bad: "服务中心表无法读取：{e}", plan_h: "方案与地图", plan_pick: "方案",
       dl_xlsx: "下载 Excel（plan.xlsx）", dl_gpkg: "下载 GeoPackage（plan.gpkg）", dl_map: "下载地图（map.html）",
       compare_h: "比较两个方案", plan_a: "原方案", plan_b: "新方案", compare_go: "比较", relocate_h: "成员迁居",
       relocate_p: "输入成员编号和新住址：只在需要时调整他人，任何支部都不会超出人数限制。", address: "新住址",
@@ -38,7 +40,9 @@
       roster_go: "Upload and check", col_row: "Row", col_member: "Member", col_field: "Field", col_reason: "Reason",
       col_from: "From branch", col_to: "To branch", run_h: "Make a new plan", min_size: "Fewest members per branch",
       max_size: "Most members per branch", min_full: "Fewest full members", n_branches: "Branches (empty: the fewest the limits allow)",
-      time_limit: "Time limit (s)", seed: "Seed", run_go: "Start", plan_h: "Plan & map", plan_pick: "Plan",
+      time_limit: "Time limit (s)", seed: "Seed", run_go: "Start", sites: "Service centres (optional, CSV)",
+      sites_p: "Columns: site_id, name, lon, lat, optionally datum, district_zh, capacity. Branches then meet only at these sites.",
+      sites_read: "{n} service centres", sites_bad: "The site table cannot be read: {e}", plan_h: "Plan & map", plan_pick: "Plan",
       dl_xlsx: "Download Excel (plan.xlsx)", dl_gpkg: "Download GeoPackage (plan.gpkg)", dl_map: "Download map (map.html)",
       compare_h: "Compare two plans", plan_a: "Old plan", plan_b: "New plan", compare_go: "Compare",
       relocate_h: "Relocate a member", relocate_p: "Give the member and the new address: others move only when needed, and no branch leaves its limits.",
@@ -160,18 +164,60 @@
   }
 
   // --- a new plan ---------------------------------------------------------------------------
+  function parseCsv(text) {
+    // RFC 4180: quoted fields may hold commas, quotes ("") and line breaks
+    var rows = [], row = [], field = "", q = false, i = 0;
+    text = text.replace(/^\uFEFF/, "");
+    for (; i < text.length; i++) {
+      var c = text[i];
+      if (q) {
+        if (c === '"' && text[i + 1] === '"') { field += '"'; i++; } else if (c === '"') q = false; else field += c;
+      } else if (c === '"') q = true;
+      else if (c === ",") { row.push(field); field = ""; }
+      else if (c === "\n" || c === "\r") {
+        if (c === "\r" && text[i + 1] === "\n") i++;
+        row.push(field); rows.push(row); row = []; field = "";
+      } else field += c;
+    }
+    if (field !== "" || row.length) { row.push(field); rows.push(row); }
+    return rows.filter(function (r) { return r.some(function (v) { return v.trim() !== ""; }); });
+  }
+  function sitesFrom(text) {
+    var rows = parseCsv(text);
+    if (rows.length < 2) throw new Error("no rows");
+    var head = rows[0].map(function (h) { return h.trim().toLowerCase(); });
+    return rows.slice(1).map(function (r) {
+      var o = {};
+      head.forEach(function (h, k) {
+        var v = (r[k] || "").trim();
+        if (v === "") return;
+        o[h] = (h === "lon" || h === "lat" || h === "capacity") && !isNaN(Number(v)) ? Number(v) : v;
+      });
+      return o;
+    });
+  }
   async function runPlan(form) {
     var body = {};
     ["min_size", "max_size", "min_full", "n_branches", "time_limit", "seed"].forEach(function (k) {
       var v = form.elements[k].value;
       if (v !== "") body[k] = Number(v);
     });
+    var file = form.elements.sites.files[0];
+    if (file) {
+      try { body.sites = sitesFrom(await file.text()); } catch (e) { say(t("sites_bad", { e: e.message }), "error"); return; }
+      say(t("sites_read", { n: body.sites.length }));
+    }
     try {
       var job = await json("/plans", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
       $("#job").hidden = false;
       say(t("started", { id: job.job_id }));
       await follow(job.job_id);
-    } catch (e) { say(e.message, "error"); }
+    } catch (e) {
+      // the schema names a site by its list index: say it as the CSV row (the header is row 1)
+      say(e.message.replace(/body\.sites\.(\d+)\.(\w+)/g, function (_, i, f) {
+        return "row " + (Number(i) + 2) + ", field '" + f + "'";
+      }), "error");
+    }
   }
   async function follow(id) {
     var bar = $("#job-progress"), text = $("#job-text");

@@ -41,9 +41,13 @@ class Loaded:
         return self.page_errors + console
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One Chromium with a fresh, throw-away profile (``--user-data-dir``) for the session."""
+    """One Chromium with a fresh, throw-away profile (``--user-data-dir``) per test module.
+
+    Not per session: playwright's sync API keeps an asyncio loop running while it is open, and
+    tests that run after the browser tests and call ``asyncio.run`` would find it.
+    """
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} is missing: run scripts/install-browser.sh (the Makefile's test target does)")
     from playwright.sync_api import sync_playwright

@@ -108,8 +108,21 @@ def test_console_flows_in_chromium(page: Any, live: tuple[Service, LiveServer], 
     assert page.evaluate("window.__pwned") is None
     page.screenshot(path=str(artifacts / "console_roster.png"))
 
-    # a new plan with limits, followed by its progress bar to the end
+    # a new plan with limits, at service centres, followed by its progress bar to the end
+    from geoalloc.districts import subdistricts
+
+    sd = subdistricts()
+    sites = pd.DataFrame({"site_id": [f"S{i:02d}" for i in range(len(sd))], "name": sd["name_zh"] + "党群服务中心",
+                          "lon": sd["seed_lon"], "lat": sd["seed_lat"]})
     page.click("nav button[data-page=run]")
+    bad = sites.head(3).assign(lon=["113.9", "abc", "114.0"])
+    page.set_input_files("#run-form input[name=sites]", files=[{
+        "name": "sites.csv", "mimeType": "text/csv", "buffer": bad.to_csv(index=False).encode("utf-8")}])
+    page.click("#run-form button[type=submit]")
+    _wait(page, "document.querySelector('#status').className === 'error'")
+    assert "row 3" in page.locator("#status").inner_text() and "lon" in page.locator("#status").inner_text()
+    page.set_input_files("#run-form input[name=sites]", files=[{
+        "name": "sites.csv", "mimeType": "text/csv", "buffer": sites.to_csv(index=False).encode("utf-8")}])
     page.fill("#run-form input[name=max_size]", "25")
     page.fill("#run-form input[name=time_limit]", "1")
     page.click("#run-form button[type=submit]")
@@ -117,6 +130,8 @@ def test_console_flows_in_chromium(page: Any, live: tuple[Service, LiveServer], 
     _wait(page, f"geoallocConsole.plan > {svc.plan_id} && geoalloc.maps.console.drawn.branches > 0",
                            timeout=30)
     new_id = page.evaluate("geoallocConsole.plan")
+    branches = svc.client.get(f"/plans/{new_id}/branches", headers=svc.h("admin")).json()
+    assert branches and {b["site_id"] for b in branches} <= set(sites["site_id"])  # met only at the centres
     page.click("nav button[data-page=run]")
     page.screenshot(path=str(artifacts / "console_run.png"))
 
