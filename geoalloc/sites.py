@@ -91,7 +91,8 @@ def _read_table(source: str | Path | bytes | BinaryIO, name: str) -> pd.DataFram
 def read_sites(source: str | Path | bytes | BinaryIO, filename: str | None = None) -> list[dict[str, Any]]:
     """Read and check a site table; returns the sites as plain dicts (WGS-84, district filled in)."""
     name = str(source) if isinstance(source, (str, Path)) else (filename or "sites.csv")
-    return validate_sites(_read_table(source, name).to_dict("records"))
+    rows = [{str(k): v for k, v in r.items()} for r in _read_table(source, name).to_dict("records")]
+    return validate_sites(rows)
 
 
 def _text(row: dict[str, Any], key: str) -> str:
