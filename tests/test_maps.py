@@ -354,3 +354,24 @@ def test_empty_plan_still_draws_the_city() -> None:
     m = plan_map(empty_a, empty_b, {})
     assert m.counts["branches"] == m.counts["members"] == 0 and m.counts["districts"] == 10
     assert "geoalloc.plan(" in render_html(m)
+
+
+def test_map_command_self_contained_by_default_cdn_on_request(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from geoalloc.cli import app
+    from geoalloc.outputs import write_plan_dir
+    from geoalloc.pipeline import AllocationResult
+
+    a, b, r = tiny_plan()
+    write_plan_dir(AllocationResult(a, b, r), tmp_path / "plan", formats="csv")
+    runner = CliRunner()
+    res = runner.invoke(app, ["map", str(tmp_path / "plan"), "-o", str(tmp_path / "zh.html")])
+    assert res.exit_code == 0, res.output
+    zh = (tmp_path / "zh.html").read_text(encoding="utf-8")
+    assert not re.search(r"<script[^>]+src=", zh) and "autonavi" in zh
+    res = runner.invoke(app, ["map", str(tmp_path / "plan"), "-o", str(tmp_path / "en.html"), "--lang", "en", "--cdn"])
+    assert res.exit_code == 0, res.output
+    en = (tmp_path / "en.html").read_text(encoding="utf-8")
+    assert re.search(r"<script[^>]+src=[\"']https://", en) and "openstreetmap" in en.lower() and "autonavi" not in en
+    assert runner.invoke(app, ["map", str(tmp_path / "plan"), "-o", str(tmp_path / "x.html"), "--offline"]).exit_code == 0
