@@ -385,8 +385,8 @@ def rebalance(
     current_dir = current if current.is_dir() else current.parent
     if output.resolve() == current_dir.resolve():
         raise fail("the new plan must go to a new directory: plans are never overwritten", EXIT_USAGE)
-    policy = _policy(min_size, max_size, min_full, None, None, cross_district, time_limit, seed, themes,
-                     **({} if move_penalty is None else {"move_penalty_m": move_penalty}))
+    rules: dict[str, Any] = {} if move_penalty is None else {"move_penalty_m": move_penalty}
+    policy = _policy(min_size, max_size, min_full, None, None, cross_district, time_limit, seed, themes, None, **rules)
     runner = _engine(engine, workers)
     assignments, branches, parent_id = _read_current(current)
     output.mkdir(parents=True, exist_ok=True)
@@ -438,6 +438,7 @@ def map_command(
 
     if lang not in ("zh", "en"):
         raise fail(f"--lang must be zh or en, not {lang!r}", EXIT_USAGE)
+    m: Any
     try:
         if compare:
             old = read_plan_dir(compare[0])

@@ -130,9 +130,10 @@ def compare_map(
     dm = CompareMap(location=[22.60, 114.05], zoom_start=11, tiles=None, prefer_canvas=True, control_scale=False)
     dm.cdn = cdn if offline is None else not offline
     page_title = title or f"{L['before']} / {L['after']}"
-    dm.get_root().header.add_child(Element(f"<title>{html.escape(page_title)}</title>"), name="geoalloc_title")
+    dm.get_root().header.add_child(Element(f"<title>{html.escape(page_title)}</title>"),  # type: ignore[attr-defined]
+                                   name="geoalloc_title")
     # half-width maps: panels start folded to a heading that carries the key figure
-    common = dict(lang=lang, datum=choice.datum, snap_m=snap_m, names=names, show_names=show_names,
+    common: dict[str, Any] = dict(lang=lang, datum=choice.datum, snap_m=snap_m, names=names, show_names=show_names,
                   moved=moved, collapsed_layers=True, pad_left=30, panel_open=False)
     views = []
     for m, a, b, rep, lo, hi, full, heading, reasons in (

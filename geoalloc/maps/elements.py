@@ -96,7 +96,7 @@ class HeatLayer(PlanLayer):
 
     default_js = [HEAT_JS]
 
-    def render(self, **kwargs: Any) -> None:
+    def render(self, **kwargs: Any) -> None:  # type: ignore[override]
         _add_assets(self, self.default_js, [])
         super().render(**kwargs)
 
@@ -104,13 +104,13 @@ class HeatLayer(PlanLayer):
 class ClusterLayer(PlanLayer):
     """Members clustered when zoomed out; needs Leaflet.markercluster."""
 
-    def render(self, **kwargs: Any) -> None:
+    def render(self, **kwargs: Any) -> None:  # type: ignore[override]
         _add_assets(self, [CLUSTER_JS], CLUSTER_CSS)
         super().render(**kwargs)
 
 
 def _add_assets(el: MacroElement, js: list[tuple[str, str]], css: list[tuple[str, str]]) -> None:
-    figure = el.get_root()
+    figure: Any = el.get_root()  # a Figure (branca types it as Element)
     for name, url in js:
         figure.header.add_child(JavascriptLink(url), name=name)
     for name, url in css:

@@ -89,7 +89,8 @@ def new_map(choice: TileChoice, lang: str) -> PlanMap:
     """A slim, canvas-preferring map on the chosen tiles."""
     m = PlanMap(location=[22.60, 114.05], zoom_start=11, tiles=None, prefer_canvas=True, control_scale=False)
     add_tiles(m, choice, lang)
-    return slim_map(m)
+    slim_map(m)
+    return m
 
 
 def prepare(
@@ -137,7 +138,7 @@ def decorate(
     view = plan_view(a, b, report, min_size=min_size, max_size=max_size, min_full=min_full, lang=lang,
                      datum=datum, snap_m=snap_m, names=names, show_names=show_names, moved=moved)
 
-    add_runtime(m.get_root())
+    add_runtime(m.get_root())  # type: ignore[arg-type]  # a Figure (branca types it as Element)
     data = PlanData(view.payload, L)
     m.add_child(data)
     bounds = bounds_of(view)
@@ -201,7 +202,8 @@ def plan_map(
     m = new_map(choice, lang)
     m.cdn = cdn if offline is None else not offline
     page_title = title or f"{L['branches']} · {L['summary']}"
-    m.get_root().header.add_child(Element(f"<title>{html.escape(page_title)}</title>"), name="geoalloc_title")
+    m.get_root().header.add_child(Element(f"<title>{html.escape(page_title)}</title>"),  # type: ignore[attr-defined]
+                                  name="geoalloc_title")
     view = decorate(m, a, b, report, min_size=lo, max_size=hi, min_full=full, lang=lang, datum=choice.datum,
                     snap_m=snap_m, names=names, show_names=show_names, title=title)
     m.views = [view]

@@ -41,15 +41,16 @@ def synthetic_plan(n_members: int = 400, seed: int = 0, target_size: int = 30,
     xy = centre + rng.normal(0, 900, size=(n_members, 2))
     lonlat = to_lonlat(xy[:, 0], xy[:, 1])
     district = seeds[dist_col].to_numpy()[pick].astype(str)
-    labels, probs = zip(*_PRECISION_MIX)
-    precision = rng.choice(labels, size=n_members, p=np.asarray(probs) / sum(probs))
+    labels = [str(k) for k, _ in _PRECISION_MIX]
+    probs = np.array([float(v) for _, v in _PRECISION_MIX])
+    precision = rng.choice(labels, size=n_members, p=probs / probs.sum())
     n_inactive = n_inactive if n_inactive is not None else max(1, n_members // 100)
     status = np.array(["active"] * n_members, dtype=object)
     inactive = rng.choice(n_members, size=min(n_inactive, n_members), replace=False)
     status[inactive] = rng.choice(["lost_contact", "transfer_out"], size=len(inactive))
 
     branch_of = np.array([""] * n_members, dtype=object)
-    site_rows = []
+    site_rows: list[tuple[str, int, str]] = []  # branch id, site member, district
     for d in sorted(set(district)):
         idx = np.flatnonzero((district == d) & (status == "active"))
         if len(idx) == 0:
@@ -64,7 +65,7 @@ def synthetic_plan(n_members: int = 400, seed: int = 0, target_size: int = 30,
             bid = f"{d}-{len(site_rows) + 1:03d}"
             branch_of[members] = bid
             site = members[np.argmin(np.linalg.norm(xy[members] - cent[j], axis=1))]  # medoid-ish
-            site_rows.append((bid, site, d))
+            site_rows.append((bid, int(site), str(d)))
 
     site_xy = {bid: xy[s] for bid, s, _ in site_rows}
     distance = np.array([np.linalg.norm(xy[i] - site_xy[b]) if b else np.nan for i, b in enumerate(branch_of)])
