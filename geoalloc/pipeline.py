@@ -98,7 +98,7 @@ def build_problem(active: pd.DataFrame, policy: Policy) -> tuple[Problem, pd.Dat
     problem = Problem(xy=xy, demand=points["demand"].to_numpy(), full=points["full"].to_numpy(),
                       region=region, region_names=names, region_group=region_groups(active, member_region, names))
     point_index = pd.Series(np.arange(len(points)), index=points.index)
-    active["_point_index"] = active["_point"].map(point_index).to_numpy()
+    active["_point_index"] = active["_point"].map(point_index).to_numpy(dtype=np.int64)
     return problem, active
 
 

@@ -218,3 +218,12 @@ def test_a_plan_breaking_a_structural_rule_is_refused(bad: str) -> None:
         a.loc[fam[1], "branch_id"] = other
     with pytest.raises(PlanInvalidError, match="size_misreported" if bad == "weight" else "split_groups"):
         validated(m, a, b, policy, "test")
+
+
+def test_a_roster_with_nobody_to_allocate_is_a_plan_with_everyone_listed() -> None:
+    m = rich_roster(6, 2)
+    m["status"] = ["lost_contact", "transfer_out"] * 3
+    plan = allocate(m, Policy(time_limit=1.0))
+    assert plan.report["n_branches"] == 0 and (plan.assignments["branch_id"] == "").all()
+    assert {u["member_id"] for u in plan.report["unassigned"]} == set(m["member_id"])
+    assert plan.report["violations"]["total"] == 0
