@@ -49,9 +49,14 @@ def _targets(svc: Service) -> tuple[list[str], list[tuple[float, float]]]:
     with svc.ctx.db.read() as s:
         site = s.execute(select(Branch.lon, Branch.lat).where(Branch.plan_id == svc.plan_id, Branch.district_zh == "南山区")
                          .order_by(Branch.size.desc()).limit(1)).one()
-        ids = s.scalars(select(Assignment.member_id).where(Assignment.plan_id == svc.plan_id,
-                                                           Assignment.branch_id.is_not(None))
-                        .order_by(Assignment.member_id)).all()
+        rows = s.execute(select(Assignment.member_id, Member.group_id).join(Member, Member.member_id == Assignment.member_id)
+                         .where(Assignment.plan_id == svc.plan_id, Assignment.branch_id.is_not(None))
+                         .order_by(Assignment.member_id)).all()
+    # one member per family: a family shares a home, so two of them moved apart would be one move
+    first_of_unit = {}
+    for m, g in rows:
+        first_of_unit.setdefault(g or m, m)
+    ids = sorted(first_of_unit.values())
     rng = np.random.default_rng(7)
     chosen = [str(m) for m in rng.choice(ids, size=N_RELOCATIONS, replace=False)]
     points = [(round(site[0] + float(dx), 6), round(site[1] + float(dy), 6))
@@ -115,6 +120,13 @@ def test_concurrent_relocations_and_a_rebalance(svc: Service) -> None:
             assert math.isclose(mem.lon, lon, abs_tol=1e-9) and math.isclose(mem.lat, lat, abs_tol=1e-9), m
             alon, alat, branch = rows[m]
             assert math.isclose(alon, lon, abs_tol=1e-5) and math.isclose(alat, lat, abs_tol=1e-5), (m, alon, lon)
+            if mem.group_id:  # the family moved with them, in the member table and in the plan
+                for kin in s.scalars(select(Member).where(Member.group_id == mem.group_id,
+                                                          Member.status == "active")).all():
+                    assert math.isclose(kin.lon, lon, abs_tol=1e-9) and math.isclose(kin.lat, lat, abs_tol=1e-9), kin
+                    k_branch = s.scalar(select(Assignment.branch_id).where(Assignment.plan_id == newest.id,
+                                                                          Assignment.member_id == kin.member_id))
+                    assert k_branch == branch, (kin.member_id, k_branch, branch)
             assert branch is not None and branch.startswith("南山区"), (m, branch)
         # 3. one relocation event per call, and one audit row per branch change each call reported
         assert s.scalar(select(func.count()).select_from(RelocationEvent)) == N_RELOCATIONS

@@ -126,6 +126,7 @@ _m, _a, _e, _p, _i = (Member.__table__, MemberAddress.__table__, RelocationEvent
 _MEMBER_SET = ("lon", "lat", "district_zh", "subdistrict_zh", "geo_precision", "geo_status", "status", "address",
                "name", "industry", "full_member", "theme", "role", "frozen")
 _MEMBERS = select(_m).where(_m.c.member_id.in_(bindparam("ids", expanding=True)))
+_FAMILIES = select(_m).where(_m.c.group_id.in_(bindparam("groups", expanding=True)))
 _MEMBER_UPDATE = (_m.update().where(_m.c.member_id == bindparam("_id"))
                   .values({k: bindparam(k) for k in (*_MEMBER_SET, "version", "updated_at")}))
 _CLOSE_ADDRESSES = (_a.update().where(_a.c.member_id.in_(bindparam("ids", expanding=True)), _a.c.valid_to.is_(None),
@@ -297,6 +298,10 @@ class MemberWriter:
                 plan = newest_head(conn, lock=True)
                 ids = list({c.member_id for c in batch})
                 members = {row["member_id"]: dict(row) for row in conn.execute(_MEMBERS, {"ids": ids}).mappings()}
+                families = sorted({m["group_id"] for m in members.values() if m.get("group_id")})
+                if families:  # a family shares a home: their rows move with the member who moved
+                    for row in conn.execute(_FAMILIES, {"groups": families}).mappings():
+                        members.setdefault(row["member_id"], dict(row))
                 state = ctx.cache.get(conn, plan.id, plan.state_version, plan.policy) if plan else None
                 version = plan.state_version if plan else 0
                 now = utcnow()
@@ -423,8 +428,11 @@ class MemberWriter:
                              geo_precision=str(after.get("geo_precision") or "none"))
         state.take_events()  # the relocation_events rows record it; the state's list would only grow
         changes = [(str(a), f or None, t or None) for a, f, t in (rel.changes or [])]
-        # the member's family shares the home: their plan rows moved with them
+        # the member's family shares the home: their plan rows and member records moved with them
         moved = {c.member_id} | {a for a, _, _ in changes} | set(rel.family)
+        if where is not None:
+            for k in rel.family:
+                self._follow(members, k, after, c, now, fp, where.datum)
         if c.who.district_zh is not None and c.who.role != "admin":
             for row in state.member_rows(sorted(moved)):
                 if not c.who.sees_district(str(row.get("district_zh") or "")):
@@ -448,6 +456,26 @@ class MemberWriter:
                       "to_branch": rel.to_branch or None, "action": str(rel.action), "reason": reason,
                       "distance_m": _finite(rel.distance_m), "event_id": -1,
                       "changes": [{"member_id": a, "from_branch": f, "to_branch": t} for a, f, t in changes]}, version
+
+    @staticmethod
+    def _follow(members: dict[str, dict[str, Any]], member_id: str, home: dict[str, Any], c: Change, now: Any,
+                fp: _Footprint, datum: str) -> None:
+        """A family member takes the new home of the member who moved (same address, point, district)."""
+        m = members.get(member_id)
+        if m is None:
+            return
+        moved = {k: home[k] for k in (*LOCATION_FIELDS, "subdistrict_zh") if m.get(k) != home[k]}
+        if not moved:
+            return
+        after = m | moved | {"version": m["version"] + 1, "updated_at": now}
+        members[member_id] = after
+        fp.audits.append({"key_id": c.who.key_id, "action": c.action, "entity": "member", "entity_id": member_id,
+                          "plan_id": None, "before": _jsonable({k: m[k] for k in moved}),
+                          "after": _jsonable(moved | {"with": c.member_id}), "at": now})
+        fp.member_updates.append({"_id": member_id, **{k: after[k] for k in _MEMBER_SET},
+                                  "version": after["version"], "updated_at": now})
+        fp.closes.append(member_id)
+        fp.addresses.append(_address_values(after, datum, c.action, now))
 
     @staticmethod
     def _flush(conn: Connection, fp: _Footprint, plan: PlanHead | None, state: Any, version: int,
