@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from api import heap, library, problems
 from api.context import ServiceContext
 from api.middleware import CatchAll, Guard, Metrics, SecurityHeaders
-from api.routes import console, health, keys, members, plans, relocations
+from api.routes import console, docs, health, keys, members, plans, relocations
 from api.services.jobs import JobRunner
 from api.services.relocations import MemberWriter
 from api.settings import Settings
@@ -66,10 +66,12 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         jobs.shutdown()
         ctx.close()
 
-    app = FastAPI(title="geoalloc", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="geoalloc", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # /docs with self-served assets: api.routes.docs
     app.state.ctx, app.state.writer, app.state.jobs = ctx, writer, jobs
     problems.install(app)
-    for r in (members.router, relocations.router, plans.router, keys.router, health.router, console.router):
+    for r in (members.router, relocations.router, plans.router, keys.router, health.router, console.router,
+              docs.router):
         app.include_router(r)
 
     limits = body_limits(settings)

@@ -264,6 +264,12 @@ def test_security_headers_everywhere_and_a_self_contained_map(svc: Service) -> N
     assert "connect-src 'none'" in csp and "frame-ancestors 'none'" in csp
     assert not re.search(r"<script[^>]+src=", page.text) and not re.search(r"<link[^>]+href=[\"']https?:", page.text)
     assert "folium@main" not in page.text
+    docs = svc.client.get("/docs")  # Swagger UI from the service itself, not a CDN
+    assert docs.status_code == 200, docs.text
+    assert set(re.findall(r'<script src="([^"]+)"', docs.text)) == {"/docs/assets/swagger-ui-bundle.js"}
+    assert "cdn" not in docs.text and "script-src 'self' 'sha256-" in docs.headers["content-security-policy"]
+    assert svc.client.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
+    assert svc.client.get("/docs/assets/package.json").status_code == 404
 
 
 # --- 9. storage trouble ---------------------------------------------------------------------------------------
