@@ -315,9 +315,8 @@ def test_failed_relocation_transaction_leaves_nothing(svc: Service, monkeypatch:
 
 
 def test_relocation_waits_for_a_held_plan_and_a_locked_database(svc: Service) -> None:
-    """On SQLite a relocation is written on the event loop unless the plan is held (a plan being
-    saved) or another connection holds the database's write lock; then the writer thread waits for
-    them. Either way the call is answered, once the plan and the database are free."""
+    """A relocation waits while the plan is held (a plan being saved) or, on SQLite, while another
+    connection holds the database's write lock, and is answered once both are free."""
     import sqlite3
     from concurrent.futures import ThreadPoolExecutor
 

@@ -44,8 +44,12 @@ def svc(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         yield service
 
 
+N_BULK = 60
+
+
 def _targets(svc: Service) -> tuple[list[str], list[tuple[float, float]]]:
-    """200 assigned members from every district, all moving next to the fullest branch of 南山区."""
+    """260 assigned members from every district, all moving next to the fullest branch of 南山区
+    (the first 200 one call each, the last 60 in one POST /relocations)."""
     with svc.ctx.db.read() as s:
         site = s.execute(select(Branch.lon, Branch.lat).where(Branch.plan_id == svc.plan_id, Branch.district_zh == "南山区")
                          .order_by(Branch.size.desc()).limit(1)).one()
@@ -58,9 +62,9 @@ def _targets(svc: Service) -> tuple[list[str], list[tuple[float, float]]]:
         first_of_unit.setdefault(g or m, m)
     ids = sorted(first_of_unit.values())
     rng = np.random.default_rng(7)
-    chosen = [str(m) for m in rng.choice(ids, size=N_RELOCATIONS, replace=False)]
+    chosen = [str(m) for m in rng.choice(ids, size=N_RELOCATIONS + N_BULK, replace=False)]
     points = [(round(site[0] + float(dx), 6), round(site[1] + float(dy), 6))
-              for dx, dy in rng.uniform(-0.002, 0.002, size=(N_RELOCATIONS, 2))]
+              for dx, dy in rng.uniform(-0.002, 0.002, size=(N_RELOCATIONS + N_BULK, 2))]
     return chosen, points
 
 
@@ -70,6 +74,7 @@ def test_concurrent_relocations_and_a_rebalance(svc: Service) -> None:
     admin = svc.h("admin")
     results: list[tuple[int, dict[str, Any]]] = [(0, {})] * N_RELOCATIONS
     rebalance_job: dict[str, Any] = {}
+    bulk_answer: dict[str, Any] = {}
     started = threading.Event()
     try:
         with LiveServer(svc.app) as one, LiveServer(second) as two, \
@@ -89,8 +94,17 @@ def test_concurrent_relocations_and_a_rebalance(svc: Service) -> None:
                 assert r.status_code == 202, r.text
                 rebalance_job.update(wait_job(http_client(http, one.base), r.json()["job_id"], admin, timeout=90))
 
+            def relocate_many() -> None:
+                started.wait(30)
+                items = [{"member_id": m, "lon": p[0], "lat": p[1]}
+                         for m, p in zip(members[N_RELOCATIONS:], points[N_RELOCATIONS:])]
+                r = http.post(f"{two.base}/relocations", headers=admin, json={"items": items})
+                assert r.status_code == 200, r.text
+                bulk_answer.update(r.json())
+
             with ThreadPoolExecutor(CLIENTS) as pool:
-                futures = [pool.submit(rebalance)] + [pool.submit(relocate, k) for k in range(N_RELOCATIONS)]
+                futures = [pool.submit(rebalance), pool.submit(relocate_many)]
+                futures += [pool.submit(relocate, k) for k in range(N_RELOCATIONS)]
                 for f in futures:
                     f.result()
     finally:
@@ -98,6 +112,8 @@ def test_concurrent_relocations_and_a_rebalance(svc: Service) -> None:
 
     bad = [(members[k], code, body) for k, (code, body) in enumerate(results) if code != 200]
     assert not bad, bad[:3]
+    assert bulk_answer["applied"] == N_BULK, [a for a in bulk_answer["items"] if a["status"] != 200][:3]
+    results += [(a["status"], a["result"]) for a in bulk_answer["items"]]
     assert rebalance_job["status"] == "succeeded", rebalance_job
 
     with svc.ctx.db.read() as s:
@@ -129,7 +145,7 @@ def test_concurrent_relocations_and_a_rebalance(svc: Service) -> None:
                     assert k_branch == branch, (kin.member_id, k_branch, branch)
             assert branch is not None and branch.startswith("南山区"), (m, branch)
         # 3. one relocation event per call, and one audit row per branch change each call reported
-        assert s.scalar(select(func.count()).select_from(RelocationEvent)) == N_RELOCATIONS
+        assert s.scalar(select(func.count()).select_from(RelocationEvent)) == N_RELOCATIONS + N_BULK
         reported = sum(len(body["changes"]) for _, body in results)
         audited = s.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "relocate",
                                                                            AuditEntry.entity == "assignment"))

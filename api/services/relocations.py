@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Connection, bindparam, select
+from sqlalchemy.exc import IntegrityError
 
 from api.problems import ProblemError
 from api.services.locate import Location, locate_address, locate_point
@@ -667,12 +668,16 @@ def _claim_bulk_key(ctx: ServiceContext, who: Principal, idem_key: str, items: l
     """Record the bulk request under its key, or check that a retry repeats it exactly (422 otherwise)."""
     digest = request_hash("/relocations", {"items": items})
     key = f"bulk:{hashlib.sha256(idem_key.encode()).hexdigest()[:40]}"
-    with ctx.db.write() as s:
-        conn = s.connection()
-        if stored_answer(conn, who.key_id, key, digest) is None:
-            conn.execute(_i.insert(), [{"key_id": who.key_id, "idem_key": key, "request_hash": digest,
-                                        "status_code": 202, "response": {"items": len(items)},
-                                        "created_at": utcnow()}])
+    try:
+        with ctx.db.write() as s:
+            conn = s.connection()
+            if stored_answer(conn, who.key_id, key, digest) is None:
+                conn.execute(_i.insert(), [{"key_id": who.key_id, "idem_key": key, "request_hash": digest,
+                                            "status_code": 202, "response": {"items": len(items)},
+                                            "created_at": utcnow()}])
+    except IntegrityError:  # the same key claimed at the same moment (PostgreSQL): check it is the same body
+        with ctx.db.read() as s:
+            stored_answer(s.connection(), who.key_id, key, digest)
 
 
 def replay(s: Any, state: Any, since_event_id: int) -> int:
