@@ -41,6 +41,7 @@ from sqlalchemy.exc import IntegrityError
 from api.problems import ProblemError
 from api.services.locate import Location, locate_address, locate_point
 from geoalloc.model import GeoStatus, MemberStatus
+from geoalloc.store.db import WalCheckpointer
 from geoalloc.store.keys import Principal
 from geoalloc.store.members import LOCATION_FIELDS, _address_values, _jsonable
 from geoalloc.store.models import (
@@ -133,6 +134,7 @@ _MEMBER_UPDATE = (_m.update().where(_m.c.member_id == bindparam("_id"))
 _CLOSE_ADDRESSES = (_a.update().where(_a.c.member_id.in_(bindparam("ids", expanding=True)), _a.c.valid_to.is_(None),
                                       _a.c.valid_from < bindparam("now")).values(valid_to=bindparam("now")))
 _INSERT_EVENTS = _e.insert().returning(_e.c.id, sort_by_parameter_order=True)
+_INSERT_ADDRESS, _INSERT_AUDIT, _INSERT_IDEM = _a.insert(), AuditEntry.__table__.insert(), _i.insert()
 _PLAN_VERSION = _p.update().where(_p.c.id == bindparam("_id")).values(state_version=bindparam("state_version"))
 _STORED_ANSWER = select(_i.c.request_hash, _i.c.status_code, _i.c.response).where(
     _i.c.key_id == bindparam("key_id"), _i.c.idem_key == bindparam("idem_key"))
@@ -196,6 +198,8 @@ class MemberWriter:
         self.max_batch = max_batch
         self.queue: queue.Queue[Change | None] = queue.Queue()
         self._conn: Connection | None = None
+        #: SQLite: WAL checkpoints on a thread of their own, not inside some relocation's commit.
+        self.checkpointer = WalCheckpointer(ctx.db.engine) if ctx.db.sqlite else None
         self._counters: dict[str, Any] = {}  # relocations by action: the labelled Prometheus children
         self.thread = threading.Thread(target=self._loop, name="geoalloc-relocations", daemon=True)
         self.thread.start()
@@ -231,6 +235,8 @@ class MemberWriter:
         """Stop after the queued changes are written."""
         self.queue.put(None)
         self.thread.join(timeout=30)
+        if self.checkpointer is not None:
+            self.checkpointer.close()
 
     # -- the writer thread --------------------------------------------------------------------------
 
@@ -260,12 +266,15 @@ class MemberWriter:
     def _connection(self) -> Connection:
         """The writer's own connection, kept between batches (no pool checkout per batch)."""
         if self._conn is None:
-            self._conn = self.ctx.db.writer_connection()
+            self._conn = self.ctx.db.writer_connection(checkpoint=self.checkpointer is None)
         return self._conn
 
     def _drop_connection(self) -> None:
         if self._conn is not None:
             try:
+                if self.ctx.db.sqlite and not self._conn.invalidated:  # back in the pool: checkpoints as usual
+                    self._conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+                        "PRAGMA wal_autocheckpoint=1000")
                 self._conn.close()
             except Exception:  # a broken connection may fail to close; it is dropped anyway
                 log.warning("closing the writer's connection failed", exc_info=True)
@@ -344,7 +353,7 @@ class MemberWriter:
                     if k >= 0:
                         out["event_id"] = int(event_ids[k])
                 if fp.idem_rows:  # after the event ids are known: the stored answer is the full one
-                    conn.execute(_i.insert(), fp.idem_rows)
+                    conn.execute(_INSERT_IDEM, fp.idem_rows)
                 results = [(c, out) for c, out, _ in pending]
             if state is not None and plan is not None:
                 ctx.cache.put(plan.id, version, state)
@@ -490,7 +499,7 @@ class MemberWriter:
                 if last[a["member_id"]] != k:
                     a["valid_to"] = now
             conn.execute(_CLOSE_ADDRESSES, {"ids": fp.closes, "now": now})
-            conn.execute(_a.insert(), fp.addresses)
+            conn.execute(_INSERT_ADDRESS, fp.addresses)
         if state is not None and plan is not None and fp.touched_members:
             a_rows = []
             for rec in state.member_rows(sorted(fp.touched_members)):
@@ -503,7 +512,7 @@ class MemberWriter:
             apply_assignment_changes(conn, plan.id, a_rows, [branch_values(plan.id, r) for r in branch_recs], removed)
         event_ids = list(conn.execute(_INSERT_EVENTS, fp.events).scalars().all()) if fp.events else []
         if fp.audits:
-            conn.execute(AuditEntry.__table__.insert(), fp.audits)
+            conn.execute(_INSERT_AUDIT, fp.audits)
         if plan is not None and version != plan.state_version:
             conn.execute(_PLAN_VERSION, {"_id": plan.id, "state_version": version})
         return [int(i) for i in event_ids]

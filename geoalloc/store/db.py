@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -100,10 +101,15 @@ class Database:
         with self._write_session() as s, s.begin():
             yield s
 
-    def writer_connection(self) -> Connection:
+    def writer_connection(self, checkpoint: bool = True) -> Connection:
         """A long-lived connection whose transactions are serialised writes (``conn.begin()``:
-        ``BEGIN IMMEDIATE`` on SQLite), for a single writer thread; the caller closes it."""
-        return self._write_engine.connect()
+        ``BEGIN IMMEDIATE`` on SQLite), for a single writer thread; the caller closes it.
+        ``checkpoint=False`` (SQLite): its commits never run the automatic WAL checkpoint; run a
+        :class:`WalCheckpointer` beside it."""
+        conn = self._write_engine.connect()
+        if self.sqlite and not checkpoint:
+            conn.connection.driver_connection.execute("PRAGMA wal_autocheckpoint=0")  # type: ignore[union-attr]
+        return conn
 
     def check_writable(self) -> None:
         """Raise now if the database cannot be written (read-only file, replica or role), instead of
@@ -141,6 +147,38 @@ def init_db(url: str | None = None) -> str:
     finally:
         engine.dispose()
     return url
+
+
+class WalCheckpointer:
+    """Checkpoints a SQLite database's write-ahead log from a thread of its own, every ``interval`` s.
+
+    Why: SQLite's automatic checkpoint runs inside whichever commit pushes the log past 1000
+    pages, so every relocation queued behind that commit waits for it. The relocation writer turns
+    the automatic checkpoint off on its connection (``writer_connection(checkpoint=False)``) and
+    this thread does the work instead; a PASSIVE checkpoint never blocks writers or readers.
+    """
+
+    def __init__(self, engine: Engine, interval: float = 0.2) -> None:
+        self.engine, self.interval = engine, interval
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="geoalloc-wal-checkpoint", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                raw = self.engine.raw_connection()
+                try:
+                    raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+                finally:
+                    raw.close()
+            except Exception:  # a failed checkpoint is retried next time; SQLite stays consistent
+                log.warning("WAL checkpoint failed", exc_info=True)
+
+    def close(self) -> None:
+        """Stop the thread (SQLite checkpoints the log itself when the last connection closes)."""
+        self._stop.set()
+        self.thread.join(timeout=10)
 
 
 class StorageUnavailable(RuntimeError):
