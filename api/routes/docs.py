@@ -2,9 +2,9 @@
 
 FastAPI's own ``/docs`` page loads Swagger UI from a CDN under a moving version tag: a third-party
 script on the page where people paste their API keys. Here the page loads the published
-``swagger-ui-dist`` npm package's files from ``/docs/assets/``; the package is fetched once into
-the same cache the offline maps use (``geoalloc.maps.assets``: ``npm pack``, never the
-repository), and the page's CSP admits only those files and its one inline script.
+``swagger-ui-dist`` npm package's files from ``/docs/assets/``; ``make install`` unpacks the
+package beside the maps' assets (``geoalloc.maps.assets.install_assets``: ``npm pack``, never the
+repository; :func:`main`), and the page's CSP admits only those files and its one inline script.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import re
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
@@ -29,21 +28,28 @@ _SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 
 
 def _root() -> Path:
-    """The unpacked package (fetched on first use); 503 when it cannot be had."""
-    from geoalloc.maps.assets import OfflineAssetError, asset_cache_dir, ensure_assets
+    """The unpacked package; 503 when it is not installed."""
+    from geoalloc.maps.assets import asset_path
 
-    try:
-        ensure_assets({SWAGGER_UI})
-    except OfflineAssetError as exc:
-        raise ProblemError(503, f"the API documentation's assets are not installed ({exc}); the schema is at "
-                                "/openapi.json") from exc
-    return asset_cache_dir() / SWAGGER_UI / "package"
+    root = asset_path(SWAGGER_UI, "")
+    if not (root / "swagger-ui-bundle.js").is_file():
+        raise ProblemError(503, f"the API documentation's assets ({SWAGGER_UI}) are not installed: run `make install` "
+                                "(or `python -m api.routes.docs`); the schema is at /openapi.json")
+    return root
+
+
+def main() -> None:
+    """Install the Swagger UI package (``make install`` runs this beside the maps' assets)."""
+    from geoalloc.maps.assets import install_assets
+
+    done = install_assets([SWAGGER_UI])
+    print(f"API documentation assets {'installed: ' + ', '.join(done) if done else 'already installed'}")
 
 
 @router.get("/docs")
 async def docs(request: Request) -> HTMLResponse:
     """Swagger UI for /openapi.json."""
-    await run_in_threadpool(_root)
+    _root()
     page = get_swagger_ui_html(openapi_url=request.app.openapi_url, title=f"{request.app.title} - API",
                                swagger_js_url="/docs/assets/swagger-ui-bundle.js",
                                swagger_css_url="/docs/assets/swagger-ui.css",
@@ -61,5 +67,9 @@ async def docs_asset(name: str) -> Response:
     """One file of the Swagger UI package (only the three the page uses)."""
     if name not in _FILES:
         raise ProblemError(404, f"no documentation asset {name!r}")
-    root = await run_in_threadpool(_root)
+    root = _root()
     return FileResponse(root / name, media_type=_FILES[name], headers={"Cache-Control": "public, max-age=86400"})
+
+
+if __name__ == "__main__":
+    main()
