@@ -396,3 +396,21 @@ def test_kill_9_during_a_plan_save_leaves_job_and_plan_consistent(svc: Service, 
             assert job.status == "failed" and "interrupted" in job.error
     r = svc.client.get(f"/jobs/{job_id}", headers=svc.h("viewer"))
     assert r.status_code == 200 and r.json()["status"] == job.status
+
+
+def test_storage_errors_map_to_503_and_507() -> None:
+    import sqlite3
+
+    from api.problems import storage_problem
+
+    def op(text: str) -> Exception:
+        return sa.exc.OperationalError("UPDATE members SET name=? WHERE member_id=?", ("x", "M1"), sqlite3.OperationalError(text))
+
+    assert storage_problem(op("database or disk is full"))[0] == 507
+    assert storage_problem(OSError(28, "No space left on device"))[0] == 507
+    status, detail, headers = storage_problem(op("attempt to write a readonly database"))
+    assert status == 503 and "read-only" in detail and headers["Retry-After"]
+    assert storage_problem(op("database is locked"))[:2] == (503, "the database is busy; retry")
+    assert storage_problem(op("unable to open database file"))[0] == 503
+    assert storage_problem(ValueError("not storage")) is None
+    assert all("UPDATE" not in storage_problem(e)[1] for e in (op("database or disk is full"), op("database is locked")))
