@@ -75,7 +75,7 @@ class SecurityHeaders:
                     headers.append((b"cache-control", b"no-store"))
                 if b"content-security-policy" not in have:
                     headers.append((b"content-security-policy", DEFAULT_CSP.encode()))
-                message = message | {"headers": headers}
+                message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_headers)

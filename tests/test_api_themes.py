@@ -4,7 +4,6 @@ and honoured by relocations (a themed member stays in a themed branch)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from _api_support import POLICY, Service, seeded_service, wait_job

@@ -11,7 +11,7 @@ import unicodedata
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from geoalloc.store.models import AuditEntry, Member, MemberAddress, utcnow
@@ -138,11 +138,11 @@ def upsert_members(s: Session, placed: pd.DataFrame, key_id: str | None) -> dict
                        "before": _jsonable({k: before[k] for k in changed}), "after": _jsonable(changed), "at": now})
         counts["updated"] += 1
     if new_members:
-        s.execute(Member.__table__.insert(), new_members)
+        s.execute(insert(Member), new_members)
     if new_addresses:
-        s.execute(MemberAddress.__table__.insert(), new_addresses)
+        s.execute(insert(MemberAddress), new_addresses)
     if audits:
-        s.execute(AuditEntry.__table__.insert(), audits)
+        s.execute(insert(AuditEntry), audits)
     return counts
 
 
