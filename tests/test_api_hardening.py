@@ -13,6 +13,7 @@ import json
 import re
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pandas as pd
@@ -59,7 +60,8 @@ def _asgi(app: Any, method: str, path: str, headers: dict[str, str], chunks: lis
              "raw_path": path.encode(), "query_string": b"", "root_path": "", "scheme": "http",
              "server": ("testserver", 80), "client": ("127.0.0.1", 1234),
              "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
-    asyncio.run(asyncio.wait_for(app(scope, receive, send), timeout=30))
+    with ThreadPoolExecutor(1) as pool:  # a loop of its own, whatever loop the test process runs
+        pool.submit(asyncio.run, asyncio.wait_for(app(scope, receive, send), timeout=30)).result()
     return out["status"], pulled[0], out["headers"]
 
 
