@@ -48,7 +48,7 @@ N_BULK = 60
 
 
 def _targets(svc: Service) -> tuple[list[str], list[tuple[float, float]]]:
-    """260 assigned members (of no family) from every district, all moving next to the fullest branch
+    """260 assigned members (one per family) from every district, all moving next to the fullest branch
     of 南山区 (the first 200 one call each, the last 60 in one POST /relocations)."""
     with svc.ctx.db.read() as s:
         site = s.execute(select(Branch.lon, Branch.lat).where(Branch.plan_id == svc.plan_id, Branch.district_zh == "南山区")
