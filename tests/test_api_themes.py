@@ -44,3 +44,26 @@ def test_themed_plan_through_the_api_and_a_themed_relocation(svc: Service) -> No
     assert r.status_code == 200, r.text
     to = r.json()["to_branch"]
     assert to is not None and f"{THEME_SEP}IT-" in to, r.json()
+
+
+def test_a_plan_breaking_the_rules_is_never_saved(svc: Service) -> None:
+    from api.services import jobs as jobs_module
+    from api.services.jobs import JobFailure
+    from geoalloc.store.models import Plan
+    from geoalloc.store.plans import plan_frames
+
+    with svc.ctx.db.read() as s:
+        a, b = plan_frames(s, svc.plan_id)
+        n_plans = len(s.query(Plan).all())
+    fam = a[(a["group_id"] != "") & (a["branch_id"] != "")]
+    first = fam.groupby("group_id").head(1).index[0]
+    gid = a.loc[first, "group_id"]
+    other = next(x for x in b["branch_id"] if x != a.loc[first, "branch_id"])
+    broken = a.copy()
+    broken.loc[first, "branch_id"] = other  # one member of a family sent elsewhere
+    assert (broken.loc[broken["group_id"] == gid, "branch_id"].nunique()) == 2
+    with pytest.raises(JobFailure, match="split_groups"):
+        jobs_module.commit(svc.ctx, broken, b, {}, POLICY, marker=10**9, parent_id=svc.plan_id, kind="rebalance",
+                           key_id=None)
+    with svc.ctx.db.read() as s:
+        assert len(s.query(Plan).all()) == n_plans  # nothing was saved

@@ -216,13 +216,22 @@ def _save_hook(stage: str) -> None:
     """A seam for tests that inject a crash in the middle of saving a plan."""
 
 
-def check_before_save(assignments: pd.DataFrame, branches: pd.DataFrame, policy: Policy) -> None:
-    """The one place a plan is validated before it is stored (every job's plan passes here).
+def check_before_save(s: Any, assignments: pd.DataFrame, branches: pd.DataFrame, policy: Policy,
+                      report: dict[str, Any]) -> dict[str, Any]:
+    """The one place a plan is validated before it is stored (every job's plan passes here):
+    :func:`geoalloc.rules.check_plan` against the members as stored now, in the saving
+    transaction. A plan that breaks a rule no path may break fails the job (nothing is saved);
+    the report carries the plan's violations as they are after any replayed relocations."""
+    from geoalloc.rules import PlanInvalidError, validated
 
-    For the lead (issue 16): point this at ``geoalloc.rules.check_plan(members, assignments,
-    policy)`` and raise :class:`JobFailure` naming the broken rules. Until then nothing is checked
-    here: the library's solvers and ``PlanState`` keep the limits themselves.
-    """
+    try:
+        found = validated(members_frame(s), assignments, branches, policy, "the plan")
+    except PlanInvalidError as exc:
+        log.error("plan refused before saving: %s", exc)
+        raise JobFailure("the computed plan breaks the branch rules (" + ", ".join(
+            k for k, v in exc.violations.to_dict().items() if k not in ("total", "details") and v)
+            + "); nothing was saved") from exc
+    return dict(report) | {"violations": found}
 
 
 def commit(ctx: ServiceContext, assignments: pd.DataFrame, branches: pd.DataFrame, report: dict[str, Any],
@@ -242,7 +251,7 @@ def commit(ctx: ServiceContext, assignments: pd.DataFrame, branches: pd.DataFram
             assignments, branches = state.to_frames()
             assignments["geo_precision"] = assignments["member_id"].astype(str).map(precision).fillna("none")
             report = dict(report) | {"replayed_relocations": n}
-        check_before_save(assignments, branches, policy)
+        report = check_before_save(s, assignments, branches, policy, report)
         _save_hook("before_save")
         plan_id = save_plan(s, assignments, branches, report, policy.to_dict(), parent_id=parent_id, kind=kind,
                             key_id=key_id)
