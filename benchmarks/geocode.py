@@ -221,7 +221,7 @@ def _jionlp_districts(addresses: list[str]) -> tuple[list[str | None], list[str 
 def _names_a_district(address: str) -> bool:
     from geoalloc.geocode.lexicon import DISTRICT, lexicon
 
-    return any(e.kind == DISTRICT and e.full for _, _, _, es in lexicon().find(normalise(address)) for e in es)
+    return any(e.kind == DISTRICT and e.full for _, _, _, es, _ in lexicon().find(normalise(address)) for e in es)
 
 
 def real_addresses(jionlp_n: int) -> None:

@@ -214,3 +214,21 @@ def test_report_counts_how_many_allocated_members_rest_on_approximate_points(geo
     counts = placement_counts(assignments, members)
     assert counts["by_precision"] == {"station": 1, "estate": 1, "district": 1}
     assert counts["approximate"] == 2 and counts["share_approximate"] == round(2 / 3, 4)
+
+
+def test_shared_parses_equal_fresh_ones() -> None:
+    """The memo keys (mention structure; deciding mentions) must capture everything a parse depends on."""
+    from geoalloc.geocode.gazetteer import gazetteer
+    from geoalloc.geocode.landmarks import LandmarkIndex
+    from geoalloc.geocode.lexicon import lexicon
+    from geoalloc.geocode.normalise import normalise
+    from geoalloc.geocode.parser import AddressParser
+    from geoalloc.samples import generate_roster
+
+    texts = [normalise(a) for a in generate_roster(1500, seed=31)["address"] if a]
+    texts += [normalise(a) for a in ["深南东路1号", "深南东路1号 富达花园", "富达花园 深南东路1号", "北京市朝阳区",
+                                     "朝阳区 罗湖区", "宝安区新湖路", "新湖路", "光明大街站", "光明大街"]]
+    shared = AddressParser(gazetteer(), lexicon(), LandmarkIndex(None))
+    warm = [shared.parse(t) for t in texts] + [shared.parse(t) for t in reversed(texts)]
+    fresh = [AddressParser(gazetteer(), lexicon(), LandmarkIndex(None)).parse(t) for t in texts]
+    assert warm[: len(texts)] == fresh and warm[len(texts):] == fresh[::-1]

@@ -55,18 +55,50 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class FormInfo:
+    """What the parser asks about every surface form, worked out once."""
+
+    unit: bool  # reads as a district or subdistrict
+    chain_next: bool  # a district, subdistrict or full community name (continues a chain after it)
+    shenzhen: bool  # 深圳 / 深圳市
+    subdistrict: bool  # reads as a subdistrict
+    coarse: bool  # a market area, district or subdistrict (not also read as a community short name alone)
+    units: frozenset[str]  # the districts and subdistricts it reads as
+    sure: bool  # always speaks for a district at tier 2 or more (a full unit name, an estate, park or market area)
+    road_only: bool  # only a road name
+
+
+def _info(entries: tuple[Entry, ...]) -> FormInfo:
+    kinds = {e.kind for e in entries}
+    return FormInfo(
+        unit=bool(kinds & {DISTRICT, SUBDISTRICT}),
+        chain_next=bool(kinds & {DISTRICT, SUBDISTRICT}) or any(e.kind == COMMUNITY and e.full for e in entries),
+        shenzhen=SHENZHEN in kinds,
+        subdistrict=SUBDISTRICT in kinds,
+        coarse=bool(kinds & {AREA, DISTRICT, SUBDISTRICT}),
+        units=frozenset(u for e in entries if e.kind in (DISTRICT, SUBDISTRICT) for u in (e.district, e.subdistrict) if u),
+        sure=any(e.district is not None and ((e.kind in (DISTRICT, SUBDISTRICT, COMMUNITY) and e.full
+                                              and not (e.note and "former town" in e.note))
+                                             or e.kind == AREA or (e.kind in (ESTATE, PARK) and len(e.name) >= MIN_FREE_ESTATE))
+                 for e in entries),
+        road_only=kinds == {ROAD},
+    )
+
+
+@dataclass(frozen=True)
 class Lexicon:
     """The automaton (surface form -> readings) and the longest form's length."""
 
     automaton: ahocorasick.Automaton
     forms: dict[str, tuple[Entry, ...]]
 
-    def find(self, text: str) -> list[tuple[int, int, str, tuple[Entry, ...]]]:
-        """The leftmost-longest known names in ``text`` (none inside or across another): (start, end, form, readings).
+    def find(self, text: str) -> list[tuple[int, int, str, tuple[Entry, ...], FormInfo]]:
+        """The leftmost-longest known names in ``text`` (none inside or across another): (start, end, form, readings, info).
 
         南山南园 is 南山 + 南园, never 山南 (a city in Tibet); 招商 inside 招商华侨城曦城 is part of that name.
         """
-        return [(end + 1 - len(form), end + 1, form, entries) for end, (form, entries) in self.automaton.iter_long(text)]
+        return [(end + 1 - len(form), end + 1, form, entries, info)
+                for end, (form, entries, info) in self.automaton.iter_long(text)]
 
 
 def _point(lon: str, lat: str) -> tuple[float | None, float | None]:
@@ -159,6 +191,6 @@ def lexicon() -> Lexicon:
     automaton = ahocorasick.Automaton()
     frozen = {k: tuple(v) for k, v in forms.items()}
     for form, entries in frozen.items():
-        automaton.add_word(form, (form, entries))
+        automaton.add_word(form, (form, entries, _info(entries)))
     automaton.make_automaton()
     return Lexicon(automaton, frozen)

@@ -48,6 +48,7 @@ from geoalloc.geocode.lexicon import (
     STATION,
     SUBDISTRICT,
     Entry,
+    FormInfo,
     Lexicon,
 )
 from geoalloc.model import GeoPrecision, GeoStatus
@@ -87,12 +88,13 @@ class Parsed:
     zone: tuple[str, str] | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Mention:
     start: int
     end: int
     text: str
     entries: tuple[Entry, ...]
+    info: FormInfo
     whole: bool = False  # the whole segment between separators
     opens: bool = False  # opens its segment
     as_station: bool = False  # written as a station (X站, 地铁X站)
@@ -125,7 +127,7 @@ class AddressParser:
     # ---- mentions ----------------------------------------------------------------------------
     def mentions(self, s: str) -> list[_Mention]:
         """The maximal known names in ``s`` (none inside a longer one), in order, with their position flags."""
-        out = [_Mention(a, b, form, entries) for a, b, form, entries in self.lex.find(s)]
+        out = [_Mention(a, b, form, entries, info) for a, b, form, entries, info in self.lex.find(s)]
         for m in out:
             seg_a = s.rfind(" ", 0, m.start) + 1
             seg_b = s.find(" ", m.end)
@@ -179,8 +181,11 @@ class AddressParser:
         # What follows depends only on the mentions, their positions relative to one another and to the
         # separators, and the character after each: addresses that differ only in other text (house
         # numbers, unknown estate names) share one parse.
-        key = (tuple((m.text, m.whole, m.opens, m.as_station, min(m.start - (ms[i - 1].end if i else 0), 2),
-                      s.startswith(_ROAD_AFTER, m.end), _is_place_word(m, s)) for i, m in enumerate(ms)),
+        # A road name matters only when nothing firmer is written: beside a sure mention it is left out.
+        sure = any(m.info.sure for m in ms)
+        key = (tuple(("~road" if (sure and m.info.road_only) else m.text, m.whole, m.opens, m.as_station,
+                      min(m.start - (ms[i - 1].end if i else 0), 2), s.startswith(_ROAD_AFTER, m.end),
+                      _is_place_word(m, s)) for i, m in enumerate(ms)),
                landmark, any(ch in s for ch in _TOWN))
         hit = self._memo.get(key)
         if hit is None:
@@ -191,27 +196,25 @@ class AddressParser:
         return hit
 
     def _parse(self, s: str, ms: list[_Mention], landmark: Landmark | None) -> Parsed:
-        said_sz = [m.start for m in ms if any(e.kind == SHENZHEN for e in m.entries)]
+        said_sz = [m.start for m in ms if m.info.shenzhen]
 
         # Evidence: (tier, entry, mention index) for every Shenzhen reading.
         evidence: list[tuple[int, Entry, int]] = []
         for i, m in enumerate(ms):
             # A chain of units (深圳南山粤海大冲): a district or subdistrict name, or a full community name,
             # right before or after. Two community short names side by side (东方明珠城) are not a chain.
-            prev_unit = i > 0 and ms[i - 1].end == m.start and any(
-                e.kind in (DISTRICT, SUBDISTRICT, SHENZHEN) for e in ms[i - 1].entries)
+            prev = ms[i - 1].info if i else None
+            prev_unit = prev is not None and ms[i - 1].end == m.start and (prev.unit or prev.shenzhen)
             # A community short name continues a chain only inside the unit before it (石井新村 is not 罗湖's 新村).
-            prev_units = {u for e in ms[i - 1].entries if e.kind in (DISTRICT, SUBDISTRICT)
-                          for u in (e.district, e.subdistrict) if u} if prev_unit else set()
-            next_unit = i + 1 < len(ms) and ms[i + 1].start == m.end and any(
-                e.kind in (DISTRICT, SUBDISTRICT) or (e.kind == COMMUNITY and e.full) for e in ms[i + 1].entries)
+            prev_units = prev.units if (prev_unit and prev is not None) else frozenset()
+            next_unit = i + 1 < len(ms) and ms[i + 1].start == m.end and ms[i + 1].info.chain_next
             # A name that is a market area or a unit is not read as some community's short name too.
-            coarse = m.whole and any(e.kind in (AREA, SUBDISTRICT, DISTRICT) for e in m.entries)
+            coarse = m.whole and m.info.coarse
             for e in m.entries:
                 if e.kind in (OTHER, SHENZHEN) or e.district is None or (coarse and e.kind == COMMUNITY and not e.full):
                     continue
-                chained = (e.subdistrict in prev_units or (e.district in prev_units and not any(
-                    x.kind == SUBDISTRICT for x in ms[i - 1].entries))) if e.kind == COMMUNITY else (prev_unit or next_unit)
+                chained = (e.subdistrict in prev_units or (e.district in prev_units and not (
+                    prev is not None and prev.subdistrict))) if e.kind == COMMUNITY else (prev_unit or next_unit)
                 t = self._tier(m, e, s, chained)
                 if t:
                     evidence.append((t, e, i))
