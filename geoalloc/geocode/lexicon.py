@@ -66,6 +66,8 @@ class FormInfo:
     units: frozenset[str]  # the districts and subdistricts it reads as
     sure: bool  # always speaks for a district at tier 2 or more (a full unit name, an estate, park or market area)
     road_only: bool  # only a road name
+    station_only: bool = False  # only a station's name
+    splits: bool = False  # a station's name made of unit names (宝龙同乐 = 宝龙 + 同乐)
 
 
 def _info(entries: tuple[Entry, ...]) -> FormInfo:
@@ -99,6 +101,18 @@ class Lexicon:
         """
         return [(end + 1 - len(form), end + 1, form, entries, info)
                 for end, (form, entries, info) in self.automaton.iter_long(text)]
+
+    def find_inside(self, form: str) -> list[tuple[int, int, str, tuple[Entry, ...], FormInfo]]:
+        """The leftmost-longest names strictly shorter than ``form`` inside it (how a station's name splits)."""
+        found = sorted(((end + 1 - len(f), end + 1, f, es, fi) for end, (f, es, fi) in self.automaton.iter(form)
+                        if len(f) < len(form)), key=lambda m: (m[0], m[0] - m[1]))
+        out: list[tuple[int, int, str, tuple[Entry, ...], FormInfo]] = []
+        reach = 0
+        for m in found:
+            if m[0] >= reach:
+                out.append(m)
+                reach = m[1]
+        return out
 
 
 def _point(lon: str, lat: str) -> tuple[float | None, float | None]:
@@ -192,5 +206,18 @@ def lexicon() -> Lexicon:
     frozen = {k: tuple(v) for k, v in forms.items()}
     for form, entries in frozen.items():
         automaton.add_word(form, (form, entries, _info(entries)))
+    automaton.make_automaton()
+    # Stations named by two units (宝龙同乐, 坪地六联): flag them, so that unless written as a station they
+    # are read as the units.
+    lex = Lexicon(automaton, frozen)
+    automaton = ahocorasick.Automaton()
+    for form, entries in frozen.items():
+        info = _info(entries)
+        if {e.kind for e in entries} == {STATION}:
+            inner = lex.find_inside(form)
+            splits = len(inner) >= 2 and sum(b - a for a, b, *_ in inner) == len(form) and all(
+                fi.unit or any(e.kind == COMMUNITY for e in es) for _, _, _, es, fi in inner)
+            info = FormInfo(**{**info.__dict__, "station_only": True, "splits": splits})
+        automaton.add_word(form, (form, entries, info))
     automaton.make_automaton()
     return Lexicon(automaton, frozen)
