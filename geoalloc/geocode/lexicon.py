@@ -66,6 +66,8 @@ class FormInfo:
     units: frozenset[str]  # the districts and subdistricts it reads as
     sure: bool  # always speaks for a district at tier 2 or more (a full unit name, an estate, park or market area)
     road_only: bool  # only a road name
+    station: bool = False  # has a station reading
+    city_word: bool = False  # another place's name ending in 市 (东门市场 is not one)
     station_only: bool = False  # only a station's name
     splits: bool = False  # a station's name made of unit names (宝龙同乐 = 宝龙 + 同乐)
 
@@ -84,6 +86,8 @@ def _info(entries: tuple[Entry, ...]) -> FormInfo:
                                              or e.kind == AREA or (e.kind in (ESTATE, PARK) and len(e.name) >= MIN_FREE_ESTATE))
                  for e in entries),
         road_only=kinds == {ROAD},
+        station=STATION in kinds,
+        city_word=OTHER in kinds and any(e.name.endswith("市") for e in entries),
     )
 
 

@@ -100,6 +100,11 @@ class _Mention:
     as_station: bool = False  # written as a station (X站, 地铁X站)
 
 
+def info_station(m: _Mention) -> bool:
+    """Whether ``m`` has a station reading (only then does 站 after it matter)."""
+    return m.info.station
+
+
 def _is_place_word(m: _Mention, s: str) -> bool:
     """False for 东门市场, 市民中心: a name ending in 市 that is followed by a word it starts."""
     return not (m.text.endswith("市") and s.startswith(_NOT_A_CITY_AFTER, m.end))
@@ -132,21 +137,27 @@ class AddressParser:
         as those names instead.
         """
         out: list[_Mention] = []
-        for a, b, form, entries, info in self.lex.find(s):
+        for end, (form, entries, info) in self.lex.automaton.iter_long(s):
+            b = end + 1
+            a = b - len(form)
             if info.splits and not s.startswith(("站", "地铁站"), b):
                 inner = self.lex.find_inside(form)
                 if inner:
                     out.extend(_Mention(a + x, a + y, f, es, fi) for x, y, f, es, fi in inner)
                     continue
             out.append(_Mention(a, b, form, entries, info))
+        spaced = " " in s
+        n = len(s)
         for m in out:
-            seg_a = s.rfind(" ", 0, m.start) + 1
-            seg_b = s.find(" ", m.end)
-            seg_b = len(s) if seg_b < 0 else seg_b
-            m.opens = m.start == seg_a
-            m.whole = m.opens and m.end == seg_b
-            m.as_station = s.startswith("站", m.end) or s.startswith("地铁站", m.end) or (
-                s.startswith("地铁", m.start - 2) and s.startswith("站", m.end))
+            if spaced:
+                m.opens = m.start == 0 or s[m.start - 1] == " "
+                m.whole = m.opens and (m.end == n or s[m.end] == " ")
+            else:
+                m.opens = m.start == 0
+                m.whole = m.opens and m.end == n
+            if info_station(m):
+                m.as_station = s.startswith("站", m.end) or s.startswith("地铁站", m.end) or (
+                    s.startswith("地铁", m.start - 2) and s.startswith("站", m.end))
         return out
 
     def _tier(self, m: _Mention, e: Entry, s: str, chained: bool, road_after: bool) -> int:
@@ -194,10 +205,14 @@ class AddressParser:
         # numbers, unknown estate names) share one parse.
         # A road name matters only when nothing firmer is written: beside a sure mention it is left out.
         sure = any(m.info.sure for m in ms)
-        key = (tuple(("~road" if (sure and m.info.road_only) else m.text, m.whole, m.opens, m.as_station,
-                      min(m.start - (ms[i - 1].end if i else 0), 2), s.startswith(_ROAD_AFTER, m.end),
-                      _is_place_word(m, s)) for i, m in enumerate(ms)),
-               landmark, any(ch in s for ch in _TOWN))
+        parts = []
+        prev_end = 0
+        for m in ms:
+            parts.append(("~road" if (sure and m.info.road_only) else m.text, m.whole, m.opens, m.as_station,
+                          min(m.start - prev_end, 2), s.startswith(_ROAD_AFTER, m.end),
+                          m.info.city_word and _is_place_word(m, s)))
+            prev_end = m.end
+        key = (tuple(parts), landmark, "镇" in s or "乡" in s)
         hit = self._memo.get(key)
         if hit is None:
             hit = self._parse(s, ms, landmark)
