@@ -232,3 +232,9 @@ def test_shared_parses_equal_fresh_ones() -> None:
     warm = [shared.parse(t) for t in texts] + [shared.parse(t) for t in reversed(texts)]
     fresh = [AddressParser(gazetteer(), lexicon(), LandmarkIndex(None)).parse(t) for t in texts]
     assert warm[: len(texts)] == fresh and warm[len(texts):] == fresh[::-1]
+
+
+def test_a_road_named_after_another_city_is_not_that_city(geo: OfflineGeocoder) -> None:
+    assert geo.geocode("北京路8号", "m1").status != GeoStatus.OUT_OF_CITY  # most cities have a 北京路
+    assert _where(geo, "北京路8号 福田区")[0] == "福田区"
+    assert geo.geocode("北京朝阳区望京", "m1").status == GeoStatus.OUT_OF_CITY

@@ -285,8 +285,8 @@ class AddressParser:
                         county.append((m.start, e))
                     else:
                         strong.append((m.start, e))
-                elif not e.full and m.start <= lead_pos:
-                    leading.append((m.start, e))
+                elif not e.full and m.start <= lead_pos and not s.startswith(_ROAD_AFTER, m.end):
+                    leading.append((m.start, e))  # 东莞长安镇; but 北京路 is a road (most cities have one)
         first_sz = min(said_sz) if said_sz else None
         if strong:
             pos, e = strong[0]
@@ -433,7 +433,7 @@ class AddressParser:
         unit_mentions = {i for t, e, i in ev if e.kind in (DISTRICT, SUBDISTRICT)}
         comm_ev = [(t, e, i) for t, e, i in ev if e.kind == COMMUNITY]
         pure = [x for x in comm_ev if x[2] not in unit_mentions]
-        pairs = sorted({(e.subdistrict or "", e.name) for t, e, _ in (pure or comm_ev)})
+        pairs = sorted({(e.subdistrict or "", e.name) for t, e, _ in pure})
         if stated_sub is not None:
             narrowed = [p for p in pairs if p[0] == stated_sub]
             pairs = narrowed or ([] if subs_full else pairs)
@@ -475,7 +475,8 @@ class AddressParser:
                              "not guessed")
 
         # The subdistrict the address itself states (a unit or a certain community), before any place's.
-        said_sub = (subs_full[0] if len(subs_full) == 1 else None) or (comm[0] if comm else None) or stated_sub
+        said_sub = (subs_full[0] if len(subs_full) == 1 else None) or (comm[0] if comm else None) or stated_sub \
+            or (subs_of_district_names[0] if len(subs_of_district_names) == 1 else None)
         if landmark is not None and self.g.compatible(d, landmark.district_zh):
             return self._at_landmark(landmark, d, conflicts + notes, said_sub)
         if landmark is not None:
