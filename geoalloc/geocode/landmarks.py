@@ -188,6 +188,10 @@ class LandmarkIndex:
     def __len__(self) -> int:
         return len(self._by_name)
 
+    def names(self) -> list[str]:
+        """The landmark names (normalised, without 站)."""
+        return list(self._by_name)
+
     def find(self, text: str) -> Landmark | None:
         """The first landmark written as ``X站``, ``X地铁站`` or ``地铁X站`` in ``text`` (longest name wins)."""
         if not self._by_name:

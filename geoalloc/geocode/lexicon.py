@@ -32,6 +32,7 @@ PLACES = frozenset({ESTATE, PARK, STATION, AREA})
 # Districts whose subdistricts were towns (镇) until 2004: 观澜镇 is an old name, 沙河镇 is not Shenzhen's.
 _TOWN_DISTRICTS = frozenset({"宝安区", "龙岗区", "龙华区", "光明区", "坪山区", "大鹏新区"})
 _DISAMBIGUATOR = re.compile(r"\(.*\)$")
+DIGITS = re.compile(r"[0-9]+")
 _PHASE = re.compile(r"(?:[一二三四五六七八九十]+|\d+)期$|[A-Z]区$")
 # An estate name this short is matched only as a whole segment of the address.
 MIN_FREE_ESTATE = 3
@@ -97,6 +98,13 @@ class Lexicon:
 
     automaton: ahocorasick.Automaton
     forms: dict[str, tuple[Entry, ...]]
+    # The few names with digits (书院街5号大院), with every digit run written 0: an address whose
+    # digits-as-0 text holds none of them reads the same whatever its house numbers.
+    digit_forms: ahocorasick.Automaton | None = None
+
+    def numbers_matter(self, skeleton: str) -> bool:
+        """Whether a name with digits may occur in an address whose digit runs were written 0."""
+        return self.digit_forms is not None and next(self.digit_forms.iter(skeleton), None) is not None
 
     def find(self, text: str) -> list[tuple[int, int, str, tuple[Entry, ...], FormInfo]]:
         """The leftmost-longest known names in ``text`` (none inside or across another): (start, end, form, readings, info).
@@ -182,6 +190,7 @@ def lexicon() -> Lexicon:
             core = _DISAMBIGUATOR.sub("", name)
             e = Entry(ESTATE, core, True, district=d, subdistrict=s)
             add(normalise(core), e)  # 怡景花园-桂花村, 东方·尊峪花园: matched as addresses are normalised
+            add(normalise(core).replace(" ", ""), e)  # 莲塘 D 小区 is also typed 莲塘D小区
             base = _PHASE.sub("", core)
             if base != core and len(base) >= MIN_FREE_ESTATE:  # 招商华侨城曦城一期 is written 招商华侨城曦城
                 add(normalise(base), Entry(ESTATE, base, True, district=d, subdistrict=s))
@@ -224,4 +233,10 @@ def lexicon() -> Lexicon:
             info = FormInfo(**{**info.__dict__, "station_only": True, "splits": splits})
         automaton.add_word(form, (form, entries, info))
     automaton.make_automaton()
-    return Lexicon(automaton, frozen)
+    digit_forms = ahocorasick.Automaton()
+    for form in frozen:
+        if DIGITS.search(form):
+            skel = DIGITS.sub("0", form)
+            digit_forms.add_word(skel, skel)
+    digit_forms.make_automaton()
+    return Lexicon(automaton, frozen, digit_forms)

@@ -37,6 +37,7 @@ from geoalloc.geocode.gazetteer import SUCCESSORS, Gazetteer
 from geoalloc.geocode.landmarks import Landmark, LandmarkIndex
 from geoalloc.geocode.lexicon import (
     AREA,
+    DIGITS,
     COMMUNITY,
     DISTRICT,
     ESTATE,
@@ -128,6 +129,8 @@ class AddressParser:
         self.landmarks = landmarks
         self._memo: dict[tuple[object, ...], Parsed] = {}
         self._resolved: dict[tuple[object, ...], Parsed] = {}
+        self._by_skeleton: dict[str, Parsed] = {}
+        self._digit_free_landmarks = not any(DIGITS.search(name) for name in landmarks.names())
 
     # ---- mentions ----------------------------------------------------------------------------
     def mentions(self, s: str) -> list[_Mention]:
@@ -197,6 +200,20 @@ class AddressParser:
         """Parse a normalised address (see :func:`geoalloc.geocode.normalise.normalise`)."""
         if not norm.strip():
             return _failed("empty address")
+        # House and flat numbers never change a reading (unless a name has digits in it, 书院街5号大院):
+        # addresses that differ only in them share one parse.
+        skeleton = DIGITS.sub("0", norm)
+        hit = self._by_skeleton.get(skeleton)
+        if hit is not None:
+            return hit
+        hit = self._parse_text(norm)
+        if self._digit_free_landmarks and not self.lex.numbers_matter(skeleton):
+            if len(self._by_skeleton) >= _MEMO_MAX:
+                self._by_skeleton.clear()
+            self._by_skeleton[skeleton] = hit
+        return hit
+
+    def _parse_text(self, norm: str) -> Parsed:
         s = norm
         ms = self.mentions(s)
         landmark = self.landmarks.find(norm)
