@@ -37,8 +37,8 @@ from geoalloc.geocode.gazetteer import SUCCESSORS, Gazetteer
 from geoalloc.geocode.landmarks import Landmark, LandmarkIndex
 from geoalloc.geocode.lexicon import (
     AREA,
-    DIGITS,
     COMMUNITY,
+    DIGITS,
     DISTRICT,
     ESTATE,
     MIN_FREE_ESTATE,
