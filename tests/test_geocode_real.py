@@ -191,7 +191,7 @@ def test_real_development_sample(geo: OfflineGeocoder) -> None:
 
 # ---- attribution -----------------------------------------------------------------------------------
 def test_odbl_attribution_is_in_the_readmes() -> None:
-    for path in (REPO_ROOT / "README.md", REPO_ROOT / "data" / "districts" / "README.md"):
+    for path in (REPO_ROOT / "README.md", REPO_ROOT / "data" / "districts" / "README.md", REPO_ROOT / "NOTICE"):
         assert OSM_ATTRIBUTION in path.read_text(encoding="utf-8"), path
 
 
