@@ -40,7 +40,7 @@ def _jionlp_locations() -> Path:
     spec = importlib.util.find_spec("jionlp")
     if spec is None or not spec.submodule_search_locations:
         sys.exit("jionlp is not installed: .venv/bin/pip install jionlp (needed only to rebuild china_divisions.csv)")
-    path = Path(list(spec.submodule_search_locations)[0]) / "dictionary" / "china_location.txt"
+    path = Path(next(iter(spec.submodule_search_locations))) / "dictionary" / "china_location.txt"
     if not path.exists():
         sys.exit(f"{path} not found in the installed jionlp")
     return path

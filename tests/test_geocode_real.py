@@ -191,7 +191,7 @@ def test_real_development_sample(geo: OfflineGeocoder) -> None:
 
 # ---- attribution -----------------------------------------------------------------------------------
 def test_odbl_attribution_is_in_the_readmes() -> None:
-    for path in (REPO_ROOT / "README.md", REPO_ROOT / "data" / "districts" / "README.md"):
+    for path in (REPO_ROOT / "README.md", REPO_ROOT / "data" / "districts" / "README.md", REPO_ROOT / "NOTICE"):
         assert OSM_ATTRIBUTION in path.read_text(encoding="utf-8"), path
 
 
@@ -214,3 +214,27 @@ def test_report_counts_how_many_allocated_members_rest_on_approximate_points(geo
     counts = placement_counts(assignments, members)
     assert counts["by_precision"] == {"station": 1, "estate": 1, "district": 1}
     assert counts["approximate"] == 2 and counts["share_approximate"] == round(2 / 3, 4)
+
+
+def test_shared_parses_equal_fresh_ones() -> None:
+    """The memo keys (mention structure; deciding mentions) must capture everything a parse depends on."""
+    from geoalloc.geocode.gazetteer import gazetteer
+    from geoalloc.geocode.landmarks import LandmarkIndex
+    from geoalloc.geocode.lexicon import lexicon
+    from geoalloc.geocode.normalise import normalise
+    from geoalloc.geocode.parser import AddressParser
+    from geoalloc.samples import generate_roster
+
+    texts = [normalise(a) for a in generate_roster(1500, seed=31)["address"] if a]
+    texts += [normalise(a) for a in ["深南东路1号", "深南东路1号 富达花园", "富达花园 深南东路1号", "北京市朝阳区",
+                                     "朝阳区 罗湖区", "宝安区新湖路", "新湖路", "光明大街站", "光明大街"]]
+    shared = AddressParser(gazetteer(), lexicon(), LandmarkIndex(None))
+    warm = [shared.parse(t) for t in texts] + [shared.parse(t) for t in reversed(texts)]
+    fresh = [AddressParser(gazetteer(), lexicon(), LandmarkIndex(None)).parse(t) for t in texts]
+    assert warm[: len(texts)] == fresh and warm[len(texts):] == fresh[::-1]
+
+
+def test_a_road_named_after_another_city_is_not_that_city(geo: OfflineGeocoder) -> None:
+    assert geo.geocode("北京路8号", "m1").status != GeoStatus.OUT_OF_CITY  # most cities have a 北京路
+    assert _where(geo, "北京路8号 福田区")[0] == "福田区"
+    assert geo.geocode("北京朝阳区望京", "m1").status == GeoStatus.OUT_OF_CITY

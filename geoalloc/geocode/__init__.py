@@ -6,10 +6,11 @@ Typical use::
     out = geocode_frame(roster_df)                  # offline, deterministic
     print(summarise(out))
 
-Precision is stated honestly: ``landmark`` (a landmark from the user's table), ``subdistrict``
-(the subdistrict's seed point plus a small member-keyed jitter; also used when a community is
-named, because communities have no coordinates), ``district`` (the district label point plus
-jitter). See ``geoalloc/geocode/README.md``.
+Precision says what was matched: ``landmark`` (the user's table), ``station`` and ``park`` (their
+OpenStreetMap points), ``estate``, ``community``, ``subdistrict``, ``road`` and ``district`` (a zone's
+representative point, spread by a member-keyed offset inside the zone and marked approximate).
+Out-of-city addresses (any other province, city or county of China) are never placed in Shenzhen.
+See ``geoalloc/geocode/README.md``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """User-configured landmark tables (for example metro stations) and matching them in addresses.
 
-geoalloc ships no landmark table: the user supplies one (name, lon, lat, district). An address
-that names a landmark as a station (``民治地铁站附近``, ``车公庙站``, ``地铁华侨城站``) is placed at
-the landmark's coordinates, which beats a subdistrict seed by kilometres.
+The user may supply one (name, lon, lat, district); it takes precedence over the 275 OSM stations
+bundled in the gazetteer (see :mod:`geoalloc.geocode.lexicon`). An address that names a landmark
+as a station (``民治地铁站附近``, ``车公庙站``, ``地铁华侨城站``) is placed at the landmark's
+coordinates, which beats a subdistrict's point by kilometres.
 """
 
 from __future__ import annotations
@@ -186,6 +187,10 @@ class LandmarkIndex:
 
     def __len__(self) -> int:
         return len(self._by_name)
+
+    def names(self) -> list[str]:
+        """The landmark names (normalised, without 站)."""
+        return list(self._by_name)
 
     def find(self, text: str) -> Landmark | None:
         """The first landmark written as ``X站``, ``X地铁站`` or ``地铁X站`` in ``text`` (longest name wins)."""

@@ -32,6 +32,7 @@ PLACES = frozenset({ESTATE, PARK, STATION, AREA})
 # Districts whose subdistricts were towns (镇) until 2004: 观澜镇 is an old name, 沙河镇 is not Shenzhen's.
 _TOWN_DISTRICTS = frozenset({"宝安区", "龙岗区", "龙华区", "光明区", "坪山区", "大鹏新区"})
 _DISAMBIGUATOR = re.compile(r"\(.*\)$")
+DIGITS = re.compile(r"[0-9]+")
 _PHASE = re.compile(r"(?:[一二三四五六七八九十]+|\d+)期$|[A-Z]区$")
 # An estate name this short is matched only as a whole segment of the address.
 MIN_FREE_ESTATE = 3
@@ -55,18 +56,75 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class FormInfo:
+    """What the parser asks about every surface form, worked out once."""
+
+    unit: bool  # reads as a district or subdistrict
+    chain_next: bool  # a district, subdistrict or full community name (continues a chain after it)
+    shenzhen: bool  # 深圳 / 深圳市
+    subdistrict: bool  # reads as a subdistrict
+    coarse: bool  # a market area, district or subdistrict (not also read as a community short name alone)
+    units: frozenset[str]  # the districts and subdistricts it reads as
+    sure: bool  # always speaks for a district at tier 2 or more (a full unit name, an estate, park or market area)
+    road_only: bool  # only a road name
+    station: bool = False  # has a station reading
+    city_word: bool = False  # another place's name ending in 市 (东门市场 is not one)
+    station_only: bool = False  # only a station's name
+    splits: bool = False  # a station's name made of unit names (宝龙同乐 = 宝龙 + 同乐)
+
+
+def _info(entries: tuple[Entry, ...]) -> FormInfo:
+    kinds = {e.kind for e in entries}
+    return FormInfo(
+        unit=bool(kinds & {DISTRICT, SUBDISTRICT}),
+        chain_next=bool(kinds & {DISTRICT, SUBDISTRICT}) or any(e.kind == COMMUNITY and e.full for e in entries),
+        shenzhen=SHENZHEN in kinds,
+        subdistrict=SUBDISTRICT in kinds,
+        coarse=bool(kinds & {AREA, DISTRICT, SUBDISTRICT}),
+        units=frozenset(u for e in entries if e.kind in (DISTRICT, SUBDISTRICT) for u in (e.district, e.subdistrict) if u),
+        sure=any(e.district is not None and ((e.kind in (DISTRICT, SUBDISTRICT, COMMUNITY) and e.full
+                                              and not (e.note and "former town" in e.note))
+                                             or e.kind == AREA or (e.kind in (ESTATE, PARK) and len(e.name) >= MIN_FREE_ESTATE))
+                 for e in entries),
+        road_only=kinds == {ROAD},
+        station=STATION in kinds,
+        city_word=OTHER in kinds and any(e.name.endswith("市") for e in entries),
+    )
+
+
+@dataclass(frozen=True)
 class Lexicon:
     """The automaton (surface form -> readings) and the longest form's length."""
 
     automaton: ahocorasick.Automaton
     forms: dict[str, tuple[Entry, ...]]
+    # The few names with digits (书院街5号大院), with every digit run written 0: an address whose
+    # digits-as-0 text holds none of them reads the same whatever its house numbers.
+    digit_forms: ahocorasick.Automaton | None = None
 
-    def find(self, text: str) -> list[tuple[int, int, str, tuple[Entry, ...]]]:
-        """The leftmost-longest known names in ``text`` (none inside or across another): (start, end, form, readings).
+    def numbers_matter(self, skeleton: str) -> bool:
+        """Whether a name with digits may occur in an address whose digit runs were written 0."""
+        return self.digit_forms is not None and next(self.digit_forms.iter(skeleton), None) is not None
+
+    def find(self, text: str) -> list[tuple[int, int, str, tuple[Entry, ...], FormInfo]]:
+        """The leftmost-longest known names in ``text`` (none inside or across another): (start, end, form, readings, info).
 
         南山南园 is 南山 + 南园, never 山南 (a city in Tibet); 招商 inside 招商华侨城曦城 is part of that name.
         """
-        return [(end + 1 - len(form), end + 1, form, entries) for end, (form, entries) in self.automaton.iter_long(text)]
+        return [(end + 1 - len(form), end + 1, form, entries, info)
+                for end, (form, entries, info) in self.automaton.iter_long(text)]
+
+    def find_inside(self, form: str) -> list[tuple[int, int, str, tuple[Entry, ...], FormInfo]]:
+        """The leftmost-longest names strictly shorter than ``form`` inside it (how a station's name splits)."""
+        found = sorted(((end + 1 - len(f), end + 1, f, es, fi) for end, (f, es, fi) in self.automaton.iter(form)
+                        if len(f) < len(form)), key=lambda m: (m[0], m[0] - m[1]))
+        out: list[tuple[int, int, str, tuple[Entry, ...], FormInfo]] = []
+        reach = 0
+        for m in found:
+            if m[0] >= reach:
+                out.append(m)
+                reach = m[1]
+        return out
 
 
 def _point(lon: str, lat: str) -> tuple[float | None, float | None]:
@@ -132,6 +190,7 @@ def lexicon() -> Lexicon:
             core = _DISAMBIGUATOR.sub("", name)
             e = Entry(ESTATE, core, True, district=d, subdistrict=s)
             add(normalise(core), e)  # 怡景花园-桂花村, 东方·尊峪花园: matched as addresses are normalised
+            add(normalise(core).replace(" ", ""), e)  # 莲塘 D 小区 is also typed 莲塘D小区
             base = _PHASE.sub("", core)
             if base != core and len(base) >= MIN_FREE_ESTATE:  # 招商华侨城曦城一期 is written 招商华侨城曦城
                 add(normalise(base), Entry(ESTATE, base, True, district=d, subdistrict=s))
@@ -159,6 +218,25 @@ def lexicon() -> Lexicon:
     automaton = ahocorasick.Automaton()
     frozen = {k: tuple(v) for k, v in forms.items()}
     for form, entries in frozen.items():
-        automaton.add_word(form, (form, entries))
+        automaton.add_word(form, (form, entries, _info(entries)))
     automaton.make_automaton()
-    return Lexicon(automaton, frozen)
+    # Stations named by two units (宝龙同乐, 坪地六联): flag them, so that unless written as a station they
+    # are read as the units.
+    lex = Lexicon(automaton, frozen)
+    automaton = ahocorasick.Automaton()
+    for form, entries in frozen.items():
+        info = _info(entries)
+        if {e.kind for e in entries} == {STATION}:
+            inner = lex.find_inside(form)
+            splits = len(inner) >= 2 and sum(b - a for a, b, *_ in inner) == len(form) and all(
+                fi.unit or any(e.kind == COMMUNITY for e in es) for _, _, _, es, fi in inner)
+            info = FormInfo(**{**info.__dict__, "station_only": True, "splits": splits})
+        automaton.add_word(form, (form, entries, info))
+    automaton.make_automaton()
+    digit_forms = ahocorasick.Automaton()
+    for form in frozen:
+        if DIGITS.search(form):
+            skel = DIGITS.sub("0", form)
+            digit_forms.add_word(skel, skel)
+    digit_forms.make_automaton()
+    return Lexicon(automaton, frozen, digit_forms)

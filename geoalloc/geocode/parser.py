@@ -38,6 +38,7 @@ from geoalloc.geocode.landmarks import Landmark, LandmarkIndex
 from geoalloc.geocode.lexicon import (
     AREA,
     COMMUNITY,
+    DIGITS,
     DISTRICT,
     ESTATE,
     MIN_FREE_ESTATE,
@@ -48,6 +49,7 @@ from geoalloc.geocode.lexicon import (
     STATION,
     SUBDISTRICT,
     Entry,
+    FormInfo,
     Lexicon,
 )
 from geoalloc.model import GeoPrecision, GeoStatus
@@ -87,15 +89,21 @@ class Parsed:
     zone: tuple[str, str] | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Mention:
     start: int
     end: int
     text: str
     entries: tuple[Entry, ...]
+    info: FormInfo
     whole: bool = False  # the whole segment between separators
     opens: bool = False  # opens its segment
     as_station: bool = False  # written as a station (X站, 地铁X站)
+
+
+def info_station(m: _Mention) -> bool:
+    """Whether ``m`` has a station reading (only then does 站 after it matter)."""
+    return m.info.station
 
 
 def _is_place_word(m: _Mention, s: str) -> bool:
@@ -121,22 +129,41 @@ class AddressParser:
         self.landmarks = landmarks
         self._memo: dict[tuple[object, ...], Parsed] = {}
         self._resolved: dict[tuple[object, ...], Parsed] = {}
+        self._by_skeleton: dict[str, Parsed] = {}
+        self._digit_free_landmarks = not any(DIGITS.search(name) for name in landmarks.names())
 
     # ---- mentions ----------------------------------------------------------------------------
     def mentions(self, s: str) -> list[_Mention]:
-        """The maximal known names in ``s`` (none inside a longer one), in order, with their position flags."""
-        out = [_Mention(a, b, form, entries) for a, b, form, entries in self.lex.find(s)]
+        """The maximal known names in ``s`` (none inside a longer one), in order, with their position flags.
+
+        A station's name that is not written as a station and spans unit names (宝龙同乐, 坪地六联) is read
+        as those names instead.
+        """
+        out: list[_Mention] = []
+        for end, (form, entries, info) in self.lex.automaton.iter_long(s):
+            b = end + 1
+            a = b - len(form)
+            if info.splits and not s.startswith(("站", "地铁站"), b):
+                inner = self.lex.find_inside(form)
+                if inner:
+                    out.extend(_Mention(a + x, a + y, f, es, fi) for x, y, f, es, fi in inner)
+                    continue
+            out.append(_Mention(a, b, form, entries, info))
+        spaced = " " in s
+        n = len(s)
         for m in out:
-            seg_a = s.rfind(" ", 0, m.start) + 1
-            seg_b = s.find(" ", m.end)
-            seg_b = len(s) if seg_b < 0 else seg_b
-            m.opens = m.start == seg_a
-            m.whole = m.opens and m.end == seg_b
-            m.as_station = s.startswith("站", m.end) or s.startswith("地铁站", m.end) or (
-                s.startswith("地铁", m.start - 2) and s.startswith("站", m.end))
+            if spaced:
+                m.opens = m.start == 0 or s[m.start - 1] == " "
+                m.whole = m.opens and (m.end == n or s[m.end] == " ")
+            else:
+                m.opens = m.start == 0
+                m.whole = m.opens and m.end == n
+            if info_station(m):
+                m.as_station = s.startswith("站", m.end) or s.startswith("地铁站", m.end) or (
+                    s.startswith("地铁", m.start - 2) and s.startswith("站", m.end))
         return out
 
-    def _tier(self, m: _Mention, e: Entry, s: str, chained: bool) -> int:
+    def _tier(self, m: _Mention, e: Entry, s: str, chained: bool, road_after: bool) -> int:
         """How strongly mention ``m`` read as ``e`` speaks for its district (0: not at all)."""
         if e.kind in (DISTRICT, SUBDISTRICT, COMMUNITY):
             if e.full:
@@ -149,13 +176,13 @@ class AddressParser:
                 if e.name == m.text and len(m.text) >= 3:  # 莲花三村, 南岭村: an official name without 社区
                     return 3 if m.opens else 1
                 return 2 if (e.name == m.text and m.opens) else 0
-            if s.startswith(_ROAD_AFTER, m.end):
+            if road_after:
                 return 1  # 新湖路, 布心路: a road named after the place, usually (not always) in it
             if m.whole or chained:
                 return 4
             return 2 if m.opens else 1
         if e.kind == AREA:
-            return 4 if m.whole else (3 if m.opens else 2)
+            return 4 if m.whole else (3 if m.opens else 1)  # 布心公寓 after 布心社区 is not the 板块
         if e.kind == STATION:
             if any(x.kind == SHENZHEN for x in m.entries):
                 return 3 if m.as_station else 0  # 深圳站 is a station; 深圳 is the city
@@ -173,15 +200,36 @@ class AddressParser:
         """Parse a normalised address (see :func:`geoalloc.geocode.normalise.normalise`)."""
         if not norm.strip():
             return _failed("empty address")
+        # House and flat numbers never change a reading (unless a name has digits in it, 书院街5号大院):
+        # addresses that differ only in them share one parse.
+        skeleton = DIGITS.sub("0", norm)
+        hit = self._by_skeleton.get(skeleton)
+        if hit is not None:
+            return hit
+        hit = self._parse_text(norm)
+        if self._digit_free_landmarks and not self.lex.numbers_matter(skeleton):
+            if len(self._by_skeleton) >= _MEMO_MAX:
+                self._by_skeleton.clear()
+            self._by_skeleton[skeleton] = hit
+        return hit
+
+    def _parse_text(self, norm: str) -> Parsed:
         s = norm
         ms = self.mentions(s)
         landmark = self.landmarks.find(norm)
         # What follows depends only on the mentions, their positions relative to one another and to the
         # separators, and the character after each: addresses that differ only in other text (house
         # numbers, unknown estate names) share one parse.
-        key = (tuple((m.text, m.whole, m.opens, m.as_station, min(m.start - (ms[i - 1].end if i else 0), 2),
-                      s.startswith(_ROAD_AFTER, m.end), _is_place_word(m, s)) for i, m in enumerate(ms)),
-               landmark, any(ch in s for ch in _TOWN))
+        # A road name matters only when nothing firmer is written: beside a sure mention it is left out.
+        sure = any(m.info.sure for m in ms)
+        parts = []
+        prev_end = 0
+        for m in ms:
+            parts.append(("~road" if (sure and m.info.road_only) else m.text, m.whole, m.opens, m.as_station,
+                          min(m.start - prev_end, 2), s.startswith(_ROAD_AFTER, m.end),
+                          m.info.city_word and _is_place_word(m, s)))
+            prev_end = m.end
+        key = (tuple(parts), landmark, "镇" in s or "乡" in s)
         hit = self._memo.get(key)
         if hit is None:
             hit = self._parse(s, ms, landmark)
@@ -191,28 +239,28 @@ class AddressParser:
         return hit
 
     def _parse(self, s: str, ms: list[_Mention], landmark: Landmark | None) -> Parsed:
-        said_sz = [m.start for m in ms if any(e.kind == SHENZHEN for e in m.entries)]
+        said_sz = [m.start for m in ms if m.info.shenzhen]
 
         # Evidence: (tier, entry, mention index) for every Shenzhen reading.
         evidence: list[tuple[int, Entry, int]] = []
         for i, m in enumerate(ms):
             # A chain of units (深圳南山粤海大冲): a district or subdistrict name, or a full community name,
             # right before or after. Two community short names side by side (东方明珠城) are not a chain.
-            prev_unit = i > 0 and ms[i - 1].end == m.start and any(
-                e.kind in (DISTRICT, SUBDISTRICT, SHENZHEN) for e in ms[i - 1].entries)
+            prev = ms[i - 1].info if i else None
+            prev_unit = prev is not None and ms[i - 1].end == m.start and (prev.unit or prev.shenzhen)
             # A community short name continues a chain only inside the unit before it (石井新村 is not 罗湖's 新村).
-            prev_units = {u for e in ms[i - 1].entries if e.kind in (DISTRICT, SUBDISTRICT)
-                          for u in (e.district, e.subdistrict) if u} if prev_unit else set()
-            next_unit = i + 1 < len(ms) and ms[i + 1].start == m.end and any(
-                e.kind in (DISTRICT, SUBDISTRICT) or (e.kind == COMMUNITY and e.full) for e in ms[i + 1].entries)
+            prev_units = prev.units if (prev_unit and prev is not None) else frozenset()
+            next_unit = i + 1 < len(ms) and ms[i + 1].start == m.end and ms[i + 1].info.chain_next
+            # 新湖路 is a road; 沙头角桥东社区 is 沙头角 + 桥东社区 (a name starting right after is not a suffix)
+            road_after = s.startswith(_ROAD_AFTER, m.end) and not (i + 1 < len(ms) and ms[i + 1].start == m.end)
             # A name that is a market area or a unit is not read as some community's short name too.
-            coarse = m.whole and any(e.kind in (AREA, SUBDISTRICT, DISTRICT) for e in m.entries)
+            coarse = m.whole and m.info.coarse
             for e in m.entries:
                 if e.kind in (OTHER, SHENZHEN) or e.district is None or (coarse and e.kind == COMMUNITY and not e.full):
                     continue
-                chained = (e.subdistrict in prev_units or (e.district in prev_units and not any(
-                    x.kind == SUBDISTRICT for x in ms[i - 1].entries))) if e.kind == COMMUNITY else (prev_unit or next_unit)
-                t = self._tier(m, e, s, chained)
+                chained = (e.subdistrict in prev_units or (e.district in prev_units and not (
+                    prev is not None and prev.subdistrict))) if e.kind == COMMUNITY else (prev_unit or next_unit)
+                t = self._tier(m, e, s, chained, road_after)
                 if t:
                     evidence.append((t, e, i))
         top_admin = max((t for t, e, _ in evidence if e.kind in _ADMIN), default=0)
@@ -254,8 +302,8 @@ class AddressParser:
                         county.append((m.start, e))
                     else:
                         strong.append((m.start, e))
-                elif not e.full and m.start <= lead_pos:
-                    leading.append((m.start, e))
+                elif not e.full and m.start <= lead_pos and not s.startswith(_ROAD_AFTER, m.end):
+                    leading.append((m.start, e))  # 东莞长安镇; but 北京路 is a road (most cities have one)
         first_sz = min(said_sz) if said_sz else None
         if strong:
             pos, e = strong[0]
@@ -321,7 +369,8 @@ class AddressParser:
             if d in hist and any(v[t] for t in range(2, 7)):
                 v = [a + b for a, b in zip(v, hist[d])]
             if any(v):
-                scores[d] = tuple(v[6:0:-1])
+                # last: how many readings support it (华侨新村 is 龙岗区's community and estate, 南山区's estate only)
+                scores[d] = tuple(v[6:0:-1]) + (len({(i, e.kind) for _, e, i in evidence if e.district == d}),)
         if not scores:
             return _failed("no Shenzhen district recognised")
         first_pos = {d: min(ms[i].start for t, e, i in evidence if e.district == d) if d in direct else 10**6
@@ -337,6 +386,21 @@ class AddressParser:
             what = ", ".join(dict.fromkeys(ms[i].text for t, e, i in evidence if e.district in tied))
             return _failed(f"ambiguous: {what} may be in {' or '.join(tied)}; the address must name its district "
                            "or subdistrict")
+        # A community name found in several districts (凤凰社区) is settled by a place name only when the place
+        # lies in one of that community's own subdistricts (凤凰社区凤凰雅居: 凤凰雅居 is in 西乡, no 凤凰社区 there).
+        # A place named after the community itself (红星社区红星花园) says nothing about which one it is.
+        upper = [d for d in ranked if scores[d][:3] == scores[best][:3]]
+        if len(upper) > 1 and scores[best][:3] != (0, 0, 0):
+            comms = [e for t, e, _ in evidence if e.kind == COMMUNITY and t >= 4]
+            stems = {e.name.removesuffix("社区") for e in comms}
+            comm_subs = {e.subdistrict for e in comms if e.district == best}
+            places = [e for t, e, _ in evidence if e.kind in _PLACE_KINDS and e.district == best]
+            place_subs = {e.subdistrict for e in places if not any(e.name.startswith(x) for x in stems)}
+            spans = len({e.district for e in comms} & set(upper)) >= 2
+            if spans and comm_subs and places and not comm_subs & place_subs:
+                what = ", ".join(dict.fromkeys(ms[i].text for t, e, i in evidence if e.kind == COMMUNITY))
+                return _failed(f"ambiguous: {what} may be in {' or '.join(sorted(upper))}; the address must name its "
+                               "district or subdistrict")
         moved = best not in direct or any(
             e.kind == DISTRICT and e.name != best and best in SUCCESSORS.get(e.name, ())
             for t, e, _ in evidence if t >= 4)
@@ -386,7 +450,7 @@ class AddressParser:
         unit_mentions = {i for t, e, i in ev if e.kind in (DISTRICT, SUBDISTRICT)}
         comm_ev = [(t, e, i) for t, e, i in ev if e.kind == COMMUNITY]
         pure = [x for x in comm_ev if x[2] not in unit_mentions]
-        pairs = sorted({(e.subdistrict or "", e.name) for t, e, _ in (pure or comm_ev)})
+        pairs = sorted({(e.subdistrict or "", e.name) for t, e, _ in pure})
         if stated_sub is not None:
             narrowed = [p for p in pairs if p[0] == stated_sub]
             pairs = narrowed or ([] if subs_full else pairs)
@@ -427,9 +491,11 @@ class AddressParser:
                 notes.append(f"{place.name} exists in {', '.join(sorted(str(x) for x in same_name))}; subdistrict "
                              "not guessed")
 
-        if landmark is not None and self.g.compatible(d, landmark.district_zh) or (
-                landmark is not None and landmark.district_zh == d):
-            return self._at_landmark(landmark, d, conflicts + notes)
+        # The subdistrict the address itself states (a unit or a certain community), before any place's.
+        said_sub = (subs_full[0] if len(subs_full) == 1 else None) or (comm[0] if comm else None) or stated_sub \
+            or (subs_of_district_names[0] if len(subs_of_district_names) == 1 else None)
+        if landmark is not None and self.g.compatible(d, landmark.district_zh):
+            return self._at_landmark(landmark, d, conflicts + notes, said_sub)
         if landmark is not None:
             notes.append(f"landmark {landmark.name}站 is in {landmark.district_zh}, not {d}; not used")
 
@@ -449,7 +515,7 @@ class AddressParser:
                 and (place.kind == PARK or ms[next(i for t, e, i in places if e is place)].as_station):
             grade = GeoPrecision.STATION if place.kind == STATION else GeoPrecision.PARK
             label = f"{place.name}站" if place.kind == STATION else place.name
-            return Parsed(GeoStatus.OK, grade, place.lon, place.lat, 0.0, d, place.subdistrict or sub,
+            return Parsed(GeoStatus.OK, grade, place.lon, place.lat, 0.0, d, said_sub or place.subdistrict or sub,
                           place.community, f"{grade.value} {label} ({d}): its OpenStreetMap point" + tail)
         if place is not None and place.kind in (ESTATE, PARK):
             grade = GeoPrecision.ESTATE if place.kind == ESTATE else GeoPrecision.PARK
@@ -483,7 +549,9 @@ class AddressParser:
         return Parsed(GeoStatus.APPROXIMATE, grade, lon, lat, DISTRICT_JITTER_M, d, None, None,
                       f"{what}: district label point, spread up to {DISTRICT_JITTER_M:.0f} m" + tail, ("district", d))
 
-    def _at_landmark(self, lm: Landmark, d: str | None, notes: list[str]) -> Parsed:
+    def _at_landmark(self, lm: Landmark, d: str | None, notes: list[str], sub: str | None = None) -> Parsed:
         tail = ("; " + "; ".join(notes)) if notes else ""
-        return Parsed(GeoStatus.OK, GeoPrecision.LANDMARK, lm.lon, lm.lat, 0.0, lm.district_zh, lm.subdistrict_zh,
+        if sub is None or self.g.sub_district.get(sub) != lm.district_zh:
+            sub = lm.subdistrict_zh  # the address states none in the landmark's district: the table's
+        return Parsed(GeoStatus.OK, GeoPrecision.LANDMARK, lm.lon, lm.lat, 0.0, lm.district_zh, sub,
                       None, f"landmark {lm.name}站 ({lm.district_zh}): its coordinates from the landmark table" + tail)
