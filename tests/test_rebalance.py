@@ -9,6 +9,7 @@ import pytest
 from geoalloc.model import MoveReason
 from geoalloc.rules import Policy
 from geoalloc.plan_diff import diff_plans, violations
+from geoalloc.rules import check_plan
 from geoalloc.solver.rebalance import assign_min_cost, rebalance
 
 POLICY = Policy(min_size=3, max_size=12, min_full=2)
@@ -235,3 +236,20 @@ def test_any_current_plan_any_budget(seed, n_labels, budget, n_frozen):
     assert (new != "").all()
     if budget is None and n_frozen == 0:
         assert violations(r.branches, POLICY)["total"] == 0, r.report["notes"]
+
+
+def test_a_district_left_too_small_joins_a_neighbour(base):
+    # most of 福田区 moves to 南山区: the two members left cannot form a branch of their own
+    members, a, b = base
+    m2 = members.copy()
+    ft = m2.index[m2["district_zh"] == "福田区"]
+    stay = ft[:2]
+    movers = ft[2:]
+    m2.loc[movers, ["lon", "lat", "district_zh"]] = [113.93, 22.53, "南山区"]
+    m2.loc[movers, "lon"] += np.linspace(0, 0.01, len(movers))
+    r = rebalance(m2, a, POLICY, current_branches=b, certify=False)
+    v = check_plan(m2, r.assignments, POLICY, r.branches)
+    assert v.total == 0, v.describe()
+    joined = r.assignments.set_index("member_id").loc[m2.loc[stay, "member_id"], "branch_id"]
+    assert (joined != "").all() and joined.str.startswith("南山区").all()
+    assert any("joined a neighbour" in n for n in r.report["notes"])

@@ -16,7 +16,17 @@ from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
 from geoalloc.projection import to_metres
-from geoalloc.rules import Policy, full_counts, region_keys, unassigned_reasons, unit_keys, weights
+from geoalloc.rules import (
+    Policy,
+    can_stand_alone,
+    full_counts,
+    region_city,
+    region_district,
+    region_keys,
+    unassigned_reasons,
+    unit_keys,
+    weights,
+)
 from geoalloc.solver.rebalance.region import Region
 
 DEFAULT_RELOCATED_M = 200.0  # a unit whose point moved further than this has a new address
@@ -176,6 +186,12 @@ def prepare(
             if branch_region.get(b, region[u]) != region[u] or np.hypot(*(xy[u] - site_xy[b])) > policy.keep_radius_m:
                 relocated[u] = True
     notes: list[str] = []
+    host = _hosts_of_tiny_regions(region, demand, full, xy, names, policy)
+    if host:
+        region = np.array([host.get(int(r), int(r)) for r in region], dtype=np.int64)
+        branch_region = {b: host.get(r, r) for b, r in branch_region.items()}
+        notes.append("too small for a branch of their own, joined a neighbour: "
+                     + ", ".join(f"{names[r]} -> {names[h]}" for r, h in sorted(host.items())))
     unknown = set(frozen_branches) - set(branch_region)
     if unknown:
         notes.append(f"frozen branches not in the current plan (ignored): {sorted(unknown)[:10]}")
@@ -184,6 +200,36 @@ def prepare(
         xy, demand, full, frozen, region, cur_bid, relocated, new, names,
         site_xy, branch_region, set(frozen_branches) & set(branch_region), notes,
     )
+
+
+def _hosts_of_tiny_regions(region: NDArray[np.int64], demand: NDArray[np.int64], full: NDArray[np.int64],
+                           xy: NDArray[np.float64], names: list[str], policy: Policy) -> dict[int, int]:
+    """{tiny region: the region it joins} for regions whose members cannot form a branch alone
+    (as a fresh plan joins them, :func:`geoalloc.solver.form.build_units`): a themed one joins its
+    district's residential region, a district the nearest district of its own city that can."""
+    if policy.cross_district or not len(region):
+        return {}
+    m = len(names)
+    dem = np.bincount(region, weights=demand, minlength=m)
+    ful = np.bincount(region, weights=full, minlength=m)
+    live = dem > 0
+    tiny = [r for r in range(m) if live[r] and not can_stand_alone(int(dem[r]), int(ful[r]), policy)]
+    if not tiny:
+        return {}
+    count = np.maximum(np.bincount(region, minlength=m), 1)
+    centre = np.stack([np.bincount(region, weights=xy[:, 0], minlength=m) / count,
+                       np.bincount(region, weights=xy[:, 1], minlength=m) / count], axis=1)
+    able = [r for r in range(m) if live[r] and r not in tiny]
+    out: dict[int, int] = {}
+    for r in tiny:
+        base = region_district(names[r])
+        same = [h for h in able if names[h] == names[r].split("·", 1)[0] and names[h] != names[r]]
+        city = region_city(names[r])
+        near = [h for h in able if region_city(names[h]) == city and region_district(names[h]) != base]
+        pool = same or near
+        if pool:
+            out[r] = min(pool, key=lambda h: float(np.hypot(*(centre[h] - centre[r]))))
+    return out
 
 
 def region_problems(prep: Prepared, policy: Policy, keep_threshold: float | None = None,
