@@ -50,7 +50,10 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
     columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
+        def advance(n: int = 1) -> None:
+            bar.advance(task, n)
+
+        yield advance
 
 
 def _load_roster(path: Path, rejects_path: Path | None) -> Any:
@@ -79,7 +82,7 @@ def _provider(name: str | None, cache: Path | None) -> Any:
         return None
     from geoalloc.geocode import AMapProvider, NominatimProvider, ProviderCache, ProviderError
 
-    kinds = {"amap": AMapProvider, "nominatim": NominatimProvider}
+    kinds: dict[str, Any] = {"amap": AMapProvider, "nominatim": NominatimProvider}
     if name not in kinds:
         raise fail(f"--provider must be amap or nominatim, not {name!r}", EXIT_USAGE)
     try:

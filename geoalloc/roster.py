@@ -264,9 +264,9 @@ def validate_roster(raw: pd.DataFrame) -> RosterResult:
     problems.sort()
     mids = mid.to_numpy(dtype=object)
     errors = [RowError(int(rows[p]), str(mids[p]), f, r) for p, _, f, r in problems + sorted(outside_problems)]
-    bad: dict[int, RowError] = {}
+    first_error: dict[int, RowError] = {}
     for (p, _, _, _), err in zip(problems + sorted(outside_problems), errors):
-        bad.setdefault(p, err)
+        first_error.setdefault(p, err)
 
     df["lon"], df["lat"] = lon_out, lat_out
     df["status"] = status_out.to_numpy(dtype=object)
@@ -274,11 +274,11 @@ def validate_roster(raw: pd.DataFrame) -> RosterResult:
     df["district_zh"] = district_out
     df["datum"] = np.where(datum_low != "", datum_low, np.where(has_xy, "wgs84", ""))
 
-    reject_pos = sorted(bad)
+    reject_pos = sorted(first_error)
     rejects = raw.iloc[reject_pos].copy() if reject_pos else raw.iloc[0:0].copy()
-    rejects.insert(0, "reason", [bad[i].reason for i in reject_pos])
-    rejects.insert(0, "field", [bad[i].field for i in reject_pos])
-    rejects.insert(0, "row", [bad[i].row for i in reject_pos])
+    rejects.insert(0, "reason", [first_error[i].reason for i in reject_pos])
+    rejects.insert(0, "field", [first_error[i].field for i in reject_pos])
+    rejects.insert(0, "row", [first_error[i].row for i in reject_pos])
     keep = np.ones(n, dtype=bool)
     keep[reject_pos] = False
     members = df.loc[keep].reset_index(drop=True)

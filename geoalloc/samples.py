@@ -20,8 +20,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 import pandas as pd
 import shapely
 from shapely.prepared import prep
@@ -167,6 +169,11 @@ def _pick(rng: np.random.Generator, items: list[tuple[str, float]], size: int) -
     return rng.choice(np.array(names, dtype=object), size=size, p=p / p.sum())
 
 
+def _contains(shape: Any, lon: float, lat: float) -> bool:
+    """Whether a (prepared) district shape holds the point."""
+    return bool(shape.contains(shapely.Point(lon, lat)))
+
+
 def _true_points(rng: np.random.Generator, places: list[_Place], sigma_m: float = 1100.0) -> np.ndarray:
     """A point near each place's subdistrict seed, redrawn until it lies inside the district."""
     seeds = np.array([[p.seed_lon, p.seed_lat] for p in places])
@@ -179,10 +186,10 @@ def _true_points(rng: np.random.Generator, places: list[_Place], sigma_m: float 
             break
         cand_m = seeds_m[pending] + rng.normal(0.0, sigma_m, size=(len(pending), 2))
         cand = to_lonlat(cand_m[:, 0], cand_m[:, 1])
-        ok = np.array([
-            shapes[places[i].district].contains(shapely.Point(lon, lat))
-            for i, (lon, lat) in zip(pending, cand)
-        ], dtype=bool)
+        ok: NDArray[np.bool_] = np.array([
+            bool(_contains(shapes[places[i].district], lon, lat))
+            for i, (lon, lat) in zip(pending.tolist(), cand.tolist())
+        ], dtype=np.bool_)
         out[pending[ok]] = cand[ok]
         pending = pending[~ok]
     out[pending] = seeds[pending]  # the seeds themselves are inside their districts

@@ -182,22 +182,22 @@ def lexicon() -> Lexicon:
     for r in places.itertuples(index=False):
         kind = str(r.kind)
         lon, lat = _point(str(r.lon), str(r.lat))
-        d, s, c = str(r.district_zh) or None, str(r.subdistrict_zh) or None, str(r.community_zh) or None
-        if d is None:
+        if not str(r.district_zh):
             continue
+        d, sub, c = str(r.district_zh), str(r.subdistrict_zh) or None, str(r.community_zh) or None
         name = str(r.name_zh)
         if kind == "estate":
             core = _DISAMBIGUATOR.sub("", name)
-            e = Entry(ESTATE, core, True, district=d, subdistrict=s)
+            e = Entry(ESTATE, core, True, district=d, subdistrict=sub)
             add(normalise(core), e)  # 怡景花园-桂花村, 东方·尊峪花园: matched as addresses are normalised
             add(normalise(core).replace(" ", ""), e)  # 莲塘 D 小区 is also typed 莲塘D小区
             base = _PHASE.sub("", core)
             if base != core and len(base) >= MIN_FREE_ESTATE:  # 招商华侨城曦城一期 is written 招商华侨城曦城
-                add(normalise(base), Entry(ESTATE, base, True, district=d, subdistrict=s))
+                add(normalise(base), Entry(ESTATE, base, True, district=d, subdistrict=sub))
         elif kind == "park":
-            add(normalise(name), Entry(PARK, name, True, district=d, subdistrict=s, community=c, lon=lon, lat=lat))
+            add(normalise(name), Entry(PARK, name, True, district=d, subdistrict=sub, community=c, lon=lon, lat=lat))
         elif kind in ("metro_station", "rail_station", "tram_stop", "monorail_station") and lon is not None:
-            add(name, Entry(STATION, name, True, district=d, subdistrict=s, community=c, lon=lon, lat=lat))
+            add(name, Entry(STATION, name, True, district=d, subdistrict=sub, community=c, lon=lon, lat=lat))
     for r in dist.market_areas().itertuples(index=False):
         add(str(r.name_zh), Entry(AREA, str(r.name_zh), True, district=str(r.district_zh),
                                  subdistrict=str(r.subdistrict_zh) or None))

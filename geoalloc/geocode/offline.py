@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 import pandas as pd
 import shapely
 
@@ -108,13 +109,13 @@ class OfflineGeocoder:
         moving = np.flatnonzero(radius > 0)
         if n == 0 or moving.size == 0:
             return lon, lat
-        u1, u2 = jitter_uniforms([keys[i] for i in moving])
+        u1, u2 = jitter_uniforms([keys[i] for i in moving.tolist()])
         r = radius[moving] * np.sqrt(u1)
         theta = 2.0 * np.pi * u2
         base_lon, base_lat = lon[moving], lat[moving]
         dx = r * np.cos(theta) / (_M_PER_DEG_LON_EQ * np.cos(np.radians(base_lat)))
         dy = r * np.sin(theta) / _M_PER_DEG_LAT
-        zones = np.array([_zone_key(parsed[i]) for i in moving], dtype=object)
+        zones: NDArray[np.object_] = np.array([_zone_key(parsed[i]) for i in moving.tolist()], dtype=object)
         out_lon, out_lat = base_lon.copy(), base_lat.copy()
         pending = np.ones(moving.size, dtype=bool)
         # Near a district edge, try the opposite direction and shorter offsets before the seed itself.

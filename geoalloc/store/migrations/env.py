@@ -30,7 +30,9 @@ def run_migrations_online() -> None:
             context.run_migrations()
         return
     url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
-    engine = create_engine(url)
+    if not url:
+        raise RuntimeError("no database URL for the migrations (set GEOALLOC_DATABASE_URL)")
+    engine = create_engine(str(url))
     with engine.connect() as conn:
         context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True,
                           include_object=_include_object)
