@@ -7,7 +7,7 @@ where the data is touched (a planner of 南山区 sees 南山区 members only), 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
@@ -27,7 +27,8 @@ _bearer = HTTPBearer(auto_error=False, description="an API key from `geoalloc ke
 
 async def context(request: Request) -> ServiceContext:
     """The per-app service context (database, caches, job runner)."""
-    return request.app.state.ctx  # type: ignore[no-any-return]
+    ctx: ServiceContext = request.app.state.ctx
+    return ctx
 
 
 Ctx = Annotated["ServiceContext", Depends(context)]
@@ -35,12 +36,14 @@ Ctx = Annotated["ServiceContext", Depends(context)]
 
 async def writer(request: Request) -> MemberWriter:
     """The service's single writer of member changes."""
-    return request.app.state.writer  # type: ignore[no-any-return]
+    w: MemberWriter = request.app.state.writer
+    return w
 
 
 async def jobs(request: Request) -> JobRunner:
     """The service's plan job runner."""
-    return request.app.state.jobs  # type: ignore[no-any-return]
+    runner: JobRunner = request.app.state.jobs
+    return runner
 
 
 Writer = Annotated["MemberWriter", Depends(writer)]
@@ -67,7 +70,7 @@ async def principal(request: Request,
     return who
 
 
-def require(*roles: str) -> Callable[[Principal], Principal]:
+def require(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency admitting only the given roles (403 otherwise)."""
 
     async def _check(who: Annotated[Principal, Depends(principal)]) -> Principal:

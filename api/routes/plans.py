@@ -39,7 +39,7 @@ PlanId = Annotated[int, Path(ge=1, le=2**31 - 1, description="plan id")]
 
 def job_out(job: Job) -> JobOut:
     """A job row as the API shows it."""
-    return JobOut(job_id=job.id, kind=job.kind, status=job.status, progress=job.progress, message=job.message,  # type: ignore[arg-type]
+    return JobOut(job_id=job.id, kind=job.kind, status=job.status, progress=job.progress, message=job.message,
                   parent_plan_id=job.parent_plan_id, plan_id=job.plan_id, error=job.error, created_at=job.created_at,
                   started_at=job.started_at, finished_at=job.finished_at)
 

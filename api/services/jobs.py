@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from api import library
@@ -279,5 +279,5 @@ def _audit_assignments(s: Any, plan_id: int, assignments: pd.DataFrame, parent: 
         rows.append({"key_id": key_id, "action": kind, "entity": "assignment", "entity_id": m, "plan_id": plan_id,
                      "before": {"branch_id": before.get(m)}, "after": {"branch_id": after}, "at": now})
     for start in range(0, len(rows), 2000):
-        s.execute(AuditEntry.__table__.insert(), rows[start:start + 2000])
+        s.execute(insert(AuditEntry), rows[start:start + 2000])
 

@@ -130,7 +130,7 @@ def import_roster(ctx: ServiceContext, key_id: str, data: bytes, filename: str) 
     if extra:
         bad_rows = {e["row"] for e in extra}
         members = members[~members["row"].isin(bad_rows)].reset_index(drop=True)
-        rejects = sorted(rejects + extra, key=lambda r: r["row"])
+        rejects = sorted(rejects + extra, key=lambda r: int(str(r["row"])))
     summary = dict(type(result)(members=members, rejects=pd.DataFrame(rejects)).summary)
     geocoded: dict[str, int] = {}
     if len(members):

@@ -32,10 +32,11 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, cast
 
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from api.problems import ProblemError
@@ -122,8 +123,9 @@ def _other_district(who: Principal, district: str) -> ProblemError | None:
 
 # --- statements, built once (a statement object built per call costs more than its execution) -----
 
-_m, _a, _e, _p, _i = (Member.__table__, MemberAddress.__table__, RelocationEvent.__table__, Plan.__table__,
-                      IdempotencyRecord.__table__)
+_m, _a, _e, _p, _i, _audit = (cast(Table, t) for t in (Member.__table__, MemberAddress.__table__,
+                                                         RelocationEvent.__table__, Plan.__table__,
+                                                         IdempotencyRecord.__table__, AuditEntry.__table__))
 #: Member columns a change may set (every update row carries all of them: one executemany).
 _MEMBER_SET = ("lon", "lat", "district_zh", "subdistrict_zh", "geo_precision", "geo_status", "status", "address",
                "name", "industry", "full_member", "theme", "role", "frozen")
@@ -134,7 +136,7 @@ _MEMBER_UPDATE = (_m.update().where(_m.c.member_id == bindparam("_id"))
 _CLOSE_ADDRESSES = (_a.update().where(_a.c.member_id.in_(bindparam("ids", expanding=True)), _a.c.valid_to.is_(None),
                                       _a.c.valid_from < bindparam("now")).values(valid_to=bindparam("now")))
 _INSERT_EVENTS = _e.insert().returning(_e.c.id, sort_by_parameter_order=True)
-_INSERT_ADDRESS, _INSERT_AUDIT, _INSERT_IDEM = _a.insert(), AuditEntry.__table__.insert(), _i.insert()
+_INSERT_ADDRESS, _INSERT_AUDIT, _INSERT_IDEM = _a.insert(), _audit.insert(), _i.insert()
 _PLAN_VERSION = _p.update().where(_p.c.id == bindparam("_id")).values(state_version=bindparam("state_version"))
 _STORED_ANSWER = select(_i.c.request_hash, _i.c.status_code, _i.c.response).where(
     _i.c.key_id == bindparam("key_id"), _i.c.idem_key == bindparam("idem_key"))
@@ -533,6 +535,11 @@ def _time_out(waiters: list[asyncio.Future[Any] | None]) -> None:
             w.set_exception(TimeoutError(f"the member writer did not answer in {WRITER_TIMEOUT_S:.0f} s"))
 
 
+def _wake_one(c: Any, _future: Any) -> None:
+    """A done-callback that wakes one change's waiter."""
+    _wake([c])
+
+
 def _wake(batch: list[Change]) -> None:
     """Hand the batch's answers to the event loops waiting for them: one wake-up per loop."""
     by_loop: dict[asyncio.AbstractEventLoop, list[Change]] = {}
@@ -553,7 +560,7 @@ def _deliver(changes: list[Change]) -> None:
         if waiter is None or waiter.done():  # timed out meanwhile
             continue
         if not c.future.done():  # not answered by its batch (never expected): wait for it on its own
-            c.future.add_done_callback(lambda _f, x=c: _wake([x]))
+            c.future.add_done_callback(partial(_wake_one, c))
             continue
         exc = c.future.exception()
         if exc is not None:
