@@ -100,7 +100,7 @@ def test_the_search_is_valid_never_worse_and_repeatable(seed: int, groups: bool,
 
 def test_solve_instance_with_the_lns_is_valid_and_repeatable() -> None:
     inst = ruled(3, 150, 10, groups=False, sites=True)
-    cfg = SearchConfig(lns_share=0.5, lns=LnsConfig(points=40, clusters=2))
+    cfg = SearchConfig(lns=LnsConfig(points=40, clusters=2))
     runs = [solve_instance(inst, 60.0, 3, restarts=3, config=cfg) for _ in range(2)]
     assert runs[0] is not None and runs[1] is not None
     assert "lns_steps" in runs[0].stats

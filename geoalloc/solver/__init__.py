@@ -5,9 +5,11 @@ Public functions
 ``form_branches(problem, policy, *, progress=None) -> Solution``
     The main solver. Regions (districts) are independent problems solved in parallel worker
     processes (deterministic: each region's result depends only on its data and the seed).
-    Branch counts: ``policy.n_branches`` spread over regions in proportion to demand within
-    each region's limits, else ``ceil(demand / target_size)``, else the fewest the limits allow
-    (``ceil(demand / max_size)``). A region too small for one branch is joined with its
+    Branch counts (``form.branch_counts``, stated in ``Solution.stats["branch_rule"]``):
+    ``policy.n_branches`` spread over regions in proportion to demand within each region's
+    limits; ``n_branches="fewest"``: the fewest the limits allow (``ceil(demand / max_size)``);
+    else ``ceil(demand / target)`` per region within its limits, ``target`` being
+    ``policy.target_size`` or by default 80% of ``max_size``. A region too small for one branch is joined with its
     nearest neighbouring region; branches that then mix regions have ``Solution.joint`` set and
     a line in ``Solution.notes``. Raises :class:`InfeasibleError` whose ``conflicts`` name the
     region and the limit. The objective is demand-weighted (every member of a group counts).
@@ -25,7 +27,11 @@ rounds (``construct``); then, in turn, exact two-cluster moves over neighbouring
 (``pairs``: best site pair and best split, by sorted prefix sums for unit demands or a knapsack
 DP for groups), global re-centring with exact min-cost-flow reassignment (``flow``), and for
 groups an exact reassignment MIP (``assign.reassign_exact``); instances with at most 2,500
-point-site pairs are solved as one MIP. Several starts (fresh or kicked from the best plan).
+point-site pairs are solved as one MIP. Several starts (fresh or kicked from the best plan),
+then, in the time they leave, a large-neighbourhood search (``lns``): a seed branch and its
+nearest branches re-solved exactly by a HiGHS sub-MIP over each member's nearest shortlisted
+sites, warm-started from the plan, taken only when valid and shorter. The search's switches are
+one object (``engine.SearchConfig``).
 The Lagrangian bound (``bounds``) relaxes "each member in exactly one branch"; on tight
 regions it adds rounded size cuts (``sizecuts``: a group of members that no whole number of
 branches can hold must send members across its edge), which the LP relaxation lacks. The benchmark
@@ -34,16 +40,19 @@ ranked swaps (``swaps``), set-partitioning recombination of the clusters seen (`
 over the point-site arcs of those clusters on 151-450 points, started from the best plan (HiGHS
 through ``highspy``, ``arcmip``), and a whole-instance MIP polish on small instances
 (``search``); up to 150 points it stops once the bound or the whole MIP proves the plan optimal.
-On a machine with two or more cores it runs two such searches with different seeds at once, one
-per core, and keeps the better plan and the higher bound (``cpmp``).
+It runs two such searches with different seeds at once, in two processes whatever the core
+count, and keeps the better plan and the higher bound (``cpmp``); on unit-demand instances of
+600 points or more half its search time goes to the large-neighbourhood search.
 
-Determinism: work is counted in starts and search rounds, so the same seed gives the same plan
-unless the time limit cuts the search short (then ``Solution.notes`` says so).
+Determinism: work is counted in starts, search rounds and sub-MIP nodes, so the same seed gives
+the same plan, whatever the number of cores or workers, unless the time limit cuts the search
+short (then ``Solution.notes`` says so).
 
 Modules: ``instance`` (the shared internal problem form), ``flow`` (min-cost flow assignment),
 ``assign`` (assignment with groups), ``mip`` (exact sub-problems with OR-Tools SCIP),
 ``highs`` (binary programmes with HiGHS, silent and started from a plan),
 ``construct`` (first plan), ``pairs`` (two-cluster moves), ``search`` (improvement),
+``lns`` (large-neighbourhood search with exact sub-MIPs),
 ``engine`` (one region end to end), ``bounds`` (Lagrangian bound), ``form`` (regions, counts,
 joint branches, parallel workers), ``primitives`` (assign_to_sites, lower_bound), ``cpmp``,
 and for the benchmark search ``swaps``, ``pool`` and ``arcmip``.

@@ -5,13 +5,12 @@ plans that differ by a few points at every border cannot be mixed. Here each poi
 site of any pool cluster that ever held it, and any of those sites may open: the capacitated
 p-median MIP restricted to those arcs (a few thousand on SJC, strong linking x_ij <= x_jj, the
 site's own arc standing for "open"). It contains every plan of the pool and every partition the
-set partitioning could pick, and mixes them point by point. HiGHS solves it in seconds:
-from a search's pool on SJC2 / SJC3a / SJC4a / SJC4b it went 0.38 / 0.66 / 0.79 / 0.18% above the
-optimum -> 0 / 0.38 / 0.47 / 0.05% within 2-3 s (one run each, shared machine).
+set partitioning could pick, and mixes them point by point; HiGHS solves it in seconds on SJC
+(figures in benchmarks/README.md).
 
 HiGHS starts from the search's best plan (:mod:`geoalloc.solver.highs`): the MIP never comes back
-worse than that plan, and HiGHS's own neighbourhood search (RINS) starts from it. (Cold, on
-ali535's pool of 4,800 arcs it found no plan at all in 20 s.)
+worse than that plan, and HiGHS's own neighbourhood search (RINS) starts from it (cold, it may
+find no plan at all in the time).
 """
 
 from __future__ import annotations

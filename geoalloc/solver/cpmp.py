@@ -23,43 +23,34 @@ from geoalloc.solver.instance import Instance
 from geoalloc.solver.problem import Conflict, InfeasibleError, Solution
 from geoalloc.solver.search import POLISH_MAX_N, WHOLE_MIP_MAX_ARCS
 
-# No patience, and the whole-instance MIP polish only on small instances: with ranked swaps and
-# the cluster pool, the search kept running does better on SJC2-4, lin318 and ali535 than handing
-# 45% of the time to the MIP (SJC3b +1.8% -> +0.4%, ali535_025 +2.2% -> +0.4% at equal time);
-# on pmedcap1's n=100 (tight capacities) the MIP still finds what the search misses.
-RESTART_PATIENCE: int | None = None  # kicks without improvement before the search stops
+# The measurements behind these settings are in benchmarks/README.md ("Benchmark form: settings").
+RESTART_PATIENCE: int | None = None  # kicks without improvement before the search stops (None: run on)
 POLISH_SHARE = 0.3  # share of the time limit for the whole-instance MIP polish ...
 POLISH_MAX_POINTS = 150  # ... on instances up to this many points (exact MIP when n * n <= 2500)
-LIMIT_MARGIN = 0.97  # share of the time limit the search and bound aim for (doni6/7 ended at 60.06 s of 60)
-SWAPS = True  # ranked swap moves in the iterated local search (engine.solve_instance)
+LIMIT_MARGIN = 0.97  # share of the time limit the search and bound aim for (their last steps run over)
+SWAPS = True  # ranked swap moves in the iterated local search (engine.SearchConfig)
 REASSIGN_MIP = False  # the exact MIP re-assignment between pair passes (slow for what it finds here)
 RECOMBINE = True  # set-partitioning recombination of the clusters seen (geoalloc.solver.pool)
-ACCEPT_WORSE = 0.002  # kicks may start from plans this share above the best (engine.solve_instance)
+ACCEPT_WORSE = 0.002  # kicks may start from plans this share above the best (engine.SearchConfig)
 # (when, share): MIPs over the arcs of the pool's clusters (geoalloc.solver.arcmip), on instances of
 # ARC_MIP_MIN_N..ARC_MIP_MAX_N points: below, the whole-instance MIP polish and the early proof do
-# that job; above (ali535, 4,800 arcs), HiGHS found no plan at all in 20 s
+# that job; above, HiGHS finds no plan in the time
 ARC_MIPS: tuple[tuple[float, float], ...] = ((0.6, 0.3),)
 ARC_MIP_MIN_N = 151
 ARC_MIP_MAX_N = 450
-ARC_MIP_SECONDS = 3.0  # ... and at most this long: on SJC it finds its plan in 1-3 s or not at all,
-# so a 60 s run keeps its search time (lin318 at 60 s, one run each, 005/015/040/070/100: 18 s MIP
-# 0/0/0/+0.026/+0.013%, 3 s MIP +0.001/0/0/+0.026/0%, no MIP (before) 070/100 +0.026/0%)
+ARC_MIP_SECONDS = 3.0  # ... and at most this long (it finds its plan in seconds or not at all)
 # descents between fresh k-means starts: every 20th on up to FRESH_MAX_N points (their variety
-# feeds the pool: 60 gave 4.7% summed over 14 SJC runs, seeds 0-2, instead of 2.6%), every 60th above,
-# where a fresh start and its full descent cost a second (ali535_050/150 over seeds 0-2: summed
-# gap 6.5% -> 2.6%)
+# feeds the pool), every 60th above, where a fresh start and its full descent cost a second
 FRESH_EVERY = (20, 60)
 FRESH_MAX_N = 450
-PORTFOLIO = True  # two searches with different seeds, one per core (see _portfolio) ...
-# ... on instances too large to be solved whole as one MIP (n * n > 2,500: those are proved optimal
-# in about a second, and a second process only delays that: TA25 0.03 -> 0.50 s, slower than
-# spopt's 0.07 s) and of at most PORTFOLIO_MAX_N points: beyond, the two searches slow each other
-# down (doni6 / doni7 bounds 10,435 / 9,559 -> 9,113 / 6,527), while doni2-5 gained (gaps 1.95 /
-# 4.83 / 13.3 / 10.5% -> 0.79 / 3.72 / 9.63 / 9.91%; runs of this and the last session)
+# two searches with different seeds in two processes (see _portfolio), on instances too large to be
+# solved whole as one MIP (n * n > 2,500: a second process only delays that proof) and of at most
+# PORTFOLIO_MAX_N points (beyond, the two searches slow each other down)
+PORTFOLIO = True
 PORTFOLIO_MAX_N = 5000
 # share of the search time for the large-neighbourhood search (geoalloc.solver.lns), on unit-demand
 # instances of at least LNS_MIN_N points only: with weighted demands its sub-MIPs are bin packing,
-# which HiGHS takes about a second each for, and the kicks do better with that time
+# slow in HiGHS, and the kicks do better with that time
 LNS_SHARE = 0.5
 LNS_MIN_N = 600
 LNS = LnsConfig()
@@ -81,9 +72,9 @@ def _portfolio(inst: Instance, budget: float, seed: int, kwargs: dict[str, Any])
     """Two independent searches at once, in two processes, the better plan and the higher bound.
 
     Why: the search is bounded by the clock, and where it ends depends on its seed more than on
-    anything else (SJC2-4 and ali535 move by up to 1-5% between seeds). A second search with
-    another seed on the second core turns that into the better of two; a plan proved optimal
-    stops the other search at once.
+    anything else. A second search with another seed turns that into the better of two; a plan
+    proved optimal stops the other search at once. Always two, whatever the core count, so the
+    same seed means the same two searches on every machine.
     """
     ctx = mp.get_context("fork")
     here, there = ctx.Pipe(duplex=False)
@@ -138,7 +129,7 @@ def solve_cpmp(
         arc_mips=tuple((when, min(part, ARC_MIP_SECONDS / time_limit)) for when, part in ARC_MIPS)
         if ARC_MIP_MIN_N <= len(xy) <= ARC_MIP_MAX_N else (),
         fresh_every=FRESH_EVERY[len(xy) > FRESH_MAX_N],
-        lns_share=LNS_SHARE if bool((dem == 1).all()) else 0.0, lns_min_n=LNS_MIN_N, lns=LNS,
+        lns=LNS if bool((dem == 1).all()) else None, lns_share=LNS_SHARE, lns_min_n=LNS_MIN_N,
     )
     kwargs: dict[str, Any] = {"restarts": 100_000, "config": config,
                               "bound_share": BOUND_SHARE_POLISHED if small else 0.2}

@@ -30,7 +30,6 @@ PROOF_BOUND_STEP = 0.01  # ... and one of them (a few milliseconds each up to 15
 PROOF_GAP = 1e-5  # a bound this close to the plan ends the search (the subgradient stops short
 # of exact equality: TA25 at 632.4788 for 632.4826; at most 0.001% could still be gained)
 PROOF_MIP_SHARE = 0.2  # share of the time limit the early whole-instance MIP may take
-LNS_SHARE = 0.6  # share of a district's search time the large-neighbourhood search may take after the starts
 LNS_STREAM = 2**31 - 1  # the random stream of the large-neighbourhood search (starts use 0, 1, ...)
 
 
@@ -141,8 +140,8 @@ def _try_proof(
     search_deadline: float, stats: dict[str, object], *, mip: bool,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], float, float]:
     """Try to prove a small instance's best plan optimal: the Lagrangian bound first (it meets
-    the plan on easy instances: TA25 in 12 ms), then the whole instance as one MIP from the plan
-    when ``mip`` and the instance is small enough (cpmp01-05 in 0.4-1.5 s). Returns (sites, branch, objective, bound);
+    the plan on easy instances in milliseconds), then the whole instance as one MIP from the plan
+    when ``mip`` and the instance is small enough (about a second). Returns (sites, branch, objective, bound);
     ``stats["proved_early"]`` (and ``"whole_mip_optimal"``) is set when the plan is proved optimal.
 
     Why: a small instance is often solved to optimality in its first descents, and the search
@@ -153,7 +152,7 @@ def _try_proof(
     now = time.perf_counter()
     lam0 = inst.cost(np.arange(inst.n), sites[branch])
     # without the size cuts: this runs whenever the plan improves, and the plain bound settles
-    # in milliseconds (TA60 proved in 0.07 s; with the cuts 0.41 s)
+    # in milliseconds (the cuts cost several times more)
     lb = lagrangian_bound(inst, obj, deadline=min(search_deadline, now + PROOF_BOUND_STEP * time_limit), start=lam0,
                           size_cuts=False)
     if lb >= obj - PROOF_GAP * max(1.0, obj):
@@ -242,11 +241,12 @@ class SearchConfig:
     (:mod:`geoalloc.solver.arcmip`); the search goes on from its plan when it is better.
     ``fresh_every``: after the first ``FRESH_STARTS``, every this many descents is a fresh start
     (default ``FRESH_EVERY_LOCAL`` with local kicks, else 3).
-    ``lns_share``: share of the search time kept for the large-neighbourhood search with exact
-    sub-MIPs (:mod:`geoalloc.solver.lns`) from the best plan of the starts, on instances of at least
-    ``lns_min_n`` points; it takes over after ``lns_after`` starts (None: when the starts' share of
-    the time is used, or after the last start) and stops early when its sub-problems stop finding
-    gains; the time left goes back to kicks from its plan. ``lns``: its neighbourhood sizes.
+    ``lns``: the large-neighbourhood search with exact sub-MIPs (:mod:`geoalloc.solver.lns`; None:
+    off) from the best plan of the starts, on instances of at least ``lns_min_n`` points. It stops
+    when its sub-problems stop finding gains. ``lns_share`` 0 (the product): it runs after the last
+    start in the search time the starts left, so it never takes time from them. ``lns_share`` > 0
+    (the benchmark's clock-bound kicks): the starts get the rest of the search time, the LNS takes
+    over from them, and the time it does not need goes back to kicks from its plan.
     """
 
     patience: int | None = None
@@ -260,10 +260,9 @@ class SearchConfig:
     prove_early: bool = False
     arc_mips: tuple[tuple[float, float], ...] = ()
     fresh_every: int | None = None
-    lns_share: float = LNS_SHARE
+    lns: LnsConfig | None = field(default_factory=LnsConfig)
+    lns_share: float = 0.0
     lns_min_n: int = 0
-    lns_after: int | None = None
-    lns: LnsConfig = field(default_factory=LnsConfig)
 
 
 def solve_instance(
@@ -289,9 +288,9 @@ def solve_instance(
     search_end = deadline - (bound_share + polish) * time_limit
     final_arc = sum(share for when, share in arc_mips if when >= 1.0)
     search_deadline = search_end - final_arc * time_limit
-    lns_on = cfg.lns_share > 0 and inst.n >= cfg.lns_min_n and inst.p >= 2
+    lns_cfg = cfg.lns if inst.n >= cfg.lns_min_n and inst.p >= 2 else None
     lns_end = search_deadline
-    if lns_on:  # the starts first, then the large-neighbourhood search from their best plan
+    if lns_cfg is not None and cfg.lns_share > 0:  # the starts first, then the LNS from their best plan
         search_deadline = t0 + (1.0 - cfg.lns_share) * (lns_end - t0)
     lns_done = False
     arc_stats: dict[str, object] = {}
@@ -313,9 +312,10 @@ def solve_instance(
     pool_seconds = 0.0
     stats_lns: dict[str, object] = {}
     for r in range(restarts):
-        if lns_on and not lns_done and best is not None and (
-                cfg.lns_after is not None and r >= cfg.lns_after or time.perf_counter() > search_deadline):
-            best, settled_lns = _lns_round(inst, best, np.random.default_rng([seed, LNS_STREAM]), lns_end, cfg.lns, stats_lns)
+        if lns_cfg is not None and cfg.lns_share > 0 and not lns_done and best is not None and \
+                time.perf_counter() > search_deadline:
+            best, settled_lns = _lns_round(inst, best, np.random.default_rng([seed, LNS_STREAM]), lns_end, lns_cfg,
+                                           stats_lns)
             cur = best
             cur_version += 1
             lns_done = True
@@ -405,8 +405,9 @@ def solve_instance(
                 cur_version += 1
             if stats.get("proved_early"):
                 break
-    if lns_on and not lns_done and best is not None and time.perf_counter() < lns_end:
-        best, _ = _lns_round(inst, best, np.random.default_rng([seed, LNS_STREAM]), lns_end, cfg.lns, stats_lns)
+    if lns_cfg is not None and not lns_done and best is not None and time.perf_counter() < lns_end \
+            and not stats.get("proved_early") and not stats.get("whole_mip_optimal"):
+        best, _ = _lns_round(inst, best, np.random.default_rng([seed, LNS_STREAM]), lns_end, lns_cfg, stats_lns)
     if best is None:
         return None
     if final_arc > 0 and pool is not None and not stats.get("proved_early"):

@@ -220,9 +220,8 @@ def whole_mip_polish(
     (``n * m`` up to ``WHOLE_MIP_MAX_ARCS``); sets ``stats["whole_mip_optimal"]`` when it proves
     the plan optimal. None when the instance is too large or nothing came back.
 
-    Why at the end: started on a first plan it used the whole time limit on cpmp08/cpmp10
-    (n=50) and stopped 0.4% above the optimum that the local search then finds in seconds;
-    from that plan it only has to prove it.
+    Why at the end: started on a first plan it can use the whole time limit and stop above the
+    optimum the local search finds in seconds; from that plan it only has to prove it.
     """
     if inst.n * inst.m > WHOLE_MIP_MAX_ARCS or time.perf_counter() >= deadline:
         return None
@@ -273,9 +272,8 @@ def relocate_sites(
 
     Why: pair moves re-choose sites among two clusters' own candidates. With few clusters over
     a few dense blobs (members placed at subdistrict seeds), a blob left without a site can stay
-    without one from every start: 盐田区 (128 members, 3 branches) ended 24.5% above its proven
-    optimum that way. Trying each site at each of the worst-served places costs p x 12
-    assignments, cheap when p is small.
+    without one from every start. Trying each site at each of the worst-served places costs
+    p x 12 assignments, cheap when p is small.
     """
     best = inst.objective(sites, branch)
     found = None
