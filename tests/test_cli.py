@@ -183,3 +183,17 @@ def test_keys_create_list_revoke(tmp_path: Path) -> None:
     assert list_keys(db)[0]["revoked_at"] is not None
     bad = runner.invoke(app, ["keys", "create", "--role", "emperor", "--db", db])
     assert bad.exit_code == 1
+
+
+def test_branch_rule_default_fewest_and_bad_value(tmp_path: Path, plan_dir: Path, roster_csv: Path) -> None:
+    default = json.loads((plan_dir / "report.json").read_text())
+    assert default["branch_rule"].startswith("target") and "80%" in default["branch_rule"]
+    out = tmp_path / "fewest"
+    result = runner.invoke(app, ["allocate", str(roster_csv), "-o", str(out), "--time-limit", "3", "--branches",
+                                 "fewest", "--no-map"])
+    assert result.exit_code == 0, result.output
+    fewest = json.loads((out / "report.json").read_text())
+    assert fewest["branch_rule"].startswith("fewest") and fewest["policy"]["n_branches"] == "fewest"
+    assert fewest["n_branches"] <= default["n_branches"]
+    result = runner.invoke(app, ["allocate", str(roster_csv), "-o", str(tmp_path / "bad"), "--branches", "many"])
+    assert result.exit_code == 2 and "fewest" in result.output
