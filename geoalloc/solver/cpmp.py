@@ -53,6 +53,7 @@ PORTFOLIO_MAX_N = 5000
 # slow in HiGHS, and the kicks do better with that time
 LNS_SHARE = 0.5
 LNS_MIN_N = 600
+LNS_UNIT_ONLY = True
 LNS = LnsConfig()
 BOUND_SHARE_POLISHED = 0.05  # time kept for the bound when the polish runs (it needs ~0.1-0.3 s there)
 
@@ -129,7 +130,7 @@ def solve_cpmp(
         arc_mips=tuple((when, min(part, ARC_MIP_SECONDS / time_limit)) for when, part in ARC_MIPS)
         if ARC_MIP_MIN_N <= len(xy) <= ARC_MIP_MAX_N else (),
         fresh_every=FRESH_EVERY[len(xy) > FRESH_MAX_N],
-        lns=LNS if bool((dem == 1).all()) else None, lns_share=LNS_SHARE, lns_min_n=LNS_MIN_N,
+        lns=LNS if bool((dem == 1).all()) or not LNS_UNIT_ONLY else None, lns_share=LNS_SHARE, lns_min_n=LNS_MIN_N,
     )
     kwargs: dict[str, Any] = {"restarts": 100_000, "config": config,
                               "bound_share": BOUND_SHARE_POLISHED if small else 0.2}
