@@ -336,7 +336,8 @@ def solve_instance(
                 cur_version += 1
         dirty: set[int] | None = None
         if best is None or r < FRESH_STARTS or r % fresh_every == 0:
-            cdl = max(search_deadline, time.perf_counter() + 0.5 * time_limit)
+            # a first plan may take longer than the search share, never past the whole time limit
+            cdl = min(deadline, max(search_deadline, time.perf_counter() + 0.5 * time_limit))
             # capacitated k-means starts help large unit-demand regions; groups keep median starts
             first = construct_means(inst, rng, cdl) if r % 2 == 0 and unit else None
             if first is None:
