@@ -123,3 +123,13 @@ def test_a_roster_plan_does_not_depend_on_the_number_of_workers(monkeypatch: pyt
     for other in plans[1:]:
         assert np.array_equal(plans[0].branch_of, other.branch_of)
         assert plans[0].objective == other.objective
+
+
+def test_the_lns_is_only_used_where_a_few_clusters_make_a_small_sub_problem() -> None:
+    cfg = LnsConfig()
+    assert cfg.fits(1463, 37)  # a district's branches of about 40
+    assert not cfg.fits(5000, 12)  # clusters of about 400: a sub-MIP of two would hold 800 points
+    assert not cfg.fits(50, 1)
+    inst = ruled(5, 200, 2, groups=False, sites=False)  # two clusters of 100: no LNS
+    res = solve_instance(inst, 60.0, 5, restarts=2)
+    assert res is not None and "lns_steps" not in res.stats

@@ -242,7 +242,8 @@ class SearchConfig:
     ``fresh_every``: after the first ``FRESH_STARTS``, every this many descents is a fresh start
     (default ``FRESH_EVERY_LOCAL`` with local kicks, else 3).
     ``lns``: the large-neighbourhood search with exact sub-MIPs (:mod:`geoalloc.solver.lns`; None:
-    off) from the best plan of the starts, on instances of at least ``lns_min_n`` points. It stops
+    off) from the best plan of the starts, on instances of at least ``lns_min_n`` points whose
+    clusters are small enough for its sub-problems (:meth:`~geoalloc.solver.lns.LnsConfig.fits`). It stops
     when its sub-problems stop finding gains. ``lns_share`` 0 (the product): it runs after the last
     start in the search time the starts left, so it never takes time from them. ``lns_share`` > 0
     (the benchmark's clock-bound kicks): the starts get the rest of the search time, the LNS takes
@@ -288,7 +289,7 @@ def solve_instance(
     search_end = deadline - (bound_share + polish) * time_limit
     final_arc = sum(share for when, share in arc_mips if when >= 1.0)
     search_deadline = search_end - final_arc * time_limit
-    lns_cfg = cfg.lns if inst.n >= cfg.lns_min_n and inst.p >= 2 else None
+    lns_cfg = cfg.lns if cfg.lns is not None and inst.n >= cfg.lns_min_n and cfg.lns.fits(inst.n, inst.p) else None
     lns_end = search_deadline
     if lns_cfg is not None and cfg.lns_share > 0:  # the starts first, then the LNS from their best plan
         search_deadline = t0 + (1.0 - cfg.lns_share) * (lns_end - t0)

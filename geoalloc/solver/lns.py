@@ -49,6 +49,13 @@ class LnsConfig:
     sub_seconds: float = 3.0  # safety net per sub-MIP
 
 
+    def fits(self, n: int, p: int) -> bool:
+        """Whether ``clusters`` clusters of an instance with ``n`` points and ``p`` clusters make a
+        sub-problem of about ``points`` points (at most half as many again): with far larger
+        clusters a sub-MIP of a few of them is too large to solve in a fraction of a second."""
+        return p >= 2 and self.clusters * n / p <= 1.5 * self.points
+
+
 def _members(branch: NDArray[np.int64], p: int) -> list[NDArray[np.int64]]:
     order = np.argsort(branch, kind="stable")
     cuts = np.searchsorted(branch[order], np.arange(p + 1))
