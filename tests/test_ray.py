@@ -120,6 +120,6 @@ def test_a_node_killed_mid_run_leaves_the_plan_complete_and_identical(
 def test_an_infeasible_district_on_ray_is_returned_with_its_region_not_retried(cluster: Cluster) -> None:
     engine = RayEngine()
     with pytest.raises(InfeasibleError) as err:
-        form.form_branches(infeasible_groups(), Policy(max_size=10, min_full=0), engine=engine)
+        form.form_branches(infeasible_groups(), Policy(max_size=10, min_full=0, n_branches="fewest"), engine=engine)
     assert [(c.region, c.limit) for c in err.value.conflicts] == [("某市/甲区", "max_size")]
     assert engine.retried == 0

@@ -131,5 +131,5 @@ def test_the_lns_is_only_used_where_a_few_clusters_make_a_small_sub_problem() ->
     assert not cfg.fits(5000, 12)  # clusters of about 400: a sub-MIP of two would hold 800 points
     assert not cfg.fits(50, 1)
     inst = ruled(5, 200, 2, groups=False, sites=False)  # two clusters of 100: no LNS
-    res = solve_instance(inst, 60.0, 5, restarts=2)
+    res = solve_instance(inst, 60.0, 5, restarts=2, config=SearchConfig(lns=LnsConfig()))
     assert res is not None and "lns_steps" not in res.stats

@@ -27,11 +27,11 @@ rounds (``construct``); then, in turn, exact two-cluster moves over neighbouring
 (``pairs``: best site pair and best split, by sorted prefix sums for unit demands or a knapsack
 DP for groups), global re-centring with exact min-cost-flow reassignment (``flow``), and for
 groups an exact reassignment MIP (``assign.reassign_exact``); instances with at most 2,500
-point-site pairs are solved as one MIP. Several starts (fresh or kicked from the best plan),
-then, in the time they leave, a large-neighbourhood search (``lns``): a seed branch and its
-nearest branches re-solved exactly by a HiGHS sub-MIP over each member's nearest shortlisted
-sites, warm-started from the plan, taken only when valid and shorter. The search's switches are
-one object (``engine.SearchConfig``).
+point-site pairs are solved as one MIP. Several starts (fresh or kicked from the best plan).
+Optionally (``engine.SearchConfig.lns``; the benchmark form uses it) a large-neighbourhood
+search (``lns``): a seed cluster and its nearest clusters re-solved exactly by a HiGHS sub-MIP
+over each point's nearest shortlisted sites, warm-started from the plan, taken only when valid
+and shorter. The search's switches are one object (``engine.SearchConfig``).
 The Lagrangian bound (``bounds``) relaxes "each member in exactly one branch"; on tight
 regions it adds rounded size cuts (``sizecuts``: a group of members that no whole number of
 branches can hold must send members across its edge), which the LP relaxation lacks. The benchmark
