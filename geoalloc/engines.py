@@ -309,7 +309,8 @@ class Checkpoints:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         blob = np.frombuffer(json.dumps(header, default=_json_default).encode("utf-8"), dtype=np.uint8)
         with open(tmp, "wb") as fh:
-            np.savez(fh, _header=blob, **arrays)
+            named: dict[str, Any] = {"_header": blob, **arrays}
+            np.savez(fh, **named)
         os.replace(tmp, path)
         return path
 

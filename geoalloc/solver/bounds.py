@@ -154,7 +154,7 @@ def lagrangian_bound(
     return _finish(inst, best, upper) if math.isfinite(best) else 0.0
 
 
-def _unit_bound(inst, ai, aj, ac, cap_lam, room_j, upper, iters, deadline, patience, start, mu0):  # type: ignore[no-untyped-def]
+def _unit_bound(inst, ai, aj, ac, cap_lam, room_j, upper, iters, deadline, patience, start, mu0):
     """Unit demands: each site's knapsack is "its cheapest room_j points", done row-wise.
 
     Arcs are laid out as one padded row per site, so an iteration is a few whole-array
@@ -421,7 +421,7 @@ def _forced_phase(
     return True
 
 
-def _forced_unit_bound(  # type: ignore[no-untyped-def]
+def _forced_unit_bound(
     inst: Instance, upper: float, iters: int, deadline: float | None, patience: int,
     start: NDArray[np.float64] | None, mu0: float, width: int | None = None, size_cuts: bool = True,
 ):
@@ -497,7 +497,7 @@ def _subgradient_step(inst: Instance, lam: NDArray[np.float64], n: int, pad_i: N
     if g_cut is not None and last_step is not None:
         if last_step:
             g, g_cut = g + DEFLECT * last_step[0], g_cut + DEFLECT * last_step[1]
-        last_step[:] = [g, g_cut]
+        last_step[:] = [np.asarray(g, dtype=np.float64), np.asarray(g_cut, dtype=np.float64)]
     norm = float(g @ g) + (float(g_cut @ g_cut) if g_cut is not None else 0.0)
     if norm < 1e-12:
         return False

@@ -50,7 +50,7 @@ def perturb(
         if inst.self_serve:
             sites[b] = i
         else:
-            order = np.argsort(np.hypot(*(inst.cand_xy - inst.xy[i]).T), kind="stable")  # type: ignore[operator]
+            order = np.argsort(np.hypot(*(inst.cand_xy - inst.xy[i]).T), kind="stable")
             free = [int(j) for j in order[: len(sites) + 1] if int(j) not in set(sites.tolist())]
             if not free:
                 return None
@@ -386,7 +386,7 @@ def solve_instance(
             stats = rstats
             since = 0
         else:
-            if dirty is not None and obj < best[2] * (1 + accept_worse) and obj != cur[2]:
+            if dirty is not None and cur is not None and obj < best[2] * (1 + accept_worse) and obj != cur[2]:
                 cur = (sites, branch, obj)  # a walk near the best plan: kicks from here next
                 cur_version += 1
             since += 1
@@ -400,12 +400,12 @@ def solve_instance(
         if prove_early and inst.n <= PROOF_MAX_N and best is not None and (
                 since == 0 and proof_seconds < PROOF_BOUND_SHARE * time_limit or starts == PROOF_AFTER):
             tp = time.perf_counter()
-            got = _try_proof(inst, best, time_limit, search_deadline, stats, mip=starts >= PROOF_AFTER and not mip_tried)
+            proof = _try_proof(inst, best, time_limit, search_deadline, stats, mip=starts >= PROOF_AFTER and not mip_tried)
             proof_seconds += time.perf_counter() - tp
             mip_tried = mip_tried or starts >= PROOF_AFTER
-            early_lb = max(early_lb, got[3])
-            if got[2] < best[2] - 1e-9:
-                best = cur = got[:3]
+            early_lb = max(early_lb, proof[3])
+            if proof[2] < best[2] - 1e-9:
+                best = cur = (proof[0], proof[1], proof[2])
                 cur_version += 1
             if stats.get("proved_early"):
                 break

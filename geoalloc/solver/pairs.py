@@ -48,8 +48,8 @@ def best_pair(
     """
     ca_list = _candidates(inst, pts, side_a, t, cands)
     cb_list = _candidates(inst, pts, side_b, t, cands)
-    pa, pb = np.meshgrid(ca_list, cb_list, indexing="ij")
-    pa, pb = pa.ravel(), pb.ravel()
+    grid_a, grid_b = np.meshgrid(ca_list, cb_list, indexing="ij")
+    pa, pb = grid_a.ravel(), grid_b.ravel()
     keep = pa != pb
     pa, pb = pa[keep], pb[keep]
     if len(pa) == 0:
@@ -64,7 +64,7 @@ def best_pair(
     return _knapsack(inst, pts, pa, pb, cost_a, cost_b, cutoff)
 
 
-def _fixed(inst: Instance, pts: NDArray[np.int64], pa: NDArray[np.int64], pb: NDArray[np.int64]):  # type: ignore[no-untyped-def]
+def _fixed(inst: Instance, pts: NDArray[np.int64], pa: NDArray[np.int64], pb: NDArray[np.int64]):
     """Masks of points pinned to a or b (an open site's own point serves itself)."""
     if not inst.self_serve:
         z = np.zeros((len(pa), len(pts)), dtype=bool)
@@ -72,7 +72,7 @@ def _fixed(inst: Instance, pts: NDArray[np.int64], pa: NDArray[np.int64], pb: ND
     return pts[None, :] == pa[:, None], pts[None, :] == pb[:, None]
 
 
-def _unit(inst, pts, pa, pb, cost_a, cost_b):  # type: ignore[no-untyped-def]
+def _unit(inst, pts, pa, pb, cost_a, cost_b):
     n_pairs, m = cost_a.shape
     on_a_fixed, on_b_fixed = _fixed(inst, pts, pa, pb)
     free = ~(on_a_fixed | on_b_fixed)
@@ -155,7 +155,7 @@ def lp_split_bound(
     return np.where(bad, np.inf, val)
 
 
-def _split_totals(diff, base, load_a0, dem, order, lo, hi):  # type: ignore[no-untyped-def]
+def _split_totals(diff, base, load_a0, dem, order, lo, hi):
     """Knapsack DP for a batch of pairs: total cost per pair and free load put on a (inf where
     the load breaks a limit)."""
     w_max = hi
@@ -173,7 +173,7 @@ def _split_totals(diff, base, load_a0, dem, order, lo, hi):  # type: ignore[no-u
     return np.where(ok, best + base[:, None], np.inf)
 
 
-def _knapsack(inst, pts, pa, pb, cost_a, cost_b, cutoff=None):  # type: ignore[no-untyped-def]
+def _knapsack(inst, pts, pa, pb, cost_a, cost_b, cutoff=None):
     dem = inst.demand[pts]
     total_d = int(dem.sum())
     on_a_fixed, on_b_fixed = _fixed(inst, pts, pa, pb)

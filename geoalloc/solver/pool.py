@@ -82,7 +82,7 @@ class ClusterPool:
             held = [self.index.get(m.tobytes()) for m in _clusters(start[1], len(start[0]))]
             if all(c is not None for c in held):
                 x0 = np.zeros(k)
-                x0[held] = 1.0
+                x0[[int(c) for c in held if c is not None]] = 1.0
         x = solve_binary(np.asarray(self.cost), a, rhs, rhs, left, start=x0)
         if x is None:
             return None
