@@ -17,8 +17,8 @@ machine's CPUs) and prints, per run:
 - whether the plan is the plan of the first run: the assignment's hash, and how many units have
   the same plan. A unit cut short by its time budget (``clock_cut``) may differ between runs; the
   others may not;
-- with ``--kill`` (default on): the same run again with one worker process killed once 30% of
-  the units are done, and how much later it finished. The local pool loses every unit under way
+- unless ``--no-kill``: the same run again with one worker process killed once 30% of the
+  undisturbed run's wall time has passed, and how much later it finished. The local pool loses every unit under way
   when one process dies (the pool is rebuilt and they run again); Ray re-runs only that task.
 
 Then the time per unit against its size (from the first run) and the memory of single units
@@ -51,7 +51,7 @@ from geoalloc.rules import Policy
 from geoalloc.solver.form import build_units, form_branches
 from geoalloc.solver.problem import Problem, Solution
 
-KILL_AT = 0.3  # share of the units done when a worker is killed
+KILL_AT = 0.3  # a worker is killed once this share of the undisturbed run's wall time has passed
 
 
 def _children(pid: int) -> list[int]:
@@ -137,30 +137,37 @@ def plan_hash(sol: Solution) -> str:
     return hashlib.sha256(np.ascontiguousarray(sol.branch_of).tobytes()).hexdigest()[:16]
 
 
-def run_once(problem: Problem, policy: Policy, engine_name: str, workers: int, kill: bool) -> dict[str, Any]:
+def run_once(problem: Problem, policy: Policy, engine_name: str, workers: int, kill_after: float | None) -> dict[str, Any]:
+    """One fan-out; with ``kill_after`` (seconds), one solving worker process is killed then."""
     engine = get_engine(engine_name, workers)
     killed: list[int] = []
     t_kill = [0.0]
 
-    def progress(fraction: float) -> None:
-        if kill and not killed and fraction >= KILL_AT:
-            busy = _solver_workers(engine_name)
-            if busy:
-                os.kill(busy[0], signal.SIGKILL)
-                killed.append(busy[0])
-                t_kill[0] = time.perf_counter()
+    def kill() -> None:
+        busy = _solver_workers(engine_name)
+        if busy:
+            os.kill(busy[0], signal.SIGKILL)
+            killed.append(busy[0])
+            t_kill[0] = time.perf_counter()
 
+    timer = threading.Timer(kill_after, kill) if kill_after is not None else None
     with MemorySampler() as mem:
         t0 = time.perf_counter()
-        sol = form_branches(problem, policy, engine=engine, progress=progress)
+        if timer is not None:
+            timer.start()
+        sol = form_branches(problem, policy, engine=engine)
         wall = time.perf_counter() - t0
+        end = time.perf_counter()
+    if timer is not None:
+        timer.cancel()
     units = sol.stats["units"]
     secs = np.array([float(u["seconds"]) for u in units])
     ideal = max(float(secs.max()), float(secs.sum()) / workers)
     run = sol.stats["engine"]
     return {
         "engine": engine_name, "workers": workers, "killed": bool(killed), "wall_s": round(wall, 2),
-        "after_kill_s": round(time.perf_counter() - t_kill[0], 2) if killed else None,
+        "killed_at_s": round(t_kill[0] - t0, 2) if killed else None,
+        "after_kill_s": round(end - t_kill[0], 2) if killed else None,
         "ideal_s": round(ideal, 2), "efficiency": round(ideal / wall, 3), "unit_total_s": round(float(secs.sum()), 2),
         "largest_unit_s": round(float(secs.max()), 2), "units": len(units),
         "overhead_per_task_ms": round(1000 * (wall * workers - float(secs.sum())) / len(units), 1),
@@ -169,12 +176,14 @@ def run_once(problem: Problem, policy: Policy, engine_name: str, workers: int, k
     }
 
 
-def same_units(problem: Problem, policy: Policy, a: Solution, b: Solution) -> tuple[int, int, int]:
-    """(units with the same plan, units, units cut by the clock in either run)."""
+def same_units(problem: Problem, policy: Policy, a: Solution, b: Solution) -> tuple[int, int, int, int]:
+    """(units with the same plan, units, units cut by the clock in either run, units that differ
+    although neither run cut them: the engine's fault, and expected to be 0)."""
     units = build_units(problem, policy)
     cut = {u["name"] for s in (a, b) for u in s.stats["units"] if u.get("clock_cut")}
-    same = sum(int(np.array_equal(a.branch_of[u.members], b.branch_of[u.members])) for u in units)
-    return same, len(units), len(cut)
+    same = [bool(np.array_equal(a.branch_of[u.members], b.branch_of[u.members])) for u in units]
+    wrong = sum(1 for u, ok in zip(units, same) if not ok and u.name not in cut)
+    return sum(same), len(units), len(cut), wrong
 
 
 def _unit_memory(args: tuple[Any, float]) -> tuple[int, int, float]:
@@ -252,13 +261,13 @@ def main() -> None:
         for w in workers:
             plain = 0.0
             for kill in ([False] if args.no_kill or (w < 2 and engine == "local") else [False, True]):
-                r = run_once(problem, policy, engine, w, kill)
+                r = run_once(problem, policy, engine, w, KILL_AT * plain if kill else None)
                 sol = r.pop("_solution")
                 if first is None:
                     first = {"sol": sol, "hash": r["hash"]}
-                same, total, cut = same_units(problem, policy, first["sol"], sol)
+                same, total, cut, wrong = same_units(problem, policy, first["sol"], sol)
                 r["same_plan"] = r["hash"] == first["hash"]
-                r["same_units"] = f"{same}/{total} ({cut} cut by the clock in either run)"
+                r["same_units"] = f"{same}/{total} ({cut} cut by the clock in either run; {wrong} uncut units differ)"
                 if kill:
                     r["kill_cost_s"] = round(r["wall_s"] - plain, 2)
                 else:
@@ -283,7 +292,8 @@ def main() -> None:
 
 
 def _line(r: dict[str, Any]) -> str:
-    kill = f" KILLED one worker at {KILL_AT:.0%}: finished {r['after_kill_s']} s after the kill, +{r['kill_cost_s']} s;" if r["killed"] else ""
+    kill = (f" KILLED one worker at {r['killed_at_s']} s: finished {r['after_kill_s']} s later, "
+            f"{r['kill_cost_s']:+} s against the undisturbed run;" if r["killed"] else "")
     return (f"{r['engine']:5} workers={r['workers']:<3} wall={r['wall_s']:8.2f} s  ideal={r['ideal_s']:8.2f} s  "
             f"efficiency={r['efficiency']:.2f}  speed-up={r.get('speed_up')}  overhead/task={r['overhead_per_task_ms']} ms  "
             f"units={r['units']} largest={r['largest_unit_s']} s total={r['unit_total_s']} s  peak={r['peak_memory_mb']} MB  "
