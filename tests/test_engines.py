@@ -220,3 +220,22 @@ def test_rebalance_gives_the_same_plan_on_a_pool_of_workers(national: pd.DataFra
     assert pooled.report["engine"]["workers"] == 2 and inline.report["engine"]["name"] == "inline"
     assert plan_hash(pooled.assignments) == plan_hash(inline.assignments)
     assert pooled.moves.equals(inline.moves)
+
+
+def test_a_single_branch_unit_is_solved_exactly_and_no_worse_than_the_search() -> None:
+    from geoalloc.solver.engine import solve_instance
+    from geoalloc.solver.form import single_branch
+    from geoalloc.solver.instance import Instance
+
+    rng = np.random.default_rng(4)
+    for n in (3, 7, 20, 48):
+        xy = rng.normal(0, 1000, (n, 2))
+        demand = np.ones(n, dtype=np.int64)
+        inst = Instance(xy=xy, demand=demand, full=demand, weight=demand.astype(float), p=1, max_size=50,
+                        min_size=3, min_full=3)
+        exact = single_branch(inst)
+        assert exact is not None and exact.lower_bound == exact.objective
+        brute = min(np.hypot(*(xy - xy[j]).T).sum() for j in range(n))
+        assert exact.objective == pytest.approx(brute)
+        searched = solve_instance(inst, 1.0, 0)
+        assert searched is not None and exact.objective <= searched.objective + 1e-6

@@ -69,13 +69,14 @@ def test_the_plan_on_ray_is_the_plan_of_the_local_engine(cluster: Cluster, roste
     assert plan_hash(res.assignments) == local_hash
 
 
-def marked(folder: str, task: form.UnitTask) -> object:
-    """solve_unit, leaving a start mark and an end mark per run with the node it ran on, and
-    slow enough (0.3 s) that a node removed after the first result still has a unit running."""
+def marked(folder: str, doomed: str, task: form.UnitTask) -> object:
+    """solve_unit, leaving a start mark and an end mark per run with the node it ran on; slow
+    (0.3 s), and on the doomed node slow enough (3 s) that the unit seen under way there is still
+    under way when the node goes."""
     node = ray.get_runtime_context().get_node_id()
     tag = f"{hashlib.blake2b(task.name.encode(), digest_size=6).hexdigest()}-{os.getpid()}-{node}"
     Path(folder, tag + ".start").touch()
-    time.sleep(0.3)
+    time.sleep(3.0 if node == doomed else 0.3)
     out = SOLVE(task)
     Path(folder, tag + ".end").touch()
     return out
@@ -85,7 +86,7 @@ def test_a_node_killed_mid_run_leaves_the_plan_complete_and_identical(
         cluster: Cluster, roster: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     doomed = cluster.add_node(**NODE)
     cluster.wait_for_nodes()
-    monkeypatch.setattr(form, "solve_unit", functools.partial(marked, str(tmp_path)))
+    monkeypatch.setattr(form, "solve_unit", functools.partial(marked, str(tmp_path), doomed.node_id))
     killed: list[str] = []
 
     def running_on_doomed() -> list[str]:
