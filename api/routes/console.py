@@ -26,9 +26,8 @@ from fastapi.responses import JSONResponse, Response
 
 from api.deps import Ctx, Viewer
 from api.problems import ProblemError, responses
-from api.routes.plans import _plan, map_frames_for
+from api.routes.plans import visible_frames
 from geoalloc.store.keys import Principal
-from geoalloc.store.plans import plan_frames
 
 router = APIRouter(tags=["console"])
 
@@ -90,20 +89,6 @@ def vendor_file(path: str) -> Response:
     return _file(file.read_bytes(), mimetypes.guess_type(file.name)[0] or "application/octet-stream")
 
 
-def _visible(ctx: Ctx, who: Principal, plan_id: int) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], Any]:
-    """The plan's frames and report as this key may see them (as the map shows them), and its policy."""
-    from geoalloc.rules import Policy
-    from geoalloc.sites import label_branches
-
-    with ctx.db.read() as s:
-        plan = _plan(s, plan_id)
-        a, b = plan_frames(s, plan_id)
-        report, policy = dict(plan.report or {}), Policy.from_dict(plan.policy or {})
-    b = label_branches(b, policy)
-    a, b, report = map_frames_for(who, a, b, report, ctx.settings.viewer_site_decimals)
-    return a, b, report, policy
-
-
 def _moves(report: dict[str, Any], a: pd.DataFrame, who: Principal) -> pd.DataFrame | None:
     """A rebalance's moves (stored in its report), only members this key may see."""
     moves = report.get("moves")
@@ -124,7 +109,7 @@ async def plan_summary(ctx: Ctx, who: Viewer, plan_id: PlanId, lang: Lang = "zh"
     from geoalloc.outputs import key_figures, report_words
 
     def build() -> dict[str, Any]:
-        _a, b, report, _ = _visible(ctx, who, plan_id)
+        _a, b, report, _ = visible_frames(ctx, who, plan_id)
         return {"plan_id": plan_id, "sections": report_words(report, b, lang=lang),
                 "figures": [{"label": k, "value": v} for k, v in key_figures(report, lang=lang)]}
 
@@ -139,7 +124,7 @@ async def plan_map_data(ctx: Ctx, who: Viewer, plan_id: PlanId, lang: Lang = "zh
     from geoalloc.maps.data import plan_data
 
     def build() -> dict[str, Any]:
-        a, b, report, _ = _visible(ctx, who, plan_id)
+        a, b, report, _ = visible_frames(ctx, who, plan_id)
         return plan_data(a, b, report, lang=lang)
 
     return JSONResponse(await run_in_threadpool(build))
@@ -160,7 +145,7 @@ async def export_plan(ctx: Ctx, who: Viewer, plan_id: PlanId,
     from geoalloc.outputs import write_planner_files
 
     def build() -> bytes:
-        a, b, report, _ = _visible(ctx, who, plan_id)
+        a, b, report, _ = visible_frames(ctx, who, plan_id)
         with tempfile.TemporaryDirectory(prefix="geoalloc-export-") as tmp:
             paths = write_planner_files(FilePath(tmp), a, b, report, formats=(format,), lang=lang,
                                         moves=_moves(report, a, who))

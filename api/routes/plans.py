@@ -204,15 +204,21 @@ async def get_map(ctx: Ctx, who: Viewer, plan_id: PlanId) -> HTMLResponse:
     return HTMLResponse(html, headers={"Content-Security-Policy": page_csp(html)})
 
 
-def _map_html(ctx: Ctx, who: Principal, plan_id: int) -> str:
+def visible_frames(ctx: Ctx, who: Principal, plan_id: int) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], Any]:
+    """The plan's frames and report as this key may see them (as the map shows them), and its policy."""
+    from geoalloc.sites import label_branches
+
     with ctx.db.read() as s:
         plan = _plan(s, plan_id)
         a, b = plan_frames(s, plan_id)
         report, policy = dict(plan.report or {}), Policy.from_dict(plan.policy or {})
-    from geoalloc.sites import label_branches
-
     b = label_branches(b, policy)
     a, b, report = map_frames_for(who, a, b, report, ctx.settings.viewer_site_decimals)
+    return a, b, report, policy
+
+
+def _map_html(ctx: Ctx, who: Principal, plan_id: int) -> str:
+    a, b, report, policy = visible_frames(ctx, who, plan_id)
     return library.plan_map_html(a, b, report, policy, title=f"geoalloc plan {plan_id}")
 
 
