@@ -164,3 +164,13 @@ def test_reader_takes_both_layouts(tmp_path: Path) -> None:
     tight.capacity = 8
     assert not check(tight, np.array([0, 2]), np.array([0, 0, 2]))[0]  # median 0 would hold 9 > 8
 
+
+
+def test_a_mip_without_a_deadline_is_solved() -> None:
+    # "no deadline" (construct's deadline=1e18) once overflowed OR-Tools' int64 millisecond limit
+    inst = make(3, 12, 2, groups=True)
+    pts = np.arange(inst.n)
+    ai, aj = np.repeat(pts, inst.n), np.tile(pts, inst.n)
+    res = solve_part(inst, pts, pts, 2, ai, aj, time_limit=1e18, node_limit=None)
+    assert res is not None and res[1]  # solved to optimality
+    assert float(inst.cost(pts, res[0]).sum()) == pytest.approx(brute(inst), rel=1e-9, abs=1e-6)

@@ -16,6 +16,8 @@ from ortools.linear_solver import pywraplp
 
 from geoalloc.solver.instance import Instance
 
+MAX_SECONDS = 86_400.0  # the longest time limit handed to a MIP solver
+
 BACKEND = "SCIP"
 _VERBOSE = False
 # stop polishing the root early: the neighbourhood solves want good plans fast, not proofs
@@ -121,7 +123,8 @@ def solve_part(
             hv += y
             vals += [1.0 if int(j) in open_ else 0.0 for j in cands]
         solver.SetHint(hv, vals)
-    solver.SetTimeLimit(max(1, int(time_limit * 1000)))
+    # milliseconds in an int64: "no deadline" (1e18 s) is capped at a day
+    solver.SetTimeLimit(max(1, int(min(time_limit, MAX_SECONDS) * 1000)))
     if _VERBOSE:
         solver.EnableOutput()
     solver.SetNumThreads(1)
