@@ -110,7 +110,8 @@ class Policy:
         if moved:
             object.__setattr__(self, "extra", {k: v for k, v in self.extra.items() if k not in moved})
             for k, v in moved.items():
-                object.__setattr__(self, k, v if k in ("themes", "theme_industries", "sites") else type(getattr(Policy(), k))(v))
+                default: Any = self.__dataclass_fields__[k].default
+                object.__setattr__(self, k, v if default is None else type(default)(v))
         # normalise the theme setting so that equal policies compare (and serialise) equal
         themes = self.themes
         if themes is True or (isinstance(themes, str) and themes.strip().lower() == "all"):

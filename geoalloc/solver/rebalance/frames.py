@@ -13,7 +13,7 @@ from scipy.spatial import cKDTree
 from geoalloc.model import MoveReason
 from geoalloc.plan_diff import violations
 from geoalloc.projection import to_lonlat
-from geoalloc.rules import Policy, full_counts, full_flags, region_district, weights
+from geoalloc.rules import Policy, full_counts, full_flags, region_district, statuses, weights
 from geoalloc.solver.rebalance.prepare import Prepared, _col
 from geoalloc.solver.rebalance.region import K_ARCS, Region, RegionPlan
 from geoalloc.tables import ASSIGNMENT_COLUMNS, BRANCH_COLUMNS, MOVE_COLUMNS
@@ -116,7 +116,6 @@ def row_frames(prep: Prepared, row_bid: NDArray[np.object_], sites: dict[str, ND
     for i in np.flatnonzero(assigned):
         site[i] = sites[row_bid[i]]
     dist = np.where(assigned, np.round(np.hypot(*(prep.row_xy - site).T), 1), np.nan)
-    gid = _col(m, "group_id", "")
     a = pd.DataFrame(
         {
             "member_id": prep.ids,
@@ -127,10 +126,9 @@ def row_frames(prep: Prepared, row_bid: NDArray[np.object_], sites: dict[str, ND
             "lat": pd.to_numeric(m["lat"], errors="coerce").to_numpy(float),
             "geo_precision": _col(m, "geo_precision", "exact").to_numpy(),
             "full_member": full_flags(m),
-            "status": _col(m, "status", "active").astype(object).where(_col(m, "status", "active").notna(), "active")
-            .astype(str).to_numpy(),
+            "status": statuses(m),
             "weight": weights(m),
-            "group_id": gid.astype(object).where(gid.notna(), "").astype(str).to_numpy(),
+            "group_id": m["group_id"].to_numpy(),  # normalised by rules.plan_members
         }
     )[ASSIGNMENT_COLUMNS]
     rows = []
