@@ -67,3 +67,30 @@ def test_a_plan_breaking_the_rules_is_never_saved(svc: Service) -> None:
                            key_id=None)
     with svc.ctx.db.read() as s:
         assert len(s.query(Plan).all()) == n_plans  # nothing was saved
+
+
+def test_a_relocated_family_is_stored_with_its_new_home_and_precision(svc: Service) -> None:
+    from sqlalchemy import select
+
+    from geoalloc.store.models import Assignment, Member
+    from geoalloc.store.plans import newest_plan
+
+    with svc.ctx.db.read() as s:
+        plan = newest_plan(s)
+        assert plan is not None
+        fam = s.execute(select(Member.member_id, Member.group_id).join(Assignment, Assignment.member_id == Member.member_id)
+                        .where(Assignment.plan_id == plan.id, Assignment.branch_id.is_not(None), Member.group_id != "",
+                               Member.status == "active")).first()
+    assert fam is not None
+    r = svc.client.post(f"/members/{fam[0]}/relocate", headers=svc.h("admin"), json={"address": "深圳市南山区粤海街道"})
+    assert r.status_code == 200, r.text
+    with svc.ctx.db.read() as s:
+        newest = newest_plan(s)
+        assert newest is not None
+        rows = s.execute(select(Assignment.member_id, Assignment.geo_precision, Assignment.lon, Assignment.branch_id)
+                         .join(Member, Member.member_id == Assignment.member_id)
+                         .where(Assignment.plan_id == newest.id, Member.group_id == fam[1],
+                                Member.status == "active")).all()
+    assert len(rows) >= 2
+    assert {p for _, p, _, _ in rows} == {"subdistrict"}  # the geocoder's grade, for the whole family
+    assert len({lon for _, _, lon, _ in rows}) == 1 and len({b for _, _, _, b in rows}) == 1

@@ -189,7 +189,6 @@ class _Footprint:
     idem_rows: list[dict[str, Any]] = field(default_factory=list)
     touched_members: set[str] = field(default_factory=set)
     touched_branches: set[str] = field(default_factory=set)
-    precision: dict[str, str] = field(default_factory=dict)
 
 
 class MemberWriter:
@@ -452,7 +451,6 @@ class MemberWriter:
         fp.touched_members |= moved
         fp.touched_branches |= {b for _, f, t in changes for b in (f, t) if b}
         fp.touched_branches |= {str(b) for b in (rel.from_branch, rel.to_branch) if b}
-        fp.precision[c.member_id] = after["geo_precision"]
         version += 1
         fp.events.append({"plan_id": plan.id, "member_id": c.member_id, "from_branch": rel.from_branch or None,
                           "to_branch": rel.to_branch or None, "action": str(rel.action), "reason": str(rel.reason),
@@ -503,13 +501,8 @@ class MemberWriter:
             conn.execute(_CLOSE_ADDRESSES, {"ids": fp.closes, "now": now})
             conn.execute(_INSERT_ADDRESS, fp.addresses)
         if state is not None and plan is not None and fp.touched_members:
-            a_rows = []
-            for rec in state.member_rows(sorted(fp.touched_members)):
-                row = assignment_values(plan.id, rec)
-                row.pop("geo_precision")  # the state does not carry it: kept, or set for the moved member
-                if row["member_id"] in fp.precision:
-                    row["geo_precision"] = fp.precision[row["member_id"]]
-                a_rows.append(row)
+            # the state carries each row's precision (the moved member's and their family's new one)
+            a_rows = [assignment_values(plan.id, rec) for rec in state.member_rows(sorted(fp.touched_members))]
             branch_recs, removed = state.branch_rows(sorted(fp.touched_branches))
             apply_assignment_changes(conn, plan.id, a_rows, [branch_values(plan.id, r) for r in branch_recs], removed)
         event_ids = list(conn.execute(_INSERT_EVENTS, fp.events).scalars().all()) if fp.events else []
