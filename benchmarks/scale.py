@@ -39,12 +39,11 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from geoalloc.engines import LocalEngine, get_engine, task_memory
+from geoalloc.engines import get_engine, task_memory
 from geoalloc.national import generate_national
 from geoalloc.pipeline import build_problem
 from geoalloc.rules import Policy
@@ -201,7 +200,7 @@ def _unit_memory(args: tuple[Any, float]) -> tuple[int, int, float]:
 
 
 def unit_memory_table(problem: Problem, policy: Policy, sizes: tuple[int, ...] = (100, 500, 1000, 2000, 4000)) -> list[dict[str, Any]]:
-    from geoalloc.solver.form import UnitTask, _instance, branch_counts, restarts_for, unit_budget, unit_seed
+    from geoalloc.solver.form import _instance, branch_counts, unit_task
 
     units = build_units(problem, policy)
     counts = branch_counts(problem, units, policy)
@@ -213,7 +212,7 @@ def unit_memory_table(problem: Problem, policy: Policy, sizes: tuple[int, ...] =
         if rows and rows[-1]["points"] == int(n[i]):
             continue
         inst = _instance(problem, units[i], counts[i], policy)[0]
-        task = UnitTask(units[i].name, inst, unit_budget(inst.n, policy), unit_seed(units[i].name, policy), restarts_for(inst.n))
+        task = unit_task(units[i].name, inst, policy)
         with ctx.Pool(1) as pool:
             points, extra, secs = pool.apply(_unit_memory, ((task, 0.0),))
         rows.append({"unit": units[i].name, "points": points, "solve_mb": round(extra / 2**20, 1),
