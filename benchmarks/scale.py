@@ -47,7 +47,7 @@ from geoalloc.engines import get_engine, task_memory
 from geoalloc.national import generate_national
 from geoalloc.pipeline import build_problem
 from geoalloc.rules import Policy
-from geoalloc.solver.form import build_units, form_branches
+from geoalloc.solver.form import build_units, form_branches, unit_budget
 from geoalloc.solver.problem import Problem, Solution
 
 KILL_AT = 0.3  # a worker is killed once this share of the undisturbed run's wall time has passed
@@ -162,12 +162,14 @@ def run_once(problem: Problem, policy: Policy, engine_name: str, workers: int, k
     units = sol.stats["units"]
     secs = np.array([float(u["seconds"]) for u in units])
     ideal = max(float(secs.max()), float(secs.sum()) / workers)
+    # what --time-limit promises: the searched units' budgets over the workers (one-branch units are exact)
+    budget = sum(unit_budget(int(u["n"]), policy) for u in units if "work" in u) / workers
     run = sol.stats["engine"]
     return {
         "engine": engine_name, "workers": workers, "killed": bool(killed), "wall_s": round(wall, 2),
         "killed_at_s": round(t_kill[0] - t0, 2) if killed else None,
         "after_kill_s": round(end - t_kill[0], 2) if killed else None,
-        "ideal_s": round(ideal, 2), "efficiency": round(ideal / wall, 3), "unit_total_s": round(float(secs.sum()), 2),
+        "budget_s": round(budget, 2), "ideal_s": round(ideal, 2), "efficiency": round(ideal / wall, 3), "unit_total_s": round(float(secs.sum()), 2),
         "largest_unit_s": round(float(secs.max()), 2), "units": len(units),
         "overhead_per_task_ms": round(1000 * (wall * workers - float(secs.sum())) / len(units), 1),
         "peak_memory_mb": round(mem.peak / 2**20), "clock_cut": run.get("clock_cut", 0), "retried": run["retried"],
@@ -281,6 +283,10 @@ def main() -> None:
 
                 ray.shutdown()  # the next worker count starts a local instance of its own size
     assert first is not None
+    import resource
+
+    rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    print(f"largest resident set of the driver or one child process: {rss / 2**10:.0f} MB", flush=True)
     print("\ntime per unit against its size (first run):")
     for t in size_table(first["sol"]):
         print("  " + ("  ".join(f"{k}={v}" for k, v in t.items())))
@@ -293,7 +299,8 @@ def main() -> None:
 def _line(r: dict[str, Any]) -> str:
     kill = (f" KILLED one worker at {r['killed_at_s']} s: finished {r['after_kill_s']} s later, "
             f"{r['kill_cost_s']:+} s against the undisturbed run;" if r["killed"] else "")
-    return (f"{r['engine']:5} workers={r['workers']:<3} wall={r['wall_s']:8.2f} s  ideal={r['ideal_s']:8.2f} s  "
+    return (f"{r['engine']:5} workers={r['workers']:<3} wall={r['wall_s']:8.2f} s  budgets/workers={r['budget_s']:8.2f} s  "
+            f"ideal={r['ideal_s']:8.2f} s  "
             f"efficiency={r['efficiency']:.2f}  speed-up={r.get('speed_up')}  overhead/task={r['overhead_per_task_ms']} ms  "
             f"units={r['units']} largest={r['largest_unit_s']} s total={r['unit_total_s']} s  peak={r['peak_memory_mb']} MB  "
             f"retried={r['retried']}{kill}  same plan={r['same_plan']} units same={r['same_units']}")
