@@ -23,7 +23,7 @@ from geoalloc.solver.construct import recentre
 from geoalloc.solver.instance import Instance
 from geoalloc.solver.mip import solve_part
 from geoalloc.solver.pairs import best_pair
-from geoalloc.solver.work import FLOW_POINT, MIP_ARC, PAIR_POINT, Meter
+from geoalloc.solver.work import FLOW_POINT, MIP_ARC, PAIR_POINT, WHOLE_MIP_ARC, Meter
 
 WHOLE_MIP_MAX_ARCS = 2500  # below this many point-site pairs the whole instance is one MIP
 ARCS_PER_POINT = 16
@@ -59,7 +59,7 @@ def _whole(inst: Instance, sites: NDArray[np.int64], branch: NDArray[np.int64], 
            stats: dict[str, object], meter: Meter | None = None) -> tuple[NDArray[np.int64], NDArray[np.int64], bool] | None:
     pts = np.arange(inst.n)
     if meter is not None:
-        meter.charge(MIP_ARC * inst.n * inst.m)
+        meter.charge(WHOLE_MIP_ARC * inst.n * inst.m)
     cands = np.arange(inst.m)
     ai = np.repeat(pts, inst.m)
     aj = np.tile(cands, inst.n)
@@ -92,6 +92,8 @@ def _pair_mip(inst: Instance, pts: NDArray[np.int64], cands: NDArray[np.int64], 
     ai, aj = _part_arcs(inst, pts, cands, current, ARCS_PER_POINT)
     left = max(0.2, deadline - time.perf_counter())
     if meter is not None:
+        if not meter.affords(MIP_ARC * len(ai)):
+            return None  # a MIP cannot stop half-way: only when the work left pays for it
         meter.charge(MIP_ARC * len(ai))
     # metered: only the node limit and the deadline (the ceiling) stop it, never a clock cap
     res = solve_part(inst, pts, cands, 2, ai, aj, hint=current, time_limit=left if meter else min(SUB_TIME, left))
@@ -208,10 +210,12 @@ def improve(
         moves, tried = moves + m1, tried + t1
         if timed_out or dirty is not None:
             break  # after a kick the pair descent is the whole step (a global re-assignment costs more)
-        if reassign_mip and not unit and inst.n <= REASSIGN_MIP_MAX_N and len(sites) <= REASSIGN_MIP_MAX_P:
+        cost = MIP_ARC * inst.n * min(7, len(sites))  # its arcs: each point's 6 nearest sites and its own
+        if reassign_mip and not unit and inst.n <= REASSIGN_MIP_MAX_N and len(sites) <= REASSIGN_MIP_MAX_P and (
+                meter is None or meter.affords(cost)):
             left = max(0.2, deadline - time.perf_counter())
             if meter is not None:
-                meter.charge(MIP_ARC * inst.n * min(7, len(sites)))
+                meter.charge(cost)
             nb = reassign_exact(inst, sites, branch, time_limit=left if meter else min(REASSIGN_TIME, left))
             if nb is not None and inst.objective(sites, nb) < inst.objective(sites, branch) - 1e-9:
                 branch[:] = nb
@@ -226,7 +230,9 @@ def improve(
             break
         sites[:], branch[:] = new, nb
     stats.update({"pair_moves": moves, "pair_tried": tried})
-    if whole_mip and not timed_out and inst.n * inst.m <= WHOLE_MIP_MAX_ARCS:
+    # metered: only when the work left pays for it (it cannot stop half-way)
+    if whole_mip and not timed_out and inst.n * inst.m <= WHOLE_MIP_MAX_ARCS and (
+            meter is None or meter.affords(WHOLE_MIP_ARC * inst.n * inst.m)):
         out = _whole(inst, sites, branch, deadline, stats, meter)
         if out is not None:
             return out

@@ -11,7 +11,8 @@ about that long there, and the same work anywhere else.
 from __future__ import annotations
 
 PAIR_POINT = 15e-6  # a two-cluster move by its closed form, per point of the pair
-MIP_ARC = 150e-6  # a sub-MIP (pair move with families, exact reassignment, small whole instance), per arc
+MIP_ARC = 150e-6  # a sparse sub-MIP (pair move with families, exact reassignment), per arc
+WHOLE_MIP_ARC = 600e-6  # a small instance as one dense MIP (all arcs; each costs more), per arc
 FLOW_POINT = 6e-6  # an assignment by min-cost flow, per point
 BUILD_POINT = 130e-6  # a start's first plan (k-means++ and assign/re-centre rounds), per point
 
@@ -29,3 +30,8 @@ class Meter:
     @property
     def spent(self) -> bool:
         return self.used >= self.limit
+
+    def affords(self, seconds: float) -> bool:
+        """Whether a step that cannot stop half-way (a sub-MIP) fits in what is left: the search
+        skips one that does not, so a small budget is not overrun many times by one step."""
+        return self.used + seconds <= self.limit
