@@ -248,3 +248,25 @@ def test_a_single_branch_unit_is_solved_exactly_and_no_worse_than_the_search() -
         assert exact.objective == pytest.approx(brute)
         searched = solve_instance(inst, 1.0, 0)
         assert searched is not None and exact.objective <= searched.objective + 1e-6
+
+
+def test_a_western_city_is_measured_in_its_own_zone_and_shenzhen_in_49n() -> None:
+    from pyproj import Geod
+
+    from geoalloc.projection import city_zone, to_metres
+
+    rng = np.random.default_rng(4)
+    n = 80
+    kashgar = pd.DataFrame({"member_id": [f"k{i}" for i in range(n)], "city_zh": "喀什地区", "district_zh": "喀什市",
+                            "lon": 75.99 + rng.normal(0, 0.03, n), "lat": 39.47 + rng.normal(0, 0.03, n),
+                            "full_member": 1, "status": "active", "weight": 1})
+    res = allocate(kashgar, Policy(time_limit=0.5))
+    a = res.assignments.merge(res.branches[["branch_id", "lon", "lat"]], on="branch_id", suffixes=("", "_site"))
+    _, _, geodesic = Geod(ellps="WGS84").inv(a["lon"], a["lat"], a["lon_site"], a["lat_site"])
+    far = geodesic > 100  # members at their branch's own site are 0 m either way
+    assert far.sum() > 40
+    assert np.abs(a["distance_m"][far] / geodesic[far] - 1).max() < 0.005
+    # under 49N, Shenzhen's zone, the same distances come out several percent long
+    xy, sxy = to_metres(a["lon"], a["lat"]), to_metres(a["lon_site"], a["lat_site"])
+    assert np.median(np.hypot(*(xy - sxy).T)[far] / geodesic[far]) > 1.03
+    assert city_zone("喀什地区") == 43 and city_zone("深圳市") == city_zone("") == 49
