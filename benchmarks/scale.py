@@ -37,6 +37,7 @@ import json
 import multiprocessing as mp
 import os
 import signal
+import sys
 import threading
 import time
 from typing import Any
@@ -136,9 +137,13 @@ def plan_hash(sol: Solution) -> str:
     return hashlib.sha256(np.ascontiguousarray(sol.branch_of).tobytes()).hexdigest()[:16]
 
 
-def run_once(problem: Problem, policy: Policy, engine_name: str, workers: int, kill_after: float | None) -> dict[str, Any]:
-    """One fan-out; with ``kill_after`` (seconds), one solving worker process is killed then."""
+def run_once(problem: Problem, policy: Policy, engine_name: str, workers: int, kill_after: float | None,
+             progress: bool = False) -> dict[str, Any]:
+    """One fan-out; with ``kill_after`` (seconds), one solving worker process is killed then;
+    ``progress``: the share of units done, with the time and memory so far, on stderr (how far a
+    run got that the machine cannot finish)."""
     engine = get_engine(engine_name, workers)
+    shown = [0.0]
     killed: list[int] = []
     t_kill = [0.0]
 
@@ -154,7 +159,13 @@ def run_once(problem: Problem, policy: Policy, engine_name: str, workers: int, k
         t0 = time.perf_counter()
         if timer is not None:
             timer.start()
-        sol = form_branches(problem, policy, engine=engine)
+        def report(done: float) -> None:
+            if progress and done >= shown[0] + 0.05:
+                shown[0] = done
+                print(f"  {engine_name} x{workers}: {done:.0%} of the units after {time.perf_counter() - t0:.0f} s, "
+                      f"memory {mem.peak / 2**20:.0f} MB so far", file=sys.stderr, flush=True)
+
+        sol = form_branches(problem, policy, engine=engine, progress=report)
         wall = time.perf_counter() - t0
         end = time.perf_counter()
     if timer is not None:
@@ -247,6 +258,7 @@ def main() -> None:
     ap.add_argument("--no-kill", action="store_true", help="skip the runs with a worker killed")
     ap.add_argument("--no-memory", action="store_true", help="skip the single-unit memory table")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--progress", action="store_true", help="print the share of units done as a run goes (stderr)")
     args = ap.parse_args()
     cpus = os.cpu_count() or 1
     workers = [int(w) for w in args.workers.split(",")] if args.workers else sorted({1, *[2**k for k in range(1, 16) if 2**k < cpus], cpus})
@@ -262,7 +274,7 @@ def main() -> None:
         for w in workers:
             plain = 0.0
             for kill in ([False] if args.no_kill or (w < 2 and engine == "local") else [False, True]):
-                r = run_once(problem, policy, engine, w, KILL_AT * plain if kill else None)
+                r = run_once(problem, policy, engine, w, KILL_AT * plain if kill else None, args.progress)
                 sol = r.pop("_solution")
                 if first is None:
                     first = {"sol": sol, "hash": r["hash"]}
