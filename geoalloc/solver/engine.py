@@ -17,7 +17,7 @@ from geoalloc.solver.lns import LnsConfig, lns
 from geoalloc.solver.pool import POOL_MAX_N, ClusterPool
 from geoalloc.solver.search import RELOCATE_MAX_P, improve, polish_mip, relocate_sites, whole_mip_polish
 from geoalloc.solver.swaps import cost_matrix, ranked_swaps
-from geoalloc.solver.work import BUILD_POINT, FLOW_POINT, Meter
+from geoalloc.solver.work import BUILD_CALL, BUILD_POINT, RELOCATE_SHARE, Meter, flow
 
 FRESH_STARTS = 2  # independent k-means++ starts; later starts kick the best plan instead
 FRESH_EVERY_LOCAL = 20  # with local kicks (cheap descents), a fresh start only this seldom
@@ -371,14 +371,14 @@ def solve_instance(
             cdl = min(deadline, max(search_deadline, time.perf_counter() + 0.5 * time_limit))
             # capacitated k-means starts help large unit-demand regions; groups keep median starts
             if meter is not None:
-                meter.charge(BUILD_POINT * inst.n)
+                meter.charge(BUILD_CALL + BUILD_POINT * inst.n)
             first = construct_means(inst, rng, cdl) if r % 2 == 0 and unit else None
             if first is None:
                 first = construct(inst, rng, cdl)
         else:  # iterated local search: kick the best plan, then descend again
             assert cur is not None
             if meter is not None:
-                meter.charge(FLOW_POINT * inst.n)
+                meter.charge(flow(inst.n))
             if costs is not None and cur_version != ranked_for:
                 ranked, ranked_for = ranked_swaps(inst, costs, cur[0], cur[1], SWAP_TRIES), cur_version
             kicked = None
@@ -465,7 +465,7 @@ def solve_instance(
         # few clusters: also move single sites anywhere (see relocate_sites), then descend again;
         # it may use up to half the bound's time, which small instances do not need
         rdl = deadline - 0.5 * bound_share * time_limit
-        moved = relocate_sites(inst, sites, branch, rdl)
+        moved = relocate_sites(inst, sites, branch, rdl, Meter(RELOCATE_SHARE * work.search) if work else None)
         if moved is not None:
             s2, b2, _ = improve(inst, moved[0], moved[1], np.random.default_rng([seed, restarts]), rdl, {},
                                 meter=meter)

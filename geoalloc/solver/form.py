@@ -31,7 +31,7 @@ from geoalloc.solver.bounds import forced_size
 from geoalloc.solver.engine import InstanceResult, Work, solve_instance
 from geoalloc.solver.instance import Instance
 from geoalloc.solver.problem import Conflict, InfeasibleError, Problem, Solution
-from geoalloc.solver.work import BUILD_POINT
+from geoalloc.solver.work import BUILD_CALL, BUILD_POINT
 
 PARALLEL_MIN_MEMBERS = 1500  # below this, worker start-up costs more than it saves (local engine)
 RESTARTS = 6  # search starts per region (a small budget pays for fewer: unit_work)
@@ -259,7 +259,7 @@ def unit_work(n: int, policy: Policy) -> Work:
     search = (1.0 - BOUND_SHARE) * budget
     step = max(n, 1) / BOUND_POINT_STEPS_PER_SECOND
     iters = int(min(MAX_BOUND_ITERS, max(MIN_BOUND_ITERS, BOUND_SHARE * budget // step)))
-    least = BUILD_POINT * n + iters * step  # the first start's plan is built whatever the budget
+    least = BUILD_CALL + BUILD_POINT * n + iters * step  # the first start's plan is built whatever the budget
     return Work(restarts_for(n), search, iters, CEILING_FACTOR * max(budget, least) + CEILING_SECONDS)
 
 

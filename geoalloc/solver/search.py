@@ -23,7 +23,7 @@ from geoalloc.solver.construct import recentre
 from geoalloc.solver.instance import Instance
 from geoalloc.solver.mip import solve_part
 from geoalloc.solver.pairs import best_pair
-from geoalloc.solver.work import FLOW_POINT, MIP_ARC, PAIR_POINT, WHOLE_MIP_ARC, Meter
+from geoalloc.solver.work import MIP_ARC, PAIR_CALL, PAIR_POINT, WHOLE_MIP_ARC, Meter, flow
 
 WHOLE_MIP_MAX_ARCS = 2500  # below this many point-site pairs the whole instance is one MIP
 ARCS_PER_POINT = 16
@@ -89,12 +89,13 @@ def _cands_for(inst: Instance, pts: NDArray[np.int64], mine: NDArray[np.int64], 
 def _pair_mip(inst: Instance, pts: NDArray[np.int64], cands: NDArray[np.int64], current: NDArray[np.int64],
               deadline: float, meter: Meter | None = None) -> tuple[float, int, int, NDArray[np.bool_]] | None:
     """The pair move by MIP, for groups under the full-member rule (no closed form there)."""
+    cost = MIP_ARC * len(pts) * (ARCS_PER_POINT + 1)  # about its arcs (each point's nearest, its own)
+    if meter is not None:
+        if not meter.affords(cost):
+            return None  # a MIP cannot stop half-way: only when the work left pays for it
+        meter.charge(cost)
     ai, aj = _part_arcs(inst, pts, cands, current, ARCS_PER_POINT)
     left = max(0.2, deadline - time.perf_counter())
-    if meter is not None:
-        if not meter.affords(MIP_ARC * len(ai)):
-            return None  # a MIP cannot stop half-way: only when the work left pays for it
-        meter.charge(MIP_ARC * len(ai))
     # metered: only the node limit and the deadline (the ceiling) stop it, never a clock cap
     res = solve_part(inst, pts, cands, 2, ai, aj, hint=current, time_limit=left if meter else min(SUB_TIME, left))
     if res is None:
@@ -151,7 +152,7 @@ def pair_search(
                 cands = _cands_for(inst, pts, sites[[a, b]], set(sites.tolist()))
                 tried += 1
                 if meter is not None:
-                    meter.charge(PAIR_POINT * len(pts))
+                    meter.charge(PAIR_CALL + PAIR_POINT * len(pts))
                 before = float(inst.cost(pts, sites[branch[pts]]).sum())
                 res = best_pair(inst, pts, ma, mb, cands, t=PAIR_CANDIDATES, cutoff=before)
                 if res is None and inst.min_full > 0 and (inst.demand[pts] > 1).any():
@@ -224,7 +225,7 @@ def improve(
         if np.array_equal(new, sites):
             break
         if meter is not None:
-            meter.charge(FLOW_POINT * inst.n)
+            meter.charge(flow(inst.n))
         nb = assign(inst, new, time_limit=max(0.5, deadline - time.perf_counter()))
         if nb is None or inst.objective(new, nb) >= inst.objective(sites, branch) - 1e-9:
             break
@@ -291,7 +292,7 @@ def polish_mip(
 
 
 def relocate_sites(
-    inst: Instance, sites: NDArray[np.int64], branch: NDArray[np.int64], deadline: float
+    inst: Instance, sites: NDArray[np.int64], branch: NDArray[np.int64], deadline: float, meter: Meter | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]] | None:
     """Move one site to where the worst-served points are, the best such move while one helps;
     None when no move helps.
@@ -299,7 +300,8 @@ def relocate_sites(
     Why: pair moves re-choose sites among two clusters' own candidates. With few clusters over
     a few dense blobs (members placed at subdistrict seeds), a blob left without a site can stay
     without one from every start. Trying each site at each of the worst-served places costs
-    p x 12 assignments, cheap when p is small.
+    p x 12 assignments, cheap when p is small. ``meter``: each assignment is charged to it, and
+    the moves stop when it cannot pay for the next.
     """
     best = inst.objective(sites, branch)
     found = None
@@ -318,6 +320,10 @@ def relocate_sites(
         move = None
         for b in range(len(sites)):
             for j in targets:
+                if meter is not None:
+                    if not meter.affords(flow(inst.n)):
+                        return found if move is None else move
+                    meter.charge(flow(inst.n))
                 trial = sites.copy()
                 trial[b] = j
                 nb = assign(inst, trial, time_limit=max(0.05, deadline - time.perf_counter()))

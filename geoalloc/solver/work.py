@@ -10,11 +10,20 @@ about that long there, and the same work anywhere else.
 
 from __future__ import annotations
 
-PAIR_POINT = 15e-6  # a two-cluster move by its closed form, per point of the pair
+PAIR_POINT = 15e-6  # a two-cluster move by its closed form, per point of the pair ...
+PAIR_CALL = 0.5e-3  # ... and per move tried
 MIP_ARC = 150e-6  # a sparse sub-MIP (pair move with families, exact reassignment), per arc
 WHOLE_MIP_ARC = 600e-6  # a small instance as one dense MIP (all arcs; each costs more), per arc
-FLOW_POINT = 6e-6  # an assignment by min-cost flow, per point
-BUILD_POINT = 130e-6  # a start's first plan (k-means++ and assign/re-centre rounds), per point
+FLOW_POINT = 6e-6  # an assignment by min-cost flow, per point ...
+FLOW_CALL = 2e-3  # ... and per assignment
+BUILD_POINT = 130e-6  # a start's first plan (k-means++ and assign/re-centre rounds), per point ...
+BUILD_CALL = 10e-3  # ... and per plan
+RELOCATE_SHARE = 0.25  # the single-site moves after the starts (p <= 4) get this share of the search's work
+
+
+def flow(n: int) -> float:
+    """What one assignment of ``n`` points costs."""
+    return FLOW_CALL + FLOW_POINT * n
 
 
 class Meter:
