@@ -355,8 +355,8 @@ def solve_instance(
         if r and time.perf_counter() > search_deadline:
             timed_out = True
             break
-        if r and meter is not None and meter.spent:
-            break  # the work is done (not the clock: the same on every machine)
+        if r and meter is not None and meter.spent and best is not None:
+            break  # the work is done (not the clock: the same on every machine); without a plan yet, go on
         rng = np.random.default_rng([seed, r])
         if mid_arcs and pool is not None and best is not None and time.perf_counter() >= mid_arcs[0][0]:
             share = mid_arcs.pop(0)[1]
