@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from test_sites import SITES, _members
@@ -164,3 +165,27 @@ def test_cli_allocate_lang_chinese_by_default_english_on_request(tmp_path: Path)
     assert "支部编号" in sheets["zh"][1] and "branch" in sheets["en"][1]
     assert "支部" in sheets["zh"][2] and "branches" in sheets["en"][2] and not any(
         "\u4e00" <= ch <= "\u9fff" for ch in sheets["en"][2].replace("南山区", ""))
+
+
+def test_a_relocation_that_opens_a_branch_opens_it_at_a_centre() -> None:
+    """Two full branches of 南山区 at centres; a newcomer near NS2 forces a third branch, which
+    meets at NS2 (the nearest centre with a place), not at the newcomer's home."""
+    from geoalloc.solver.relocate import PlanState
+
+    sites = validate_sites(SITES)
+    policy = Policy(min_size=3, max_size=10, min_full=0, sites=sites)
+    rng = np.random.default_rng(2)
+    rows, branches = [], []
+    for b, s in enumerate(sites[i] for i in (0, 2)):
+        bid = f"南山区-{b + 1:03d}"
+        branches.append({"branch_id": bid, "lon": s["lon"], "lat": s["lat"], "district_zh": "南山区"})
+        for k in range(10):
+            rows.append({"member_id": f"m{b}{k}", "branch_id": bid, "lon": s["lon"] + rng.normal(0, 0.002),
+                         "lat": s["lat"] + rng.normal(0, 0.002), "district_zh": "南山区"})
+    state = PlanState.from_frames(pd.DataFrame(rows), pd.DataFrame(branches), policy)
+    home = (sites[1]["lon"] + 0.004, sites[1]["lat"] - 0.003)
+    state.relocate("new1", lon=home[0], lat=home[1], district_zh="南山区")
+    a, b = state.to_frames()
+    assert len(b) == 3 and (b["size"] <= 10).all()
+    placed = b.set_index("branch_id").loc[a.set_index("member_id").loc["new1", "branch_id"]]
+    assert abs(placed["lon"] - sites[1]["lon"]) < 1e-5 and abs(placed["lat"] - sites[1]["lat"]) < 1e-5
