@@ -198,6 +198,8 @@ Landmarks = Annotated[Path | None, typer.Option(help="Optional landmark table (n
 MapFlag = Annotated[bool, typer.Option("--map/--no-map", help="Also write map.html.")]
 Lang = Annotated[str, typer.Option("--lang", help="Language of plan.xlsx (sheet names, headers, the report in words) and of the map's labels: zh (Chinese) or en.")]
 SitesOption = Annotated[Path | None, typer.Option("--sites", help="Service centres (党群服务中心), CSV or .xlsx: site_id, name, lon, lat[, datum, district_zh, capacity]. Branches meet only at these sites (several may share one, up to its capacity); each branch's site_id and name are in the outputs and on the map.")]
+ExactPoints = Annotated[bool, typer.Option("--exact-points", help="Members' exact points in plan.xlsx, plan.gpkg and the map (personal data: opt-in). Default: snapped to a 200 m grid.")]
+ShowNames = Annotated[bool, typer.Option("--show-names", help="Members' names (the roster's name column) in plan.xlsx's members sheet and the map's popups (personal data: opt-in).")]
 TargetSize = Annotated[float | None, typer.Option(help="Aim for this mean branch size in each district (default 80% of --max-size).")]
 
 
@@ -207,8 +209,21 @@ def _lang(lang: str) -> str:
     return lang
 
 
+def _private(members: Any, exact_points: bool, show_names: bool) -> dict[str, Any]:
+    """The planner's opt-ins for personal data in the files and the map: ``snap_m`` and ``names``."""
+    from geoalloc.maps.privacy import DEFAULT_SNAP_M
+
+    out: dict[str, Any] = {"snap_m": 0.0 if exact_points else DEFAULT_SNAP_M}
+    if show_names:
+        if "name" not in members.columns:
+            console.print("[yellow]--show-names:[/] the roster has no name column")
+        else:
+            out["names"] = members.assign(member_id=members["member_id"].astype(str)).set_index("member_id")["name"]
+    return out
+
+
 def _write_map(plan_dir: Path, result: Any, policy: Policy, cities: list[str] | None = None,
-               lang: str = "zh") -> dict[str, Path]:
+               lang: str = "zh", private: dict[str, Any] | None = None) -> dict[str, Path]:
     """map.html for a plan of one city; for a roster of several cities (city_zh), one
     map-<city>.html per city asked for with --map-city (a national map would not open)."""
     try:
@@ -216,10 +231,14 @@ def _write_map(plan_dir: Path, result: Any, policy: Policy, cities: list[str] | 
     except ImportError:  # maps not installed in this build
         return {}
     a, b = result.assignments, result.branches
+    private = private or {}
+    extra = {"snap_m": private.get("snap_m", 200.0), "names": private.get("names"),
+             "show_names": private.get("names") is not None}
     several = "city_zh" in a.columns and a["city_zh"].nunique() > 1
     if not several:
         path = plan_dir / "map.html"
-        save_map(plan_map(a, b, result.report, min_size=policy.min_size, max_size=policy.max_size, lang=lang), path)
+        save_map(plan_map(a, b, result.report, min_size=policy.min_size, max_size=policy.max_size, lang=lang,
+                          **extra), path)
         return {"map": path}
     if not cities:
         console.print(f"[yellow]no map:[/] the roster has {a['city_zh'].nunique()} cities; "
@@ -231,7 +250,7 @@ def _write_map(plan_dir: Path, result: Any, policy: Policy, cities: list[str] | 
             raise fail(f"--map-city {city}: no member of the roster is in that city", EXIT_USAGE)
         path = plan_dir / f"map-{city}.html"
         save_map(plan_map(a[a["city_zh"] == city], b[b["city_zh"] == city], result.report,
-                          min_size=policy.min_size, max_size=policy.max_size, lang=lang), path)
+                          min_size=policy.min_size, max_size=policy.max_size, lang=lang, **extra), path)
         paths[f"map {city}"] = path
     return paths
 
@@ -278,7 +297,8 @@ FORMAT_HELP = ("Files to write, comma-separated from csv,xlsx,gpkg,geojson (defa
 
 def run_allocate(roster: Path, output: Path, policy: Policy, landmarks: Path | None, write_map: bool,
                  formats: tuple[str, ...] | None = None, engine: Any = None,
-                 map_cities: list[str] | None = None, lang: str = "zh") -> dict[str, Any]:
+                 map_cities: list[str] | None = None, lang: str = "zh", exact_points: bool = False,
+                 show_names: bool = False) -> dict[str, Any]:
     """Roster file to plan directory; shared by ``allocate`` and ``demo``. Finished districts
     are checkpointed in OUTPUT/.units, so the same command rerun after a crash skips them."""
     from geoalloc.pipeline import allocate as allocate_plan
@@ -294,10 +314,11 @@ def run_allocate(roster: Path, output: Path, policy: Policy, landmarks: Path | N
         except InfeasibleError as exc:
             raise fail(str(exc)) from exc
     plan.report["roster"] = {"path": str(roster), **result.summary}
-    paths = write_plan_dir(plan, output, formats=formats or _formats(None), lang=lang)
+    private = _private(result.members, exact_points, show_names)
+    paths = write_plan_dir(plan, output, formats=formats or _formats(None), lang=lang, **private)
     if write_map:
         with console.status("drawing the map"):
-            paths.update(_write_map(output, plan, policy, map_cities, lang))
+            paths.update(_write_map(output, plan, policy, map_cities, lang, private))
     if len(result.rejects):
         paths["rejects"] = output / "rejects.csv"
     _print_plan(plan.report, paths)
@@ -325,13 +346,16 @@ def allocate(
     map_city: MapCityOption = None,
     sites: SitesOption = None,
     lang: Lang = "zh",
+    exact_points: ExactPoints = False,
+    show_names: ShowNames = False,
 ) -> None:
     """Form branches: every active member in exactly one branch, sizes within limits, short distances."""
     formats = _formats(format)
     lang = _lang(lang)
     policy = _policy(min_size, max_size, min_full, branches, target_size, cross_district, time_limit, seed, themes,
                      _sites(sites))
-    run_allocate(roster, output, policy, landmarks, map, formats, _engine(engine, workers), map_city, lang)
+    run_allocate(roster, output, policy, landmarks, map, formats, _engine(engine, workers), map_city, lang,
+                 exact_points, show_names)
 
 
 def _read_current(current: Path) -> tuple[Any, Any, str | None]:
@@ -393,6 +417,8 @@ def rebalance(
     map_city: MapCityOption = None,
     sites: Annotated[Path | None, typer.Option("--sites", help="Service centres (党群服务中心), CSV or .xlsx: site_id, name, lon, lat[, datum, district_zh, capacity]. Branches meet only at these sites: a current branch meeting elsewhere moves to the best centre of its district with a place (keeping its members; the report lists them), new branches open at centres, never at a member's home.")] = None,
     lang: Lang = "zh",
+    exact_points: ExactPoints = False,
+    show_names: ShowNames = False,
 ) -> None:
     """Fix the current plan for today's roster (oversized, undersized, moved, new and departed members), moving as few members as possible."""
     from geoalloc.pipeline import AllocationResult, write_plan_dir
@@ -422,10 +448,11 @@ def rebalance(
             raise fail(str(exc)) from exc
     result.report["roster"] = {"path": str(roster), **loaded.summary}
     plan = AllocationResult(result.assignments, result.branches, result.report)
-    paths = write_plan_dir(plan, output, formats=formats, moves=result.moves, lang=lang)
+    private = _private(loaded.members, exact_points, show_names)
+    paths = write_plan_dir(plan, output, formats=formats, moves=result.moves, lang=lang, **private)
     if map:
         with console.status("drawing the map"):
-            paths.update(_write_map(output, plan, policy, map_city, lang))
+            paths.update(_write_map(output, plan, policy, map_city, lang, private))
     _print_plan(result.report, paths)
     r = result.report
     out.print(f"moved {r['moved']} members {r['moves_by_reason']}; joined {r['joined']}, removed {r['removed']}; "

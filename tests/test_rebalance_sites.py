@@ -189,3 +189,30 @@ def test_a_relocation_that_opens_a_branch_opens_it_at_a_centre() -> None:
     assert len(b) == 3 and (b["size"] <= 10).all()
     placed = b.set_index("branch_id").loc[a.set_index("member_id").loc["new1", "branch_id"]]
     assert abs(placed["lon"] - sites[1]["lon"]) < 1e-5 and abs(placed["lat"] - sites[1]["lat"]) < 1e-5
+
+
+def test_exact_points_and_names_only_when_asked(tmp_path: Path) -> None:
+    """plan.xlsx's members sheet keeps the map's privacy (200 m grid, no names) unless the planner
+    passes --exact-points / --show-names; a formula-like name stays text."""
+    import openpyxl
+
+    roster = _members(40, 0).drop(columns=["weight", "geo_precision"])
+    roster["name"] = [f"成员{i}" for i in range(len(roster))]
+    roster.loc[0, "name"] = "=HYPERLINK(\"http://x\")"
+    roster.to_csv(tmp_path / "roster.csv", index=False)
+    sheets = {}
+    for label, extra in (("plain", []), ("asked", ["--exact-points", "--show-names"])):
+        res = runner.invoke(app, ["allocate", str(tmp_path / "roster.csv"), "-o", str(tmp_path / label),
+                                  "--time-limit", "1", "--format", "csv,xlsx"] + extra)
+        assert res.exit_code == 0, res.output
+        ws = openpyxl.load_workbook(tmp_path / label / "plan.xlsx")["成员"]
+        rows = list(ws.iter_rows(values_only=True))
+        sheets[label] = pd.DataFrame(rows[1:], columns=rows[0]).set_index("成员编号")
+    want = roster.set_index("member_id")
+    plain, asked = sheets["plain"], sheets["asked"]
+    assert "姓名" not in plain.columns and asked.loc[want.index, "姓名"].tolist()[1:] == want["name"].tolist()[1:]
+    assert asked.loc[want.index[0], "姓名"] == "'=HYPERLINK(\"http://x\")"  # neutralised, never a formula
+    assert np.allclose(asked.loc[want.index, "经度"].astype(float), want["lon"], rtol=0, atol=1e-6)
+    assert not np.allclose(plain.loc[want.index, "经度"].astype(float), want["lon"], rtol=0, atol=1e-5)  # the 200 m grid
+    html = (tmp_path / "asked" / "map.html").read_text(encoding="utf-8")
+    assert "成员1" in html and "成员1" not in (tmp_path / "plain" / "map.html").read_text(encoding="utf-8")
