@@ -19,7 +19,7 @@ __all__ = ["NEAR_LIMIT", "WEAK_GAP", "key_figures", "report_words"]
 WEAK_GAP = 0.05  # a district whose plan may be this much above the bound is pointed out
 # a district whose every branch must hold at least this share of max_size is tight: there the
 # linear relaxation (and so the bound) is weak; elsewhere a large gap means the time ran out
-TIGHT_SHARE = 0.8
+TIGHT_SHARE = 0.5
 NEAR_LIMIT = 2   # branches within this many members of a size limit are listed
 MAX_LISTED = 12  # names listed per heading; the rest are counted
 
