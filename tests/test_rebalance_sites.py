@@ -216,3 +216,21 @@ def test_exact_points_and_names_only_when_asked(tmp_path: Path) -> None:
     assert not np.allclose(plain.loc[want.index, "经度"].astype(float), want["lon"], rtol=0, atol=1e-5)  # the 200 m grid
     html = (tmp_path / "asked" / "map.html").read_text(encoding="utf-8")
     assert "成员1" in html and "成员1" not in (tmp_path / "plain" / "map.html").read_text(encoding="utf-8")
+
+
+def test_fewer_places_than_branches_closes_one_but_keeps_a_frozen_members_branch() -> None:
+    members = _members(160, 70)
+    plan = allocate(members, Policy(time_limit=2, target_size=32))  # 5 branches in 南山区
+    b = plan.branches
+    assert (b["district_zh"] == "南山区").sum() == 5
+    small = b[b["district_zh"] == "南山区"].sort_values(["size", "branch_id"])["branch_id"].iloc[0]
+    who = plan.assignments.loc[plan.assignments["branch_id"] == small, "member_id"].iloc[0]
+    members["frozen"] = (members["member_id"] == who).astype(int)
+    caps = {"NS1": 2, "NS2": 1, "NS3": 1}  # 4 places for 5 branches (160 members need 4)
+    sites = validate_sites([dict(s, capacity=caps.get(s["site_id"], s.get("capacity"))) for s in SITES])
+    policy = Policy(time_limit=2, sites=sites)
+    res = rebalance(members, plan.assignments, policy, current_branches=b)
+    _at_sites(res.branches, sites)
+    assert (res.branches["district_zh"] == "南山区").sum() == 4
+    assert res.assignments.set_index("member_id").loc[who, "branch_id"] == small  # the frozen member stayed
+    assert check_plan(members, res.assignments, policy, res.branches).total == 0

@@ -87,13 +87,16 @@ class RegionSolver:
 
     def _resite(self, site_xy: NDArray[np.float64], site_key: list[int]) -> tuple[NDArray[np.float64], list[int]]:
         """Every current branch at a centre with a place: those meeting elsewhere (or beyond a
-        centre's capacity) move to the free centre best for their members, largest first; a
-        branch for which no place is left closes (its members are re-assigned)."""
+        centre's capacity) move to the free centre best for their members, those holding frozen
+        members first, then the largest; a branch for which no place is left closes (its members
+        are re-assigned), unless it holds a frozen member: it then stays where it is (the
+        report lists it as meeting away from the centres)."""
         c, r = self.centres, self.r
         assert c is not None
         at = at_centre(site_xy, c.xy)
         mem = [np.flatnonzero(r.cur_site == k) for k in site_key]
-        order = sorted(range(len(site_xy)), key=lambda j: (-int(r.demand[mem[j]].sum()), j))
+        held = [bool(r.pinned[m].any()) for m in mem]
+        order = sorted(range(len(site_xy)), key=lambda j: (not held[j], -int(r.demand[mem[j]].sum()), j))
         free = c.cap.copy()
         place = np.full(len(site_xy), -1, dtype=np.int64)
         for j in order:  # branches already at a centre keep their places first
@@ -106,8 +109,9 @@ class RegionSolver:
                 if k >= 0:
                     place[j] = k
                     free[k] -= 1
-        keep = place >= 0
-        return c.xy[place[keep]].reshape(-1, 2).copy(), [q for q, u in zip(site_key, keep) if u]
+        keep = (place >= 0) | np.array(held, dtype=bool)
+        out = np.array([c.xy[place[j]] if place[j] >= 0 else site_xy[j] for j in range(len(site_xy))]).reshape(-1, 2)
+        return out[keep], [q for q, u in zip(site_key, keep) if u]
 
     def _recentre_at_centres(self, site_xy: NDArray[np.float64], site_key: list[int],
                              site_of: NDArray[np.int64]) -> NDArray[np.float64]:
