@@ -60,6 +60,10 @@ def test_rebalance_with_sites_opens_and_resites_only_at_centres(current) -> None
     _at_sites(b, sites)  # ... at a centre, like every re-sited one; NS2 holds one at most
     assert res.report["resited_branches"] == sorted(branches["branch_id"])  # none met at a centre before
     assert any("now meet at one" in n for n in res.report["notes"])
+    from geoalloc.outputs import report_words
+
+    done = " ".join(report_words(res.report, b)[0]["lines"])
+    assert f"{len(branches)} 个支部原来不在服务中心活动" in done and "共 4 个服务中心" in done
     assert check_plan(grown, res.assignments, policy, b).total == 0
     assert res.report["violations"]["total"] == 0 and res.report["n_branches"] == len(b)
     # the plan now unchanged: the same again moves nobody

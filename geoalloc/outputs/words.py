@@ -30,6 +30,7 @@ _T = {
         "rebalanced": "本次为调整方案：{moved} 人调整了支部（{reasons}），新增 {joined} 人，移出 {removed} 人；超出人数限制的支部由 {vb} 个变为 {va} 个。",
         "unplaced": "未分入支部 {u} 人：{why}。他们的记录保留在成员表中。",
         "sites": "支部只在给定的服务中心活动：共 {m} 个服务中心，用到 {k} 个。",
+        "resited": "{n} 个支部原来不在服务中心活动，现改到服务中心（支部成员不因此调整）：{items}。",
         "all_placed": "所有在册成员均已分入支部。",
         "sizes": "支部人数最少 {smin}、平均 {smean}、最多 {smax} 人；成员到支部平均 {dmean}，九成成员在 {dp90} 以内。",
         "cert": "总距离 {obj}，可证明的下界为 {lb}：任何方案的总距离都不可能低于下界，所以本方案最多比最优方案长 {gap}。",
@@ -60,6 +61,7 @@ _T = {
         "rebalanced": "This is a rebalance: {moved} members changed branch ({reasons}), {joined} joined and {removed} left; branches outside the size limits went from {vb} to {va}.",
         "unplaced": "{u} members are not in a branch: {why}. Their records are kept in the member table.",
         "sites": "Branches meet only at the given service centres: {k} of the {m} are used.",
+        "resited": "{n} branches did not meet at a service centre and now meet at one (their members were not moved for it): {items}.",
         "all_placed": "Every member on the roster is in a branch.",
         "sizes": "Branches hold {smin} to {smax} members ({smean} on average); members live {dmean} from their branch on average, nine in ten within {dp90}.",
         "cert": "Total distance {obj}; the proven lower bound is {lb}: no plan can have a smaller total, so this plan is at most {gap} longer than the best possible one.",
@@ -143,6 +145,9 @@ def report_words(report: dict[str, Any], branches: pd.DataFrame | None = None, *
     if sites and branches is not None and "site_id" in branches:
         used = branches["site_id"].astype("string").fillna("").str.strip()
         done.append(t["sites"].format(m=len(sites), k=int(used[used != ""].nunique())))
+    resited = list(report.get("resited_branches") or [])
+    if resited:
+        done.append(t["resited"].format(n=len(resited), items=_listing(resited, t)))
     done.append(t["unplaced"].format(u=n_unassigned, why=_why(report, lang, t)) if n_unassigned else t["all_placed"])
 
     size, dist = report.get("branch_size") or {}, report.get("distance_m") or {}
