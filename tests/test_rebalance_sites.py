@@ -238,3 +238,18 @@ def test_fewer_places_than_branches_closes_one_but_keeps_a_frozen_members_branch
     assert (res.branches["district_zh"] == "南山区").sum() == 4
     assert res.assignments.set_index("member_id").loc[who, "branch_id"] == small  # the frozen member stayed
     assert check_plan(members, res.assignments, policy, res.branches).total == 0
+
+
+def test_themed_and_residential_branches_share_a_districts_centres() -> None:
+    """A themed region and its district's residential one are solved apart but share the centres:
+    each gets the places it needs, and no centre holds more branches than its capacity."""
+    members = _members(200, 70)
+    members["theme"] = ""
+    members.loc[members.index[:40], "theme"] = "IT"
+    plan = allocate(members, Policy(time_limit=2))
+    sites = validate_sites([dict(s, capacity=2) for s in SITES])  # 6 places in 南山区
+    policy = Policy(time_limit=2, sites=sites, themes="all")
+    res = rebalance(members, plan.assignments, policy, current_branches=plan.branches)
+    _at_sites(res.branches, sites)
+    assert (res.branches["region"] == "南山区·IT").sum() == 1
+    assert check_plan(members, res.assignments, policy, res.branches).total == 0

@@ -3,9 +3,9 @@
 With sites in the policy (:mod:`geoalloc.sites`) a branch meets only at a centre of its
 district (any centre with ``cross_district``), and a centre holds at most ``capacity``
 branches. Regions are solved independently (and perhaps on other machines), so a centre's
-capacity is shared out before they run: frozen branches at it keep their places, the regions
-that meet there now keep theirs, and what is left goes to the regions one place at a time, to
-the one with most members per place so far. A region that cannot get the places its members
+capacity is shared out before they run (:func:`region_centres`): frozen branches at it keep
+their places, the regions that meet there now keep theirs, each region then gets the places
+its members need at least, and what is left goes in proportion to members. A region that cannot get the places its members
 need (``ceil(members / max_size)``) stops the rebalance with an error naming it, as allocate does.
 """
 
@@ -70,14 +70,19 @@ def best_centre(pts: NDArray[np.float64], weight: NDArray[np.float64], centres: 
 
 
 def region_centres(policy: Policy, names: list[str], joined: dict[int, int], demand: NDArray[np.float64],
-                   branch_points: dict[int, list[NDArray[np.float64]]], frozen_points: list[NDArray[np.float64]],
-                   ) -> list[Centres] | None:
+                   middle: NDArray[np.float64], branch_points: dict[int, list[NDArray[np.float64]]],
+                   frozen_points: list[NDArray[np.float64]]) -> list[Centres] | None:
     """Per region (index into ``names``): the centres it may use, with its share of their places.
 
     ``joined``: {tiny region: the region it joined} (the tiny region's district's centres serve
-    the host); ``demand``: members to place per region; ``branch_points``: the meeting points of
-    each region's current (not frozen) branches; ``frozen_points``: those of frozen branches.
-    None when the policy has no sites.
+    the host); ``demand``: members to place per region, ``middle`` their mean point;
+    ``branch_points``: the meeting points of each region's current (not frozen) branches;
+    ``frozen_points``: those of frozen branches. None when the policy has no sites.
+
+    A limited centre's places go first to the branches meeting there now, then, region by
+    region (largest first), the places each region needs at least (``ceil(members /
+    max_size)``) at the free centres nearest its members, and the rest one at a time to the
+    region with most members per place so far.
     """
     sites = policy.sites or []
     if not sites:
@@ -88,27 +93,36 @@ def region_centres(policy: Policy, names: list[str], joined: dict[int, int], dem
     for tiny, host in joined.items():
         districts[host].add(region_district(names[tiny]))
     usable = np.array([[policy.cross_district or sites[k]["district_zh"] in districts[r] for k in range(s)]
-                       for r in range(m)], dtype=bool).reshape(m, s)
+                       for r in range(m)], dtype=bool).reshape(m, s) & (demand > 0)[:, None]
+    limited = np.array([site.get("capacity") is not None for site in sites], dtype=bool)
     # an unlimited centre may hold every branch a region could have
     most = np.maximum(1, demand // max(policy.min_size, 1)).astype(np.int64)
+    cap = np.where(usable & ~limited[None, :], most[:, None], 0).astype(np.int64)
     at = at_centre(np.array(frozen_points).reshape(-1, 2), xy)
-    frozen_here = np.bincount(at[at >= 0], minlength=s)
-    cap = np.zeros((m, s), dtype=np.int64)
-    for k, site in enumerate(sites):
-        users = np.flatnonzero(usable[:, k] & (demand > 0))
-        if site.get("capacity") is None:
-            cap[users, k] = most[users]
-            continue
-        left = max(0, int(site["capacity"]) - int(frozen_here[k]))
-        for r in users:  # the regions meeting here now keep their places
-            now = int((at_centre(np.array(branch_points.get(int(r), [])).reshape(-1, 2), xy[k:k + 1]) == 0).sum())
-            take = min(now, left)
-            cap[r, k] += take
-            left -= take
-        while left > 0 and len(users):
-            best = max(users, key=lambda q: (demand[q] / (cap[q, k] + 1), -q))
+    left = np.array([int(site["capacity"]) if lim else 0 for site, lim in zip(sites, limited)], dtype=np.int64)
+    left -= np.bincount(at[at >= 0], minlength=s)
+    left = np.maximum(left, 0)
+    for r in range(m):  # the branches meeting at a centre now keep their places
+        here = at_centre(np.array(branch_points.get(r, [])).reshape(-1, 2), xy)
+        for k in here[here >= 0]:
+            if usable[r, k] and limited[k] and left[k] > 0:
+                cap[r, k] += 1
+                left[k] -= 1
+    need = np.where(demand > 0, np.ceil(demand / policy.max_size), 0).astype(np.int64)
+    for r in sorted(range(m), key=lambda q: (-demand[q], q)):  # each region's least, near its members
+        while cap[r].sum() < need[r]:
+            free = np.flatnonzero(usable[r] & limited & (left > 0))
+            if not len(free):
+                break
+            k = int(free[int(np.argmin(np.hypot(*(xy[free] - middle[r]).T)))])
+            cap[r, k] += 1
+            left[k] -= 1
+    for k in np.flatnonzero(limited):  # the rest in proportion to members
+        users = np.flatnonzero(usable[:, k])
+        while left[k] > 0 and len(users):
+            best = max(users, key=lambda q: (demand[q] / (cap[q].sum() + 1), -q))
             cap[best, k] += 1
-            left -= 1
+            left[k] -= 1
     out = []
     for q in range(m):
         keep = usable[q] & (cap[q] > 0)

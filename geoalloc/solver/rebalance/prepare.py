@@ -269,7 +269,11 @@ def region_problems(prep: Prepared, policy: Policy, keep_threshold: float | None
     for b, rr in prep.branch_region.items():
         if b not in prep.frozen_branches:
             current_points.setdefault(rr, []).append(prep.site_xy[b])
-    centres = region_centres(policy, prep.region_names, prep.joined, free_demand, current_points,
+    count = np.maximum(np.bincount(region[free], minlength=len(prep.region_names)), 1)
+    middle = np.stack([np.bincount(region[free], weights=prep.xy[free, 0], minlength=len(prep.region_names)) / count,
+                       np.bincount(region[free], weights=prep.xy[free, 1], minlength=len(prep.region_names)) / count],
+                      axis=1)
+    centres = region_centres(policy, prep.region_names, prep.joined, free_demand, middle, current_points,
                              [prep.site_xy[b] for b in sorted(prep.frozen_branches)])
     check_places(centres, prep.region_names, free_demand, policy)
     targets = branch_targets(prep, policy)
