@@ -309,7 +309,7 @@ def _by_district(assigned: pd.DataFrame, branches: pd.DataFrame) -> dict[str, di
 
 def write_plan_dir(result: AllocationResult, out_dir: str | Path, **options: Any) -> dict[str, Path]:
     """Write the plan directory: CSVs, report.json and the planner's files (the map is written by the
-    caller). ``options``: ``formats``, ``moves``, ``lang``, ``snap_m`` of
+    caller). ``options``: ``formats``, ``moves``, ``lang``, ``snap_m``, ``names`` of
     :func:`geoalloc.outputs.write_plan_dir`, where the writers live."""
     from geoalloc.outputs import write_plan_dir as _write
 

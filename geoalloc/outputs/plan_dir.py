@@ -98,8 +98,9 @@ def write_planner_files(out: Path, assignments: pd.DataFrame, branches: pd.DataF
 
 def write_plan_dir(result: Any, out_dir: str | Path, *, formats: Iterable[str] | str | None = None,
                    moves: pd.DataFrame | None = None, lang: str = "zh",
-                   snap_m: float = DEFAULT_SNAP_M) -> dict[str, Path]:
-    """Write the plan directory of an :class:`~geoalloc.pipeline.AllocationResult` (the map is the caller's)."""
+                   snap_m: float = DEFAULT_SNAP_M, names: pd.Series | None = None) -> dict[str, Path]:
+    """Write the plan directory of an :class:`~geoalloc.pipeline.AllocationResult` (the map is the caller's).
+    ``snap_m`` (0: exact points) and ``names`` (member_id -> name) are the planner's opt-ins."""
     chosen = parse_formats(formats) if not isinstance(formats, tuple) else formats
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -113,7 +114,7 @@ def write_plan_dir(result: Any, out_dir: str | Path, *, formats: Iterable[str] |
     if moves is not None:
         paths["moves"] = write_csv(moves, out / "moves.csv")
     paths.update(write_planner_files(out, result.assignments, result.branches, result.report, formats=chosen,
-                                     moves=moves, lang=lang, snap_m=snap_m))
+                                     moves=moves, lang=lang, snap_m=snap_m, names=names))
     return paths
 
 
