@@ -20,7 +20,7 @@ from geoalloc.geocode.gazetteer import DISTRICT_ALIASES, gazetteer
 from geoalloc.geocode.normalise import normalise
 from geoalloc.geocode.outside import other_places
 
-__all__ = ["Entry", "Lexicon", "lexicon"]
+__all__ = ["Entry", "Lexicon", "build_lexicon", "lexicon"]
 
 # Kinds of entry. Shenzhen units and places carry a district; other places carry ``where``.
 DISTRICT, SUBDISTRICT, COMMUNITY = "district", "subdistrict", "community"
@@ -137,7 +137,21 @@ def _point(lon: str, lat: str) -> tuple[float | None, float | None]:
 
 @lru_cache(maxsize=1)
 def lexicon() -> Lexicon:
-    """Build (once, about a second) the automaton from the bundled data."""
+    """The automaton from the bundled data: built once per data and code version (half a second),
+    then loaded from the user's cache (:mod:`geoalloc.geocode.buildcache`)."""
+    from pathlib import Path
+
+    from geoalloc.geocode.buildcache import cached_build, input_key
+    from geoalloc.paths import districts_dir
+
+    here = Path(__file__).parent
+    sources = [*here.glob("*.py"), here.parent / "districts.py", here.parent / "paths.py"]
+    key = input_key([*(p for p in districts_dir().iterdir() if p.is_file()), *sources], packages=("pyahocorasick", "pandas", "numpy"))
+    return cached_build("lexicon", key, build_lexicon, Lexicon)
+
+
+def build_lexicon() -> Lexicon:
+    """Build the automaton from the bundled data (no cache)."""
     forms: dict[str, list[Entry]] = {}
 
     def add(form: str, e: Entry) -> None:
