@@ -355,14 +355,24 @@ class AddressParser:
         by_mention: dict[int, dict[str, int]] = {}
         for (i, d), t in best_tier.items():
             by_mention.setdefault(i, {})[d] = t
+        # One pass over the evidence for what each district's score needs (not one pass per district).
+        district_readings: dict[int, list[tuple[int, Entry]]] = {}
+        support: dict[str | None, set[tuple[int, str]]] = {}
+        first_at: dict[str | None, int] = {}
+        for t, e, j in evidence:
+            if e.kind == DISTRICT:
+                district_readings.setdefault(j, []).append((t, e))
+            support.setdefault(e.district, set()).add((j, e.kind))
+            at = ms[j].start
+            if at < first_at.get(e.district, 10**6):
+                first_at[e.district] = at
         for i, ds in by_mention.items():
             for d, t in ds.items():
                 direct.setdefault(d, [0] * 7)[t] += 1
-            for t, e, j in evidence:
-                if j == i and e.kind == DISTRICT:
-                    for succ in SUCCESSORS.get(e.name, ()):
-                        if succ not in ds:
-                            hist.setdefault(succ, [0] * 7)[t] += 1
+            for t, e in district_readings.get(i, ()):
+                for succ in SUCCESSORS.get(e.name, ()):
+                    if succ not in ds:
+                        hist.setdefault(succ, [0] * 7)[t] += 1
         scores: dict[str, tuple[int, ...]] = {}
         for d in set(direct) | set(hist):
             v = list(direct.get(d, [0] * 7))
@@ -370,11 +380,10 @@ class AddressParser:
                 v = [a + b for a, b in zip(v, hist[d])]
             if any(v):
                 # last: how many readings support it (华侨新村 is 龙岗区's community and estate, 南山区's estate only)
-                scores[d] = tuple(v[6:0:-1]) + (len({(i, e.kind) for _, e, i in evidence if e.district == d}),)
+                scores[d] = tuple(v[6:0:-1]) + (len(support.get(d, ())),)
         if not scores:
             return _failed("no Shenzhen district recognised")
-        first_pos = {d: min(ms[i].start for t, e, i in evidence if e.district == d) if d in direct else 10**6
-                     for d in scores}
+        first_pos = {d: first_at[d] if d in direct else 10**6 for d in scores}
         named_district = {e.district for t, e, _ in evidence if e.kind == DISTRICT and t >= 4}
         ranked = sorted(scores, key=lambda d: (scores[d], d in named_district, d in direct, -first_pos[d]),
                         reverse=True)
