@@ -68,7 +68,7 @@ def _neutralised(frame: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
         col = frame.iloc[:, j]
         if not (col.dtype == object or isinstance(col.dtype, pd.StringDtype)):
             if col.dtype.kind not in "biufcmM":  # e.g. categorical: cell by cell, as rare as it is
-                has_cr = has_cr or bool(col.map(lambda v: isinstance(v, str) and "\r" in v).any())
+                has_cr = has_cr or any(isinstance(v, str) and "\r" in v for v in col.tolist())
             continue
         values = col.to_numpy(dtype=object)
         joined = _joined(values)
