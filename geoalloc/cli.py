@@ -93,7 +93,7 @@ def _provider(name: str | None, cache: Path | None) -> Any:
 
 def _place(members: Any, landmarks: Path | None, provider: Any = None) -> Any:
     from geoalloc.geocode import OfflineGeocoder, load_landmarks
-    from geoalloc.pipeline import place_members
+    from geoalloc.geocode.frame import place_members  # not via pipeline: the solver is not needed here
 
     try:
         geocoder = OfflineGeocoder(load_landmarks(landmarks) if landmarks else None)
