@@ -93,7 +93,7 @@ def _provider(name: str | None, cache: Path | None) -> Any:
 
 def _place(members: Any, landmarks: Path | None, provider: Any = None) -> Any:
     from geoalloc.geocode import OfflineGeocoder, load_landmarks
-    from geoalloc.pipeline import place_members
+    from geoalloc.geocode.frame import place_members  # not via pipeline: the solver is not needed here
 
     try:
         geocoder = OfflineGeocoder(load_landmarks(landmarks) if landmarks else None)
@@ -196,9 +196,34 @@ Seed = Annotated[int, typer.Option(help="Random seed; the same seed gives the sa
 Themes = Annotated[str | None, typer.Option(help="Themed branches: comma-separated themes (e.g. IT,entrepreneur) or 'all'; members who opted in (theme column) form themed branches near home.")]
 Landmarks = Annotated[Path | None, typer.Option(help="Optional landmark table (name, lon, lat, district) for geocoding.")]
 MapFlag = Annotated[bool, typer.Option("--map/--no-map", help="Also write map.html.")]
+Lang = Annotated[str, typer.Option("--lang", help="Language of plan.xlsx (sheet names, headers, the report in words) and of the map's labels: zh (Chinese) or en.")]
+SitesOption = Annotated[Path | None, typer.Option("--sites", help="Service centres (党群服务中心), CSV or .xlsx: site_id, name, lon, lat[, datum, district_zh, capacity]. Branches meet only at these sites (several may share one, up to its capacity); each branch's site_id and name are in the outputs and on the map.")]
+ExactPoints = Annotated[bool, typer.Option("--exact-points", help="Members' exact points in plan.xlsx, plan.gpkg and the map (personal data: opt-in). Default: snapped to a 200 m grid.")]
+ShowNames = Annotated[bool, typer.Option("--show-names", help="Members' names (the roster's name column) in plan.xlsx's members sheet and the map's popups (personal data: opt-in).")]
+TargetSize = Annotated[float | None, typer.Option(help="Aim for this mean branch size in each district (default 80% of --max-size).")]
 
 
-def _write_map(plan_dir: Path, result: Any, policy: Policy, cities: list[str] | None = None) -> dict[str, Path]:
+def _lang(lang: str) -> str:
+    if lang not in ("zh", "en"):
+        raise fail(f"--lang must be zh or en, not {lang!r}", EXIT_USAGE)
+    return lang
+
+
+def _private(members: Any, exact_points: bool, show_names: bool) -> dict[str, Any]:
+    """The planner's opt-ins for personal data in the files and the map: ``snap_m`` and ``names``."""
+    from geoalloc.maps.privacy import DEFAULT_SNAP_M
+
+    out: dict[str, Any] = {"snap_m": 0.0 if exact_points else DEFAULT_SNAP_M}
+    if show_names:
+        if "name" not in members.columns:
+            console.print("[yellow]--show-names:[/] the roster has no name column")
+        else:
+            out["names"] = members.assign(member_id=members["member_id"].astype(str)).set_index("member_id")["name"]
+    return out
+
+
+def _write_map(plan_dir: Path, result: Any, policy: Policy, cities: list[str] | None = None,
+               lang: str = "zh", private: dict[str, Any] | None = None) -> dict[str, Path]:
     """map.html for a plan of one city; for a roster of several cities (city_zh), one
     map-<city>.html per city asked for with --map-city (a national map would not open)."""
     try:
@@ -206,10 +231,14 @@ def _write_map(plan_dir: Path, result: Any, policy: Policy, cities: list[str] | 
     except ImportError:  # maps not installed in this build
         return {}
     a, b = result.assignments, result.branches
+    private = private or {}
+    extra = {"snap_m": private.get("snap_m", 200.0), "names": private.get("names"),
+             "show_names": private.get("names") is not None}
     several = "city_zh" in a.columns and a["city_zh"].nunique() > 1
     if not several:
         path = plan_dir / "map.html"
-        save_map(plan_map(a, b, result.report, min_size=policy.min_size, max_size=policy.max_size), path)
+        save_map(plan_map(a, b, result.report, min_size=policy.min_size, max_size=policy.max_size, lang=lang,
+                          **extra), path)
         return {"map": path}
     if not cities:
         console.print(f"[yellow]no map:[/] the roster has {a['city_zh'].nunique()} cities; "
@@ -221,7 +250,7 @@ def _write_map(plan_dir: Path, result: Any, policy: Policy, cities: list[str] | 
             raise fail(f"--map-city {city}: no member of the roster is in that city", EXIT_USAGE)
         path = plan_dir / f"map-{city}.html"
         save_map(plan_map(a[a["city_zh"] == city], b[b["city_zh"] == city], result.report,
-                          min_size=policy.min_size, max_size=policy.max_size), path)
+                          min_size=policy.min_size, max_size=policy.max_size, lang=lang, **extra), path)
         paths[f"map {city}"] = path
     return paths
 
@@ -268,7 +297,8 @@ FORMAT_HELP = ("Files to write, comma-separated from csv,xlsx,gpkg,geojson (defa
 
 def run_allocate(roster: Path, output: Path, policy: Policy, landmarks: Path | None, write_map: bool,
                  formats: tuple[str, ...] | None = None, engine: Any = None,
-                 map_cities: list[str] | None = None) -> dict[str, Any]:
+                 map_cities: list[str] | None = None, lang: str = "zh", exact_points: bool = False,
+                 show_names: bool = False) -> dict[str, Any]:
     """Roster file to plan directory; shared by ``allocate`` and ``demo``. Finished districts
     are checkpointed in OUTPUT/.units, so the same command rerun after a crash skips them."""
     from geoalloc.pipeline import allocate as allocate_plan
@@ -284,10 +314,11 @@ def run_allocate(roster: Path, output: Path, policy: Policy, landmarks: Path | N
         except InfeasibleError as exc:
             raise fail(str(exc)) from exc
     plan.report["roster"] = {"path": str(roster), **result.summary}
-    paths = write_plan_dir(plan, output, formats=formats or _formats(None))
+    private = _private(result.members, exact_points, show_names)
+    paths = write_plan_dir(plan, output, formats=formats or _formats(None), lang=lang, **private)
     if write_map:
         with console.status("drawing the map"):
-            paths.update(_write_map(output, plan, policy, map_cities))
+            paths.update(_write_map(output, plan, policy, map_cities, lang, private))
     if len(result.rejects):
         paths["rejects"] = output / "rejects.csv"
     _print_plan(plan.report, paths)
@@ -302,7 +333,7 @@ def allocate(
     max_size: MaxSize = _D.max_size,
     min_full: MinFull = _D.min_full,
     branches: Annotated[str | None, typer.Option(help="Number of branches, or 'fewest' (the fewest the limits allow). Default: each district aims at a mean size of 80% of --max-size, leaving room for newcomers.")] = None,
-    target_size: Annotated[float | None, typer.Option(help="Aim for this mean branch size in each district (default 80% of --max-size).")] = None,
+    target_size: TargetSize = None,
     cross_district: CrossDistrict = _D.cross_district,
     time_limit: TimeLimit = _D.time_limit,
     seed: Seed = _D.seed,
@@ -313,13 +344,18 @@ def allocate(
     engine: EngineOption = "local",
     workers: WorkersOption = None,
     map_city: MapCityOption = None,
-    sites: Annotated[Path | None, typer.Option("--sites", help="Service centres (党群服务中心), CSV or .xlsx: site_id, name, lon, lat[, datum, district_zh, capacity]. Branches meet only at these sites (several may share one, up to its capacity); each branch's site_id and name are in the outputs and on the map.")] = None,
+    sites: SitesOption = None,
+    lang: Lang = "zh",
+    exact_points: ExactPoints = False,
+    show_names: ShowNames = False,
 ) -> None:
     """Form branches: every active member in exactly one branch, sizes within limits, short distances."""
     formats = _formats(format)
+    lang = _lang(lang)
     policy = _policy(min_size, max_size, min_full, branches, target_size, cross_district, time_limit, seed, themes,
                      _sites(sites))
-    run_allocate(roster, output, policy, landmarks, map, formats, _engine(engine, workers), map_city)
+    run_allocate(roster, output, policy, landmarks, map, formats, _engine(engine, workers), map_city, lang,
+                 exact_points, show_names)
 
 
 def _read_current(current: Path) -> tuple[Any, Any, str | None]:
@@ -367,6 +403,8 @@ def rebalance(
     min_size: MinSize = _D.min_size,
     max_size: MaxSize = _D.max_size,
     min_full: MinFull = _D.min_full,
+    branches: Annotated[str | None, typer.Option(help="Branches to have after the rebalance: a number (spread over the districts in proportion to members, as for allocate) or 'fewest'; the rebalance opens or merges branches to reach it where the moves are worth it (under --max-moves it may stop short). Default: open branches only where a district has fewer than a fresh plan would, never merge healthy ones.")] = None,
+    target_size: Annotated[float | None, typer.Option(help="Aim for this mean branch size in each district: ceil(members / S) branches, reached by opening or merging as --branches does.")] = None,
     cross_district: CrossDistrict = _D.cross_district,
     time_limit: Annotated[float, typer.Option(help="Seconds for the plan's certificate (half of it) and the search; the plan is deterministic.")] = _D.time_limit,
     seed: Annotated[int, typer.Option(help="Recorded in the report's policy, as for allocate (a rebalance itself is deterministic).")] = _D.seed,
@@ -377,19 +415,25 @@ def rebalance(
     engine: EngineOption = "local",
     workers: WorkersOption = None,
     map_city: MapCityOption = None,
+    sites: Annotated[Path | None, typer.Option("--sites", help="Service centres (党群服务中心), CSV or .xlsx: site_id, name, lon, lat[, datum, district_zh, capacity]. Branches meet only at these sites: a current branch meeting elsewhere moves to the best centre of its district with a place (keeping its members; the report lists them), new branches open at centres, never at a member's home.")] = None,
+    lang: Lang = "zh",
+    exact_points: ExactPoints = False,
+    show_names: ShowNames = False,
 ) -> None:
     """Fix the current plan for today's roster (oversized, undersized, moved, new and departed members), moving as few members as possible."""
     from geoalloc.pipeline import AllocationResult, write_plan_dir
     from geoalloc.solver.rebalance import rebalance as rebalance_plan
 
     formats = _formats(format)
+    lang = _lang(lang)
     if max_moves is not None and move_penalty is not None:
         raise fail("give --max-moves or --move-penalty, not both", EXIT_USAGE)
     current_dir = current if current.is_dir() else current.parent
     if output.resolve() == current_dir.resolve():
         raise fail("the new plan must go to a new directory: plans are never overwritten", EXIT_USAGE)
     rules: dict[str, Any] = {} if move_penalty is None else {"move_penalty_m": move_penalty}
-    policy = _policy(min_size, max_size, min_full, None, None, cross_district, time_limit, seed, themes, None, **rules)
+    policy = _policy(min_size, max_size, min_full, branches, target_size, cross_district, time_limit, seed, themes,
+                     _sites(sites), **rules)
     runner = _engine(engine, workers)
     assignments, branches, parent_id = _read_current(current)
     output.mkdir(parents=True, exist_ok=True)
@@ -404,10 +448,11 @@ def rebalance(
             raise fail(str(exc)) from exc
     result.report["roster"] = {"path": str(roster), **loaded.summary}
     plan = AllocationResult(result.assignments, result.branches, result.report)
-    paths = write_plan_dir(plan, output, formats=formats, moves=result.moves)
+    private = _private(loaded.members, exact_points, show_names)
+    paths = write_plan_dir(plan, output, formats=formats, moves=result.moves, lang=lang, **private)
     if map:
         with console.status("drawing the map"):
-            paths.update(_write_map(output, plan, policy, map_city))
+            paths.update(_write_map(output, plan, policy, map_city, lang, private))
     _print_plan(result.report, paths)
     r = result.report
     out.print(f"moved {r['moved']} members {r['moves_by_reason']}; joined {r['joined']}, removed {r['removed']}; "

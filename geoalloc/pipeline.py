@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from geoalloc.geocode import geocode_frame
+from geoalloc.geocode.frame import place_members as place_members  # re-exported: the public name
 from geoalloc.geocode.frame import placement_counts
 from geoalloc.plan_diff import distance_stats
 from geoalloc.policies import attach_roles, role_summary
@@ -58,22 +58,6 @@ class AllocationResult:
     report: dict[str, Any]
     solution: Solution | None = None
     members: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-
-def place_members(members: pd.DataFrame, *, geocoder: Any = None, progress: Callable[[int], None] | None = None,
-                  provider: Any = None) -> pd.DataFrame:
-    """Give every member a WGS-84 point (rows with coordinates keep theirs) and a district.
-
-    Adds the geocoder's columns (lon, lat, geo_precision, geo_district_zh, geo_status, ...)
-    and sets ``district_zh`` to the district the member lives in.
-    """
-    placed = geocode_frame(members, geocoder=geocoder, provider=provider, progress=progress)
-    district = placed["geo_district_zh"].where(placed["geo_district_zh"].astype(str) != "", None)
-    if "district_zh" in placed:
-        stated = placed["district_zh"].where(placed["district_zh"].astype(str) != "", None)
-        district = district.fillna(stated)
-    placed["district_zh"] = district.fillna("")
-    return placed
 
 
 def build_problem(active: pd.DataFrame, policy: Policy) -> tuple[Problem, pd.DataFrame]:
@@ -327,7 +311,7 @@ def _by_district(assigned: pd.DataFrame, branches: pd.DataFrame) -> dict[str, di
 
 def write_plan_dir(result: AllocationResult, out_dir: str | Path, **options: Any) -> dict[str, Path]:
     """Write the plan directory: CSVs, report.json and the planner's files (the map is written by the
-    caller). ``options``: ``formats``, ``moves``, ``lang``, ``snap_m`` of
+    caller). ``options``: ``formats``, ``moves``, ``lang``, ``snap_m``, ``names`` of
     :func:`geoalloc.outputs.write_plan_dir`, where the writers live."""
     from geoalloc.outputs import write_plan_dir as _write
 

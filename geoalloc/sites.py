@@ -10,7 +10,9 @@ Sites travel in the policy (:attr:`geoalloc.rules.Policy.sites`, a list of plain
 says where its branches may meet and the API takes them in its policy. For the solver they
 become candidate sites (``Problem.candidate_xy``), each repeated as many times as branches may
 share it (its capacity, at most the branch count of its district), so several branches can
-meet at one centre. A branch then carries its ``site_id`` and ``site_name``.
+meet at one centre. A branch then carries its ``site_id`` and ``site_name``. A rebalance keeps
+branches at the centres too (:mod:`geoalloc.solver.rebalance.centres`), and a relocation that
+opens a branch opens it at one.
 """
 
 from __future__ import annotations

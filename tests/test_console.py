@@ -99,3 +99,28 @@ def test_plan_with_sites_through_the_api(svc: Service) -> None:
     for b in branches:
         s = by_id[b["site_id"]]
         assert b["site_name"] == s["name"] and abs(b["lon"] - s["lon"]) < 1e-5  # a public place: not generalised
+
+
+def test_rebalance_with_sites_through_the_api(svc: Service) -> None:
+    """A plan formed without centres, rebalanced with them in the policy: every branch then meets
+    at a centre; a rebalance of that plan keeps its stored centres."""
+    from geoalloc.districts import subdistricts
+
+    body = {k: v for k, v in POLICY.to_dict().items() if k != "extra"}
+    sites = [{"site_id": f"S{i}", "name": f"{r.name_zh}党群服务中心", "lon": r.seed_lon, "lat": r.seed_lat}
+             for i, r in enumerate(subdistricts().itertuples())]
+    by_id = {s["site_id"]: s for s in validate_sites(sites)}
+    plan = svc.plan_id
+    for payload in ({"policy": body | {"sites": sites}}, {}):
+        r = svc.client.post(f"/plans/{plan}/rebalance", headers=svc.h("admin"), json=payload)
+        assert r.status_code == 202, r.text
+        job = wait_job(svc.client, r.json()["job_id"], svc.h("admin"), timeout=120)
+        assert job["status"] == "succeeded", job
+        plan = job["plan_id"]
+        branches = svc.client.get(f"/plans/{plan}/branches", headers=svc.h("admin")).json()
+        assert branches and all(b["site_id"] in by_id for b in branches)
+        for b in branches:
+            s = by_id[b["site_id"]]
+            assert abs(b["lon"] - s["lon"]) < 1e-5 and abs(b["lat"] - s["lat"]) < 1e-5
+    report = svc.client.get(f"/plans/{plan}/report", headers=svc.h("admin")).json()
+    assert report["policy"]["sites"] and report["resited_branches"] == []

@@ -131,8 +131,16 @@ def test_report_words_say_what_was_done_how_good_and_what_to_look_at() -> None:
     assert "宝安区 31.0%" in look and "南山区 1.0%" not in look  # only the weak certificate is pointed out
     assert "宝安区-001（50）" in look and "宝安区-002（49）" in look and "南山区-002（4）" in look
     assert "南山区-001" in look  # 3 full members: just enough
+    assert "计算时间不够" not in text  # 宝安区 is tight (48 of 50): its bound is weak, not its search
     en = report_words(dict(report, gap=0.01, quality_by_unit=[]), branches, lang="en")
     assert "close to optimal" in " ".join(en[1]["lines"])
+    # a loose district far from its bound ran out of time: say so, and how to fix it
+    loose = dict(report, quality_by_unit=[{"unit": "光明区", "gap": 0.2, "forced_min_branch_size": 3}])
+    zh = report_words(loose, branches)
+    assert "光明区 20.0%（计算时间不够）" in "\n".join(zh[2]["lines"])
+    assert any("--time-limit" in line for line in zh[1]["lines"]) and not any("下界偏弱" in line for line in zh[1]["lines"])
+    en = report_words(loose, branches, lang="en")
+    assert "光明区 20.0% (out of time)" in " ".join(en[2]["lines"])
 
 
 def test_cli_allocate_writes_xlsx_and_gpkg_by_default_and_neutralised_rejects(tmp_path: Path) -> None:

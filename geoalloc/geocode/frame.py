@@ -8,6 +8,7 @@ when the provider has nothing, offline. No row is ever dropped.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ from geoalloc.geocode.parser import Parsed
 from geoalloc.geocode.providers import Provider, ProviderError
 from geoalloc.model import GeoPrecision, GeoStatus
 
-__all__ = ["GEO_COLUMNS", "geocode_frame", "placement_counts", "summarise"]
+__all__ = ["GEO_COLUMNS", "geocode_frame", "place_members", "placement_counts", "summarise"]
 
 GEO_COLUMNS = ["lon", "lat", "geo_precision", "geo_district_zh", "geo_subdistrict_zh", "geo_status", "geo_reason"]
 _CHUNK = 2000
@@ -155,6 +156,24 @@ def geocode_frame(
     out["geo_status"] = status
     out["geo_reason"] = reason
     return out
+
+
+def place_members(members: pd.DataFrame, *, geocoder: Any = None, progress: Callable[[int], None] | None = None,
+                  provider: Any = None) -> pd.DataFrame:
+    """Give every member a WGS-84 point (rows with coordinates keep theirs) and a district.
+
+    Here, not in :mod:`geoalloc.pipeline`, so ``geoalloc geocode`` does not import the solver.
+
+    Adds the geocoder's columns (lon, lat, geo_precision, geo_district_zh, geo_status, ...)
+    and sets ``district_zh`` to the district the member lives in.
+    """
+    placed = geocode_frame(members, geocoder=geocoder, provider=provider, progress=progress)
+    district = placed["geo_district_zh"].where(placed["geo_district_zh"].astype(str) != "", None)
+    if "district_zh" in placed:
+        stated = placed["district_zh"].where(placed["district_zh"].astype(str) != "", None)
+        district = district.fillna(stated)
+    placed["district_zh"] = district.fillna("")
+    return placed
 
 
 def summarise(df: pd.DataFrame) -> dict[str, object]:

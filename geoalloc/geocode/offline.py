@@ -116,23 +116,28 @@ class OfflineGeocoder:
         dx = r * np.cos(theta) / (_M_PER_DEG_LON_EQ * np.cos(np.radians(base_lat)))
         dy = r * np.sin(theta) / _M_PER_DEG_LAT
         zones: NDArray[np.object_] = np.array([_zone_key(parsed[i]) for i in moving.tolist()], dtype=object)
+        names, code = np.unique(zones, return_inverse=True)
+        order = np.argsort(code, kind="stable")
+        bounds = np.searchsorted(code[order], np.arange(len(names) + 1))
+        groups = [(self._zone_geom(str(names[k])), order[bounds[k]:bounds[k + 1]]) for k in range(len(names))]
         out_lon, out_lat = base_lon.copy(), base_lat.copy()
-        pending = np.ones(moving.size, dtype=bool)
         # Near a district edge, try the opposite direction and shorter offsets before the seed itself.
         for scale in (1.0, -1.0, 0.5, -0.5, 0.25, -0.25):
-            if not pending.any():
+            if not groups:
                 break
-            jl = base_lon + scale * dx
-            jb = base_lat + scale * dy
-            inside = np.zeros(moving.size, dtype=bool)
-            for name in set(zones[pending].tolist()):
-                sel = pending & (zones == name)
-                geom = self._zone_geom(name)
-                if geom is not None:
-                    inside[sel] = shapely.contains_xy(geom, jl[sel], jb[sel])
-            out_lon[inside] = jl[inside]
-            out_lat[inside] = jb[inside]
-            pending &= ~inside
+            left = []
+            for geom, idx in groups:
+                if geom is None:
+                    continue
+                jl = base_lon[idx] + scale * dx[idx]
+                jb = base_lat[idx] + scale * dy[idx]
+                inside = shapely.contains_xy(geom, jl, jb)
+                hit = idx[inside]
+                out_lon[hit] = jl[inside]
+                out_lat[hit] = jb[inside]
+                if not inside.all():
+                    left.append((geom, idx[~inside]))
+            groups = left
         lon[moving] = out_lon
         lat[moving] = out_lat
         return lon, lat

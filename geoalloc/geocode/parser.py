@@ -355,14 +355,24 @@ class AddressParser:
         by_mention: dict[int, dict[str, int]] = {}
         for (i, d), t in best_tier.items():
             by_mention.setdefault(i, {})[d] = t
+        # One pass over the evidence for what each district's score needs (not one pass per district).
+        district_readings: dict[int, list[tuple[int, Entry]]] = {}
+        support: dict[str | None, set[tuple[int, str]]] = {}
+        first_at: dict[str | None, int] = {}
+        for t, e, j in evidence:
+            if e.kind == DISTRICT:
+                district_readings.setdefault(j, []).append((t, e))
+            support.setdefault(e.district, set()).add((j, e.kind))
+            at = ms[j].start
+            if at < first_at.get(e.district, 10**6):
+                first_at[e.district] = at
         for i, ds in by_mention.items():
             for d, t in ds.items():
                 direct.setdefault(d, [0] * 7)[t] += 1
-            for t, e, j in evidence:
-                if j == i and e.kind == DISTRICT:
-                    for succ in SUCCESSORS.get(e.name, ()):
-                        if succ not in ds:
-                            hist.setdefault(succ, [0] * 7)[t] += 1
+            for t, e in district_readings.get(i, ()):
+                for succ in SUCCESSORS.get(e.name, ()):
+                    if succ not in ds:
+                        hist.setdefault(succ, [0] * 7)[t] += 1
         scores: dict[str, tuple[int, ...]] = {}
         for d in set(direct) | set(hist):
             v = list(direct.get(d, [0] * 7))
@@ -370,11 +380,10 @@ class AddressParser:
                 v = [a + b for a, b in zip(v, hist[d])]
             if any(v):
                 # last: how many readings support it (华侨新村 is 龙岗区's community and estate, 南山区's estate only)
-                scores[d] = tuple(v[6:0:-1]) + (len({(i, e.kind) for _, e, i in evidence if e.district == d}),)
+                scores[d] = tuple(v[6:0:-1]) + (len(support.get(d, ())),)
         if not scores:
             return _failed("no Shenzhen district recognised")
-        first_pos = {d: min(ms[i].start for t, e, i in evidence if e.district == d) if d in direct else 10**6
-                     for d in scores}
+        first_pos = {d: first_at[d] if d in direct else 10**6 for d in scores}
         named_district = {e.district for t, e, _ in evidence if e.kind == DISTRICT and t >= 4}
         ranked = sorted(scores, key=lambda d: (scores[d], d in named_district, d in direct, -first_pos[d]),
                         reverse=True)
@@ -412,8 +421,12 @@ class AddressParser:
                 notes.append(e.note)
         # Conflicts: strong unit names that cannot be in the chosen district.
         conflicts: list[str] = []
+        strong_at: dict[int, list[Entry]] = {}
+        for t, e, j in evidence:
+            if t >= 4 and e.kind in _ADMIN:
+                strong_at.setdefault(j, []).append(e)
         for i, m in enumerate(ms):
-            strong = [e for t, e, j in evidence if j == i and t >= 4 and e.kind in _ADMIN]
+            strong = strong_at.get(i)
             if strong and not any(self._fits(e, best) for e in strong):
                 homes = "/".join(sorted({f"{e.district}{e.subdistrict or ''}" for e in strong}))
                 conflicts.append(f"{m.text} is in {homes}, not {best}")
@@ -434,21 +447,38 @@ class AddressParser:
     def _finest(self, d: str, ms: list[_Mention], evidence: list[tuple[int, Entry, int]],
                 landmark: Landmark | None, notes: list[str], conflicts: list[str], roads: list[str]) -> Parsed:
         """Place the address by its finest mention that lies in district ``d``."""
-        ev = [(t, e, i) for t, e, i in evidence if e.district == d]
-        subs_full = sorted({e.subdistrict for t, e, _ in ev if e.kind == SUBDISTRICT and t == 5 and e.subdistrict})
+        # One pass sorts this district's evidence by kind (the rules below read small lists).
+        ev: list[tuple[int, Entry, int]] = []
+        sub_ev: list[tuple[int, Entry, int]] = []
+        comm_ev: list[tuple[int, Entry, int]] = []
+        place_ev: list[tuple[int, Entry, int]] = []
+        district_mentions: set[int] = set()
+        for x in evidence:
+            e = x[1]
+            if e.district != d:
+                continue
+            ev.append(x)
+            kind = e.kind
+            if kind == SUBDISTRICT:
+                sub_ev.append(x)
+            elif kind == DISTRICT:
+                district_mentions.add(x[2])
+            elif kind == COMMUNITY:
+                comm_ev.append(x)
+            elif kind in _PLACE_KINDS:
+                place_ev.append(x)
+        subs_full = sorted({e.subdistrict for t, e, _ in sub_ev if t == 5 and e.subdistrict})
         # 龙岗 in 深圳龙岗坪地 is the district, not 龙岗街道, when another subdistrict is named.
-        district_mentions = {i for t, e, i in ev if e.kind == DISTRICT}
-        short_ev = [(e.subdistrict, i) for t, e, i in ev if e.kind == SUBDISTRICT and t == 4 and e.subdistrict]
+        short_ev = [(e.subdistrict, i) for t, e, i in sub_ev if t == 4 and e.subdistrict]
         subs_short = sorted({x[0] for x in short_ev if x[1] not in district_mentions})
         subs_of_district_names = sorted({x[0] for x in short_ev if x[1] in district_mentions})
-        subs_weak = sorted({e.subdistrict for t, e, _ in ev if e.kind == SUBDISTRICT and t < 4 and e.subdistrict})
+        subs_weak = sorted({e.subdistrict for t, e, _ in sub_ev if t < 4 and e.subdistrict})
         stated_sub = subs_full[0] if len(subs_full) == 1 else (subs_short[0] if len(subs_short) == 1 and not subs_full
                                                                 else None)
         # Communities (full names, or short ones standing alone / in a chain).
         # A mention that also reads as this district's subdistrict or the district itself (梅林, 福田) is that
         # unit when another mention names a community.
-        unit_mentions = {i for t, e, i in ev if e.kind in (DISTRICT, SUBDISTRICT)}
-        comm_ev = [(t, e, i) for t, e, i in ev if e.kind == COMMUNITY]
+        unit_mentions = district_mentions | {x[2] for x in sub_ev}
         pure = [x for x in comm_ev if x[2] not in unit_mentions]
         pairs = sorted({(e.subdistrict or "", e.name) for t, e, _ in pure})
         if stated_sub is not None:
@@ -462,14 +492,14 @@ class AddressParser:
             notes.append(f"community {'/'.join(names)} is ambiguous ({', '.join(sorted({s for s, _ in pairs}))}); "
                          "the address must name its subdistrict")
         # Places: the best kind first, then the higher tier, then the earlier mention.
-        places = [(t, e, i) for t, e, i in ev if e.kind in _PLACE_KINDS
-                  and not (e.kind == STATION and not ms[i].as_station and not ms[i].whole)]
+        places = [(t, e, i) for t, e, i in place_ev
+                  if not (e.kind == STATION and not ms[i].as_station and not ms[i].whole)]
         # A stated subdistrict, or a community that is certain, outranks a place name that lies elsewhere
         # (吉祥花园, 桃花园: estate names repeat across the city).
         # A listing's market-area board (``西乡`` standing alone) is looser than the estate list: it only
         # picks among the estate's homonyms.
         board = stated_sub is not None and not subs_full and all(
-            ms[i].whole for t, e, i in ev if e.kind == SUBDISTRICT and e.subdistrict == stated_sub and t == 4)
+            ms[i].whole for t, e, i in sub_ev if e.subdistrict == stated_sub and t == 4)
         anchor = stated_sub or (comm[0] if comm is not None else None)
         if board:
             places = [p for p in places if p[1].subdistrict == stated_sub] or places

@@ -7,15 +7,22 @@ convention spreadsheets themselves use for "this is text". A text cell that alre
 with an apostrophe gets one more, so :func:`restore` undoes :func:`neutralise` exactly and
 the plan directory reads back what was written (member ids must match the roster's).
 Numbers stay numbers: only text cells are touched.
+
+A column is scanned once as one joined string (C speed); only a column with a cell that needs
+the apostrophe is rewritten cell by cell, so a clean 100,000-row roster costs a few scans.
 """
 
 from __future__ import annotations
 
+import csv
+import re
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-__all__ = ["TRIGGERS", "neutralise", "neutralise_frame", "restore", "restore_frame"]
+__all__ = ["TRIGGERS", "neutralise", "neutralise_frame", "restore", "restore_frame", "write_csv"]
 
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 _QUOTE = "'"
@@ -39,12 +46,51 @@ def _text_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if frame[c].dtype == object or isinstance(frame[c].dtype, pd.StringDtype)]
 
 
+_SEP = "\x00"
+# A cell start (the joined text's start or right after a separator) followed by a trigger or a quote.
+_NEEDS = re.compile("(?:^|\x00)[" + re.escape("".join(TRIGGERS) + _QUOTE) + "]")
+
+
+def _joined(values: np.ndarray) -> str:
+    """The column's text cells joined by NUL (other cells as empty text), for whole-column scans.
+
+    A NUL inside a cell can only make the scan report a cell that needs no change, never miss
+    one: the exact per-cell rule is applied to every column the scan flags.
+    """
+    return _SEP.join([v if type(v) is str else "" for v in values.tolist()])
+
+
+def _neutralised(frame: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
+    """:func:`neutralise_frame`, and whether any text cell holds a carriage return."""
+    out = frame.copy(deep=False)
+    has_cr = False
+    for j in range(frame.shape[1]):
+        col = frame.iloc[:, j]
+        if not (col.dtype == object or isinstance(col.dtype, pd.StringDtype)):
+            if col.dtype.kind not in "biufcmM":  # e.g. categorical: cell by cell, as rare as it is
+                has_cr = has_cr or any(isinstance(v, str) and "\r" in v for v in col.tolist())
+            continue
+        values = col.to_numpy(dtype=object)
+        joined = _joined(values)
+        has_cr = has_cr or "\r" in joined
+        if _NEEDS.search(joined):
+            out.isetitem(j, pd.array([neutralise(v) for v in values.tolist()], dtype=col.dtype))
+    out.columns = [neutralise(str(c)) for c in frame.columns]
+    return out, has_cr
+
+
 def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy with every text cell neutralised (numeric columns untouched)."""
-    out = frame.copy()
-    for c in _text_columns(out):
-        out[c] = out[c].map(neutralise)
-    out.columns = [neutralise(str(c)) for c in out.columns]
+    return _neutralised(frame)[0]
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
+    """A UTF-8 CSV whose text cells cannot become formulas."""
+    out = Path(path)
+    safe, has_cr = _neutralised(frame)
+    # the csv module quotes a field with "\n" but not one with a bare "\r", which readers take
+    # for a line break: when any text has one, every text field is quoted
+    safe.to_csv(out, index=False, encoding="utf-8", quoting=csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL)
     return out
 
 

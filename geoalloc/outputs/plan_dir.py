@@ -9,7 +9,6 @@ Chosen with ``formats`` (default ``csv,xlsx,gpkg``): ``plan.xlsx``, ``plan.gpkg`
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from geoalloc.maps.privacy import DEFAULT_SNAP_M
-from geoalloc.outputs.cells import neutralise_frame, restore_frame
+from geoalloc.outputs.cells import restore_frame, write_csv
 from geoalloc.outputs.geo import plan_layers, write_geojson, write_gpkg
 from geoalloc.outputs.tables import branch_sheet, member_sheet, moves_sheet
 from geoalloc.outputs.words import key_figures, report_words
@@ -50,17 +49,6 @@ def parse_formats(spec: str | Iterable[str] | None) -> tuple[str, ...]:
     if not items:
         raise ValueError(f"no output format given: choose from {', '.join(FORMATS)}")
     return tuple(dict.fromkeys(items))
-
-
-def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
-    """A UTF-8 CSV whose text cells cannot become formulas."""
-    out = Path(path)
-    safe = neutralise_frame(frame)
-    # the csv module quotes a field with "\n" but not one with a bare "\r", which readers take
-    # for a line break: when any text has one, every text field is quoted
-    has_cr = any(safe[c].map(lambda v: isinstance(v, str) and "\r" in v).any() for c in safe.columns)
-    safe.to_csv(out, index=False, encoding="utf-8", quoting=csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL)
-    return out
 
 
 def _json_default(obj: Any) -> Any:
@@ -98,8 +86,9 @@ def write_planner_files(out: Path, assignments: pd.DataFrame, branches: pd.DataF
 
 def write_plan_dir(result: Any, out_dir: str | Path, *, formats: Iterable[str] | str | None = None,
                    moves: pd.DataFrame | None = None, lang: str = "zh",
-                   snap_m: float = DEFAULT_SNAP_M) -> dict[str, Path]:
-    """Write the plan directory of an :class:`~geoalloc.pipeline.AllocationResult` (the map is the caller's)."""
+                   snap_m: float = DEFAULT_SNAP_M, names: pd.Series | None = None) -> dict[str, Path]:
+    """Write the plan directory of an :class:`~geoalloc.pipeline.AllocationResult` (the map is the caller's).
+    ``snap_m`` (0: exact points) and ``names`` (member_id -> name) are the planner's opt-ins."""
     chosen = parse_formats(formats) if not isinstance(formats, tuple) else formats
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -113,7 +102,7 @@ def write_plan_dir(result: Any, out_dir: str | Path, *, formats: Iterable[str] |
     if moves is not None:
         paths["moves"] = write_csv(moves, out / "moves.csv")
     paths.update(write_planner_files(out, result.assignments, result.branches, result.report, formats=chosen,
-                                     moves=moves, lang=lang, snap_m=snap_m))
+                                     moves=moves, lang=lang, snap_m=snap_m, names=names))
     return paths
 
 

@@ -17,6 +17,9 @@ from geoalloc.outputs.tables import reason_text
 __all__ = ["NEAR_LIMIT", "WEAK_GAP", "key_figures", "report_words"]
 
 WEAK_GAP = 0.05  # a district whose plan may be this much above the bound is pointed out
+# a district whose every branch must hold at least this share of max_size is tight: there the
+# linear relaxation (and so the bound) is weak; elsewhere a large gap means the time ran out
+TIGHT_SHARE = 0.5
 NEAR_LIMIT = 2   # branches within this many members of a size limit are listed
 MAX_LISTED = 12  # names listed per heading; the rest are counted
 
@@ -27,15 +30,18 @@ _T = {
         "rebalanced": "本次为调整方案：{moved} 人调整了支部（{reasons}），新增 {joined} 人，移出 {removed} 人；超出人数限制的支部由 {vb} 个变为 {va} 个。",
         "unplaced": "未分入支部 {u} 人：{why}。他们的记录保留在成员表中。",
         "sites": "支部只在给定的服务中心活动：共 {m} 个服务中心，用到 {k} 个。",
+        "resited": "{n} 个支部原来不在服务中心活动，现改到服务中心（支部成员不因此调整）：{items}。",
         "all_placed": "所有在册成员均已分入支部。",
         "sizes": "支部人数最少 {smin}、平均 {smean}、最多 {smax} 人；成员到支部平均 {dmean}，九成成员在 {dp90} 以内。",
         "cert": "总距离 {obj}，可证明的下界为 {lb}：任何方案的总距离都不可能低于下界，所以本方案最多比最优方案长 {gap}。",
         "cert_good": "这一差距很小，方案已接近最优。",
         "cert_weak": "差距较大的区多半是下界偏弱（这些区的支部几乎都要满员），不一定说明方案差；延长计算时间可以收紧下界。",
+        "cert_time": "在支部不必满员的区差距仍较大，是计算时间不够（搜索和下界都在时限内停下）；用更长的 --time-limit（例如 30 秒）重新计算，可以得到更好的方案和更紧的下界。",
         "violations_none": "所有支部都符合人数和正式党员要求。",
         "violations": "有 {n} 个支部不符合要求（超编 {over}，人数不足 {under}，正式党员不足 {full}）。",
         "weak": "证明偏弱的区（方案可能比最优长 {t} 以上）：{items}。",
-        "weak_item": "{unit} {gap}（每个支部至少 {forced} 人）",
+        "weak_item": "{unit} {gap}（每个支部至少 {forced} 人，下界偏弱）",
+        "weak_item_time": "{unit} {gap}（计算时间不够）",
         "weak_none": "各区的方案与下界都很接近。",
         "near_max": "接近人数上限（≥ {t} 人）的支部 {n} 个：{items}。",
         "near_min": "接近人数下限（≤ {t} 人）的支部 {n} 个：{items}。",
@@ -55,15 +61,18 @@ _T = {
         "rebalanced": "This is a rebalance: {moved} members changed branch ({reasons}), {joined} joined and {removed} left; branches outside the size limits went from {vb} to {va}.",
         "unplaced": "{u} members are not in a branch: {why}. Their records are kept in the member table.",
         "sites": "Branches meet only at the given service centres: {k} of the {m} are used.",
+        "resited": "{n} branches did not meet at a service centre and now meet at one (their members were not moved for it): {items}.",
         "all_placed": "Every member on the roster is in a branch.",
         "sizes": "Branches hold {smin} to {smax} members ({smean} on average); members live {dmean} from their branch on average, nine in ten within {dp90}.",
         "cert": "Total distance {obj}; the proven lower bound is {lb}: no plan can have a smaller total, so this plan is at most {gap} longer than the best possible one.",
         "cert_good": "That gap is small: the plan is close to optimal.",
         "cert_weak": "Where the gap is large, the bound is usually what is weak (nearly every branch there must be full), not necessarily the plan; a longer time limit tightens the bound.",
+        "cert_time": "Where branches need not be full and the gap is still large, the time ran out (the search and the bound stopped at the limit): run again with a longer --time-limit (30 s, say) for a better plan and a tighter bound.",
         "violations_none": "Every branch meets the size and full-member rules.",
         "violations": "{n} branches break a rule ({over} too big, {under} too small, {full} with too few full members).",
         "weak": "Districts with a weak certificate (the plan may be more than {t} above the best): {items}.",
-        "weak_item": "{unit} {gap} (every branch needs at least {forced})",
+        "weak_item": "{unit} {gap} (every branch needs at least {forced}: a weak bound)",
+        "weak_item_time": "{unit} {gap} (out of time)",
         "weak_none": "Every district's plan is close to its bound.",
         "near_max": "{n} branches near the maximum (≥ {t} members): {items}.",
         "near_min": "{n} branches near the minimum (≤ {t} members): {items}.",
@@ -136,6 +145,9 @@ def report_words(report: dict[str, Any], branches: pd.DataFrame | None = None, *
     if sites and branches is not None and "site_id" in branches:
         used = branches["site_id"].astype("string").fillna("").str.strip()
         done.append(t["sites"].format(m=len(sites), k=int(used[used != ""].nunique())))
+    resited = list(report.get("resited_branches") or [])
+    if resited:
+        done.append(t["resited"].format(n=len(resited), items=_listing(resited, t)))
     done.append(t["unplaced"].format(u=n_unassigned, why=_why(report, lang, t)) if n_unassigned else t["all_placed"])
 
     size, dist = report.get("branch_size") or {}, report.get("distance_m") or {}
@@ -144,17 +156,28 @@ def report_words(report: dict[str, Any], branches: pd.DataFrame | None = None, *
     gap = float(report.get("gap") or 0)
     quality.append(t["cert"].format(obj=_dist(report.get("objective_m"), t), lb=_dist(report.get("lower_bound_m"), t),
                                     gap=_pct(gap)))
-    quality.append(t["cert_good"] if gap <= WEAK_GAP else t["cert_weak"])
+    weak = [u for u in report.get("quality_by_unit") or [] if float(u.get("gap", 0)) > WEAK_GAP]
+    weak.sort(key=lambda u: -float(u.get("gap", 0)))
+
+    def is_tight(u: dict[str, Any]) -> bool:
+        return float(u.get("forced_min_branch_size", 0)) >= TIGHT_SHARE * hi
+
+    if gap <= WEAK_GAP:
+        quality.append(t["cert_good"])
+    else:  # say why: a tight district's bound, or a search cut short (no units: the bound's kind)
+        if not weak or any(is_tight(u) for u in weak):
+            quality.append(t["cert_weak"])
+        if any(not is_tight(u) for u in weak):
+            quality.append(t["cert_time"])
     v = _violations(report)
     nv = sum(v.values())
     quality.append(t["violations_none"] if nv == 0 else
                    t["violations"].format(n=nv, over=v["over_max"], under=v["under_min"], full=v["under_full"]))
 
     look: list[str] = []
-    weak = [u for u in report.get("quality_by_unit") or [] if float(u.get("gap", 0)) > WEAK_GAP]
-    weak.sort(key=lambda u: -float(u.get("gap", 0)))
     look.append(t["weak"].format(t=_pct(WEAK_GAP), items=_listing(
-        [t["weak_item"].format(unit=u["unit"], gap=_pct(u["gap"]), forced=u.get("forced_min_branch_size", 0))
+        [t["weak_item" if is_tight(u) else "weak_item_time"].format(unit=u["unit"], gap=_pct(u["gap"]),
+                                                                 forced=u.get("forced_min_branch_size", 0))
          for u in weak], t)) if weak else t["weak_none"])
     if branches is not None and len(branches):
         b = branches.copy()

@@ -9,7 +9,8 @@ branch sites of each district as one array. :meth:`PlanState.relocate` then:
 3. otherwise the nearest branch with room in the member's district takes them;
 4. if no nearby branch has room, only the few branches around the new home are re-solved
    (a local min-cost flow in which moves cost ``move_penalty_m``), opening a branch at the
-   new home when the neighbourhood is full.
+   new home when the neighbourhood is full (with service centres in the policy, at the
+   district's nearest centre with a place).
 
 Sizes count members (a row's ``weight``), and a family (``group_id``) is one unit: they
 share a home, so relocating one of them moves them all, and a local re-solve never splits them.
@@ -243,6 +244,26 @@ class PlanState:
         self.open.append(True)
         self._open_sites.pop(d, None)
         return j
+
+    def _open_point(self, xy: NDArray[np.float64], d: int) -> NDArray[np.float64] | None:
+        """Where a branch opened for a relocation meets: the new home, or, when the policy has
+        service centres, the nearest centre of the district with a place left (None: no place)."""
+        sites = self.policy.sites
+        if not sites:
+            return xy
+        from geoalloc.solver.rebalance.centres import at_centre, centre_points
+
+        cxy = centre_points(self.policy)
+        live = [j for j in range(len(self.bids)) if self.open[j]]
+        at = at_centre(self.site[live], cxy)
+        used = np.bincount(at[at >= 0], minlength=len(sites))
+        district = district_of_region(self.dnames[d]) if d >= 0 else None
+        ok = [k for k, s in enumerate(sites) if (self.policy.cross_district or s["district_zh"] == district)
+              and (s.get("capacity") is None or used[k] < int(s["capacity"]))]
+        if not ok:
+            return None
+        k = min(ok, key=lambda q: float(np.hypot(*(cxy[q] - xy))))
+        return cxy[k].copy()
 
     def _new_branch_id(self, d: int) -> str:
         prefix = self.dnames[d] if d >= 0 else "branch"
@@ -599,17 +620,18 @@ class PlanState:
                 action = "joined" if joined else "moved"
                 return self._record(i, old_bid, self.bids[j], action, f"nearest branch with room ({dd:.0f} m)", dd, changes)
 
-        # nobody near has room: re-solve the neighbourhood, opening a branch at the new home if
-        # needed; widening, and crossing into neighbouring districts (joint), only when necessary
-        best = self._search(xy, d, exclude=old if old >= 0 else None, extra_member=i, open_at=xy)
+        # nobody near has room: re-solve the neighbourhood, opening a branch at the new home (with
+        # service centres: the nearest centre with a place) if needed; widening, and crossing into neighbouring districts (joint), only when necessary
+        at = self._open_point(xy, d)
+        best = self._search(xy, d, exclude=old if old >= 0 else None, extra_member=i, open_at=at)
         if best is not None and self._key(best)[0]:
             self.notes.append(f"member {member_id}: no local re-solve meets every limit")
         if best is None:
-            j = self._add_branch(self._new_branch_id(d), xy, d)
+            j = self._add_branch(self._new_branch_id(d), at if at is not None else xy, d)
             self._set_branch(i, j, changes)
             self.notes.append(f"branch {self.bids[j]} opened for a single member: below limits")
         else:
-            self._apply(best, d, xy, changes)
+            self._apply(best, d, at, changes)
         if old >= 0:
             self._repair(old, changes)
         j = int(self.branch[i])

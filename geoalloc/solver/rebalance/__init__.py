@@ -19,12 +19,14 @@ import numpy as np
 import pandas as pd
 
 from geoalloc.plan_diff import new_plan_id, plan_report, violations
-from geoalloc.rules import Policy, plan_members, themes_off_note, validated
+from geoalloc.rules import Policy, plan_members, region_district, themes_off_note, validated
+from geoalloc.sites import label_branches
 from geoalloc.solver.rebalance.budget import MAX_PENALTY_M, budget_ladder, solve_all, within_budget
+from geoalloc.solver.rebalance.centres import off_centre
 from geoalloc.solver.rebalance.certificate import lower_bound, nn_lower_bound
 from geoalloc.solver.rebalance.flow import V_HARD, assign_min_cost
 from geoalloc.solver.rebalance.frames import before_frames, move_reasons, naive_violations, plan_frames, zero_move_frames
-from geoalloc.solver.rebalance.prepare import prepare, region_problems
+from geoalloc.solver.rebalance.prepare import branch_targets, prepare, region_problems
 from geoalloc.solver.rebalance.region import RegionPlan
 
 __all__ = ["RebalanceResult", "rebalance", "assign_min_cost", "budget_ladder", "V_HARD", "MAX_PENALTY_M"]
@@ -92,6 +94,8 @@ def rebalance(
         and move_penalty_m is None
         and not (prep.active & (before_a["branch_id"] == "").to_numpy()).any()
         and _families_whole(before_a)
+        and not _off_centre(prep, policy)
+        and _count_on_target(prep, policy)
     )
     left = int(prep.removed.sum())
     plans: list[RegionPlan] | None
@@ -114,6 +118,9 @@ def rebalance(
     if max_moves is not None and len(moves) > max_moves:  # cannot happen; kept as a guard
         raise AssertionError(f"rebalance exceeded the move budget ({len(moves)} > {max_moves})")
     report = plan_report((before_a, before_b), (after_a, after_b), moves, policy)
+    after_b = label_branches(after_b, policy)
+    resited = [b for b in _off_centre(prep, policy) if b in set(after_b["branch_id"])]
+    notes.extend(_centre_notes(resited, after_b, policy))
     report["violations_without_rebalance"] = naive_violations(prep, before_b, policy)
     report["violations"] = validated(members, after_a, after_b, policy, "rebalance", prep.frozen_branches)
     va = report["violations_after"]
@@ -128,7 +135,7 @@ def rebalance(
     elif certify:
         lb, lb_kind = lower_bound(prep, after_a, after_b, policy, objective)
     else:
-        lb, lb_kind = min(nn_lower_bound(prep, after_b), objective), "nearest-neighbour bound (weak, valid)"
+        lb, lb_kind = min(nn_lower_bound(prep, after_b, policy), objective), "nearest-neighbour bound (weak, valid)"
     removed = int(prep.removed.sum())
     report.update(
         {
@@ -165,12 +172,58 @@ def rebalance(
             "move_penalty_m": penalty if max_moves is None else budget_info.get("penalty_m"),
             "budget": budget_info,
             "seconds": round(time.perf_counter() - t0, 2),
+            "branch_rule": _branch_rule(policy),
+            "resited_branches": resited,
             "engine": ({"name": engine.name, "workers": engine.workers, "retried": engine.retried}
                        if engine is not None else {"name": "inline", "workers": 1}),
             "notes": notes,
         }
     )
     return RebalanceResult(after_a, after_b, moves, report, placements)
+
+
+def _branch_rule(policy: Policy) -> str:
+    """How the rebalance treated the branch count, in words (report.json's ``branch_rule``)."""
+    if policy.n_branches is None and policy.target_size is None:
+        return ("default: a region with fewer branches than a fresh plan would give "
+                "(a mean of 80% of max_size) opens new ones; healthy branches are not merged")
+    from geoalloc.solver.form import branch_rule
+
+    return branch_rule(policy) + "; branches opened or merged to meet it where the moves are worth it"
+
+
+def _count_on_target(prep: Any, policy: Policy) -> bool:
+    """Every region has the planner's branch count already (True without one)."""
+    targets = branch_targets(prep, policy)
+    if not targets:
+        return True
+    have: dict[int, int] = {}
+    for b, r in prep.branch_region.items():
+        if b not in prep.frozen_branches:
+            have[r] = have.get(r, 0) + 1
+    return all(have.get(r, 0) == n for r, n in targets.items())
+
+
+def _off_centre(prep: Any, policy: Policy) -> list[str]:
+    """Current branches (not frozen) that do not meet at a given service centre of their district."""
+    live = {b: prep.site_xy[b] for b in prep.branch_region if b not in prep.frozen_branches}
+    district = {b: region_district(prep.region_names[r]) for b, r in prep.branch_region.items()}
+    return off_centre(live, district, policy)
+
+
+def _centre_notes(moved: list[str], after_b: pd.DataFrame, policy: Policy) -> list[str]:
+    """What the rebalance did about service centres (``moved``: branches re-sited), for the notes."""
+    if not policy.sites:
+        return []
+    notes = []
+    if moved:
+        notes.append(f"{len(moved)} branches did not meet at a given service centre and now meet at one "
+                     f"(members kept): {', '.join(moved[:10])}{' ...' if len(moved) > 10 else ''}")
+    off = after_b.loc[after_b["site_id"] == "", "branch_id"].tolist() if len(after_b) else []
+    if off:
+        notes.append(f"{len(off)} branches still meet away from the service centres (frozen, or no place left): "
+                     f"{', '.join(off[:10])}")
+    return notes
 
 
 def _families_whole(assignments: pd.DataFrame) -> bool:

@@ -9,20 +9,27 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from geoalloc.rules import Policy
+from geoalloc.solver.rebalance.centres import unit_candidates
 from geoalloc.solver.rebalance.prepare import Prepared
 
 
-def nn_lower_bound(prep: Prepared, branches: pd.DataFrame) -> float:
+def nn_lower_bound(prep: Prepared, branches: pd.DataFrame, policy: Policy | None = None) -> float:
     """A valid (weak) bound on the from-scratch distance with the same branch count per region.
 
     Sites are members' homes, so every unit but the p sites pays at least its demand times the
-    distance to its nearest other unit in its region.
+    distance to its nearest other unit in its region; with service centres, every unit pays at
+    least the distance to the nearest centre it may use.
     """
     total = 0.0
     counts = branches.groupby("region").size() if len(branches) else pd.Series(dtype=int)
     for r, name in enumerate(prep.region_names):
         mem = np.flatnonzero(prep.region == r)
         p = int(counts.get(name, 0))
+        cand = unit_candidates(policy, prep.region_names, [r], prep.joined, max(p, 1)) if policy is not None else None
+        if cand is not None:  # branches meet at centres: everyone pays at least the nearest one
+            if len(mem) and len(cand):
+                total += float((cKDTree(cand).query(prep.xy[mem])[0] * prep.demand[mem]).sum())
+            continue
         if len(mem) <= max(p, 1):
             continue
         d, _ = cKDTree(prep.xy[mem]).query(prep.xy[mem], k=2)
@@ -60,11 +67,12 @@ def lower_bound(prep: Prepared, assignments: pd.DataFrame, branches: pd.DataFram
             inst = Instance(
                 xy=problem.xy[idx], demand=prep.demand[idx], full=prep.full[idx],
                 weight=np.ones(len(idx)), p=p, max_size=policy.max_size, min_size=policy.min_size,
-                min_full=policy.min_full, cand_xy=None,
+                min_full=policy.min_full,
+                cand_xy=unit_candidates(policy, prep.region_names, list(u.regions), prep.joined, p),
             )
             here = float(dist[idx].sum())
             share = seconds * len(idx) / n_all
             total += min(lagrangian_bound(inst, here, deadline=time.perf_counter() + share), here)
         return min(total, objective), "Lagrangian bound (geoalloc.solver.bounds) for the same members and branch counts"
     except Exception as exc:  # the bound is a certificate, not a reason to fail a rebalance
-        return min(nn_lower_bound(prep, branches), objective), f"nearest-neighbour bound (weak; solver bound unavailable: {exc})"
+        return min(nn_lower_bound(prep, branches, policy), objective), f"nearest-neighbour bound (weak; solver bound unavailable: {exc})"

@@ -14,6 +14,7 @@ from geoalloc.model import MoveReason
 from geoalloc.plan_diff import violations
 from geoalloc.projection import to_lonlat
 from geoalloc.rules import Policy, full_counts, full_flags, region_district, statuses, weights
+from geoalloc.solver.rebalance.centres import resite
 from geoalloc.solver.rebalance.prepare import Prepared, _col
 from geoalloc.solver.rebalance.region import K_ARCS, Region, RegionPlan
 from geoalloc.tables import ASSIGNMENT_COLUMNS, BRANCH_COLUMNS, MOVE_COLUMNS
@@ -69,6 +70,11 @@ def zero_move_frames(prep: Prepared, policy: Policy) -> Frames:
             choice = next((bids[j] for j in idx[t] if size.get(bids[j], 0) + d <= policy.max_size), bids[int(idx[t][0])])
             bid_of[i] = choice
             size[choice] = size.get(choice, 0) + d
+    if policy.sites:  # meeting points moved to service centres: nobody moves for that
+        live = sorted({b for b in bid_of if b is not None})
+        members = {b: (prep.xy[bid_of == b], prep.demand[bid_of == b].astype(float)) for b in live}
+        district = {b: region_district(branch_reg[b]) for b in live}
+        sites |= resite({b: sites[b] for b in live}, district, members, prep.frozen_branches, policy)
     return unit_frames(prep, bid_of, sites, branch_reg)
 
 

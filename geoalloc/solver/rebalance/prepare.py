@@ -8,7 +8,7 @@ holds most of it; the others move to it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,7 @@ from geoalloc.rules import (
     unit_keys,
     weights,
 )
+from geoalloc.solver.rebalance.centres import check_places, region_centres
 from geoalloc.solver.rebalance.region import Region
 
 DEFAULT_RELOCATED_M = 200.0  # a unit whose point moved further than this has a new address
@@ -60,6 +61,7 @@ class Prepared:
     branch_region: dict[str, int]
     frozen_branches: set[str]
     notes: list[str]
+    joined: dict[int, int] = field(default_factory=dict)  # tiny region -> the region it joined
 
 
 def _col(df: pd.DataFrame, name: str, default: object) -> pd.Series:
@@ -198,7 +200,7 @@ def prepare(
     return Prepared(
         members, ids, active, row_unit, row_xy, row_cur_bid, row_new, removed, reasons,
         xy, demand, full, frozen, region, cur_bid, relocated, new, names,
-        site_xy, branch_region, set(frozen_branches) & set(branch_region), notes,
+        site_xy, branch_region, set(frozen_branches) & set(branch_region), notes, host,
     )
 
 
@@ -262,6 +264,19 @@ def region_problems(prep: Prepared, policy: Policy, keep_threshold: float | None
             keep = d_old - d_new < keep_threshold
         if keep:
             region[i] = prep.branch_region[b]
+    free_demand = np.bincount(region[free], weights=prep.demand[free], minlength=len(prep.region_names)).astype(np.float64)
+    current_points: dict[int, list[NDArray[np.float64]]] = {}
+    for b, rr in prep.branch_region.items():
+        if b not in prep.frozen_branches:
+            current_points.setdefault(rr, []).append(prep.site_xy[b])
+    count = np.maximum(np.bincount(region[free], minlength=len(prep.region_names)), 1)
+    middle = np.stack([np.bincount(region[free], weights=prep.xy[free, 0], minlength=len(prep.region_names)) / count,
+                       np.bincount(region[free], weights=prep.xy[free, 1], minlength=len(prep.region_names)) / count],
+                      axis=1)
+    centres = region_centres(policy, prep.region_names, prep.joined, free_demand, middle, current_points,
+                             [prep.site_xy[b] for b in sorted(prep.frozen_branches)])
+    check_places(centres, prep.region_names, free_demand, policy)
+    targets = branch_targets(prep, policy)
     for r, name in enumerate(prep.region_names):
         mem = np.flatnonzero(free & (region == r))
         bids = sorted(b for b, rr in prep.branch_region.items() if rr == r and b not in prep.frozen_branches)
@@ -272,6 +287,33 @@ def region_problems(prep: Prepared, policy: Policy, keep_threshold: float | None
         sxy = np.array([prep.site_xy[b] for b in bids]).reshape(-1, 2)
         foreign = int(sum(1 for i, c in zip(mem, cur_site) if c < 0 and prep.cur_bid[i] is not None))
         regions.append(Region(name, prep.xy[mem], prep.demand[mem], prep.full[mem], cur_site, pinned, pen, sxy,
-                              list(bids), policy, foreign))
+                              list(bids), policy, foreign, centres[r] if centres is not None else None,
+                              targets.get(r) if targets is not None else None))
         index.append(mem)
     return regions, index
+
+
+def branch_targets(prep: Prepared, policy: Policy) -> dict[int, int] | None:
+    """The planner's branch count per region (``--branches N|fewest`` or ``--target-size``), by
+    the rule a fresh plan uses (:func:`geoalloc.solver.form.branch_counts`: ``N`` spread over the
+    regions in proportion to members), less the frozen branches already there. None when the
+    policy leaves the count to its default: a rebalance then only opens branches where a region
+    has fewer than that default would give, and never merges healthy ones.
+
+    Raises ValueError (naming the regions) when the count asked for cannot meet the limits.
+    """
+    if policy.n_branches is None and policy.target_size is None:
+        return None
+    from geoalloc.solver.form import Unit, branch_counts
+    from geoalloc.solver.problem import Problem
+
+    able = [r for r in sorted(set(prep.region.tolist()))
+            if can_stand_alone(int(prep.demand[prep.region == r].sum()), int(prep.full[prep.region == r].sum()), policy)]
+    if not able:
+        return {}
+    problem = Problem(xy=prep.xy, demand=prep.demand, full=np.minimum(prep.full, prep.demand), region=prep.region,
+                      region_names=prep.region_names)
+    units = [Unit([r], np.flatnonzero(prep.region == r), prep.region_names[r], []) for r in able]
+    counts = branch_counts(problem, units, policy)
+    frozen = pd.Series([prep.branch_region[b] for b in prep.frozen_branches], dtype=np.int64).value_counts()
+    return {r: max(1, c - int(frozen.get(r, 0))) for r, c in zip(able, counts)}

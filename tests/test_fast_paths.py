@@ -1,0 +1,119 @@
+"""The whole-column fast paths of the geocode command give exactly what the cell-by-cell rules give.
+
+The CSV writer scans each text column once and rewrites only flagged ones; the roster reader strips
+each column in one pass; the spread is checked per zone group; ``geoalloc geocode`` imports neither
+the solver nor the map and workbook stacks.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from geoalloc.geocode import OfflineGeocoder
+from geoalloc.geocode.offline import jitter_key, jitter_uniforms
+from geoalloc.outputs import neutralise, write_csv
+from geoalloc.roster import _stripped_text
+
+
+def _reference_csv(frame: pd.DataFrame, path: Path) -> None:
+    """The rule cell by cell: every text cell through neutralise; all quoted when a text cell holds a CR."""
+    out = frame.copy()
+    for j in range(out.shape[1]):
+        col = out.iloc[:, j]
+        if col.dtype == object or isinstance(col.dtype, pd.StringDtype):
+            out.isetitem(j, col.map(neutralise).astype(object))
+    out.columns = [neutralise(str(c)) for c in out.columns]
+    has_cr = any(isinstance(v, str) and "\r" in v for j in range(out.shape[1]) for v in out.iloc[:, j].tolist())
+    out.to_csv(path, index=False, encoding="utf-8", quoting=csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL)
+
+
+def _frames() -> list[pd.DataFrame]:
+    n = 40
+    rng = np.random.default_rng(3)
+    base = pd.DataFrame({
+        "member_id": [f"M{i:03d}" for i in range(n)],
+        "clean": pd.Series([f"南山区-{i}" for i in range(n)], dtype="str"),
+        "lon": np.where(rng.random(n) < 0.2, np.nan, rng.random(n) + 113.9),
+        "n": np.arange(n),
+    })
+    hostile = base.copy()
+    mixed: list[object] = ["=SUM(A1)", "+1", "-x", "@a", "\tt", "'quoted", None, math.nan, 7, "ok", "a\x00=b", ""]
+    hostile["name"] = [mixed[i % len(mixed)] for i in range(n)]
+    hostile["=head"] = pd.Series(["x"] * n, dtype="str")
+    hostile["quote_only"] = ["'lead" if i == 2 else "plain" for i in range(n)]  # the only flag is the quote
+    hostile["tab_only"] = pd.Series(["\tlead" if i == 9 else "plain" for i in range(n)], dtype="str")
+    with_cr = hostile.copy()
+    with_cr["note"] = pd.Categorical(["a\rb" if i == 5 else "c" for i in range(n)])
+    dup = base.copy()
+    dup.columns = ["member_id", "clean", "lon", "member_id"]
+    dup["member_id"] = dup["member_id"].astype(str)
+    dup.iloc[3, 0] = "-3 dup"
+    return [base, hostile, with_cr, dup, base.iloc[0:0]]
+
+
+def test_csv_writer_writes_what_the_cell_by_cell_rule_writes(tmp_path: Path) -> None:
+    for k, frame in enumerate(_frames()):
+        fast, slow = tmp_path / f"fast{k}.csv", tmp_path / f"slow{k}.csv"
+        write_csv(frame, fast)
+        _reference_csv(frame, slow)
+        assert fast.read_bytes() == slow.read_bytes(), k
+    hostile = _frames()[1]
+    write_csv(hostile, tmp_path / "h.csv")
+    back = pd.read_csv(tmp_path / "h.csv", dtype=str, keep_default_na=False)
+    assert "'=head" in back.columns and back.loc[0, "name"] == "'=SUM(A1)" and back.loc[5, "name"] == "''quoted"
+
+
+def test_roster_strip_matches_fillna_astype_strip() -> None:
+    cells: list[object] = [" a ", "b", None, math.nan, pd.NA, 3, 4.5, np.float64(2.0), "\u3000全角\u3000", "", " "]
+    for col in (pd.Series(cells, dtype=object), pd.Series([" x ", None, "y"], dtype="str")):
+        expected = col.fillna("").astype(str).str.strip()
+        got = _stripped_text(col)
+        assert got.tolist() == expected.tolist() and got.dtype == expected.dtype
+
+
+def test_grouped_spread_is_the_point_by_point_rule() -> None:
+    geo = OfflineGeocoder()
+    texts = ["粤海街道", "大冲社区", "南山区", "福田区", "沙头角", "富达花园", "深圳北站", "", "华强北"] * 30
+    parsed = [geo.parse(t) for t in texts]
+    keys = [jitter_key(f"m{i}", t) for i, t in enumerate(texts)]
+    lon, lat = geo.place(parsed, keys)
+    u1, u2 = jitter_uniforms(keys)
+    for i, p in enumerate(parsed):
+        if p.lon is None or p.lat is None:
+            assert np.isnan(lon[i]) and np.isnan(lat[i])
+            continue
+        want = (p.lon, p.lat)
+        if p.jitter_m > 0:
+            r, theta = p.jitter_m * math.sqrt(u1[i]), 2 * math.pi * u2[i]
+            dx = r * math.cos(theta) / (111_320.0 * math.cos(math.radians(p.lat)))
+            dy = r * math.sin(theta) / 110_574.0
+            zone = f"{p.zone[0]}:{p.zone[1]}" if p.zone is not None else f"district:{p.district_zh}"
+            geom = geo._zone_geom(zone)
+            for scale in (1.0, -1.0, 0.5, -0.5, 0.25, -0.25):
+                x, y = p.lon + scale * dx, p.lat + scale * dy
+                if geom is not None and shapely.contains_xy(geom, x, y):
+                    want = (x, y)
+                    break
+        assert (lon[i], lat[i]) == want, texts[i]
+
+
+def test_geocode_command_imports_neither_solver_nor_map_stacks() -> None:
+    code = ("import sys, geoalloc.cli; from geoalloc.outputs import write_csv; "
+            "from geoalloc.geocode.frame import place_members; from geoalloc.roster import read_roster; "
+            "print(sorted(m for m in ('folium', 'openpyxl', 'ortools', 'geoalloc.solver', 'geoalloc.maps') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
+    import geoalloc.outputs as outputs
+    import geoalloc.pipeline as pipeline
+
+    assert all(getattr(outputs, name) is not None for name in outputs.__all__)
+    assert pipeline.place_members is __import__("geoalloc.geocode.frame", fromlist=["x"]).place_members

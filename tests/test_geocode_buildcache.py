@@ -1,0 +1,76 @@
+"""The built lexicon kept in the user's cache: same parses as a fresh build; a bad or stale file is rebuilt."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+
+from geoalloc.geocode.buildcache import cache_dir, cached_build, input_key
+
+
+def test_a_stored_build_is_reused_only_for_the_same_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GEOALLOC_CACHE_DIR", str(tmp_path))
+    calls: list[int] = []
+
+    def build() -> dict[str, int]:
+        calls.append(1)
+        return {"n": len(calls)}
+
+    assert cached_build("thing", "k1", build, dict) == {"n": 1}
+    assert cached_build("thing", "k1", build, dict) == {"n": 1} and len(calls) == 1  # loaded, not built
+    assert cached_build("thing", "k2", build, dict) == {"n": 2}  # other data or code: rebuilt
+    (tmp_path / "thing-k2.pickle").write_bytes(b"not a pickle")
+    assert cached_build("thing", "k2", build, dict) == {"n": 3}  # unreadable: rebuilt and replaced
+    assert pickle.loads((tmp_path / "thing-k2.pickle").read_bytes()) == {"n": 3}
+    (tmp_path / "thing-k2.pickle").write_bytes(pickle.dumps([1, 2]))
+    assert cached_build("thing", "k2", build, dict) == {"n": 4}  # the wrong kind of object: rebuilt
+    assert not list(tmp_path.glob(".thing-*"))  # no temporary files left
+
+
+def test_caching_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GEOALLOC_CACHE_DIR", "off")
+    assert cache_dir() is None
+    calls: list[int] = []
+
+    def build() -> dict[str, int]:
+        calls.append(1)
+        return {}
+
+    for _ in range(2):
+        cached_build("thing", "k", build, dict)
+    assert len(calls) == 2
+
+
+def test_the_key_follows_file_contents(tmp_path: Path) -> None:
+    a = tmp_path / "a.csv"
+    a.write_text("x\n1\n")
+    k1 = input_key([a])
+    a.write_text("x\n2\n")
+    assert input_key([a]) != k1 and input_key([a]) == input_key([a])
+
+
+def test_a_cached_lexicon_parses_exactly_like_a_fresh_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from geoalloc.geocode.gazetteer import gazetteer
+    from geoalloc.geocode.landmarks import LandmarkIndex
+    from geoalloc.geocode.lexicon import Lexicon, build_lexicon, lexicon
+    from geoalloc.geocode.normalise import normalise
+    from geoalloc.geocode.parser import AddressParser
+    from geoalloc.samples import generate_roster
+
+    monkeypatch.setenv("GEOALLOC_CACHE_DIR", str(tmp_path))
+    lexicon.cache_clear()
+    try:
+        lexicon()  # builds and stores
+        assert len(list(tmp_path.glob("lexicon-*.pickle"))) == 1
+        lexicon.cache_clear()
+        loaded = lexicon()  # loads
+    finally:
+        lexicon.cache_clear()
+    assert isinstance(loaded, Lexicon)
+    texts = [normalise(a) for a in generate_roster(1200, seed=41)["address"] if a]
+    texts += ["北京市朝阳区", "宝安区新湖路", "光明大街站", "书院街5号大院", "中粮万福阁 西乡", "昌平区沙河镇"]
+    fresh = AddressParser(gazetteer(), build_lexicon(), LandmarkIndex(None))
+    cached = AddressParser(gazetteer(), loaded, LandmarkIndex(None))
+    assert [cached.parse(t) for t in texts] == [fresh.parse(t) for t in texts]
