@@ -45,6 +45,7 @@ class MemberOut(BaseModel):
     address: str = ""
     lon: float | None = None
     lat: float | None = None
+    city_zh: str = Field("", description="the member's city (a national roster); empty: Shenzhen")
     district_zh: str = ""
     subdistrict_zh: str = ""
     industry: str = ""
@@ -309,6 +310,7 @@ class BranchOut(BaseModel):
     branch_id: str
     lon: float | None
     lat: float | None
+    city_zh: str = Field("", description="the branch's city (a national roster); empty: Shenzhen")
     district_zh: str
     size: int
     n_full: int

@@ -37,18 +37,18 @@ import json
 import multiprocessing as mp
 import os
 import signal
+import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from geoalloc.engines import LocalEngine, get_engine, task_memory
+from geoalloc.engines import get_engine, task_memory
 from geoalloc.national import generate_national
 from geoalloc.pipeline import build_problem
 from geoalloc.rules import Policy
-from geoalloc.solver.form import build_units, form_branches
+from geoalloc.solver.form import build_units, form_branches, unit_budget
 from geoalloc.solver.problem import Problem, Solution
 
 KILL_AT = 0.3  # a worker is killed once this share of the undisturbed run's wall time has passed
@@ -137,9 +137,13 @@ def plan_hash(sol: Solution) -> str:
     return hashlib.sha256(np.ascontiguousarray(sol.branch_of).tobytes()).hexdigest()[:16]
 
 
-def run_once(problem: Problem, policy: Policy, engine_name: str, workers: int, kill_after: float | None) -> dict[str, Any]:
-    """One fan-out; with ``kill_after`` (seconds), one solving worker process is killed then."""
+def run_once(problem: Problem, policy: Policy, engine_name: str, workers: int, kill_after: float | None,
+             progress: bool = False) -> dict[str, Any]:
+    """One fan-out; with ``kill_after`` (seconds), one solving worker process is killed then;
+    ``progress``: the share of units done, with the time and memory so far, on stderr (how far a
+    run got that the machine cannot finish)."""
     engine = get_engine(engine_name, workers)
+    shown = [0.0]
     killed: list[int] = []
     t_kill = [0.0]
 
@@ -155,7 +159,13 @@ def run_once(problem: Problem, policy: Policy, engine_name: str, workers: int, k
         t0 = time.perf_counter()
         if timer is not None:
             timer.start()
-        sol = form_branches(problem, policy, engine=engine)
+        def report(done: float) -> None:
+            if progress and done >= shown[0] + 0.05:
+                shown[0] = done
+                print(f"  {engine_name} x{workers}: {done:.0%} of the units after {time.perf_counter() - t0:.0f} s, "
+                      f"memory {mem.peak / 2**20:.0f} MB so far", file=sys.stderr, flush=True)
+
+        sol = form_branches(problem, policy, engine=engine, progress=report)
         wall = time.perf_counter() - t0
         end = time.perf_counter()
     if timer is not None:
@@ -163,12 +173,14 @@ def run_once(problem: Problem, policy: Policy, engine_name: str, workers: int, k
     units = sol.stats["units"]
     secs = np.array([float(u["seconds"]) for u in units])
     ideal = max(float(secs.max()), float(secs.sum()) / workers)
+    # what --time-limit promises: the searched units' budgets over the workers (one-branch units are exact)
+    budget = sum(unit_budget(int(u["n"]), policy) for u in units if "work" in u) / workers
     run = sol.stats["engine"]
     return {
         "engine": engine_name, "workers": workers, "killed": bool(killed), "wall_s": round(wall, 2),
         "killed_at_s": round(t_kill[0] - t0, 2) if killed else None,
         "after_kill_s": round(end - t_kill[0], 2) if killed else None,
-        "ideal_s": round(ideal, 2), "efficiency": round(ideal / wall, 3), "unit_total_s": round(float(secs.sum()), 2),
+        "budget_s": round(budget, 2), "ideal_s": round(ideal, 2), "efficiency": round(ideal / wall, 3), "unit_total_s": round(float(secs.sum()), 2),
         "largest_unit_s": round(float(secs.max()), 2), "units": len(units),
         "overhead_per_task_ms": round(1000 * (wall * workers - float(secs.sum())) / len(units), 1),
         "peak_memory_mb": round(mem.peak / 2**20), "clock_cut": run.get("clock_cut", 0), "retried": run["retried"],
@@ -201,7 +213,7 @@ def _unit_memory(args: tuple[Any, float]) -> tuple[int, int, float]:
 
 
 def unit_memory_table(problem: Problem, policy: Policy, sizes: tuple[int, ...] = (100, 500, 1000, 2000, 4000)) -> list[dict[str, Any]]:
-    from geoalloc.solver.form import UnitTask, _instance, branch_counts, restarts_for, unit_budget, unit_seed
+    from geoalloc.solver.form import _instance, branch_counts, unit_task
 
     units = build_units(problem, policy)
     counts = branch_counts(problem, units, policy)
@@ -213,7 +225,7 @@ def unit_memory_table(problem: Problem, policy: Policy, sizes: tuple[int, ...] =
         if rows and rows[-1]["points"] == int(n[i]):
             continue
         inst = _instance(problem, units[i], counts[i], policy)[0]
-        task = UnitTask(units[i].name, inst, unit_budget(inst.n, policy), unit_seed(units[i].name, policy), restarts_for(inst.n))
+        task = unit_task(units[i].name, inst, policy)
         with ctx.Pool(1) as pool:
             points, extra, secs = pool.apply(_unit_memory, ((task, 0.0),))
         rows.append({"unit": units[i].name, "points": points, "solve_mb": round(extra / 2**20, 1),
@@ -246,6 +258,7 @@ def main() -> None:
     ap.add_argument("--no-kill", action="store_true", help="skip the runs with a worker killed")
     ap.add_argument("--no-memory", action="store_true", help="skip the single-unit memory table")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--progress", action="store_true", help="print the share of units done as a run goes (stderr)")
     args = ap.parse_args()
     cpus = os.cpu_count() or 1
     workers = [int(w) for w in args.workers.split(",")] if args.workers else sorted({1, *[2**k for k in range(1, 16) if 2**k < cpus], cpus})
@@ -261,7 +274,7 @@ def main() -> None:
         for w in workers:
             plain = 0.0
             for kill in ([False] if args.no_kill or (w < 2 and engine == "local") else [False, True]):
-                r = run_once(problem, policy, engine, w, KILL_AT * plain if kill else None)
+                r = run_once(problem, policy, engine, w, KILL_AT * plain if kill else None, args.progress)
                 sol = r.pop("_solution")
                 if first is None:
                     first = {"sol": sol, "hash": r["hash"]}
@@ -282,6 +295,10 @@ def main() -> None:
 
                 ray.shutdown()  # the next worker count starts a local instance of its own size
     assert first is not None
+    import resource
+
+    rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    print(f"largest resident set of the driver or one child process: {rss / 2**10:.0f} MB", flush=True)
     print("\ntime per unit against its size (first run):")
     for t in size_table(first["sol"]):
         print("  " + ("  ".join(f"{k}={v}" for k, v in t.items())))
@@ -294,7 +311,8 @@ def main() -> None:
 def _line(r: dict[str, Any]) -> str:
     kill = (f" KILLED one worker at {r['killed_at_s']} s: finished {r['after_kill_s']} s later, "
             f"{r['kill_cost_s']:+} s against the undisturbed run;" if r["killed"] else "")
-    return (f"{r['engine']:5} workers={r['workers']:<3} wall={r['wall_s']:8.2f} s  ideal={r['ideal_s']:8.2f} s  "
+    return (f"{r['engine']:5} workers={r['workers']:<3} wall={r['wall_s']:8.2f} s  budgets/workers={r['budget_s']:8.2f} s  "
+            f"ideal={r['ideal_s']:8.2f} s  "
             f"efficiency={r['efficiency']:.2f}  speed-up={r.get('speed_up')}  overhead/task={r['overhead_per_task_ms']} ms  "
             f"units={r['units']} largest={r['largest_unit_s']} s total={r['unit_total_s']} s  peak={r['peak_memory_mb']} MB  "
             f"retried={r['retried']}{kill}  same plan={r['same_plan']} units same={r['same_units']}")

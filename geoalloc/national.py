@@ -39,6 +39,8 @@ WEIGHTED_SHARE = 0.015  # rows standing for 2 or 3 members
 FAMILY_SHARE = 0.03  # members in a two-person family (same group_id, same home)
 THEMES = (("IT", "信息技术", 0.04), ("entrepreneur", "企业家", 0.02))
 M_PER_DEG = 111_320.0
+LOST_SPREAD_M = 600.0  # a Shenzhen point scattered out of the city goes back this near its district's centre
+LOST_TRIES = 5
 
 
 @cache
@@ -91,7 +93,7 @@ def generate_national(members: int, seed: int = 0) -> pd.DataFrame:
         "city_zh": np.concatenate(city_col),
         "district_zh": np.concatenate(district_col),
     })
-    _inside_shenzhen(out, table)
+    _inside_shenzhen(out, table, np.random.default_rng([seed, 1]))
     full = (rng.random(n) < FULL_SHARE).astype(int)
     status = rng.choice([s for s, _ in STATUS], size=n, p=[p for _, p in STATUS])
     starts = np.cumsum([0] + [int(c) for c in per_city[:-1]])
@@ -119,10 +121,13 @@ def generate_national(members: int, seed: int = 0) -> pd.DataFrame:
     return out[COLUMNS]
 
 
-def _inside_shenzhen(out: pd.DataFrame, table: pd.DataFrame) -> None:
+def _inside_shenzhen(out: pd.DataFrame, table: pd.DataFrame, rng: np.random.Generator) -> None:
     """Shenzhen's rows are checked against its district polygons when a roster is read: a point
-    scattered into the sea or across the border goes back to its district's centre, and the
-    district is the one the point lies in (as the roster reader decides it)."""
+    scattered into the sea or across the border goes back near its district's centre (within
+    about ``LOST_SPREAD_M``, a few tries, else the centre itself: thousands of members on one
+    point, as a large roster's coastal districts had, is no roster anyone has), and the district
+    is the one the point lies in (as the roster reader decides it). ``rng``: a stream of its own,
+    so the other columns' draws do not depend on how many points were lost."""
     sz = np.flatnonzero(out["city_zh"].to_numpy() == "深圳市")
     if not len(sz):
         return
@@ -132,8 +137,20 @@ def _inside_shenzhen(out: pd.DataFrame, table: pd.DataFrame) -> None:
     centres = table[table["city_zh"] == "深圳市"].set_index("district_zh")
     lost = sz[[w is None for w in where]]
     names = out["district_zh"].to_numpy()[lost]
-    out.loc[lost, "lon"] = centres.loc[names, "lon"].to_numpy()
-    out.loc[lost, "lat"] = centres.loc[names, "lat"].to_numpy()
+    c_lon, c_lat = centres.loc[names, "lon"].to_numpy(), centres.loc[names, "lat"].to_numpy()
+    lon, lat = c_lon.copy(), c_lat.copy()
+    todo = np.arange(len(lost))
+    for _ in range(LOST_TRIES):
+        if not len(todo):
+            break
+        dx, dy = rng.normal(0.0, LOST_SPREAD_M, size=(2, len(todo)))
+        tlon = c_lon[todo] + dx / (M_PER_DEG * np.cos(np.radians(c_lat[todo])))
+        tlat = c_lat[todo] + dy / M_PER_DEG
+        inside = np.array([w is not None for w in locate_districts(tlon, tlat).to_numpy()], dtype=bool)
+        lon[todo[inside]], lat[todo[inside]] = tlon[inside], tlat[inside]
+        todo = todo[~inside]
+    out.loc[lost, "lon"] = lon
+    out.loc[lost, "lat"] = lat
     where = locate_districts(out["lon"].to_numpy()[sz], out["lat"].to_numpy()[sz]).to_numpy()
     out.loc[sz, "district_zh"] = [w or d for w, d in zip(where, out["district_zh"].to_numpy()[sz])]
 

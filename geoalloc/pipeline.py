@@ -18,12 +18,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from geoalloc.geocode.frame import place_members as place_members  # re-exported: the public name
 from geoalloc.geocode.frame import placement_counts
 from geoalloc.plan_diff import distance_stats
 from geoalloc.policies import attach_roles, role_summary
-from geoalloc.projection import to_lonlat, to_metres
+from geoalloc.projection import SHENZHEN_ZONE, city_zone, to_lonlat, to_metres
 from geoalloc.rules import (
     CITY_REGION,
     Policy,
@@ -78,12 +79,27 @@ def build_problem(active: pd.DataFrame, policy: Policy) -> tuple[Problem, pd.Dat
         full=("_full_count", "sum"), region=("_region", "first"),
     )
     region = points["region"].to_numpy(dtype=np.int64)
-    xy = to_metres(points["lon"].to_numpy(), points["lat"].to_numpy())
+    zones = region_zones(active, member_region, names)
+    xy = to_metres(points["lon"].to_numpy(), points["lat"].to_numpy(), zones[region] if len(region) else SHENZHEN_ZONE)
     problem = Problem(xy=xy, demand=points["demand"].to_numpy(), full=points["full"].to_numpy(),
-                      region=region, region_names=names, region_group=region_groups(active, member_region, names))
+                      region=region, region_names=names, region_group=region_groups(active, member_region, names),
+                      region_zone=zones)
     point_index = pd.Series(np.arange(len(points)), index=points.index)
     active["_point_index"] = active["_point"].map(point_index).to_numpy(dtype=np.int64)
     return problem, active
+
+
+def region_zones(members: pd.DataFrame, member_region: NDArray[np.int64], names: list[str]) -> NDArray[np.int64]:
+    """The UTM zone of each region: its city's (:func:`geoalloc.projection.city_zone`); 49N for
+    every region of a roster without ``city_zh``."""
+    zones = np.full(len(names), SHENZHEN_ZONE, dtype=np.int64)
+    if "city_zh" not in members.columns or not len(members):
+        return zones
+    city = members["city_zh"].fillna("").astype(str).to_numpy()
+    lon = pd.to_numeric(members["lon"], errors="coerce").to_numpy(float)
+    of_city = {c: city_zone(c, lon[city == c]) for c in np.unique(city)}
+    zones[np.asarray(member_region)] = [of_city[c] for c in city]
+    return zones
 
 
 def allocate(members: pd.DataFrame, policy: Policy | None = None, *, progress: Progress | None = None,
@@ -116,7 +132,8 @@ def allocate(members: pd.DataFrame, policy: Policy | None = None, *, progress: P
     branch_ids, site_lonlat, site_region = _name_branches(problem, solution)
     point_branch = solution.branch_of
     member_branch = point_branch[active["_point_index"].to_numpy()]
-    member_xy = to_metres(active["lon"].to_numpy(), active["lat"].to_numpy())
+    member_zone = problem.region_zone[active["_region"].to_numpy()] if problem.region_zone is not None else SHENZHEN_ZONE
+    member_xy = to_metres(active["lon"].to_numpy(), active["lat"].to_numpy(), member_zone)
     site_xy = solution.site_xy[member_branch]
     dist = np.hypot(*(member_xy - site_xy).T)
 
@@ -165,7 +182,8 @@ def _empty_solution() -> Solution:
 def _name_branches(problem: Problem, solution: Solution) -> tuple[list[str], np.ndarray, list[str]]:
     """Stable, readable branch ids ("南山区-007", "南山区·IT-002"): numbered north to south, then
     west to east, per region. Returns ids, site lon/lat and each branch's region name."""
-    site_lonlat = to_lonlat(solution.site_xy[:, 0], solution.site_xy[:, 1]) if solution.n_branches else np.zeros((0, 2))
+    zone = problem.region_zone[solution.site_region] if problem.region_zone is not None else SHENZHEN_ZONE
+    site_lonlat = to_lonlat(solution.site_xy[:, 0], solution.site_xy[:, 1], zone) if solution.n_branches else np.zeros((0, 2))
     site_region = [problem.region_names[r] for r in solution.site_region]
     if policy_is_citywide(problem.region_names) and len(site_region):
         # cross-district: a branch belongs to the district its site lies in

@@ -20,12 +20,12 @@ from geoalloc.engines import Checkpoints, EngineError, LocalEngine, get_engine, 
 from geoalloc.national import COLUMNS, generate_national
 from geoalloc.pipeline import allocate, build_problem
 from geoalloc.rules import Policy, region_keys
-from geoalloc.solver.form import form_branches, unit_budget, unit_seed
+from geoalloc.solver.form import form_branches, unit_budget, unit_seed, unit_work
 from geoalloc.solver.problem import InfeasibleError, Problem
 
-# generous for units of a few dozen points: each finishes its planned starts long before its
-# budget, so no plan depends on the clock (asserted through the engine's clock_cut count)
-POLICY = Policy(time_limit=20.0, seed=3)
+# small: most units' work budgets run out before their planned starts (the clock would have cut
+# them before the budgets were counted in work); no plan depends on the clock all the same
+POLICY = Policy(time_limit=0.3, seed=3)
 
 
 def plan_hash(assignments: pd.DataFrame) -> str:
@@ -41,7 +41,7 @@ def active_problem(members: pd.DataFrame, policy: Policy) -> Problem:
 
 @pytest.fixture(scope="module")
 def national() -> pd.DataFrame:
-    return generate_national(600, seed=5)
+    return generate_national(3000, seed=5)
 
 
 @pytest.fixture(scope="module")
@@ -93,12 +93,21 @@ def test_a_units_seed_and_budget_depend_on_the_unit_and_the_policy_only() -> Non
     assert unit_seed("广州市/天河区", p) == unit_seed("广州市/天河区", Policy(seed=7, time_limit=3))
     assert len({unit_seed("广州市/天河区", p), unit_seed("广州市/越秀区", p), unit_seed("广州市/天河区", Policy(seed=8))}) == 3
     assert unit_budget(500, p) == unit_budget(500, Policy(seed=9)) < unit_budget(1000, p)
+    assert unit_work(500, p) == unit_work(500, Policy(seed=9))
+    small, large = unit_work(500, Policy(time_limit=0.3)), unit_work(500, Policy(time_limit=30))
+    assert small.search < large.search and small.bound_iters < large.bound_iters
+    assert small.ceiling > 10 * unit_budget(500, Policy(time_limit=0.3))  # the clock is only a safety net
 
 
 def test_same_plan_with_one_and_two_local_workers(national: pd.DataFrame, local_plan: tuple[str, dict]) -> None:
     digest, report = local_plan
     assert report["engine"]["name"] == "local" and report["engine"]["clock_cut"] == 0
     assert report["engine"]["units"] > 30 and report["violations"]["over_max"] == 0
+    # the work, not the planned starts, ended searches here (the old clock-bound budgets cut them)
+    sol = form_branches(active_problem(national, POLICY), POLICY, engine=LocalEngine(1))
+    searched = [u for u in sol.stats["units"] if "work" in u]
+    assert searched and any(u["starts"] < u["work"]["starts"] for u in searched)
+    assert all(u["work_used"] >= u["work"]["search"] for u in searched if u["starts"] < u["work"]["starts"])
     two = allocate(national, POLICY, engine=LocalEngine(2))
     assert two.report["engine"]["workers"] == 2
     assert plan_hash(two.assignments) == digest
@@ -239,3 +248,25 @@ def test_a_single_branch_unit_is_solved_exactly_and_no_worse_than_the_search() -
         assert exact.objective == pytest.approx(brute)
         searched = solve_instance(inst, 1.0, 0)
         assert searched is not None and exact.objective <= searched.objective + 1e-6
+
+
+def test_a_western_city_is_measured_in_its_own_zone_and_shenzhen_in_49n() -> None:
+    from pyproj import Geod
+
+    from geoalloc.projection import city_zone, to_metres
+
+    rng = np.random.default_rng(4)
+    n = 80
+    kashgar = pd.DataFrame({"member_id": [f"k{i}" for i in range(n)], "city_zh": "喀什地区", "district_zh": "喀什市",
+                            "lon": 75.99 + rng.normal(0, 0.03, n), "lat": 39.47 + rng.normal(0, 0.03, n),
+                            "full_member": 1, "status": "active", "weight": 1})
+    res = allocate(kashgar, Policy(time_limit=0.5))
+    a = res.assignments.merge(res.branches[["branch_id", "lon", "lat"]], on="branch_id", suffixes=("", "_site"))
+    _, _, geodesic = Geod(ellps="WGS84").inv(a["lon"], a["lat"], a["lon_site"], a["lat_site"])
+    far = geodesic > 100  # members at their branch's own site are 0 m either way
+    assert far.sum() > 40
+    assert np.abs(a["distance_m"][far] / geodesic[far] - 1).max() < 0.005
+    # under 49N, Shenzhen's zone, the same distances come out several percent long
+    xy, sxy = to_metres(a["lon"], a["lat"]), to_metres(a["lon_site"], a["lat_site"])
+    assert np.median(np.hypot(*(xy - sxy).T)[far] / geodesic[far]) > 1.03
+    assert city_zone("喀什地区") == 43 and city_zone("深圳市") == city_zone("") == 49

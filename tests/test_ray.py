@@ -55,16 +55,25 @@ def roster() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def local_hash(roster: pd.DataFrame) -> str:
-    res = allocate(roster, POLICY, engine=LocalEngine(1))
+def cities() -> pd.DataFrame:
+    """The four largest cities of a national sample: districts of several branches among them,
+    whose searches the small limit of POLICY ends by their work budget before their planned starts."""
+    national = generate_national(3000, seed=5)
+    return national[national["city_zh"].isin(national["city_zh"].value_counts().index[:4])]
+
+
+@pytest.fixture(scope="module")
+def local_hash(cities: pd.DataFrame) -> str:
+    res = allocate(cities, POLICY, engine=LocalEngine(1))
     assert res.report["engine"]["clock_cut"] == 0
+    assert plan_hash(allocate(cities, POLICY, engine=LocalEngine(2)).assignments) == plan_hash(res.assignments)
     return plan_hash(res.assignments)
 
 
-def test_the_plan_on_ray_is_the_plan_of_the_local_engine(cluster: Cluster, roster: pd.DataFrame, local_hash: str) -> None:
+def test_the_plan_on_ray_is_the_plan_of_the_local_engine(cluster: Cluster, cities: pd.DataFrame, local_hash: str) -> None:
     engine = RayEngine()
     assert engine.workers == 2  # the cluster's CPUs
-    res = allocate(roster, POLICY, engine=engine)
+    res = allocate(cities, POLICY, engine=engine)
     assert res.report["engine"]["name"] == "ray" and res.report["engine"]["clock_cut"] == 0
     assert plan_hash(res.assignments) == local_hash
 

@@ -112,3 +112,25 @@ def test_relocate_sites_gives_a_blob_without_a_site_one() -> None:
     assert inst.violations(new_sites, new_branch) == []
     assert inst.objective(new_sites, new_branch) < 0.5 * before
     assert (new_sites >= 90).any()  # a site in the fourth blob
+
+
+def test_a_work_bounded_search_goes_on_until_it_has_a_plan(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A start whose construction fails spends its work all the same; the search must not then
+    stop with no plan at all (a district of the 1,000,000-member roster was reported infeasible)."""
+    import geoalloc.solver.engine as engine
+    from geoalloc.solver.engine import Work
+
+    inst = grouped(3, 60, 4, 1.3)
+    failed: list[int] = []
+    real = engine.construct
+
+    def fails_first(inst: Instance, rng: np.random.Generator, deadline: float):  # type: ignore[no-untyped-def]
+        if not failed:
+            failed.append(1)
+            return None
+        return real(inst, rng, deadline)
+
+    monkeypatch.setattr(engine, "construct", fails_first)
+    res = solve_instance(inst, 1.0, 0, work=Work(starts=6, search=1e-6, bound_iters=25, ceiling=30.0))
+    assert failed and res is not None and not inst.violations(res.sites, res.branch_of)
+    assert res.stats["starts"] == 1 and not res.timed_out

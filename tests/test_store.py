@@ -141,3 +141,37 @@ def test_plan_save_is_all_or_nothing(db: Database, monkeypatch: pytest.MonkeyPat
         assert newest_plan(s).id == first
         assert s.scalar(select(func.count()).select_from(Assignment)) == n_assign
         assert s.scalar(select(func.count()).select_from(Plan).where(Plan.parent_id == first)) == 0
+
+
+def test_a_national_plan_keeps_its_cities_and_a_shenzhen_plan_has_none(db: Database) -> None:
+    from geoalloc.national import generate_national
+    from geoalloc.pipeline import allocate
+    from geoalloc.rules import Policy
+
+    roster = generate_national(300, seed=11)
+    roster = roster[roster["city_zh"].isin(roster["city_zh"].value_counts().index[:3])].copy()
+    roster["member_id"] = "CITY-" + roster["member_id"].astype(str)
+    roster["geo_precision"], roster["geo_status"] = "exact", "ok"
+    with db.write() as s:
+        upsert_members(s, roster, None)
+    with db.read() as s:
+        members = members_frame(s)
+    mine = members[members["member_id"].str.startswith("CITY-")].set_index("member_id")
+    assert (mine.loc[roster["member_id"], "city_zh"].to_numpy() == roster["city_zh"].to_numpy()).all()
+    res = allocate(members[members["member_id"].str.startswith("CITY-")], Policy(time_limit=0.3))
+    assert res.assignments["city_zh"].nunique() == 3
+    with db.write() as s:
+        pid = save_plan(s, res.assignments, res.branches, res.report, {}, parent_id=None, kind="form", key_id=None)
+    with db.read() as s:
+        got_a, got_b = plan_frames(s, pid)
+    sent = res.assignments.set_index("member_id")["city_zh"]
+    assert list(got_a.columns[:4]) == ["member_id", "branch_id", "distance_m", "city_zh"]
+    assert (got_a.set_index("member_id")["city_zh"] == sent.loc[got_a["member_id"]].to_numpy()).all()
+    assert dict(zip(got_b["branch_id"], got_b["city_zh"])) == dict(zip(res.branches["branch_id"], res.branches["city_zh"]))
+    a, b = _plan_frames(["SZ1"], "南山区-009")  # Shenzhen frames (no city) read back without one
+    with db.write() as s:
+        upsert_members(s, _members(["SZ1"]), None)
+        sz = save_plan(s, a, b, {}, {}, parent_id=None, kind="form", key_id=None)
+    with db.read() as s:
+        sz_a, sz_b = plan_frames(s, sz)
+    assert "city_zh" not in sz_a.columns and "city_zh" not in sz_b.columns

@@ -147,7 +147,7 @@ def get_branches(ctx: Ctx, who: Viewer, plan_id: PlanId) -> list[BranchOut]:
         sites = _site_labels(rows, plan.policy or {})
         return [BranchOut(branch_id=b.branch_id, lon=_generalise(b.lon, who, b.district_zh, d) if not sites[k][0] else b.lon,
                           lat=_generalise(b.lat, who, b.district_zh, d) if not sites[k][0] else b.lat,
-                          district_zh=b.district_zh, size=b.size, n_full=b.n_full,
+                          city_zh=b.city_zh or "", district_zh=b.district_zh, size=b.size, n_full=b.n_full,
                           mean_distance_m=b.mean_distance_m, max_distance_m=b.max_distance_m, joint=b.joint,
                           site_id=sites[k][0] or None, site_name=sites[k][1] or None)
                 for k, b in enumerate(rows)]

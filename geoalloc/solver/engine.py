@@ -17,6 +17,7 @@ from geoalloc.solver.lns import LnsConfig, lns
 from geoalloc.solver.pool import POOL_MAX_N, ClusterPool
 from geoalloc.solver.search import RELOCATE_MAX_P, improve, polish_mip, relocate_sites, whole_mip_polish
 from geoalloc.solver.swaps import cost_matrix, ranked_swaps
+from geoalloc.solver.work import BUILD_CALL, BUILD_POINT, RELOCATE_SHARE, Meter, flow
 
 FRESH_STARTS = 2  # independent k-means++ starts; later starts kick the best plan instead
 FRESH_EVERY_LOCAL = 20  # with local kicks (cheap descents), a fresh start only this seldom
@@ -30,6 +31,7 @@ PROOF_BOUND_STEP = 0.01  # ... and one of them (a few milliseconds each up to 15
 PROOF_GAP = 1e-5  # a bound this close to the plan ends the search (the subgradient stops short
 # of exact equality: TA25 at 632.4788 for 632.4826; at most 0.001% could still be gained)
 PROOF_MIP_SHARE = 0.2  # share of the time limit the early whole-instance MIP may take
+BOUND_CEILING_MARGIN = 1.0  # seconds a work-bounded search keeps before its ceiling for the bound
 LNS_STREAM = 2**31 - 1  # the random stream of the large-neighbourhood search (starts use 0, 1, ...)
 
 
@@ -216,6 +218,25 @@ class InstanceResult:
 
 
 @dataclass(frozen=True)
+class Work:
+    """A search bounded by work, not by the clock (the product's district solve).
+
+    ``starts``: at most this many search starts (a construction or a kick, then a descent);
+    ``search``: the work they may use in all (a :class:`~geoalloc.solver.work.Meter`'s limit);
+    ``bound_iters``: subgradient steps of the lower bound. ``ceiling``: seconds after which
+    the search stops wherever it is, a safety net far above what the work should take; a search
+    that reaches it is ``timed_out`` (its plan then depends on the machine, and the plan's notes
+    say so). Sub-MIPs keep their node limits and get the time left to the ceiling, never a
+    clock cap of their own, so any limit that bites on the clock shows as the ceiling reached.
+    """
+
+    starts: int
+    search: float
+    bound_iters: int
+    ceiling: float
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     """The search's switches beyond the product's defaults (the benchmark form sets most of them).
 
@@ -270,7 +291,7 @@ class SearchConfig:
 
 def solve_instance(
     inst: Instance, time_limit: float, seed: int, *, bound: bool = True, restarts: int = 6,
-    bound_share: float = 0.2, config: SearchConfig | None = None,
+    bound_share: float = 0.2, config: SearchConfig | None = None, work: Work | None = None,
 ) -> InstanceResult | None:
     """Best plan found within ``time_limit`` seconds, or None when no feasible plan was found.
 
@@ -278,17 +299,22 @@ def solve_instance(
     the best plan wins. The work is counted in starts, search rounds and sub-MIP nodes, not
     seconds, so the answer depends only on the seed unless the time limit cuts it short
     (``timed_out``). ``bound_share`` of the time is kept for the lower bound (``bound``).
-    ``config``: the search's other switches (:class:`SearchConfig`).
+    ``config``: the search's other switches (:class:`SearchConfig`). ``work``: instead of
+    ``time_limit`` and ``restarts``, a fixed amount of work (:class:`Work`): the answer then
+    depends only on the instance, the seed and ``work``, unless its ceiling is reached.
     """
     cfg = config or SearchConfig()
     patience, polish, local_kicks, swaps = cfg.patience, cfg.polish, cfg.local_kicks, cfg.swaps
     reassign_mip, recombine, whole_mip_last = cfg.reassign_mip, cfg.recombine, cfg.whole_mip_last
     accept_worse, prove_early, arc_mips, fresh_every = cfg.accept_worse, cfg.prove_early, cfg.arc_mips, cfg.fresh_every
     t0 = time.perf_counter()
+    if work is not None:  # every deadline below is the ceiling; the work ends the search
+        time_limit, restarts, bound_share, polish = work.ceiling, work.starts, 0.0, 0.0
     deadline = t0 + time_limit
     fresh_every = fresh_every or (FRESH_EVERY_LOCAL if local_kicks else 3)
     bound_share = bound_share if bound else 0.0
     search_end = deadline - (bound_share + polish) * time_limit
+    meter = Meter(work.search) if work is not None else None
     final_arc = sum(share for when, share in arc_mips if when >= 1.0)
     search_deadline = search_end - final_arc * time_limit
     lns_cfg = cfg.lns if cfg.lns is not None and inst.n >= cfg.lns_min_n and cfg.lns.fits(inst.n, inst.p) else None
@@ -329,6 +355,8 @@ def solve_instance(
         if r and time.perf_counter() > search_deadline:
             timed_out = True
             break
+        if r and meter is not None and meter.spent and best is not None:
+            break  # the work is done (not the clock: the same on every machine); without a plan yet, go on
         rng = np.random.default_rng([seed, r])
         if mid_arcs and pool is not None and best is not None and time.perf_counter() >= mid_arcs[0][0]:
             share = mid_arcs.pop(0)[1]
@@ -342,11 +370,15 @@ def solve_instance(
             # a first plan may take longer than the search share, never past the whole time limit
             cdl = min(deadline, max(search_deadline, time.perf_counter() + 0.5 * time_limit))
             # capacitated k-means starts help large unit-demand regions; groups keep median starts
+            if meter is not None:
+                meter.charge(BUILD_CALL + BUILD_POINT * inst.n)
             first = construct_means(inst, rng, cdl) if r % 2 == 0 and unit else None
             if first is None:
                 first = construct(inst, rng, cdl)
         else:  # iterated local search: kick the best plan, then descend again
             assert cur is not None
+            if meter is not None:
+                meter.charge(flow(inst.n))
             if costs is not None and cur_version != ranked_for:
                 ranked, ranked_for = ranked_swaps(inst, costs, cur[0], cur[1], SWAP_TRIES), cur_version
             kicked = None
@@ -365,7 +397,7 @@ def solve_instance(
         sites, branch = first
         rstats: dict[str, object] = {"construct_objective": inst.objective(sites, branch)}
         sites, branch, cut = improve(inst, sites, branch, rng, search_deadline, rstats, dirty=dirty,
-                                     reassign_mip=reassign_mip, whole_mip=not whole_mip_last)
+                                     reassign_mip=reassign_mip, whole_mip=not whole_mip_last, meter=meter)
         obj = inst.objective(sites, branch)
         if pool is not None and not cut:
             pool.add(sites, branch)
@@ -376,7 +408,8 @@ def solve_instance(
                 pool_seconds += time.perf_counter() - tp
                 if out is not None and inst.objective(*out) < min(obj, best[2] if best else np.inf) - 1e-9:
                     sites, branch, cut = improve(inst, out[0], out[1], rng, search_deadline, rstats,
-                                                 reassign_mip=reassign_mip, whole_mip=not whole_mip_last)
+                                                 reassign_mip=reassign_mip, whole_mip=not whole_mip_last,
+                                                 meter=meter)
                     obj = inst.objective(sites, branch)
                     pool.add(sites, branch)
                     recombined += 1
@@ -393,7 +426,7 @@ def solve_instance(
             if patience is not None and since >= patience:
                 break
         if cut:
-            timed_out = True
+            timed_out = timed_out or meter is None  # metered: the work ran out (the ceiling is checked at the end)
             break
         if rstats.get("whole_mip_optimal"):
             break  # proved optimal: nothing left to find
@@ -419,6 +452,8 @@ def solve_instance(
         best = got if got is not None else best
     sites, branch, obj = best
     stats["starts"] = starts
+    if meter is not None:
+        stats["work_used"] = round(meter.used, 4)
     stats.update(stats_lns)
     if proof_seconds:
         stats["proof_seconds"] = round(proof_seconds, 3)
@@ -430,9 +465,10 @@ def solve_instance(
         # few clusters: also move single sites anywhere (see relocate_sites), then descend again;
         # it may use up to half the bound's time, which small instances do not need
         rdl = deadline - 0.5 * bound_share * time_limit
-        moved = relocate_sites(inst, sites, branch, rdl)
+        moved = relocate_sites(inst, sites, branch, rdl, Meter(RELOCATE_SHARE * work.search) if work else None)
         if moved is not None:
-            s2, b2, _ = improve(inst, moved[0], moved[1], np.random.default_rng([seed, restarts]), rdl, {})
+            s2, b2, _ = improve(inst, moved[0], moved[1], np.random.default_rng([seed, restarts]), rdl, {},
+                                meter=meter)
             if inst.objective(s2, b2) < obj - 1e-9:
                 sites, branch, obj = s2, b2, inst.objective(s2, b2)
                 stats["relocated_sites"] = True
@@ -449,10 +485,18 @@ def solve_instance(
     if bound and not settled:
         lam0 = inst.cost(np.arange(inst.n), sites[branch])
         tb = time.perf_counter()
-        lb = lagrangian_bound(inst, obj, deadline=max(deadline, time.perf_counter() + 0.05), start=lam0)
+        if work is not None:
+            # the bound's own clock checks (which phases it tries) must not bite: too close to the
+            # ceiling, the search counts as cut
+            timed_out = timed_out or deadline - tb < BOUND_CEILING_MARGIN
+            lb = lagrangian_bound(inst, obj, deadline=deadline, start=lam0, iters=work.bound_iters)
+        else:
+            lb = lagrangian_bound(inst, obj, deadline=max(deadline, time.perf_counter() + 0.05), start=lam0)
         stats["bound_seconds"] = round(time.perf_counter() - tb, 3)
         stats["search_seconds"] = round(tb - t0, 3)
     lb = max(lb, early_lb)
     if stats.get("whole_mip_optimal"):
         lb = max(lb, obj)
+    if work is not None and time.perf_counter() > deadline:
+        timed_out = True  # some step ran into the ceiling: it, not the work, ended that step
     return InstanceResult(sites, branch, obj, lb, time.perf_counter() - t0, timed_out, stats)

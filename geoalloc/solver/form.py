@@ -2,12 +2,13 @@
 
 Regions (districts of a city) are independent problems (the district rule): one unit of work
 each, run by an engine (:mod:`geoalloc.engines`: a local process pool, or Ray). A unit's seed
-and time budget are functions of the unit alone (its name, its size) and the policy, never of
-the worker count, the engine or the other units, so the assembled plan is the same wherever
-and in whatever order the units ran (as long as no unit is cut short by its budget, which the
-plan's notes report). A district too small for a branch of its own is merged with its nearest
-neighbour of the same city (by member distance) and the branches that then mix districts are
-marked joint and noted.
+and its work (search starts, bound steps: :func:`unit_work`) are functions of the unit alone
+(its name, its size) and the policy, never of the worker count, the engine, the machine's load
+or the other units, so the assembled plan is the same wherever and in whatever order the units
+ran. The clock is only a safety ceiling far above the work's expected time; a unit that reaches
+it is ``clock_cut``, and the plan's notes say so. A district too small for a branch of its own
+is merged with its nearest neighbour of the same city (by member distance) and the branches
+that then mix districts are marked joint and noted.
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ from scipy.spatial import cKDTree
 from geoalloc.engines import Checkpoints, Engine, LocalEngine, RunStats, digest, get_engine
 from geoalloc.rules import DEFAULT_TARGET_SHARE, FEWEST, Policy
 from geoalloc.solver.bounds import forced_size
-from geoalloc.solver.engine import InstanceResult, solve_instance
+from geoalloc.solver.engine import InstanceResult, Work, solve_instance
 from geoalloc.solver.instance import Instance
 from geoalloc.solver.problem import Conflict, InfeasibleError, Problem, Solution
+from geoalloc.solver.work import BUILD_CALL, BUILD_POINT
 
 PARALLEL_MIN_MEMBERS = 1500  # below this, worker start-up costs more than it saves (local engine)
-RESTARTS = 6  # search starts per region (the time limit may cut them short)
+RESTARTS = 6  # search starts per region (a small budget pays for fewer: unit_work)
 SMALL_UNIT = 600  # units below this many points get proportionally more starts (they are cheap)
 MAX_RESTARTS = 24
 TIGHT_NOTE_GAP = 0.03  # a tight unit's gap above this gets a note on what the gap means
@@ -46,6 +48,13 @@ MIN_UNIT_SHARE = 0.06  # each unit gets at least this share of the time limit (s
 FULL_BUDGET_POINTS = 3500
 NOTES_LISTED = 10  # a national roster joins hundreds of districts: the notes name this many of each kind
 BOUND_SHARE = 0.45  # share of each region's time kept for the lower bound: the gap is half the answer
+# What a bound step costs on the machine the work's constants were measured on (unit_work; the
+# search's are in geoalloc/solver/work.py): constants, so a plan never depends on the machine
+BOUND_POINT_STEPS_PER_SECOND = 280_000.0  # a bound step costs about n / this seconds
+MIN_BOUND_ITERS = 25  # fewer steps leave the bound far below the plan whatever the budget
+MAX_BOUND_ITERS = 250  # the bound's own default: past it the steps stall (its patience ends them)
+CEILING_FACTOR = 4.0  # the safety ceiling: this times the larger of the budget and the work's estimate ...
+CEILING_SECONDS = 10.0  # ... plus this (room for a loaded machine: 5 jobs on 2 cores here)
 
 
 @dataclass
@@ -230,13 +239,28 @@ def restarts_for(n: int) -> int:
 def unit_budget(n: int, policy: Policy) -> float:
     """Seconds for a unit of ``n`` points: in proportion to its size (the whole ``LIMIT_SHARE``
     of the time limit at ``FULL_BUDGET_POINTS``), never more, and at least ``MIN_UNIT_SHARE``
-    of it. The time limit is thus each unit's ceiling, and a roster's wall time is about the
-    sum of its units' budgets over the workers. A small tight district is cheap to solve well
+    of it. :func:`unit_work` turns it into work (starts, bound steps) at a fixed calibration, so
+    a roster's wall time is about the sum of its units' budgets over the workers. A small tight district is cheap to solve well
     but needs all its starts: 盐田区 (128 members) finds its best plan after about 15 of its 24
     starts, in 0.17 s, and the 0.16 s its size would give it under a 5 s limit left its plan
     15% worse in some runs."""
     ceiling = LIMIT_SHARE * policy.time_limit
     return float(min(ceiling, max(MIN_UNIT_SHARE * policy.time_limit, ceiling * n / FULL_BUDGET_POINTS)))
+
+
+def unit_work(n: int, policy: Policy) -> Work:
+    """The work a unit of ``n`` points gets from its :func:`unit_budget`: its :func:`restarts_for`
+    starts while ``1 - BOUND_SHARE`` of the budget, as work (:mod:`geoalloc.solver.work`), lasts,
+    and bound steps for the rest, at fixed calibrations. So ``--time-limit`` still means about
+    seconds here, and a plan is the same on any machine, engine or worker count. The ceiling, a
+    few times the larger of the budget and what the first start and the bound must take, only
+    stops a unit that went badly wrong."""
+    budget = unit_budget(n, policy)
+    search = (1.0 - BOUND_SHARE) * budget
+    step = max(n, 1) / BOUND_POINT_STEPS_PER_SECOND
+    iters = int(min(MAX_BOUND_ITERS, max(MIN_BOUND_ITERS, BOUND_SHARE * budget // step)))
+    least = BUILD_CALL + BUILD_POINT * n + iters * step  # the first start's plan is built whatever the budget
+    return Work(restarts_for(n), search, iters, CEILING_FACTOR * max(budget, least) + CEILING_SECONDS)
 
 
 def unit_seed(name: str, policy: Policy) -> int:
@@ -252,15 +276,19 @@ class UnitTask:
 
     name: str
     inst: Instance
-    budget: float
     seed: int
-    restarts: int
+    work: Work
 
     def key(self) -> str:
         """The checkpoint key: a hash of every input of the solve (and of the solver's code)."""
-        i = self.inst
+        i, w = self.inst, self.work
         return digest(self.name, i.xy, i.demand, i.full, i.weight, i.cand_xy, i.p, i.max_size, i.min_size,
-                      i.min_full, i.floor, self.budget, self.seed, self.restarts, BOUND_SHARE)
+                      i.min_full, i.floor, self.seed, w.starts, w.search, w.bound_iters, w.ceiling)
+
+
+def unit_task(name: str, inst: Instance, policy: Policy) -> UnitTask:
+    """A unit's task: its seed and work from its name, its size and the policy only."""
+    return UnitTask(name, inst, unit_seed(name, policy), unit_work(inst.n, policy))
 
 
 def single_branch(inst: Instance) -> InstanceResult | None:
@@ -285,12 +313,13 @@ def solve_unit(task: UnitTask) -> InstanceResult | None:
         if exact is not None:
             exact.stats["clock_cut"] = False
             return exact
-    res = solve_instance(task.inst, task.budget, task.seed, restarts=task.restarts, bound_share=BOUND_SHARE)
+    w = task.work
+    res = solve_instance(task.inst, w.ceiling, task.seed, work=w)
     if res is not None:
-        # the clock, not the work, ended the search: this unit's plan can differ from run to run
+        # the ceiling, not the work, ended the search: this unit's plan can differ from run to run
         res.stats["clock_cut"] = bool(res.timed_out)
-    if res is not None and res.timed_out and int(res.stats.get("starts", 0)) > RESTARTS:  # type: ignore[call-overload]
-        res.timed_out = False  # the planned RESTARTS starts finished; only the extra ones were cut
+        res.stats["work"] = {"starts": w.starts, "search": round(w.search, 4), "bound_iters": w.bound_iters,
+                             "ceiling_s": round(w.ceiling, 3)}
     return res
 
 
@@ -358,8 +387,7 @@ def form_branches(
     ]
     if short:
         raise InfeasibleError(short)
-    tasks = [UnitTask(u.name, inst, unit_budget(inst.n, policy), unit_seed(u.name, policy), restarts_for(inst.n))
-             for u, (inst, _) in zip(units, built)]
+    tasks = [unit_task(u.name, inst, policy) for u, (inst, _) in zip(units, built)]
     runner = get_engine(engine) if isinstance(engine, str) else engine or _default_engine(problem, len(units))
     store = checkpoints if isinstance(checkpoints, Checkpoints) or checkpoints is None else Checkpoints(checkpoints)
     results: list[InstanceResult | None] = [None] * len(tasks)
@@ -399,9 +427,9 @@ def form_branches(
     run.extra["clock_cut"] = len(cut)
     if cut:
         sol.notes.append(
-            f"{len(cut)} of {len(units)} districts used their whole time budget before their search finished "
-            f"({', '.join(cut[:NOTES_LISTED])}{', ...' if len(cut) > NOTES_LISTED else ''}): their plans may differ from run to run "
-            "and between engines; a longer time limit makes them reproducible")
+            f"{len(cut)} of {len(units)} districts reached their safety ceiling (several times their time budget) "
+            f"before their search finished ({', '.join(cut[:NOTES_LISTED])}{', ...' if len(cut) > NOTES_LISTED else ''}): "
+            "their plans may differ from run to run and between engines (a badly overloaded machine?)")
     sol.stats["engine"] = run.to_dict()
     return sol
 
@@ -420,7 +448,7 @@ def _assemble(
     notes: list[str] = []
     joins: list[str] = []
     obj = lb = 0.0
-    timed_out, tight = [], []
+    tight = []
     offset = 0
     for u, (inst, cand_idx), r in zip(units, built, results):
         branch_of[u.members] = offset + r.branch_of
@@ -443,8 +471,6 @@ def _assemble(
                 f"joint branch: {names[small]} is too small for a branch of its own and was joined with "
                 f"its nearest neighbouring district {names[into]}; branches {mixed} mix districts"
             )
-        if r.timed_out:
-            timed_out.append(u.name)
         gap = (r.objective - r.lower_bound) / r.objective if r.objective > 0 else 0.0
         forced = forced_size(inst)
         if gap > TIGHT_NOTE_GAP and 2 * forced >= inst.max_size:
@@ -456,9 +482,6 @@ def _assemble(
     if len(joins) > NOTES_LISTED:
         notes.append(f"... and {len(joins) - NOTES_LISTED} more small districts joined with a neighbour of their own "
                      "city (the report's joint_branches lists every joint branch)")
-    if timed_out:
-        notes.append(f"time limit reached before the search finished in {len(timed_out)} districts: "
-                     + ", ".join(timed_out[:NOTES_LISTED]) + (", ..." if len(timed_out) > NOTES_LISTED else ""))
     if tight:
         notes.append(
             "where the gap sits: " + ", ".join(tight) + ". In districts this tight the lower bound (a linear "

@@ -24,6 +24,9 @@ class Problem:
     service centres); by default the members' own locations are the candidates.
     ``region_group``: optional (len(region_names),) group of each region (its city): a region
     too small for a branch of its own joins a neighbour of its own group only; None: one group.
+    ``region_zone``: optional (len(region_names),) UTM zone each region's points are projected in
+    (its city's, :func:`geoalloc.projection.city_zone`); None: all in 49N. The solver never reads
+    it; it is how the plan's sites go back to lon/lat.
     """
 
     xy: NDArray[np.float64]
@@ -34,6 +37,7 @@ class Problem:
     candidate_xy: NDArray[np.float64] | None = None
     candidate_region: NDArray[np.int64] | None = None
     region_group: NDArray[np.int64] | None = None
+    region_zone: NDArray[np.int64] | None = None
 
     def __post_init__(self) -> None:
         self.xy = np.asarray(self.xy, dtype=np.float64).reshape(-1, 2)

@@ -5,8 +5,9 @@ site pair and best split); between passes all sites are re-centred and the point
 exactly by min-cost flow. Small instances are solved as one MIP outright. Larger neighbourhoods
 (a few clusters re-solved by a sub-MIP) are :mod:`geoalloc.solver.lns`.
 
-The search stops on work (passes without improvement), not on the clock, so its answer depends
-only on the seed; the deadline is a safety net that returns the best plan so far.
+The search stops on work (passes without improvement, or a :class:`~geoalloc.solver.work.Meter`
+that ran out), not on the clock, so its answer depends only on the seed; the deadline is a
+safety net that returns the best plan so far.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from geoalloc.solver.construct import recentre
 from geoalloc.solver.instance import Instance
 from geoalloc.solver.mip import solve_part
 from geoalloc.solver.pairs import best_pair
+from geoalloc.solver.work import MIP_ARC, PAIR_CALL, PAIR_POINT, WHOLE_MIP_ARC, Meter, flow
 
 WHOLE_MIP_MAX_ARCS = 2500  # below this many point-site pairs the whole instance is one MIP
 ARCS_PER_POINT = 16
@@ -33,6 +35,7 @@ REASSIGN_MIP_MAX_P = 40  # ... and this many clusters (beyond, the MIP costs mor
 RELOCATE_MAX_P = 4  # instances with this few clusters also try moving one site anywhere
 RELOCATE_TARGETS = 12  # ... to where the worst-served points are
 SUB_TIME = 5.0  # seconds per sub-MIP at most (they usually finish far sooner)
+REASSIGN_TIME = 2.0  # seconds per exact reassignment at most
 
 
 def _part_arcs(
@@ -53,8 +56,10 @@ def _part_arcs(
 
 
 def _whole(inst: Instance, sites: NDArray[np.int64], branch: NDArray[np.int64], deadline: float,
-           stats: dict[str, object]) -> tuple[NDArray[np.int64], NDArray[np.int64], bool] | None:
+           stats: dict[str, object], meter: Meter | None = None) -> tuple[NDArray[np.int64], NDArray[np.int64], bool] | None:
     pts = np.arange(inst.n)
+    if meter is not None:
+        meter.charge(WHOLE_MIP_ARC * inst.n * inst.m)
     cands = np.arange(inst.m)
     ai = np.repeat(pts, inst.m)
     aj = np.tile(cands, inst.n)
@@ -82,11 +87,17 @@ def _cands_for(inst: Instance, pts: NDArray[np.int64], mine: NDArray[np.int64], 
 
 
 def _pair_mip(inst: Instance, pts: NDArray[np.int64], cands: NDArray[np.int64], current: NDArray[np.int64],
-              deadline: float) -> tuple[float, int, int, NDArray[np.bool_]] | None:
+              deadline: float, meter: Meter | None = None) -> tuple[float, int, int, NDArray[np.bool_]] | None:
     """The pair move by MIP, for groups under the full-member rule (no closed form there)."""
+    cost = MIP_ARC * len(pts) * (ARCS_PER_POINT + 1)  # about its arcs (each point's nearest, its own)
+    if meter is not None:
+        if not meter.affords(cost):
+            return None  # a MIP cannot stop half-way: only when the work left pays for it
+        meter.charge(cost)
     ai, aj = _part_arcs(inst, pts, cands, current, ARCS_PER_POINT)
-    res = solve_part(inst, pts, cands, 2, ai, aj, hint=current,
-                     time_limit=min(SUB_TIME, max(0.2, deadline - time.perf_counter())))
+    left = max(0.2, deadline - time.perf_counter())
+    # metered: only the node limit and the deadline (the ceiling) stop it, never a clock cap
+    res = solve_part(inst, pts, cands, 2, ai, aj, hint=current, time_limit=left if meter else min(SUB_TIME, left))
     if res is None:
         return None
     site_of, _ = res
@@ -105,12 +116,14 @@ def pair_search(
     deadline: float,
     neighbours: int | None = None,
     dirty: set[int] | None = None,
+    meter: Meter | None = None,
 ) -> tuple[int, int, bool]:
     """Improve ``sites``/``branch`` in place by exact two-cluster moves until none helps.
 
     ``dirty``: the clusters that changed since the plan was last a local optimum (after a kick);
     pairs of two clean clusters are then not re-solved, which makes a descent after a small kick
-    cost in proportion to the kick, not to ``p``. Returns (moves made, pairs tried, timed out).
+    cost in proportion to the kick, not to ``p``. ``meter``: each pair is charged to it, and the
+    search stops (as if cut) once it is spent. Returns (moves made, pairs tried, cut short).
     """
     p = len(sites)
     neighbours = PAIR_NEIGHBOURS if neighbours is None else neighbours
@@ -130,7 +143,7 @@ def pair_search(
                 stamp = max(last_change[a], last_change[b])
                 if checked.get(key, 0) >= stamp:
                     continue  # nothing changed in either cluster since this pair was solved
-                if time.perf_counter() > deadline:
+                if time.perf_counter() > deadline or (meter is not None and meter.spent):
                     return moves, tried, True
                 checked[key] = rnd
                 ma = np.nonzero(branch == a)[0]
@@ -138,10 +151,12 @@ def pair_search(
                 pts = np.concatenate([ma, mb])
                 cands = _cands_for(inst, pts, sites[[a, b]], set(sites.tolist()))
                 tried += 1
+                if meter is not None:
+                    meter.charge(PAIR_CALL + PAIR_POINT * len(pts))
                 before = float(inst.cost(pts, sites[branch[pts]]).sum())
                 res = best_pair(inst, pts, ma, mb, cands, t=PAIR_CANDIDATES, cutoff=before)
                 if res is None and inst.min_full > 0 and (inst.demand[pts] > 1).any():
-                    res = _pair_mip(inst, pts, cands, sites[branch[pts]], deadline)
+                    res = _pair_mip(inst, pts, cands, sites[branch[pts]], deadline, meter)
                 if res is None:
                     continue
                 val, sa, sb, on_a = res
@@ -170,6 +185,7 @@ def improve(
     dirty: set[int] | None = None,
     reassign_mip: bool = True,
     whole_mip: bool = True,
+    meter: Meter | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], bool]:
     """Return a plan at least as good as the given one, and whether the deadline cut it short.
 
@@ -177,7 +193,9 @@ def improve(
     them and is only the pair search. ``reassign_mip``: with groups, also re-assign all points
     exactly by MIP between pair passes (0.3-0.5 s a call on SJC; the benchmark's many short
     descents do better without it). ``whole_mip``: solve small instances as one MIP here (else
-    the caller may do it once at the end, see :func:`whole_mip_polish`).
+    the caller may do it once at the end, see :func:`whole_mip_polish`). ``meter``: every step
+    is charged to it and the descent stops once it is spent (reported as cut short); its
+    sub-MIPs then stop at their node limits or ``deadline`` only, never at a clock cap of their own.
     """
     sites = sites.copy()
     branch = branch.copy()
@@ -189,25 +207,34 @@ def improve(
     for _ in range(50):  # pair moves and global re-centring + exact assignment, in turn
         if len(sites) < 2:
             break
-        m1, t1, timed_out = pair_search(inst, sites, branch, rng, deadline, dirty=dirty)
+        m1, t1, timed_out = pair_search(inst, sites, branch, rng, deadline, dirty=dirty, meter=meter)
         moves, tried = moves + m1, tried + t1
         if timed_out or dirty is not None:
             break  # after a kick the pair descent is the whole step (a global re-assignment costs more)
-        if reassign_mip and not unit and inst.n <= REASSIGN_MIP_MAX_N and len(sites) <= REASSIGN_MIP_MAX_P:
-            nb = reassign_exact(inst, sites, branch, time_limit=min(2.0, max(0.2, deadline - time.perf_counter())))
+        cost = MIP_ARC * inst.n * min(7, len(sites))  # its arcs: each point's 6 nearest sites and its own
+        if reassign_mip and not unit and inst.n <= REASSIGN_MIP_MAX_N and len(sites) <= REASSIGN_MIP_MAX_P and (
+                meter is None or meter.affords(cost)):
+            left = max(0.2, deadline - time.perf_counter())
+            if meter is not None:
+                meter.charge(cost)
+            nb = reassign_exact(inst, sites, branch, time_limit=left if meter else min(REASSIGN_TIME, left))
             if nb is not None and inst.objective(sites, nb) < inst.objective(sites, branch) - 1e-9:
                 branch[:] = nb
                 continue
         new = recentre(inst, sites, branch)
         if np.array_equal(new, sites):
             break
+        if meter is not None:
+            meter.charge(flow(inst.n))
         nb = assign(inst, new, time_limit=max(0.5, deadline - time.perf_counter()))
         if nb is None or inst.objective(new, nb) >= inst.objective(sites, branch) - 1e-9:
             break
         sites[:], branch[:] = new, nb
     stats.update({"pair_moves": moves, "pair_tried": tried})
-    if whole_mip and not timed_out and inst.n * inst.m <= WHOLE_MIP_MAX_ARCS:
-        out = _whole(inst, sites, branch, deadline, stats)
+    # metered: only when the work left pays for it (it cannot stop half-way)
+    if whole_mip and not timed_out and inst.n * inst.m <= WHOLE_MIP_MAX_ARCS and (
+            meter is None or meter.affords(WHOLE_MIP_ARC * inst.n * inst.m)):
+        out = _whole(inst, sites, branch, deadline, stats, meter)
         if out is not None:
             return out
     return sites, branch, timed_out
@@ -265,7 +292,7 @@ def polish_mip(
 
 
 def relocate_sites(
-    inst: Instance, sites: NDArray[np.int64], branch: NDArray[np.int64], deadline: float
+    inst: Instance, sites: NDArray[np.int64], branch: NDArray[np.int64], deadline: float, meter: Meter | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]] | None:
     """Move one site to where the worst-served points are, the best such move while one helps;
     None when no move helps.
@@ -273,7 +300,8 @@ def relocate_sites(
     Why: pair moves re-choose sites among two clusters' own candidates. With few clusters over
     a few dense blobs (members placed at subdistrict seeds), a blob left without a site can stay
     without one from every start. Trying each site at each of the worst-served places costs
-    p x 12 assignments, cheap when p is small.
+    p x 12 assignments, cheap when p is small. ``meter``: each assignment is charged to it, and
+    the moves stop when it cannot pay for the next.
     """
     best = inst.objective(sites, branch)
     found = None
@@ -292,6 +320,10 @@ def relocate_sites(
         move = None
         for b in range(len(sites)):
             for j in targets:
+                if meter is not None:
+                    if not meter.affords(flow(inst.n)):
+                        return found if move is None else move
+                    meter.charge(flow(inst.n))
                 trial = sites.copy()
                 trial[b] = j
                 nb = assign(inst, trial, time_limit=max(0.05, deadline - time.perf_counter()))

@@ -18,7 +18,7 @@ from geoalloc.store.models import AuditEntry, Member, MemberAddress, utcnow
 
 #: Member columns as the library's roster frames name them (see geoalloc.roster).
 MEMBER_COLUMNS = [
-    "member_id", "name", "address", "lon", "lat", "district_zh", "subdistrict_zh", "industry",
+    "member_id", "name", "address", "lon", "lat", "city_zh", "district_zh", "subdistrict_zh", "industry",
     "full_member", "status", "theme", "role", "frozen", "weight", "group_id", "geo_precision", "geo_status",
 ]
 #: Fields that say where a member is; changing one of them is a relocation.
@@ -30,7 +30,7 @@ ADDRESS_MAX = 500
 #: schema, the import and PATCH cannot disagree.
 TEXT_LIMITS: dict[str, int] = {
     c: int(Member.__table__.c[c].type.length)  # type: ignore[attr-defined]
-    for c in ("member_id", "name", "district_zh", "industry", "theme", "role", "group_id")
+    for c in ("member_id", "name", "city_zh", "district_zh", "industry", "theme", "role", "group_id")
 } | {"address": ADDRESS_MAX}
 
 
@@ -99,6 +99,7 @@ def upsert_members(s: Session, placed: pd.DataFrame, key_id: str | None) -> dict
             "address": str(_clean(rec.get("address")) or ""),
             "lon": _clean(rec.get("lon")),
             "lat": _clean(rec.get("lat")),
+            "city_zh": str(_clean(rec.get("city_zh")) or ""),
             "district_zh": str(_clean(rec.get("district_zh")) or ""),
             "subdistrict_zh": str(_clean(rec.get("geo_subdistrict_zh")) or _clean(rec.get("subdistrict_zh")) or ""),
             "industry": str(_clean(rec.get("industry")) or ""),
@@ -169,6 +170,8 @@ def members_frame(s: Session) -> pd.DataFrame:
     df["frozen"] = df["frozen"].astype(int)
     df["lon"] = pd.to_numeric(df["lon"], errors="coerce")
     df["lat"] = pd.to_numeric(df["lat"], errors="coerce")
+    if not (df["city_zh"].fillna("") != "").any():
+        df = df.drop(columns="city_zh")  # a Shenzhen roster has no city column (its plans are as before)
     return df
 
 

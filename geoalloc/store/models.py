@@ -66,6 +66,7 @@ class Member(Base):
     address: Mapped[str] = mapped_column(Text, default="")
     lon: Mapped[float | None] = mapped_column(Float, nullable=True)
     lat: Mapped[float | None] = mapped_column(Float, nullable=True)
+    city_zh: Mapped[str] = mapped_column(String(32), default="", server_default="")  # "" : Shenzhen
     district_zh: Mapped[str] = mapped_column(String(32), default="", index=True)
     subdistrict_zh: Mapped[str] = mapped_column(String(64), default="")
     industry: Mapped[str] = mapped_column(String(64), default="")
@@ -127,6 +128,7 @@ class Branch(Base):
     branch_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     lon: Mapped[float | None] = mapped_column(Float, nullable=True)
     lat: Mapped[float | None] = mapped_column(Float, nullable=True)
+    city_zh: Mapped[str] = mapped_column(String(32), default="", server_default="")
     district_zh: Mapped[str] = mapped_column(String(32), default="")
     size: Mapped[int] = mapped_column(Integer, default=0)
     n_full: Mapped[int] = mapped_column(Integer, default=0)
@@ -146,6 +148,7 @@ class Assignment(Base):
     member_id: Mapped[str] = mapped_column(ForeignKey("members.member_id"), primary_key=True)
     branch_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     distance_m: Mapped[float | None] = mapped_column(Float, nullable=True)
+    city_zh: Mapped[str] = mapped_column(String(32), default="", server_default="")
     district_zh: Mapped[str] = mapped_column(String(32), default="")
     lon: Mapped[float | None] = mapped_column(Float, nullable=True)
     lat: Mapped[float | None] = mapped_column(Float, nullable=True)

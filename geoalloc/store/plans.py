@@ -50,7 +50,7 @@ def assignment_values(plan_id: int, rec: dict[str, Any]) -> dict[str, Any]:
             "lon": _num(rec.get("lon")), "lat": _num(rec.get("lat")),
             "geo_precision": _text(rec.get("geo_precision")) or "none", "full_member": _flag(rec.get("full_member")),
             "status": _text(rec.get("status")) or "active", "weight": max(1, int(_num(rec.get("weight")) or 1)),
-            "group_id": _text(rec.get("group_id"))}
+            "group_id": _text(rec.get("group_id")), "city_zh": _text(rec.get("city_zh"))}
 
 
 def branch_values(plan_id: int, rec: dict[str, Any]) -> dict[str, Any]:
@@ -60,7 +60,8 @@ def branch_values(plan_id: int, rec: dict[str, Any]) -> dict[str, Any]:
             "size": int(_num(rec.get("size")) or 0), "n_full": int(_num(rec.get("n_full")) or 0),
             "mean_distance_m": _num(rec.get("mean_distance_m")) or 0.0,
             "max_distance_m": _num(rec.get("max_distance_m")) or 0.0, "joint": bool(_num(rec.get("joint")) or 0),
-            "region": _text(rec.get("region")) or branch_region(str(rec["branch_id"]))}
+            "region": _text(rec.get("region")) or branch_region(str(rec["branch_id"])),
+            "city_zh": _text(rec.get("city_zh"))}
 
 
 def _json_safe(obj: Any) -> Any:
@@ -119,21 +120,31 @@ def lock_plan(s: Session, plan_id: int) -> Plan | None:
 
 def plan_frames(s: Session | Any, plan_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A stored plan as the plan-directory frames (assignments, branches)."""
-    a_rows = s.execute(select(*[getattr(Assignment, c) for c in ASSIGNMENT_COLUMNS])
+    a_cols, b_cols = [*ASSIGNMENT_COLUMNS, "city_zh"], [*BRANCH_COLUMNS, "city_zh"]
+    a_rows = s.execute(select(*[getattr(Assignment, c) for c in a_cols])
                        .where(Assignment.plan_id == plan_id).order_by(Assignment.member_id)).all()
-    b_rows = s.execute(select(*[getattr(Branch, c) for c in BRANCH_COLUMNS])
+    b_rows = s.execute(select(*[getattr(Branch, c) for c in b_cols])
                        .where(Branch.plan_id == plan_id).order_by(Branch.branch_id)).all()
-    a = pd.DataFrame(a_rows, columns=ASSIGNMENT_COLUMNS)
+    a = _with_city(pd.DataFrame(a_rows, columns=a_cols))
     a["branch_id"] = a["branch_id"].fillna("")
     a["full_member"] = a["full_member"].astype(int)
     for c in ("distance_m", "lon", "lat"):
         a[c] = pd.to_numeric(a[c], errors="coerce")
     a["weight"] = a["weight"].fillna(1).astype(int)
     a["group_id"] = a["group_id"].fillna("")
-    b = pd.DataFrame(b_rows, columns=BRANCH_COLUMNS)
+    b = _with_city(pd.DataFrame(b_rows, columns=b_cols))
     b["joint"] = b["joint"].astype(int)
     b["region"] = [r or branch_region(str(x)) for r, x in zip(b["region"].fillna(""), b["branch_id"])]
     return a, b
+
+
+def _with_city(frame: pd.DataFrame) -> pd.DataFrame:
+    """``city_zh`` where the plan directory has it (fourth, after the district for a roster of
+    several cities); a Shenzhen plan's frames keep their columns as before (no city)."""
+    city = frame.pop("city_zh").fillna("").astype(str)
+    if (city != "").any():
+        frame.insert(3, "city_zh", city)
+    return frame
 
 
 _UPDATES: dict[tuple[str, tuple[str, ...]], Any] = {}
