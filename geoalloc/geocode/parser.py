@@ -345,6 +345,10 @@ class AddressParser:
 
     def _resolve_units(self, ms: list[_Mention], evidence: list[tuple[int, Entry, int]],
                        landmark: Landmark | None, roads: list[str]) -> Parsed:
+        only = evidence[0][1].district
+        if all(x[1].district == only for x in evidence) and only is not None:
+            # Every reading in one district (most addresses): no score, tie or conflict to work out.
+            return self._in_district(only, True, ms, evidence, landmark, roads)
         direct: dict[str, list[int]] = {}
         hist: dict[str, list[int]] = {}
         best_tier: dict[tuple[int, str], int] = {}
@@ -388,7 +392,6 @@ class AddressParser:
         ranked = sorted(scores, key=lambda d: (scores[d], d in named_district, d in direct, -first_pos[d]),
                         reverse=True)
         best = ranked[0]
-        notes: list[str] = []
         if len(ranked) > 1 and scores[ranked[1]] == scores[best] and (best in named_district) == (
                 ranked[1] in named_district):
             tied = sorted(d for d in ranked if scores[d] == scores[best])
@@ -410,7 +413,16 @@ class AddressParser:
                 what = ", ".join(dict.fromkeys(ms[i].text for t, e, i in evidence if e.kind == COMMUNITY))
                 return _failed(f"ambiguous: {what} may be in {' or '.join(sorted(upper))}; the address must name its "
                                "district or subdistrict")
-        moved = best not in direct or any(
+        return self._in_district(best, best in direct, ms, evidence, landmark, roads)
+
+    def _in_district(self, best: str, direct: bool, ms: list[_Mention], evidence: list[tuple[int, Entry, int]],
+                     landmark: Landmark | None, roads: list[str]) -> Parsed:
+        """The notes and conflicts of reading the address in ``best``, then its placement there.
+
+        ``direct``: some mention reads as ``best`` itself (not only as an old name's successor).
+        """
+        notes: list[str] = []
+        moved = not direct or any(
             e.kind == DISTRICT and e.name != best and best in SUCCESSORS.get(e.name, ())
             for t, e, _ in evidence if t >= 4)
         if moved:
