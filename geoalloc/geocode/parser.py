@@ -101,9 +101,19 @@ class _Mention:
     as_station: bool = False  # written as a station (X站, 地铁X站)
 
 
-def info_station(m: _Mention) -> bool:
-    """Whether ``m`` has a station reading (only then does 站 after it matter)."""
-    return m.info.station
+def _placed(s: str, a: int, b: int, form: str, entries: tuple[Entry, ...], info: FormInfo, spaced: bool,
+            n: int) -> _Mention:
+    """The mention of ``form`` at ``s[a:b]`` with its position flags (``spaced``: ``s`` has separators)."""
+    if spaced:
+        opens = a == 0 or s[a - 1] == " "
+        whole = opens and (b == n or s[b] == " ")
+    else:
+        opens = a == 0
+        whole = opens and b == n
+    # Only a name with a station reading asks whether 站 follows it.
+    as_station = info.station and (s.startswith("站", b) or s.startswith("地铁站", b) or (
+        s.startswith("地铁", a - 2) and s.startswith("站", b)))
+    return _Mention(a, b, form, entries, info, whole, opens, as_station)
 
 
 def _is_place_word(m: _Mention, s: str) -> bool:
@@ -140,27 +150,17 @@ class AddressParser:
         as those names instead.
         """
         out: list[_Mention] = []
+        spaced = " " in s
+        n = len(s)
         for end, (form, entries, info) in self.lex.automaton.iter_long(s):
             b = end + 1
             a = b - len(form)
             if info.splits and not s.startswith(("站", "地铁站"), b):
                 inner = self.lex.find_inside(form)
                 if inner:
-                    out.extend(_Mention(a + x, a + y, f, es, fi) for x, y, f, es, fi in inner)
+                    out.extend(_placed(s, a + x, a + y, f, es, fi, spaced, n) for x, y, f, es, fi in inner)
                     continue
-            out.append(_Mention(a, b, form, entries, info))
-        spaced = " " in s
-        n = len(s)
-        for m in out:
-            if spaced:
-                m.opens = m.start == 0 or s[m.start - 1] == " "
-                m.whole = m.opens and (m.end == n or s[m.end] == " ")
-            else:
-                m.opens = m.start == 0
-                m.whole = m.opens and m.end == n
-            if info_station(m):
-                m.as_station = s.startswith("站", m.end) or s.startswith("地铁站", m.end) or (
-                    s.startswith("地铁", m.start - 2) and s.startswith("站", m.end))
+            out.append(_placed(s, a, b, form, entries, info, spaced, n))
         return out
 
     def _tier(self, m: _Mention, e: Entry, s: str, chained: bool, road_after: bool) -> int:
@@ -265,7 +265,8 @@ class AddressParser:
                     evidence.append((t, e, i))
         top_admin = max((t for t, e, _ in evidence if e.kind in _ADMIN), default=0)
 
-        out = self._other_place(s, ms, said_sz, top_admin)
+        # Only a name of a place elsewhere can make the address out of the city.
+        out = self._other_place(s, ms, said_sz, top_admin) if any(m.info.other for m in ms) else None
         if out is not None:
             return out
         if not evidence:
@@ -437,11 +438,11 @@ class AddressParser:
         for t, e, j in evidence:
             if t >= 4 and e.kind in _ADMIN:
                 strong_at.setdefault(j, []).append(e)
-        for i, m in enumerate(ms):
-            strong = strong_at.get(i)
-            if strong and not any(self._fits(e, best) for e in strong):
+        for i in sorted(strong_at):
+            strong = strong_at[i]
+            if not any(self._fits(e, best) for e in strong):
                 homes = "/".join(sorted({f"{e.district}{e.subdistrict or ''}" for e in strong}))
-                conflicts.append(f"{m.text} is in {homes}, not {best}")
+                conflicts.append(f"{ms[i].text} is in {homes}, not {best}")
         return self._finest(best, ms, evidence, landmark, notes, conflicts, roads)
 
     @staticmethod
@@ -479,20 +480,35 @@ class AddressParser:
                 comm_ev.append(x)
             elif kind in _PLACE_KINDS:
                 place_ev.append(x)
-        subs_full = sorted({e.subdistrict for t, e, _ in sub_ev if t == 5 and e.subdistrict})
+        # Subdistricts by how they are written: full name (tier 5), short name standing alone or in a chain
+        # (4), weaker (below 4).
+        full_set: set[str] = set()
+        short_ev: list[tuple[str, int]] = []
+        weak_set: set[str] = set()
+        unit_mentions = set(district_mentions)
+        for t, e, i in sub_ev:
+            unit_mentions.add(i)
+            sd = e.subdistrict
+            if not sd:
+                continue
+            if t == 5:
+                full_set.add(sd)
+            elif t == 4:
+                short_ev.append((sd, i))
+            elif t < 4:
+                weak_set.add(sd)
+        subs_full = sorted(full_set)
         # 龙岗 in 深圳龙岗坪地 is the district, not 龙岗街道, when another subdistrict is named.
-        short_ev = [(e.subdistrict, i) for t, e, i in sub_ev if t == 4 and e.subdistrict]
-        subs_short = sorted({x[0] for x in short_ev if x[1] not in district_mentions})
-        subs_of_district_names = sorted({x[0] for x in short_ev if x[1] in district_mentions})
-        subs_weak = sorted({e.subdistrict for t, e, _ in sub_ev if t < 4 and e.subdistrict})
+        subs_short = sorted({x[0] for x in short_ev if x[1] not in district_mentions}) if short_ev else []
+        subs_of_district_names = sorted({x[0] for x in short_ev if x[1] in district_mentions}) if short_ev else []
+        subs_weak = sorted(weak_set)
         stated_sub = subs_full[0] if len(subs_full) == 1 else (subs_short[0] if len(subs_short) == 1 and not subs_full
                                                                 else None)
         # Communities (full names, or short ones standing alone / in a chain).
         # A mention that also reads as this district's subdistrict or the district itself (梅林, 福田) is that
         # unit when another mention names a community.
-        unit_mentions = district_mentions | {x[2] for x in sub_ev}
-        pure = [x for x in comm_ev if x[2] not in unit_mentions]
-        pairs = sorted({(e.subdistrict or "", e.name) for t, e, _ in pure})
+        pairs = sorted({(e.subdistrict or "", e.name) for t, e, i in comm_ev if i not in unit_mentions}) \
+            if comm_ev else []
         if stated_sub is not None:
             narrowed = [p for p in pairs if p[0] == stated_sub]
             pairs = narrowed or ([] if subs_full else pairs)
