@@ -131,7 +131,14 @@ def _out_of_city(what: str) -> Parsed:
 
 
 class AddressParser:
-    """Parses normalised addresses against the lexicon, the gazetteer's zones and an optional landmark table."""
+    """Parses normalised addresses against the lexicon, the gazetteer's zones and an optional landmark table.
+
+    ``shortcuts`` (on by default) skips the rules that cannot apply to an address: the out-of-city rules
+    when no mention reads as a place elsewhere, the district scoring when every reading lies in one
+    district. Off, every rule runs for every address (the reference the tests compare with).
+    """
+
+    shortcuts = True
 
     def __init__(self, gaz: Gazetteer, lex: Lexicon, landmarks: LandmarkIndex) -> None:
         self.g = gaz
@@ -266,7 +273,8 @@ class AddressParser:
         top_admin = max((t for t, e, _ in evidence if e.kind in _ADMIN), default=0)
 
         # Only a name of a place elsewhere can make the address out of the city.
-        out = self._other_place(s, ms, said_sz, top_admin) if any(m.info.other for m in ms) else None
+        elsewhere = not self.shortcuts or any(m.info.other for m in ms)
+        out = self._other_place(s, ms, said_sz, top_admin) if elsewhere else None
         if out is not None:
             return out
         if not evidence:
@@ -347,7 +355,7 @@ class AddressParser:
     def _resolve_units(self, ms: list[_Mention], evidence: list[tuple[int, Entry, int]],
                        landmark: Landmark | None, roads: list[str]) -> Parsed:
         only = evidence[0][1].district
-        if all(x[1].district == only for x in evidence) and only is not None:
+        if self.shortcuts and only is not None and all(x[1].district == only for x in evidence):
             # Every reading in one district (most addresses): no score, tie or conflict to work out.
             return self._in_district(only, True, ms, evidence, landmark, roads)
         direct: dict[str, list[int]] = {}
