@@ -521,7 +521,7 @@ class AddressParser:
             narrowed = [p for p in pairs if p[0] == stated_sub]
             pairs = narrowed or ([] if subs_full else pairs)
         comm: tuple[str, str] | None = None
-        if len({c for _, c in pairs}) == 1 and len(pairs) == 1:
+        if len(pairs) == 1:
             comm = pairs[0]
         elif pairs:
             names = sorted({c for _, c in pairs})
@@ -529,7 +529,7 @@ class AddressParser:
                          "the address must name its subdistrict")
         # Places: the best kind first, then the higher tier, then the earlier mention.
         places = [(t, e, i) for t, e, i in place_ev
-                  if not (e.kind == STATION and not ms[i].as_station and not ms[i].whole)]
+                  if not (e.kind == STATION and not ms[i].as_station and not ms[i].whole)] if place_ev else []
         # A stated subdistrict, or a community that is certain, outranks a place name that lies elsewhere
         # (吉祥花园, 桃花园: estate names repeat across the city).
         # A listing's market-area board (``西乡`` standing alone) is looser than the estate list: it only
@@ -548,7 +548,8 @@ class AddressParser:
         place: Entry | None = None
         place_sub: str | None = None
         if places:
-            places.sort(key=lambda p: (self._place_rank(p[1], ms[p[2]]), -p[0], ms[p[2]].start))
+            if len(places) > 1:
+                places.sort(key=lambda p: (self._place_rank(p[1], ms[p[2]]), -p[0], ms[p[2]].start))
             first = places[0]
             place = first[1]
             same_name = {p[1].subdistrict for p in places if p[2] == first[2] and p[1].kind == place.kind}
@@ -574,8 +575,7 @@ class AddressParser:
             notes.append(f"{place.name if place else ''} is in {place_sub} (the address also names {stated_sub})")
         if comm is not None and sub is not None and comm[0] != sub:
             comm = None
-        tail = "; ".join([f"conflict: {c}" for c in conflicts] + notes)
-        tail = f"; {tail}" if tail else ""
+        tail = "; " + "; ".join([f"conflict: {c}" for c in conflicts] + notes) if conflicts or notes else ""
 
         if place is not None and place.kind in (STATION, PARK) and place.lon is not None and place.lat is not None \
                 and (place.kind == PARK or ms[next(i for t, e, i in places if e is place)].as_station):
