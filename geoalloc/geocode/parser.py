@@ -338,11 +338,12 @@ class AddressParser:
             roads = []
         # Only the mentions that speak for a district matter from here on: keep those, and share the result
         # between addresses that have the same ones (a listing's road and house number do not change it).
-        used = sorted({i for _, _, i in evidence})
-        remap = {i: k for k, i in enumerate(used)}
-        ms = [ms[i] for i in used]
-        evidence = [(t, e, remap[i]) for t, e, i in evidence]
-        key = (tuple((t, id(e), i) for t, e, i in evidence), tuple((m.text, m.whole, m.as_station) for m in ms),
+        used = sorted({x[2] for x in evidence})
+        if len(used) < len(ms):
+            remap = {i: k for k, i in enumerate(used)}
+            ms = [ms[i] for i in used]
+            evidence = [(t, e, remap[i]) for t, e, i in evidence]
+        key = (tuple([(t, id(e), i) for t, e, i in evidence]), tuple([(m.text, m.whole, m.as_station) for m in ms]),
                landmark, tuple(roads))
         hit = self._resolved.get(key)
         if hit is None:
