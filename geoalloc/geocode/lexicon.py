@@ -73,6 +73,7 @@ class FormInfo:
     city_word: bool = False  # another place's name ending in 市 (东门市场 is not one)
     station_only: bool = False  # only a station's name
     splits: bool = False  # a station's name made of unit names (宝龙同乐 = 宝龙 + 同乐)
+    other: bool = False  # reads as a place outside Shenzhen (only then can the address be out of the city)
 
 
 def _info(entries: tuple[Entry, ...]) -> FormInfo:
@@ -91,6 +92,7 @@ def _info(entries: tuple[Entry, ...]) -> FormInfo:
         road_only=kinds == {ROAD},
         station=STATION in kinds,
         city_word=OTHER in kinds and any(e.name.endswith("市") for e in entries),
+        other=OTHER in kinds,
     )
 
 
