@@ -17,6 +17,7 @@ keeps its general construction otherwise.
 from __future__ import annotations
 
 import time
+from collections import deque
 
 import numpy as np
 from numba import njit
@@ -417,6 +418,19 @@ def _neighbourhood_move(
                 continue
             trial[:] = tsites
             trial[t] = m
+            # every point at its nearest trial site: a lower bound on any assignment's cost
+            low = 0.0
+            for a in range(npt):
+                f = 1e300
+                for u in range(q):
+                    d = _d(xy, w, pts[a], trial[u], floor)
+                    if d < f:
+                        f = d
+                low += f
+                if low >= best:
+                    break
+            if low >= best:
+                continue
             cost = _sub_assign(xy, w, floor, dem, cap, pts, trial, out)
             if cost < best:
                 best = cost
@@ -433,70 +447,103 @@ LOCAL_CANDIDATES = 24  # points of the neighbourhood nearest each freed site tha
 LOCAL_MAX_POINTS = 400  # fewer clusters when they would free more points than this
 
 
+class Memo:
+    """Which neighbourhoods were solved in which state: a cluster's version changes whenever its
+    members or site change, and a neighbourhood is tried again only when one of its versions did."""
+
+    def __init__(self, p: int) -> None:
+        self.version = np.zeros(p, dtype=np.int64)
+        self.solved: dict[tuple[int, ...], tuple[int, ...]] = {}
+        self.counter = 0
+
+    def touch(self, clusters: NDArray[np.int64]) -> None:
+        self.counter += 1
+        self.version[clusters] = self.counter
+
+    def stamp(self, clusters: NDArray[np.int64]) -> tuple[int, ...]:
+        return tuple(self.version[clusters].tolist())
+
+
+def _regions(inst: Instance, sites: NDArray[np.int64], cuts: NDArray[np.int64], size: int) -> NDArray[np.int64]:
+    """Per cluster, itself and its nearest clusters (by site), ``size`` of them, fewer (down to two)
+    when they would free more than LOCAL_MAX_POINTS points; -1 pads the shortened rows."""
+    p = len(sites)
+    k = min(p, size)
+    _, near = cKDTree(inst.xy[sites]).query(inst.xy[sites], k=k)
+    near = np.asarray(near, dtype=np.int64).reshape(p, k)
+    held = np.cumsum(np.diff(cuts)[near], axis=1)
+    cut = (held > LOCAL_MAX_POINTS) & (np.arange(k) >= 2)[None, :]
+    return np.where(cut, -1, near)
+
+
 def _local_moves(
     inst: Instance, sites: NDArray[np.int64], branch: NDArray[np.int64], rng: np.random.Generator,
-    deadline: float, stats: dict[str, object] | None = None,
+    deadline: float, stats: dict[str, object] | None = None, memo: Memo | None = None,
+    seeds: NDArray[np.int64] | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Free a cluster and its nearest clusters, move one of their sites anywhere among their points
-    (or none) and reassign their points; keep the change when the plan gains. Driven by work: a
-    neighbourhood is tried again only when one of its clusters changed, and the search stops when a
-    pass at the grown size finds nothing (or at ``deadline``). The plan never gets worse or invalid
-    (each step is checked against the instance's rules before it is kept)."""
+    (or none) and reassign their points; keep the change when the plan gains. Driven by work: the
+    clusters to try wait in a queue (``seeds``, default all, in a seeded order); a gain queues the
+    clusters near the changed ones, and a neighbourhood is tried again only when one of its
+    clusters changed (``memo``). First with LOCAL_CLUSTERS[0] clusters, then the grown size;
+    ``deadline`` is a ceiling. The plan never gets worse or invalid (each step is checked against
+    the instance's rules before it is kept)."""
     p = len(sites)
     sites, branch = sites.copy(), branch.copy()
     dem = inst.demand.astype(np.int64)
     cap = int(inst.max_size)
-    version = np.zeros(p, dtype=np.int64)
-    solved: dict[tuple[int, ...], int] = {}
+    memo = memo or Memo(p)
     steps = gains = 0
     t0 = time.perf_counter()
+    start = rng.permutation(p) if seeds is None else seeds[rng.permutation(len(seeds))]
     for size in LOCAL_CLUSTERS:
-        while True:
-            improved = False
+        order = np.argsort(branch, kind="stable")
+        cuts = np.searchsorted(branch[order], np.arange(p + 1))
+        regions = _regions(inst, sites, cuts, size)
+        queue = deque(int(c) for c in start)
+        queued = np.zeros(p, dtype=bool)
+        queued[start] = True
+        while queue and time.perf_counter() <= deadline:
+            seed = queue.popleft()
+            queued[seed] = False
+            row = regions[seed]
+            clusters = np.sort(row[row >= 0])
+            key = (size, *clusters.tolist())
+            stamp = memo.stamp(clusters)
+            if memo.solved.get(key) == stamp:
+                continue
+            memo.solved[key] = stamp
+            steps += 1
+            pts = np.concatenate([order[cuts[b]:cuts[b + 1]] for b in clusters])
+            tsites = sites[clusters]
+            cur_cost = float(inst.cost(pts, sites[branch[pts]]).sum())
+            kk = min(len(pts), LOCAL_CANDIDATES)
+            cand = np.unique(cKDTree(inst.xy[pts]).query(inst.xy[tsites], k=kk)[1].reshape(-1))
+            cost, new_sites, pos = _neighbourhood_move(inst.xy, inst.weight, inst.floor, dem, cap, pts, tsites,
+                                                       cur_cost, pts[cand])
+            if cost >= cur_cost:
+                continue
+            s2, b2 = sites.copy(), branch.copy()
+            s2[clusters] = new_sites
+            b2[pts] = clusters[pos]
+            if inst.violations(s2, b2) or inst.objective(s2, b2) >= inst.objective(sites, branch):
+                continue
+            sites, branch = s2, b2
+            memo.touch(clusters)
+            memo.solved[key] = memo.stamp(clusters)
+            gains += 1
             order = np.argsort(branch, kind="stable")
             cuts = np.searchsorted(branch[order], np.arange(p + 1))
-            tree = cKDTree(inst.xy[sites])
-            for seed in rng.permutation(p):
-                if time.perf_counter() > deadline:
-                    break
-                k = min(p, size)
-                _, near = tree.query(inst.xy[sites[seed]], k=k)
-                near = np.atleast_1d(near).astype(np.int64)
-                while len(near) > 2 and sum(cuts[b + 1] - cuts[b] for b in near) > LOCAL_MAX_POINTS:
-                    near = near[:-1]
-                clusters = np.sort(near)
-                key = tuple(clusters.tolist())
-                stamp = int(version[clusters].sum())
-                if solved.get(key) == stamp:
-                    continue
-                solved[key] = stamp
-                steps += 1
-                pts = np.concatenate([order[cuts[b]:cuts[b + 1]] for b in clusters])
-                tsites = sites[clusters]
-                cur_cost = float(inst.cost(pts, sites[branch[pts]]).sum())
-                kk = min(len(pts), LOCAL_CANDIDATES)
-                cand = np.unique(cKDTree(inst.xy[pts]).query(inst.xy[tsites], k=kk)[1].reshape(-1))
-                cost, new_sites, pos = _neighbourhood_move(inst.xy, inst.weight, inst.floor, dem, cap, pts, tsites,
-                                                           cur_cost, pts[cand])
-                if cost >= cur_cost:
-                    continue
-                s2, b2 = sites.copy(), branch.copy()
-                s2[clusters] = new_sites
-                b2[pts] = clusters[pos]
-                if inst.violations(s2, b2) or inst.objective(s2, b2) >= inst.objective(sites, branch):
-                    continue
-                sites, branch = s2, b2
-                version[clusters] += 1
-                solved[key] = int(version[clusters].sum())
-                gains += 1
-                improved = True
-                order = np.argsort(branch, kind="stable")
-                cuts = np.searchsorted(branch[order], np.arange(p + 1))
-                tree = cKDTree(inst.xy[sites])
-            if not improved or time.perf_counter() > deadline:
-                break
+            regions = _regions(inst, sites, cuts, size)
+            # every cluster whose region now holds a changed cluster goes back in the queue
+            again = np.nonzero(np.isin(regions, clusters).any(axis=1) & ~queued)[0]
+            queue.extend(int(c) for c in again)
+            queued[again] = True
+        start = np.arange(p) if seeds is None else start
     if stats is not None:
-        stats.update({"local_steps": steps, "local_gains": gains, "local_seconds": round(time.perf_counter() - t0, 3)})
+        stats["local_steps"] = int(stats.get("local_steps", 0)) + steps  # type: ignore[call-overload]
+        stats["local_gains"] = int(stats.get("local_gains", 0)) + gains  # type: ignore[call-overload]
+        stats["local_seconds"] = round(float(stats.get("local_seconds", 0.0)) + time.perf_counter() - t0, 3)  # type: ignore[arg-type]
     return sites, branch
 
 
@@ -505,7 +552,7 @@ DROP_ADD_TRIES = 60  # best-ranked closings and openings paired per pass
 
 
 def drop_add(
-    inst: Instance, sites: NDArray[np.int64], branch: NDArray[np.int64], deadline: float,
+    inst: Instance, sites: NDArray[np.int64], branch: NDArray[np.int64], deadline: float, memo: Memo | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], int]:
     """Close sites where their neighbours absorb their points cheaply and open sites where points
     gain most, in pairs whose neighbourhoods do not overlap: this moves sites between areas, which
@@ -578,27 +625,114 @@ def drop_add(
             break
     if kept == 0 or inst.violations(s2, b2) or inst.objective(s2, b2) >= inst.objective(sites, branch):
         return sites, branch, 0
+    if memo is not None:
+        memo.touch(np.nonzero(touched)[0])
     return s2, b2, kept
 
 
 def local_phase(
     inst: Instance, sites: NDArray[np.int64], branch: NDArray[np.int64], rng: np.random.Generator,
-    deadline: float, stats: dict[str, object] | None = None, rounds: int = 30,
+    deadline: float, stats: dict[str, object] | None = None, rounds: int = 30, memo: Memo | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Neighbourhood moves until settled, then site closings/openings in pairs, and again, until a
     round of pairs finds nothing (at most ``rounds``; ``deadline`` as a ceiling)."""
     st: dict[str, object] = {}
+    memo = memo or Memo(len(sites))
     pairs = 0
-    sites, branch = _local_moves(inst, sites, branch, rng, deadline, st)
+    sites, branch = _local_moves(inst, sites, branch, rng, deadline, st, memo)
     for _ in range(rounds):
         if time.perf_counter() > deadline:
             break
-        sites, branch, kept = drop_add(inst, sites, branch, deadline)
+        sites, branch, kept = drop_add(inst, sites, branch, deadline, memo)
         if kept == 0:
             break
         pairs += kept
-        sites, branch = _local_moves(inst, sites, branch, rng, deadline, st)
+        sites, branch = _local_moves(inst, sites, branch, rng, deadline, st, memo)
     if stats is not None:
         stats.update(st)
-        stats["drop_add_pairs"] = pairs
+        stats["drop_add_pairs"] = int(stats.get("drop_add_pairs", 0)) + pairs  # type: ignore[call-overload]
     return sites, branch
+
+
+KICK_REGION = 6  # clusters around a random one whose sites a kick may move ...
+KICK_MOVES = 2  # ... and how many of their sites it moves to random points of the region
+DROP_ADD_EVERY = 50  # kicks between rounds of site closings/openings over the whole plan
+
+
+def _kick(
+    inst: Instance, sites: NDArray[np.int64], branch: NDArray[np.int64], rng: np.random.Generator,
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]] | None:
+    """Move a few sites of a random region to random points of it and reassign the region:
+    (sites, branch, clusters changed), or None when the region's points found no room."""
+    p = len(sites)
+    b = int(rng.integers(p))
+    k = min(p, KICK_REGION)
+    _, near = cKDTree(inst.xy[sites]).query(inst.xy[sites[b]], k=k)
+    region = np.sort(np.atleast_1d(near).astype(np.int64))
+    pts = np.nonzero(np.isin(branch, region))[0]
+    tsites = sites[region].copy()
+    free = np.setdiff1d(pts, tsites)
+    if len(free) == 0:
+        return None
+    moved = rng.choice(len(region), size=min(KICK_MOVES, len(region)), replace=False)
+    tsites[moved] = rng.choice(free, size=len(moved), replace=False)
+    out = np.empty(len(pts), dtype=np.int64)
+    cost = _sub_assign(inst.xy, inst.weight, inst.floor, inst.demand.astype(np.int64), int(inst.max_size), pts,
+                       tsites, out)
+    if not np.isfinite(cost):
+        return None
+    s2, b2 = sites.copy(), branch.copy()
+    s2[region] = tsites
+    b2[pts] = region[out]
+    return s2, b2, region
+
+
+def search(
+    inst: Instance, sites: NDArray[np.int64], branch: NDArray[np.int64], rng: np.random.Generator,
+    deadline: float, *, kicks: int | None = None, stats: dict[str, object] | None = None,
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The local phase from a plan, then an iterated local search: kick a region (:func:`_kick`),
+    descend again where the kick changed the plan (the memo keeps every other neighbourhood
+    solved), keep the result only when it is better. ``kicks``: a work limit (None: until
+    ``deadline``, which is always the ceiling). Never returns a worse or invalid plan."""
+    st: dict[str, object] = {}
+    sites, branch = local_phase(inst, sites, branch, rng, deadline, st)
+    best_obj = inst.objective(sites, branch)
+    best_memo = Memo(len(sites))
+    done = gained = 0
+    while (kicks is None or done < kicks) and time.perf_counter() < deadline:
+        kicked = _kick(inst, sites, branch, rng)
+        done += 1
+        if kicked is None:
+            continue
+        memo = Memo(len(sites))
+        memo.version[:], memo.solved, memo.counter = best_memo.version, dict(best_memo.solved), best_memo.counter
+        memo.touch(kicked[2])
+        _, near = cKDTree(inst.xy[kicked[0]]).query(inst.xy[kicked[0][kicked[2]]], k=min(len(sites), 2 * KICK_REGION))
+        seeds = np.unique(np.asarray(near, dtype=np.int64))
+        s2, b2 = _local_moves(inst, kicked[0], kicked[1], rng, deadline, st, memo, seeds=seeds)
+        if done % DROP_ADD_EVERY == 0:
+            s2, b2 = local_phase(inst, s2, b2, rng, deadline, st, rounds=3, memo=memo)
+        obj = inst.objective(s2, b2)
+        if obj < best_obj - 1e-9 * max(1.0, best_obj) and not inst.violations(s2, b2):
+            sites, branch, best_obj, best_memo = s2, b2, obj, memo
+            gained += 1
+    if stats is not None:
+        stats.update(st)
+        stats.update({"ils_kicks": done, "ils_gains": gained})
+    return sites, branch
+
+
+def solve(
+    inst: Instance, rng: np.random.Generator, deadline: float, *, kicks: int | None = None,
+    stats: dict[str, object] | None = None,
+) -> tuple[NDArray[np.int64], NDArray[np.int64], float] | None:
+    """The matheuristic: :func:`global_plan`, then :func:`search`; (sites, branch, objective)."""
+    first = global_plan(inst, rng, deadline, local=False)
+    if first is None:
+        return None
+    st: dict[str, object] = {"construct_objective": inst.objective(*first)}
+    sites, branch = search(inst, first[0], first[1], rng, deadline, kicks=kicks, stats=st)
+    if stats is not None:
+        stats.update(st)
+    return sites, branch, inst.objective(sites, branch)
