@@ -97,7 +97,9 @@ def construct(
     from geoalloc.solver import globalphase
 
     if globalphase.applies(inst):
-        return globalphase.global_plan(inst, rng, deadline)
+        plan = globalphase.global_plan(inst, rng, deadline)
+        if plan is not None:
+            return plan  # else (its greedy found no room for a point) the general construction
     best: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None
     best_obj = np.inf
     for attempt in range(5):

@@ -325,7 +325,7 @@ def solve_instance(
         gdl = t0 + cfg.global_share * (search_deadline - t0)
         best = cur = globalphase.solve(inst, np.random.default_rng([seed, LNS_STREAM - 1]), gdl,
                                        kicks=cfg.global_kicks, stats=stats)
-        restarts = 0 if cfg.global_share >= 1.0 else restarts
+        restarts = 0 if best is not None and cfg.global_share >= 1.0 else restarts  # none: the starts try
     for r in range(restarts):
         if lns_cfg is not None and cfg.lns_share > 0 and not lns_done and best is not None and \
                 time.perf_counter() > search_deadline:

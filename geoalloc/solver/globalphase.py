@@ -674,7 +674,7 @@ def _kick(
     free = np.setdiff1d(pts, tsites)
     if len(free) == 0:
         return None
-    moved = rng.choice(len(region), size=min(KICK_MOVES, len(region)), replace=False)
+    moved = rng.choice(len(region), size=min(KICK_MOVES, len(region), len(free)), replace=False)
     tsites[moved] = rng.choice(free, size=len(moved), replace=False)
     out = np.empty(len(pts), dtype=np.int64)
     cost = _sub_assign(inst.xy, inst.weight, inst.floor, inst.demand.astype(np.int64), int(inst.max_size), pts,
