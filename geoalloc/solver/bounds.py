@@ -228,7 +228,7 @@ def _unit_bound(inst, ai, aj, ac, cap_lam, room_j, upper, iters, deadline, patie
 def _out_of_time(deadline: float | None, it: int, n: int) -> bool:
     """Past the deadline; small instances first take MIN_ITERS steps, which cost them a few
     milliseconds: on a busy machine a search cut after a handful of steps leaves a bound far
-    below the plan (坪山区 at 40% instead of 16%)."""
+    below the plan."""
     if deadline is None or (n <= MIN_ITERS_MAX_N and it < MIN_ITERS):
         return False
     return time.perf_counter() > deadline
@@ -252,17 +252,14 @@ def forced_size(inst: Instance) -> int:
 
 
 # the size cuts' phase: a deflected subgradient (each step keeps this share of the last
-# direction) with more patience; both measured on 光明区 of the geocoded sample roster (every
-# group cut, 5 s), where plain steps reached a gap of 4.4% and these 2.3%
+# direction) with more patience (measurements: benchmarks/README.md, "Bound settings")
 DEFLECT = 0.7
 CUT_PATIENCE = 50
 PLAIN_SETTLED = 0.1
 _FORCED_FIRST_N = 600  # tight instances up to this size start with the forced bound outright
 # ... and so do nearly full ones (every branch at least 80% full) up to this size, which leaves
-# the size cuts time to work: 宝安区 / 龙岗区 of the geocoded sample at 5 s, 28.7% / 31.5% -> 24-25% /
-# 26.7%; 龙华区 (at least 29 of 50) does better with the plain bound first, 7.0% against 9-10%
-# (given at least _FORCED_FIRST_FULL_SECONDS: with less, the forced bound has not recovered from
-# its start when time runs out, 宝安区 with 0.3 s: 49.5% against 15.3% by the plain bound first)
+# the size cuts time to work, given at least _FORCED_FIRST_FULL_SECONDS (with less, the forced
+# bound has not recovered from its start when time runs out; benchmarks/README.md, "Bound settings")
 _NEARLY_FULL = 0.8
 _FORCED_FIRST_FULL_N = 2_000
 _FORCED_FIRST_FULL_SECONDS = 0.6
@@ -430,7 +427,7 @@ def _forced_unit_bound(
     Relaxing "each point exactly once" leaves, per site, "pick between L and Q points at the
     least total reduced cost" (a sort), and the p best sites. The lower size L (see
     :func:`forced_size`) is what the plain relaxation misses: without it a site may take only
-    its few cheapest points, and tight districts show gaps of 8% instead of about 1%.
+    its few cheapest points, and tight districts show gaps several times larger.
     The subgradient search looks only at each site's ``width`` nearest points (fast, but not a
     bound by itself); the multipliers it ends with are then valued exactly over all pairs,
     which is the bound returned (also at ``start``, the higher kept), with the search's best

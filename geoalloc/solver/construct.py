@@ -91,7 +91,15 @@ def recentre(inst: Instance, sites: NDArray[np.int64], branch_of: NDArray[np.int
 def construct(
     inst: Instance, rng: np.random.Generator, deadline: float, rounds: int = 25
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]] | None:
-    """A feasible plan (sites, cluster per point) or None if none was found in time."""
+    """A feasible plan (sites, cluster per point) or None if none was found in time.
+
+    The textbook CPMP at scale takes the compiled global phase (:mod:`geoalloc.solver.globalphase`)."""
+    from geoalloc.solver import globalphase
+
+    if globalphase.applies(inst):
+        plan = globalphase.global_plan(inst, rng, deadline)
+        if plan is not None:
+            return plan  # else (its greedy found no room for a point) the general construction
     best: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None
     best_obj = np.inf
     for attempt in range(5):

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
+from geoalloc.solver.globalphase import applies
 from geoalloc.solver.engine import InstanceResult, SearchConfig, solve_instance
 from geoalloc.solver.lns import LnsConfig
 from geoalloc.solver.instance import Instance
@@ -55,6 +56,10 @@ LNS_SHARE = 0.5
 LNS_MIN_N = 600
 LNS_UNIT_ONLY = True
 LNS = LnsConfig()
+# the compiled matheuristic (geoalloc.solver.globalphase) instead of the starts where it applies
+GLOBAL_PHASE = True
+GLOBAL_SHARE = 1.0  # all of the search time (handing part of it to the starts and kicks did no better)
+BOUND_SHARE_GLOBAL = 0.05  # time kept for the bound there (the Lagrangian bound took 0.6 s on p3038_700)
 BOUND_SHARE_POLISHED = 0.05  # time kept for the bound when the polish runs (it needs ~0.1-0.3 s there)
 
 
@@ -131,9 +136,10 @@ def solve_cpmp(
         if ARC_MIP_MIN_N <= len(xy) <= ARC_MIP_MAX_N else (),
         fresh_every=FRESH_EVERY[len(xy) > FRESH_MAX_N],
         lns=LNS if bool((dem == 1).all()) or not LNS_UNIT_ONLY else None, lns_share=LNS_SHARE, lns_min_n=LNS_MIN_N,
+        global_phase=GLOBAL_PHASE, global_share=GLOBAL_SHARE,
     )
-    kwargs: dict[str, Any] = {"restarts": 100_000, "config": config,
-                              "bound_share": BOUND_SHARE_POLISHED if small else 0.2}
+    bound_share = BOUND_SHARE_POLISHED if small else BOUND_SHARE_GLOBAL if GLOBAL_PHASE and applies(inst) else 0.2
+    kwargs: dict[str, Any] = {"restarts": 100_000, "config": config, "bound_share": bound_share}
     two = PORTFOLIO and WHOLE_MIP_MAX_ARCS < len(xy) * len(xy) and len(xy) <= PORTFOLIO_MAX_N and _forkable()
     res = _portfolio(inst, budget, seed, kwargs) if two else \
         solve_instance(inst, budget, seed, **kwargs)

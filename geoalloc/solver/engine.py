@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 from geoalloc.solver.arcmip import arc_mip, pool_arcs
 from geoalloc.solver.assign import assign
 from geoalloc.solver.bounds import lagrangian_bound
+from geoalloc.solver import globalphase
 from geoalloc.solver.construct import construct, construct_means
 from geoalloc.solver.instance import Instance
 from geoalloc.solver.lns import LnsConfig, lns
@@ -271,6 +272,10 @@ class SearchConfig:
     depend on the clock, and it found at most 0.2% per district on the sample. ``lns_share`` > 0
     (the benchmark's clock-bound kicks): the starts get the rest of the search time, the LNS takes
     over from them, and the time it does not need goes back to kicks from its plan.
+    ``global_phase``: on the textbook CPMP at scale (:func:`geoalloc.solver.globalphase.applies`)
+    the compiled matheuristic replaces the starts (:func:`geoalloc.solver.globalphase.solve`), with
+    ``global_kicks`` as its work limit (None: until ``global_share`` of the search time); with a
+    share below 1 the starts and kicks go on from its plan in the time left.
     """
 
     patience: int | None = None
@@ -287,7 +292,9 @@ class SearchConfig:
     lns: LnsConfig | None = None
     lns_share: float = 0.0
     lns_min_n: int = 0
-
+    global_phase: bool = False
+    global_kicks: int | None = None
+    global_share: float = 1.0
 
 def solve_instance(
     inst: Instance, time_limit: float, seed: int, *, bound: bool = True, restarts: int = 6,
@@ -340,6 +347,11 @@ def solve_instance(
     recombined = 0
     pool_seconds = 0.0
     stats_lns: dict[str, object] = {}
+    if cfg.global_phase and globalphase.applies(inst):
+        gdl = t0 + cfg.global_share * (search_deadline - t0)
+        best = cur = globalphase.solve(inst, np.random.default_rng([seed, LNS_STREAM - 1]), gdl,
+                                       kicks=cfg.global_kicks, stats=stats)
+        restarts = 0 if best is not None and cfg.global_share >= 1.0 else restarts  # none: the starts try
     for r in range(restarts):
         if lns_cfg is not None and cfg.lns_share > 0 and not lns_done and best is not None and \
                 time.perf_counter() > search_deadline:

@@ -37,8 +37,7 @@ CUTS_MAX_N = 2_000  # a dendrogram costs O(n^2) memory and time
 METHODS = ("average",)  # the dendrograms whose groups are cut
 # only groups of at least this share of the forced branch size are cut: the many small ones
 # (a handful of neighbours) add little that the forced sizes do not already say, and they slow
-# the subgradient down. 光明区 (geocoded sample), 0.7 s of bound: gap 3.4% with every group,
-# 1.9% with these; 龙岗区 25.6% -> 16.1% (the forced bound started from a 2 s plan)
+# the subgradient down (benchmarks/README.md, "Bound settings")
 MIN_GROUP_SHARE = 0.5
 
 

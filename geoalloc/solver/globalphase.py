@@ -1,0 +1,738 @@
+"""The global phase of the large-scale matheuristic: a first plan on the reduced problem, fast.
+
+Gnägi & Baumann (Computers & OR 132, 2021) start from a plan of the reduced problem in which a
+point may only go to its ``k`` nearest open sites. Here that plan comes from location-allocation
+rounds compiled with numba: for fixed sites, a regret-greedy assignment over each point's ``k``
+nearest sites (the classic generalised-assignment heuristic: the point that would lose most by
+missing its best site with room goes first), improved by shift and swap moves between those
+sites; then every site moves to its cluster's 1-median, and again until the sites stop moving.
+
+Why compiled: with weighted demands the exact flow splits points, and pinning them one network at
+a time took 21 s for p3038_700's first plan (n=3,038, p=700); these rounds take a fraction of a
+second and end nearer the best known. Only for instances whose sites are their points and whose
+only size rule is the maximum (the textbook CPMP); :func:`applies` says when, and the caller
+keeps its general construction otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import numpy as np
+from numba import njit
+from numpy.typing import NDArray
+from scipy.spatial import cKDTree
+
+from geoalloc.solver.construct import seed_sites
+from geoalloc.solver.instance import Instance
+
+NEAREST = 16  # open sites each point may use in the reduced problem (more only when it fits nowhere)
+ROUNDS = 30  # location-allocation rounds at most (they usually stop moving within ten)
+MAX_CLUSTER_MEAN = 60  # points per cluster at most on average: with larger clusters the regions it
+# reassigns hold too few clusters to move sites between them, and the general search does better
+MIN_N = 600  # below this the general construction is fast enough (and the small benchmarks keep their tuning)
+
+
+def applies(inst: Instance) -> bool:
+    """The textbook CPMP: sites are points, the maximum size is the only size rule."""
+    return inst.self_serve and inst.min_size == 0 and inst.min_full == 0 and inst.n >= MIN_N and inst.p >= 2 \
+        and inst.n <= MAX_CLUSTER_MEAN * inst.p
+
+
+@njit(cache=True)
+def _d(xy: NDArray[np.float64], w: NDArray[np.float64], i: int, j: int, floor: bool) -> float:
+    d = np.hypot(xy[i, 0] - xy[j, 0], xy[i, 1] - xy[j, 1])
+    if floor:
+        d = np.floor(d)
+    return w[i] * d
+
+
+@njit(cache=True)
+def _regret(
+    xy: NDArray[np.float64], w: NDArray[np.float64], floor: bool, dem: NDArray[np.int64], cap: int,
+    sites: NDArray[np.int64], nb: NDArray[np.int64], cd: NDArray[np.float64],
+) -> NDArray[np.int64]:
+    """Regret greedy over the nearest-site lists; cluster per point, -1 where nothing had room."""
+    n, k = nb.shape
+    p = len(sites)
+    out = np.full(n, -1, dtype=np.int64)
+    room = np.full(p, cap, dtype=np.int64)
+    for b in range(p):
+        out[sites[b]] = b
+        room[b] -= dem[sites[b]]
+    b1 = np.full(n, -1, dtype=np.int64)
+    b2 = np.full(n, -1, dtype=np.int64)
+    c1 = np.zeros(n)
+    c2 = np.zeros(n)
+
+    def refresh(i: int) -> None:
+        b1[i] = -1
+        b2[i] = -1
+        for s in range(k):
+            b = nb[i, s]
+            if room[b] >= dem[i]:
+                if b1[i] < 0:
+                    b1[i] = b
+                    c1[i] = cd[i, s]
+                else:
+                    b2[i] = b
+                    c2[i] = cd[i, s]
+                    break
+
+    for i in range(n):
+        if out[i] < 0:
+            refresh(i)
+    left = 0
+    for i in range(n):
+        if out[i] < 0:
+            left += 1
+    for _ in range(left):
+        best = -1
+        score = -1.0
+        for i in range(n):
+            if out[i] >= 0:
+                continue
+            if b1[i] < 0:
+                r = 1e300  # fits none of its nearest: place it first, wherever there is room
+            elif b2[i] < 0:
+                r = 1e200 + dem[i]
+            else:
+                r = c2[i] - c1[i] + 1e-9 * dem[i]
+            if r > score:
+                score = r
+                best = i
+        i = best
+        b = b1[i]
+        if b < 0:  # the nearest site with room, over all sites
+            bd = 1e300
+            for s in range(p):
+                if room[s] >= dem[i]:
+                    d = _d(xy, w, i, sites[s], floor)
+                    if d < bd:
+                        bd = d
+                        b = s
+            if b < 0:
+                return out
+        out[i] = b
+        room[b] -= dem[i]
+        for j in range(n):
+            if out[j] < 0 and (b1[j] == b or b2[j] == b) and room[b] < dem[j]:
+                refresh(j)
+    return out
+
+
+@njit(cache=True)
+def _improve(
+    xy: NDArray[np.float64], w: NDArray[np.float64], floor: bool, dem: NDArray[np.int64], cap: int,
+    sites: NDArray[np.int64], nb: NDArray[np.int64], cd: NDArray[np.float64], out: NDArray[np.int64],
+    max_passes: int,
+) -> None:
+    """Shift and swap moves towards nearer sites (in place) until none gains."""
+    n, k = nb.shape
+    p = len(sites)
+    is_site = np.zeros(n, dtype=np.bool_)
+    for b in range(p):
+        is_site[sites[b]] = True
+    load = np.zeros(p, dtype=np.int64)
+    for i in range(n):
+        load[out[i]] += dem[i]
+    # members as linked lists
+    head = np.full(p, -1, dtype=np.int64)
+    nxt = np.full(n, -1, dtype=np.int64)
+    prv = np.full(n, -1, dtype=np.int64)
+    for i in range(n):
+        b = out[i]
+        nxt[i] = head[b]
+        if head[b] >= 0:
+            prv[head[b]] = i
+        head[b] = i
+
+    def unlink(i: int) -> None:
+        b = out[i]
+        if prv[i] >= 0:
+            nxt[prv[i]] = nxt[i]
+        else:
+            head[b] = nxt[i]
+        if nxt[i] >= 0:
+            prv[nxt[i]] = prv[i]
+        prv[i] = -1
+        nxt[i] = -1
+
+    def link(i: int, b: int) -> None:
+        out[i] = b
+        nxt[i] = head[b]
+        prv[i] = -1
+        if head[b] >= 0:
+            prv[head[b]] = i
+        head[b] = i
+
+    for _ in range(max_passes):
+        moved = 0
+        for i in range(n):
+            if is_site[i]:
+                continue
+            a = out[i]
+            cur = _d(xy, w, i, sites[a], floor)
+            for s in range(k):
+                b = nb[i, s]
+                c = cd[i, s]
+                if c >= cur - 1e-9:
+                    break
+                if b == a:
+                    continue
+                if load[b] + dem[i] <= cap:
+                    unlink(i)
+                    load[a] -= dem[i]
+                    load[b] += dem[i]
+                    link(i, b)
+                    moved += 1
+                    break
+                best_j = -1
+                best_g = 1e-9
+                j = head[b]
+                while j >= 0:
+                    if not is_site[j] and load[b] - dem[j] + dem[i] <= cap and load[a] - dem[i] + dem[j] <= cap:
+                        g = cur + _d(xy, w, j, sites[b], floor) - c - _d(xy, w, j, sites[a], floor)
+                        if g > best_g:
+                            best_g = g
+                            best_j = j
+                    j = nxt[j]
+                if best_j >= 0:
+                    j = best_j
+                    unlink(i)
+                    unlink(j)
+                    load[a] += dem[j] - dem[i]
+                    load[b] += dem[i] - dem[j]
+                    link(i, b)
+                    link(j, a)
+                    moved += 1
+                    break
+        if moved == 0:
+            break
+
+
+@njit(cache=True)
+def _recentre(
+    xy: NDArray[np.float64], w: NDArray[np.float64], floor: bool, sites: NDArray[np.int64], out: NDArray[np.int64],
+) -> NDArray[np.int64]:
+    """Each cluster's 1-median among its members (its load does not change)."""
+    n = len(out)
+    p = len(sites)
+    order = np.argsort(out, kind="mergesort")
+    start = np.zeros(p + 1, dtype=np.int64)
+    for i in range(n):
+        start[out[i] + 1] += 1
+    for b in range(p):
+        start[b + 1] += start[b]
+    new = sites.copy()
+    for b in range(p):
+        mem = order[start[b]:start[b + 1]]
+        best = 1e300
+        for m in mem:
+            tot = 0.0
+            for j in mem:
+                tot += _d(xy, w, j, m, floor)
+                if tot >= best:
+                    break
+            if tot < best - 1e-9 or (m == sites[b] and tot <= best + 1e-9):
+                best = tot
+                new[b] = m
+    return new
+
+
+def reduced_assign(inst: Instance, sites: NDArray[np.int64], nearest: int = NEAREST) -> NDArray[np.int64] | None:
+    """A good assignment to fixed ``sites`` over each point's ``nearest`` open sites, or None."""
+    p = len(sites)
+    k = min(nearest, p)
+    cd, nb = cKDTree(inst.xy[sites]).query(inst.xy, k=k)
+    nb = np.asarray(nb, dtype=np.int64).reshape(inst.n, k)
+    cd = np.asarray(cd, dtype=np.float64).reshape(inst.n, k)
+    if inst.floor:
+        cd = np.floor(cd)
+    cd = cd * inst.weight[:, None]
+    dem = inst.demand.astype(np.int64)
+    out = _regret(inst.xy, inst.weight, inst.floor, dem, int(inst.max_size), sites, nb, cd)
+    if (out < 0).any():
+        return None
+    _improve(inst.xy, inst.weight, inst.floor, dem, int(inst.max_size), sites, nb, cd, out, 50)
+    return out
+
+
+def global_plan(
+    inst: Instance, rng: np.random.Generator, deadline: float, rounds: int = ROUNDS, local: bool = True,
+) -> tuple[NDArray[np.int64], NDArray[np.int64]] | None:
+    """Location-allocation on the reduced problem from k-means++ sites, then (``local``) the local
+    phase (:func:`local_phase`): (sites, cluster per point), or None."""
+    best: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None
+    best_obj = np.inf
+    for _ in range(3):
+        sites = seed_sites(inst, rng)
+        prev = np.inf
+        for _ in range(rounds):
+            branch = reduced_assign(inst, sites)
+            if branch is None:
+                break
+            obj = inst.objective(sites, branch)
+            if obj < best_obj - 1e-9:
+                best, best_obj = (sites.copy(), branch.copy()), obj
+            if obj >= prev - 1e-9 or time.perf_counter() > deadline:
+                break
+            prev = obj
+            new = _recentre(inst.xy, inst.weight, inst.floor, sites, branch)
+            if np.array_equal(new, sites):
+                break
+            sites = new
+        if best is not None:
+            break
+    if best is None or not local:
+        return best
+    return local_phase(inst, best[0], best[1], rng, deadline)
+
+
+@njit(cache=True)
+def _sub_assign(
+    xy: NDArray[np.float64], w: NDArray[np.float64], floor: bool, dem: NDArray[np.int64], cap: int,
+    pts: NDArray[np.int64], tsites: NDArray[np.int64], out: NDArray[np.int64],
+) -> float:
+    """Assign ``pts`` to the few sites ``tsites`` (each site's point serves itself): regret greedy,
+    then shifts and swaps; ``out`` gets a position in ``tsites`` per point. Returns the cost, or
+    inf when the greedy found no room for a point."""
+    npt = len(pts)
+    q = len(tsites)
+    c = np.empty((npt, q))
+    for a in range(npt):
+        for t in range(q):
+            c[a, t] = _d(xy, w, pts[a], tsites[t], floor)
+    room = np.full(q, cap, dtype=np.int64)
+    done = np.zeros(npt, dtype=np.bool_)
+    for a in range(npt):
+        out[a] = -1
+        for t in range(q):
+            if pts[a] == tsites[t]:
+                out[a] = t
+                room[t] -= dem[pts[a]]
+                done[a] = True
+    left = 0
+    for a in range(npt):
+        if not done[a]:
+            left += 1
+    for _ in range(left):
+        best = -1
+        score = -1.0
+        bt = -1
+        for a in range(npt):
+            if done[a]:
+                continue
+            f1 = 1e300
+            f2 = 1e300
+            t1 = -1
+            for t in range(q):
+                if room[t] >= dem[pts[a]]:
+                    if c[a, t] < f1:
+                        f2 = f1
+                        f1 = c[a, t]
+                        t1 = t
+                    elif c[a, t] < f2:
+                        f2 = c[a, t]
+            if t1 < 0:
+                return np.inf
+            r = (f2 - f1 if f2 < 1e299 else 1e200) + 1e-9 * dem[pts[a]]
+            if r > score:
+                score = r
+                best = a
+                bt = t1
+        out[best] = bt
+        room[bt] -= dem[pts[best]]
+        done[best] = True
+    for _ in range(20):
+        moved = False
+        for a in range(npt):
+            ta = out[a]
+            if pts[a] == tsites[ta]:
+                continue
+            for t in range(q):
+                if t == ta or c[a, t] >= c[a, ta] - 1e-9:
+                    continue
+                if room[t] >= dem[pts[a]]:
+                    room[t] -= dem[pts[a]]
+                    room[ta] += dem[pts[a]]
+                    out[a] = t
+                    moved = True
+                    break
+                bj = -1
+                bg = 1e-9
+                for b in range(npt):
+                    if out[b] != t or pts[b] == tsites[t]:
+                        continue
+                    dd = dem[pts[a]] - dem[pts[b]]
+                    if room[t] >= dd and room[ta] >= -dd:
+                        g = c[a, ta] + c[b, t] - c[a, t] - c[b, ta]
+                        if g > bg:
+                            bg = g
+                            bj = b
+                if bj >= 0:
+                    dd = dem[pts[a]] - dem[pts[bj]]
+                    room[t] -= dd
+                    room[ta] += dd
+                    out[a] = t
+                    out[bj] = ta
+                    moved = True
+                    break
+        if not moved:
+            break
+    tot = 0.0
+    for a in range(npt):
+        tot += c[a, out[a]]
+    return tot
+
+
+@njit(cache=True)
+def _neighbourhood_move(
+    xy: NDArray[np.float64], w: NDArray[np.float64], floor: bool, dem: NDArray[np.int64], cap: int,
+    pts: NDArray[np.int64], tsites: NDArray[np.int64], cur_cost: float, cands: NDArray[np.int64],
+) -> tuple[float, NDArray[np.int64], NDArray[np.int64]]:
+    """Best plan of a freed neighbourhood: its sites as they are, or one of them moved to one of its
+    ``cands`` points, each reassigned by :func:`_sub_assign`. Returns (cost, sites, position per
+    point); the cost is ``cur_cost`` (and the sites unchanged) when nothing gains."""
+    npt = len(pts)
+    q = len(tsites)
+    out = np.empty(npt, dtype=np.int64)
+    best_out = np.empty(npt, dtype=np.int64)
+    best_sites = tsites.copy()
+    best = cur_cost - 1e-9 * max(1.0, cur_cost)
+    found = False
+    base = _sub_assign(xy, w, floor, dem, cap, pts, tsites, out)
+    if base < best:
+        best = base
+        best_out[:] = out
+        found = True
+    trial = tsites.copy()
+    for t in range(q):
+        for m in cands:
+            clash = False
+            for u in range(q):
+                if tsites[u] == m:
+                    clash = True
+            if clash:
+                continue
+            trial[:] = tsites
+            trial[t] = m
+            # every point at its nearest trial site: a lower bound on any assignment's cost
+            low = 0.0
+            for a in range(npt):
+                f = 1e300
+                for u in range(q):
+                    d = _d(xy, w, pts[a], trial[u], floor)
+                    if d < f:
+                        f = d
+                low += f
+                if low >= best:
+                    break
+            if low >= best:
+                continue
+            cost = _sub_assign(xy, w, floor, dem, cap, pts, trial, out)
+            if cost < best:
+                best = cost
+                best_out[:] = out
+                best_sites[:] = trial
+                found = True
+    if not found:
+        return cur_cost, tsites.copy(), best_out
+    return best, best_sites, best_out
+
+
+LOCAL_CLUSTERS = (3, 5)  # clusters freed per neighbourhood: first pass size, then the grown size
+LOCAL_CANDIDATES = 24  # points of the neighbourhood nearest each freed site that it may move to
+LOCAL_MAX_POINTS = 400  # fewer clusters when they would free more points than this
+
+
+class Memo:
+    """Which neighbourhoods were solved in which state: a cluster's version changes whenever its
+    members or site change, and a neighbourhood is tried again only when one of its versions did."""
+
+    def __init__(self, p: int) -> None:
+        self.version = np.zeros(p, dtype=np.int64)
+        self.solved: dict[tuple[int, ...], tuple[int, ...]] = {}
+        self.counter = 0
+
+    def touch(self, clusters: NDArray[np.int64]) -> None:
+        self.counter += 1
+        self.version[clusters] = self.counter
+
+    def stamp(self, clusters: NDArray[np.int64]) -> tuple[int, ...]:
+        return tuple(self.version[clusters].tolist())
+
+
+def _regions(inst: Instance, sites: NDArray[np.int64], cuts: NDArray[np.int64], size: int) -> NDArray[np.int64]:
+    """Per cluster, itself and its nearest clusters (by site), ``size`` of them, fewer (down to two)
+    when they would free more than LOCAL_MAX_POINTS points; -1 pads the shortened rows."""
+    p = len(sites)
+    k = min(p, size)
+    _, near = cKDTree(inst.xy[sites]).query(inst.xy[sites], k=k)
+    near = np.asarray(near, dtype=np.int64).reshape(p, k)
+    held = np.cumsum(np.diff(cuts)[near], axis=1)
+    cut = (held > LOCAL_MAX_POINTS) & (np.arange(k) >= 2)[None, :]
+    return np.where(cut, -1, near)
+
+
+def _local_moves(
+    inst: Instance, sites: NDArray[np.int64], branch: NDArray[np.int64], rng: np.random.Generator,
+    deadline: float, stats: dict[str, object] | None = None, memo: Memo | None = None,
+    seeds: NDArray[np.int64] | None = None,
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Free a cluster and its nearest clusters, move one of their sites anywhere among their points
+    (or none) and reassign their points; keep the change when the plan gains. Driven by work: the
+    clusters to try wait in a queue (``seeds``, default all, in a seeded order); a gain queues the
+    clusters near the changed ones, and a neighbourhood is tried again only when one of its
+    clusters changed (``memo``). First with LOCAL_CLUSTERS[0] clusters, then the grown size;
+    ``deadline`` is a ceiling. The plan never gets worse or invalid (each step is checked against
+    the instance's rules before it is kept)."""
+    p = len(sites)
+    sites, branch = sites.copy(), branch.copy()
+    dem = inst.demand.astype(np.int64)
+    cap = int(inst.max_size)
+    memo = memo or Memo(p)
+    steps = gains = 0
+    t0 = time.perf_counter()
+    start = rng.permutation(p) if seeds is None else seeds[rng.permutation(len(seeds))]
+    for size in LOCAL_CLUSTERS:
+        order = np.argsort(branch, kind="stable")
+        cuts = np.searchsorted(branch[order], np.arange(p + 1))
+        regions = _regions(inst, sites, cuts, size)
+        queue = deque(int(c) for c in start)
+        queued = np.zeros(p, dtype=bool)
+        queued[start] = True
+        while queue and time.perf_counter() <= deadline:
+            seed = queue.popleft()
+            queued[seed] = False
+            row = regions[seed]
+            clusters = np.sort(row[row >= 0])
+            key = (size, *clusters.tolist())
+            stamp = memo.stamp(clusters)
+            if memo.solved.get(key) == stamp:
+                continue
+            memo.solved[key] = stamp
+            steps += 1
+            pts = np.concatenate([order[cuts[b]:cuts[b + 1]] for b in clusters])
+            tsites = sites[clusters]
+            cur_cost = float(inst.cost(pts, sites[branch[pts]]).sum())
+            kk = min(len(pts), LOCAL_CANDIDATES)
+            cand = np.unique(cKDTree(inst.xy[pts]).query(inst.xy[tsites], k=kk)[1].reshape(-1))
+            cost, new_sites, pos = _neighbourhood_move(inst.xy, inst.weight, inst.floor, dem, cap, pts, tsites,
+                                                       cur_cost, pts[cand])
+            if cost >= cur_cost:
+                continue
+            s2, b2 = sites.copy(), branch.copy()
+            s2[clusters] = new_sites
+            b2[pts] = clusters[pos]
+            if inst.violations(s2, b2) or inst.objective(s2, b2) >= inst.objective(sites, branch):
+                continue
+            sites, branch = s2, b2
+            memo.touch(clusters)
+            memo.solved[key] = memo.stamp(clusters)
+            gains += 1
+            order = np.argsort(branch, kind="stable")
+            cuts = np.searchsorted(branch[order], np.arange(p + 1))
+            regions = _regions(inst, sites, cuts, size)
+            # every cluster whose region now holds a changed cluster goes back in the queue
+            again = np.nonzero(np.isin(regions, clusters).any(axis=1) & ~queued)[0]
+            queue.extend(int(c) for c in again)
+            queued[again] = True
+        start = np.arange(p) if seeds is None else start
+    if stats is not None:
+        stats["local_steps"] = int(stats.get("local_steps", 0)) + steps  # type: ignore[call-overload]
+        stats["local_gains"] = int(stats.get("local_gains", 0)) + gains  # type: ignore[call-overload]
+        stats["local_seconds"] = round(float(stats.get("local_seconds", 0.0)) + time.perf_counter() - t0, 3)  # type: ignore[arg-type]
+    return sites, branch
+
+
+DROP_ADD_CLUSTERS = 6  # clusters reassigned around a closed site and around an opened one
+DROP_ADD_TRIES = 60  # best-ranked closings and openings paired per pass
+
+
+def drop_add(
+    inst: Instance, sites: NDArray[np.int64], branch: NDArray[np.int64], deadline: float, memo: Memo | None = None,
+) -> tuple[NDArray[np.int64], NDArray[np.int64], int]:
+    """Close sites where their neighbours absorb their points cheaply and open sites where points
+    gain most, in pairs whose neighbourhoods do not overlap: this moves sites between areas, which
+    moves inside a neighbourhood of fixed site count cannot. Returns (sites, branch, pairs kept)."""
+    p = len(sites)
+    if p < 2 * DROP_ADD_CLUSTERS:
+        return sites, branch, 0
+    dem = inst.demand.astype(np.int64)
+    cap = int(inst.max_size)
+    order = np.argsort(branch, kind="stable")
+    cuts = np.searchsorted(branch[order], np.arange(p + 1))
+    members = [order[cuts[b]:cuts[b + 1]] for b in range(p)]
+    tree = cKDTree(inst.xy[sites])
+    cur = inst.cost(np.arange(inst.n), sites[branch])
+    # as many clusters as keep a region within LOCAL_MAX_POINTS points (at least two)
+    k = int(max(2, min(DROP_ADD_CLUSTERS, LOCAL_MAX_POINTS * p // max(inst.n, 1))))
+    _, near_site = tree.query(inst.xy[sites], k=k)
+    drops = []
+    for b in range(p):
+        if time.perf_counter() > deadline:
+            return sites, branch, 0
+        nbh = np.asarray(near_site[b], dtype=np.int64)
+        pts = np.concatenate([members[int(c)] for c in nbh])
+        keep = nbh[nbh != b]
+        out = np.empty(len(pts), dtype=np.int64)
+        after = _sub_assign(inst.xy, inst.weight, inst.floor, dem, cap, pts, sites[keep], out)
+        if np.isfinite(after):
+            drops.append((after - float(cur[pts].sum()), int(b), nbh, pts, keep, out.copy()))
+    if time.perf_counter() > deadline:
+        return sites, branch, 0
+    is_site = np.zeros(inst.n, dtype=bool)
+    is_site[sites] = True
+    _, near_pt = tree.query(inst.xy, k=k)
+    adds = []
+    for m in np.nonzero(~is_site)[0]:
+        if time.perf_counter() > deadline:
+            return sites, branch, 0
+        nbh = np.asarray(near_pt[m], dtype=np.int64)
+        if branch[m] not in nbh:  # the new site's point must be among the points reassigned
+            nbh = np.concatenate([nbh[:-1], [branch[m]]])
+        pts = np.concatenate([members[int(c)] for c in nbh])
+        tsites = np.concatenate([sites[nbh], [m]])
+        out = np.empty(len(pts), dtype=np.int64)
+        after = _sub_assign(inst.xy, inst.weight, inst.floor, dem, cap, pts, tsites, out)
+        if np.isfinite(after):
+            adds.append((after - float(cur[pts].sum()), int(m), nbh, pts, tsites, out.copy()))
+    drops.sort(key=lambda r: (r[0], r[1]))
+    adds.sort(key=lambda r: (r[0], r[1]))
+    drops, adds = drops[:DROP_ADD_TRIES], adds[:DROP_ADD_TRIES]
+    touched = np.zeros(p, dtype=bool)
+    s2, b2 = sites.copy(), branch.copy()
+    kept = 0
+    used_add: set[int] = set()
+    for dg, b, nbh_d, pts_d, keep, out_d in drops:
+        if touched[nbh_d].any():
+            continue
+        for ai, (ag, site_pt, nbh_a, pts_a, tsites, out_a) in enumerate(adds):
+            if dg + ag >= -1e-12 * max(1.0, float(cur.sum())):
+                break
+            if ai in used_add or touched[nbh_a].any() or np.intersect1d(nbh_a, nbh_d).size:
+                continue
+            s2[b] = site_pt
+            b2[pts_d] = keep[out_d]
+            slots = np.concatenate([nbh_a, [b]])
+            b2[pts_a] = slots[out_a]
+            touched[nbh_d] = True
+            touched[nbh_a] = True
+            used_add.add(ai)
+            kept += 1
+            break
+    if kept == 0 or inst.violations(s2, b2) or inst.objective(s2, b2) >= inst.objective(sites, branch):
+        return sites, branch, 0
+    if memo is not None:
+        memo.touch(np.nonzero(touched)[0])
+    return s2, b2, kept
+
+
+def local_phase(
+    inst: Instance, sites: NDArray[np.int64], branch: NDArray[np.int64], rng: np.random.Generator,
+    deadline: float, stats: dict[str, object] | None = None, rounds: int = 30, memo: Memo | None = None,
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Neighbourhood moves until settled, then site closings/openings in pairs, and again, until a
+    round of pairs finds nothing (at most ``rounds``; ``deadline`` as a ceiling)."""
+    st: dict[str, object] = {}
+    memo = memo or Memo(len(sites))
+    pairs = 0
+    sites, branch = _local_moves(inst, sites, branch, rng, deadline, st, memo)
+    for _ in range(rounds):
+        if time.perf_counter() > deadline:
+            break
+        sites, branch, kept = drop_add(inst, sites, branch, deadline, memo)
+        if kept == 0:
+            break
+        pairs += kept
+        sites, branch = _local_moves(inst, sites, branch, rng, deadline, st, memo)
+    if stats is not None:
+        stats.update(st)
+        stats["drop_add_pairs"] = int(stats.get("drop_add_pairs", 0)) + pairs  # type: ignore[call-overload]
+    return sites, branch
+
+
+KICK_REGION = 6  # clusters around a random one whose sites a kick may move ...
+KICK_MOVES = 2  # ... and how many of their sites it moves to random points of the region
+DROP_ADD_EVERY = 50  # kicks between rounds of site closings/openings over the whole plan
+
+
+def _kick(
+    inst: Instance, sites: NDArray[np.int64], branch: NDArray[np.int64], rng: np.random.Generator,
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]] | None:
+    """Move a few sites of a random region to random points of it and reassign the region:
+    (sites, branch, clusters changed), or None when the region's points found no room."""
+    p = len(sites)
+    b = int(rng.integers(p))
+    k = min(p, KICK_REGION)
+    _, near = cKDTree(inst.xy[sites]).query(inst.xy[sites[b]], k=k)
+    region = np.sort(np.atleast_1d(near).astype(np.int64))
+    pts = np.nonzero(np.isin(branch, region))[0]
+    tsites = sites[region].copy()
+    free = np.setdiff1d(pts, tsites)
+    if len(free) == 0:
+        return None
+    moved = rng.choice(len(region), size=min(KICK_MOVES, len(region), len(free)), replace=False)
+    tsites[moved] = rng.choice(free, size=len(moved), replace=False)
+    out = np.empty(len(pts), dtype=np.int64)
+    cost = _sub_assign(inst.xy, inst.weight, inst.floor, inst.demand.astype(np.int64), int(inst.max_size), pts,
+                       tsites, out)
+    if not np.isfinite(cost):
+        return None
+    s2, b2 = sites.copy(), branch.copy()
+    s2[region] = tsites
+    b2[pts] = region[out]
+    return s2, b2, region
+
+
+def search(
+    inst: Instance, sites: NDArray[np.int64], branch: NDArray[np.int64], rng: np.random.Generator,
+    deadline: float, *, kicks: int | None = None, stats: dict[str, object] | None = None,
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The local phase from a plan, then an iterated local search: kick a region (:func:`_kick`),
+    descend again where the kick changed the plan (the memo keeps every other neighbourhood
+    solved), keep the result only when it is better. ``kicks``: a work limit (None: until
+    ``deadline``, which is always the ceiling). Never returns a worse or invalid plan."""
+    st: dict[str, object] = {}
+    sites, branch = local_phase(inst, sites, branch, rng, deadline, st)
+    best_obj = inst.objective(sites, branch)
+    best_memo = Memo(len(sites))
+    done = gained = 0
+    while (kicks is None or done < kicks) and time.perf_counter() < deadline:
+        kicked = _kick(inst, sites, branch, rng)
+        done += 1
+        if kicked is None:
+            continue
+        memo = Memo(len(sites))
+        memo.version[:], memo.solved, memo.counter = best_memo.version, dict(best_memo.solved), best_memo.counter
+        memo.touch(kicked[2])
+        _, near = cKDTree(inst.xy[kicked[0]]).query(inst.xy[kicked[0][kicked[2]]], k=min(len(sites), 2 * KICK_REGION))
+        seeds = np.unique(np.asarray(near, dtype=np.int64))
+        s2, b2 = _local_moves(inst, kicked[0], kicked[1], rng, deadline, st, memo, seeds=seeds)
+        if done % DROP_ADD_EVERY == 0:
+            s2, b2 = local_phase(inst, s2, b2, rng, deadline, st, rounds=3, memo=memo)
+        obj = inst.objective(s2, b2)
+        if obj < best_obj - 1e-9 * max(1.0, best_obj) and not inst.violations(s2, b2):
+            sites, branch, best_obj, best_memo = s2, b2, obj, memo
+            gained += 1
+    if stats is not None:
+        stats.update(st)
+        stats.update({"ils_kicks": done, "ils_gains": gained})
+    return sites, branch
+
+
+def solve(
+    inst: Instance, rng: np.random.Generator, deadline: float, *, kicks: int | None = None,
+    stats: dict[str, object] | None = None,
+) -> tuple[NDArray[np.int64], NDArray[np.int64], float] | None:
+    """The matheuristic: :func:`global_plan`, then :func:`search`; (sites, branch, objective)."""
+    first = global_plan(inst, rng, deadline, local=False)
+    if first is None:
+        return None
+    st: dict[str, object] = {"construct_objective": inst.objective(*first)}
+    sites, branch = search(inst, first[0], first[1], rng, deadline, kicks=kicks, stats=st)
+    if stats is not None:
+        stats.update(st)
+    return sites, branch, inst.objective(sites, branch)

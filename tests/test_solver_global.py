@@ -1,0 +1,78 @@
+"""The compiled matheuristic for the textbook CPMP at scale (geoalloc.solver.globalphase): every
+plan it returns is valid, no step makes a plan worse, it finds the brute-force optimum of tiny
+instances, its bound lies below its plan, and a work-limited run is repeatable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_solver_parts import brute_plan
+
+from geoalloc.solver import globalphase as gp
+from geoalloc.solver.engine import SearchConfig, solve_instance
+from geoalloc.solver.instance import Instance
+
+FAR = 1e18  # no deadline: the work limits decide
+
+
+def cpmp(seed: int, n: int, p: int, slack: float = 1.1) -> Instance:
+    """Weighted demands (the bin-packing case), capacity ``slack`` times the mean load."""
+    rng = np.random.default_rng(seed)
+    demand = rng.integers(1, 30, n)
+    cap = int(np.ceil(demand.sum() / p * slack)) + int(demand.max())
+    return Instance(xy=rng.uniform(0, 1000, (n, 2)), demand=demand, full=np.zeros(n, dtype=np.int64),
+                    weight=np.ones(n), p=p, max_size=cap)
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.integers(0, 10_000))
+def test_every_step_keeps_the_plan_valid_and_never_worse(seed: int) -> None:
+    inst = cpmp(seed, 150, 12)
+    first = gp.global_plan(inst, np.random.default_rng(seed), FAR, local=False)
+    assert first is not None
+    assert inst.violations(*first) == []
+    obj = inst.objective(*first)
+    rng = np.random.default_rng(seed + 1)
+    moved = gp._local_moves(inst, first[0], first[1], rng, FAR)
+    assert inst.violations(*moved) == [] and inst.objective(*moved) <= obj + 1e-9
+    paired = gp.drop_add(inst, moved[0], moved[1], FAR)
+    assert inst.violations(paired[0], paired[1]) == []
+    assert inst.objective(paired[0], paired[1]) <= inst.objective(*moved) + 1e-9
+    searched = gp.search(inst, paired[0], paired[1], rng, FAR, kicks=15)
+    assert inst.violations(*searched) == []
+    assert inst.objective(*searched) <= inst.objective(paired[0], paired[1]) + 1e-9
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_tiny_instances_reach_the_brute_force_optimum(seed: int) -> None:
+    inst = cpmp(seed, 8, 2, slack=1.05)
+    opt, _, _ = brute_plan(inst)
+    plan = gp.solve(inst, np.random.default_rng(seed), FAR, kicks=20)
+    assert plan is not None
+    assert inst.violations(plan[0], plan[1]) == []
+    assert plan[2] == pytest.approx(opt, rel=1e-9)
+
+
+def test_the_engine_hook_is_valid_bounded_and_repeatable() -> None:
+    inst = cpmp(3, 700, 20)
+    assert gp.applies(inst)
+    cfg = SearchConfig(global_phase=True, global_kicks=25)
+    runs = [solve_instance(inst, 600.0, 5, restarts=100_000, bound_share=0.01, config=cfg) for _ in range(2)]
+    a, b = runs
+    assert a is not None and b is not None
+    assert inst.violations(a.sites, a.branch_of) == []
+    assert a.stats["ils_kicks"] == 25 and a.stats["starts"] == 0
+    assert a.lower_bound <= a.objective + 1e-6
+    assert np.array_equal(a.sites, b.sites) and np.array_equal(a.branch_of, b.branch_of)
+
+
+def test_it_applies_to_the_textbook_cpmp_only() -> None:
+    inst = cpmp(0, 700, 20)
+    assert gp.applies(inst)
+    from dataclasses import replace
+
+    assert not gp.applies(replace(inst, min_size=3))  # the product's lower limits: the general search
+    assert not gp.applies(replace(inst, p=5))  # 140 points per cluster: the general search does better
+    assert not gp.applies(replace(inst, cand_xy=inst.xy[:50].copy()))  # given candidate sites
