@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
-from geoalloc.projection import to_metres
+from geoalloc.projection import SHENZHEN_ZONE, to_metres
 from geoalloc.rules import Policy, region_district
 
 AT_SITE_M = 1.0  # a meeting point this close to a centre is at it (points are the centres' own)
@@ -32,12 +32,14 @@ class Centres:
     cap: NDArray[np.int64]  # (s,) places for this region's branches
 
 
-def centre_points(policy: Policy) -> NDArray[np.float64]:
-    """The policy's centres in metres (an empty (0, 2) array without sites)."""
+def centre_points(policy: Policy, zone: int = SHENZHEN_ZONE) -> NDArray[np.float64]:
+    """The policy's centres in metres in ``zone`` (that of the members they serve; an empty (0, 2)
+    array without sites)."""
     sites = policy.sites or []
     if not sites:
         return np.zeros((0, 2))
-    return to_metres(np.array([s["lon"] for s in sites], dtype=float), np.array([s["lat"] for s in sites], dtype=float))
+    return to_metres(np.array([s["lon"] for s in sites], dtype=float), np.array([s["lat"] for s in sites], dtype=float),
+                     zone)
 
 
 def at_centre(points: NDArray[np.float64], centres: NDArray[np.float64]) -> NDArray[np.int64]:

@@ -13,7 +13,7 @@ from scipy.spatial import cKDTree
 from geoalloc.model import MoveReason
 from geoalloc.plan_diff import violations
 from geoalloc.projection import to_lonlat
-from geoalloc.rules import Policy, full_counts, full_flags, region_district, statuses, weights
+from geoalloc.rules import Policy, branch_region, full_counts, full_flags, region_district, statuses, weights
 from geoalloc.solver.rebalance.centres import resite
 from geoalloc.solver.rebalance.prepare import Prepared, _col
 from geoalloc.solver.rebalance.region import K_ARCS, Region, RegionPlan
@@ -140,7 +140,8 @@ def row_frames(prep: Prepared, row_bid: NDArray[np.object_], sites: dict[str, ND
     rows = []
     if sites and assigned.any():
         keys = sorted(sites)
-        ll = to_lonlat(np.array([sites[b][0] for b in keys]), np.array([sites[b][1] for b in keys]))
+        ll = to_lonlat(np.array([sites[b][0] for b in keys]), np.array([sites[b][1] for b in keys]),
+                       np.array([prep.zone(branch_reg.get(b, branch_region(b))) for b in keys], dtype=np.int64))
         aa = a[assigned].assign(_w=weights(m)[assigned], _f=full_counts(m)[assigned])
         g = aa.groupby("branch_id")
         size, nfull = g["_w"].sum(), g["_f"].sum()
