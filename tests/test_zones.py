@@ -69,13 +69,28 @@ def test_a_relocation_in_a_western_city_measures_in_its_own_zone(two_cities) -> 
     assert (np.abs(back["lon"] - back["lon_old"]) < 1e-6).mean() > 0.9
 
 
+def _at_a_centre(branches: pd.DataFrame, sites: list[dict[str, object]]) -> bool:
+    slon = np.array([s["lon"] for s in sites], dtype=float)
+    slat = np.array([s["lat"] for s in sites], dtype=float)
+    return all((np.abs(slon - lo) + np.abs(slat - la)).min() < 1e-6 for lo, la in zip(branches["lon"], branches["lat"]))
+
+
 def test_service_centres_of_a_western_city_are_projected_in_its_zone() -> None:
     members = _city("k", "喀什地区", "喀什市", 75.99, 39.47, 90, 3)
     sites = [{"site_id": f"c{i}", "name": f"centre {i}", "lon": 75.99 + dx, "lat": 39.47 + dy, "district_zh": "喀什市",
-              "capacity": None} for i, (dx, dy) in enumerate([(-0.03, 0), (0.03, 0), (0, 0.03), (0, -0.03)])]
-    res = allocate(members, Policy(time_limit=0.5, sites=sites))
+              "capacity": 2} for i, (dx, dy) in enumerate([(-0.03, 0), (0.03, 0), (0, 0.03), (0, -0.03)])]
+    policy = Policy(time_limit=0.5, sites=sites)
+    res = allocate(members, policy)
     assert (res.branches["site_id"] != "").all()  # every branch meets at a centre, and is labelled so
     ratio, _ = _ratio(res.assignments, res.branches)
+    assert len(ratio) > 60 and np.abs(ratio - 1).max() < 0.005
+    # a rebalance keeps them there, measured in the same zone
+    moved = members.copy()
+    moved.loc[:20, "lon"] += 0.05
+    out = rebalance(moved, res.assignments, policy, current_branches=res.branches, certify=False)
+    assert not [n for n in out.report["notes"] if "centre" in n and "not" in n], out.report["notes"]
+    assert _at_a_centre(out.branches, sites)
+    ratio, _ = _ratio(out.assignments, out.branches)
     assert len(ratio) > 60 and np.abs(ratio - 1).max() < 0.005
 
 

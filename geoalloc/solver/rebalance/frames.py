@@ -74,7 +74,8 @@ def zero_move_frames(prep: Prepared, policy: Policy) -> Frames:
         live = sorted({b for b in bid_of if b is not None})
         members = {b: (prep.xy[bid_of == b], prep.demand[bid_of == b].astype(float)) for b in live}
         district = {b: region_district(branch_reg[b]) for b in live}
-        sites |= resite({b: sites[b] for b in live}, district, members, prep.frozen_branches, policy)
+        zone = {b: prep.zone(branch_reg[b]) for b in live}
+        sites |= resite({b: sites[b] for b in live}, district, members, prep.frozen_branches, policy, zone)
     return unit_frames(prep, bid_of, sites, branch_reg)
 
 

@@ -286,8 +286,10 @@ def region_problems(prep: Prepared, policy: Policy, keep_threshold: float | None
     middle = np.stack([np.bincount(region[free], weights=prep.xy[free, 0], minlength=len(prep.region_names)) / count,
                        np.bincount(region[free], weights=prep.xy[free, 1], minlength=len(prep.region_names)) / count],
                       axis=1)
+    frozen = sorted(prep.frozen_branches)
     centres = region_centres(policy, prep.region_names, prep.joined, free_demand, middle, current_points,
-                             [prep.site_xy[b] for b in sorted(prep.frozen_branches)])
+                             [prep.site_xy[b] for b in frozen], [prep.zone(n) for n in prep.region_names],
+                             [prep.zone(prep.region_names[prep.branch_region[b]]) for b in frozen])
     check_places(centres, prep.region_names, free_demand, policy)
     targets = branch_targets(prep, policy)
     for r, name in enumerate(prep.region_names):
