@@ -46,6 +46,10 @@ def test_a_rebalance_of_a_western_city_measures_in_its_own_zone(two_cities) -> N
     out = rebalance(moved, res.assignments, Policy(time_limit=0.5), current_branches=res.branches, certify=False)
     ratio, _ = _ratio(out.assignments, out.branches)
     assert len(ratio) > 60 and np.abs(ratio - 1).max() < 0.005
+    # the rebalanced plan says each row's city, as the plan it started from
+    city = out.assignments.set_index("member_id")["city_zh"]
+    assert (city.loc[members["member_id"]].to_numpy() == members["city_zh"].to_numpy()).all()
+    assert (out.branches["city_zh"] == [b.split("/")[0] for b in out.branches["branch_id"]]).all()
     # branches that kept their members keep their site exactly (no drift through a wrong zone)
     kept = out.branches.merge(res.branches, on="branch_id", suffixes=("", "_old"))
     assert len(kept) and (np.abs(kept["lon"] - kept["lon_old"]) < 1e-6).any()

@@ -13,7 +13,16 @@ from scipy.spatial import cKDTree
 from geoalloc.model import MoveReason
 from geoalloc.plan_diff import violations
 from geoalloc.projection import to_lonlat
-from geoalloc.rules import Policy, branch_region, full_counts, full_flags, region_district, statuses, weights
+from geoalloc.rules import (
+    Policy,
+    branch_region,
+    full_counts,
+    full_flags,
+    region_city,
+    region_district,
+    statuses,
+    weights,
+)
 from geoalloc.solver.rebalance.centres import resite
 from geoalloc.solver.rebalance.prepare import Prepared, _col
 from geoalloc.solver.rebalance.region import K_ARCS, Region, RegionPlan
@@ -157,7 +166,11 @@ def row_frames(prep: Prepared, row_bid: NDArray[np.object_], sites: dict[str, ND
                 "mean_distance_m": round(float(mean_d[b]), 1), "max_distance_m": round(float(max_d[b]), 1),
                 "joint": int(ndist[b] > 1), "region": branch_reg[b],
             })
-    return a, pd.DataFrame(rows, columns=BRANCH_COLUMNS)
+    branches = pd.DataFrame(rows, columns=BRANCH_COLUMNS)
+    if "city_zh" in m.columns:  # a national roster's plan says each row's city, as allocate's does
+        a.insert(3, "city_zh", m["city_zh"].fillna("").astype(str).to_numpy())
+        branches.insert(3, "city_zh", [region_city(str(r)) for r in branches["region"]])
+    return a, branches
 
 
 def before_frames(prep: Prepared) -> Frames:
