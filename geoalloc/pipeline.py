@@ -24,7 +24,7 @@ from geoalloc.geocode.frame import place_members as place_members  # re-exported
 from geoalloc.geocode.frame import placement_counts
 from geoalloc.plan_diff import distance_stats
 from geoalloc.policies import attach_roles, role_summary
-from geoalloc.projection import SHENZHEN_ZONE, city_zone, to_lonlat, to_metres
+from geoalloc.projection import SHENZHEN_ZONE, to_lonlat, to_metres, zones_of
 from geoalloc.rules import (
     CITY_REGION,
     Policy,
@@ -95,10 +95,8 @@ def region_zones(members: pd.DataFrame, member_region: NDArray[np.int64], names:
     zones = np.full(len(names), SHENZHEN_ZONE, dtype=np.int64)
     if "city_zh" not in members.columns or not len(members):
         return zones
-    city = members["city_zh"].fillna("").astype(str).to_numpy()
-    lon = pd.to_numeric(members["lon"], errors="coerce").to_numpy(float)
-    of_city = {c: city_zone(c, lon[city == c]) for c in np.unique(city)}
-    zones[np.asarray(member_region)] = [of_city[c] for c in city]
+    zones[np.asarray(member_region)] = zones_of(members["city_zh"].to_numpy(),
+                                                pd.to_numeric(members["lon"], errors="coerce").to_numpy(float))
     return zones
 
 

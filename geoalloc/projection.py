@@ -57,6 +57,33 @@ def city_zone(city: str, lon: ArrayLike | None = None) -> int:
     return utm_zone(centre)
 
 
+def zones_of(city: ArrayLike, lon: ArrayLike) -> NDArray[np.int64]:
+    """Each row's zone: its city's (:func:`city_zone`, a city outside the bundled table judged by
+    its own rows' ``lon``); 49 for a row without a city. What every path that projects a roster
+    (allocate, rebalance, relocations) calls, so that a member's distances agree between them."""
+    c = np.asarray(city, dtype=object)
+    c = np.array(["" if v is None or (isinstance(v, float) and v != v) else str(v) for v in c], dtype=object)
+    x = np.asarray(lon, dtype=float)
+    out = np.full(len(c), SHENZHEN_ZONE, dtype=np.int64)
+    for name in np.unique(c):
+        if name:
+            m = c == name
+            out[m] = city_zone(str(name), x[m])
+    return out
+
+
+def zone_of_region(region: str, city_zones: dict[str, int]) -> int:
+    """A region name's zone (``"广州市/天河区"``, ``"南山区·IT"``) given the zones of the roster's
+    cities (``{city_zh: zone}`` from :func:`zones_of`); a cross-district region is named by its
+    city alone, a Shenzhen one has no city (49N)."""
+    from geoalloc.rules import region_city, region_district
+
+    city = region_city(region)
+    if city:
+        return city_zones.get(city) or city_zone(city)
+    return city_zones.get(region_district(region), SHENZHEN_ZONE)
+
+
 def _by_zone(a: NDArray[np.float64], b: NDArray[np.float64], zone: int | ArrayLike, inverse: bool) -> NDArray[np.float64]:
     a, b = np.atleast_1d(a), np.atleast_1d(b)
     zones = np.broadcast_to(np.asarray(zone, dtype=np.int64), a.shape)
@@ -77,10 +104,10 @@ def to_metres(lon: ArrayLike, lat: ArrayLike, zone: int | ArrayLike = SHENZHEN_Z
     return _by_zone(lon_a, lat_a, zone, False)
 
 
-def point_to_metres(lon: float, lat: float) -> tuple[float, float]:
-    """One point's UTM 49N x/y in metres: :func:`to_metres` without the array round trip, which
-    costs several times the projection itself for a single relocation."""
-    x, y = _transformer(False).transform(float(lon), float(lat))
+def point_to_metres(lon: float, lat: float, zone: int = SHENZHEN_ZONE) -> tuple[float, float]:
+    """One point's UTM x/y in metres in ``zone``: :func:`to_metres` without the array round trip,
+    which costs several times the projection itself for a single relocation."""
+    x, y = _transformer(False, int(zone)).transform(float(lon), float(lat))
     return float(x), float(y)
 
 

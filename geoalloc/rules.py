@@ -296,8 +296,12 @@ def other_city(frame: pd.DataFrame) -> NDArray[np.bool_]:
     """Rows of a roster that lie in a city other than Shenzhen by their ``city_zh`` (a national
     roster). Their coordinates and ``district_zh`` are taken as given: Shenzhen's gazetteer and
     district checks do not apply to them. All False without ``city_zh``."""
-    city = _text(frame, "city_zh")
-    return np.array([c != "" and c.removesuffix("市") != CITY_REGION.removesuffix("市") for c in city], dtype=bool)
+    return np.array([is_other_city(c) for c in _text(frame, "city_zh")], dtype=bool)
+
+
+def is_other_city(city: str | None) -> bool:
+    """Whether a ``city_zh`` value names a city other than Shenzhen (see :func:`other_city`)."""
+    return bool(city) and str(city).removesuffix("市") != CITY_REGION.removesuffix("市")
 
 
 def region_keys(members: pd.DataFrame, policy: Policy) -> tuple[NDArray[np.int64], list[str]]:

@@ -195,16 +195,20 @@ def attach_sites(problem: Any, policy: Any) -> Any:
     if not sites or problem.n == 0:
         return problem
     from geoalloc.rules import region_district as district_of_region
-    from geoalloc.projection import to_metres
+    from geoalloc.projection import SHENZHEN_ZONE, to_metres
     from geoalloc.solver.form import branch_counts, build_units
 
     units = build_units(problem, policy)
     counts = branch_counts(problem, units, policy)
-    xy = to_metres(np.array([s["lon"] for s in sites], dtype=float), np.array([s["lat"] for s in sites], dtype=float))
+    lon = np.array([s["lon"] for s in sites], dtype=float)
+    lat = np.array([s["lat"] for s in sites], dtype=float)
+    zones = problem.region_zone
     cand_xy: list[np.ndarray] = []
     cand_region: list[int] = []
     for unit, p in zip(units, counts):
         districts = {district_of_region(problem.region_names[r]) for r in unit.regions}
+        # a site is projected as the members it serves are (their city's zone, see build_problem)
+        xy = to_metres(lon, lat, int(zones[unit.regions[0]]) if zones is not None else SHENZHEN_ZONE)
         for s, point in zip(sites, xy):
             if not policy.cross_district and s["district_zh"] not in districts:
                 continue
@@ -223,17 +227,24 @@ def label_branches(branches: pd.DataFrame, policy: Any) -> pd.DataFrame:
         return branches
     from scipy.spatial import cKDTree
 
-    from geoalloc.projection import to_metres
+    from geoalloc.projection import to_metres, zones_of
+    from geoalloc.rules import region_city
 
     out = branches.copy()
-    sxy = to_metres(np.array([s["lon"] for s in sites], dtype=float), np.array([s["lat"] for s in sites], dtype=float))
+    slon = np.array([s["lon"] for s in sites], dtype=float)
+    slat = np.array([s["lat"] for s in sites], dtype=float)
     ids, names = [""] * len(out), [""] * len(out)
     if len(out):
-        bxy = to_metres(out["lon"].to_numpy(float), out["lat"].to_numpy(float))
-        dist, idx = cKDTree(sxy).query(bxy)
-        for i, (d, j) in enumerate(zip(dist, idx)):
-            if d <= MATCH_M:
-                ids[i], names[i] = sites[j]["site_id"], sites[j]["name"]
+        blon, blat = out["lon"].to_numpy(float), out["lat"].to_numpy(float)
+        # sites and branches in each branch's city zone, as allocate placed them
+        city = [region_city(str(r)) for r in out["region"]] if "region" in out.columns else [""] * len(out)
+        bzone = zones_of(city, blon)
+        for z in np.unique(bzone):
+            rows = np.flatnonzero(bzone == z)
+            dist, idx = cKDTree(to_metres(slon, slat, int(z))).query(to_metres(blon[rows], blat[rows], int(z)))
+            for i, d, j in zip(rows, np.atleast_1d(dist), np.atleast_1d(idx)):
+                if d <= MATCH_M:
+                    ids[i], names[i] = sites[j]["site_id"], sites[j]["name"]
     out.insert(1, "site_id", ids)
     out.insert(2, "site_name", names)
     return out

@@ -32,6 +32,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from dataclasses import replace as with_fields
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
@@ -42,6 +43,7 @@ from sqlalchemy.exc import IntegrityError
 from api.problems import ProblemError
 from api.services.locate import Location, locate_address, locate_point
 from geoalloc.model import GeoStatus, MemberStatus
+from geoalloc.rules import is_other_city
 from geoalloc.store.db import WalCheckpointer
 from geoalloc.store.keys import Principal
 from geoalloc.store.members import LOCATION_FIELDS, _address_values, _jsonable
@@ -380,6 +382,11 @@ class MemberWriter:
             raise ProblemError(404, f"no member {c.member_id!r} in your districts")
         new: dict[str, Any] = {}
         where = c.where
+        if (where is not None and where.address is None and where.geo_status == GeoStatus.OUT_OF_CITY.value
+                and is_other_city(m.get("city_zh"))):
+            # a member of another city (a national roster): Shenzhen's districts do not apply to
+            # their point, which is taken as given, in the district they are in (as on import)
+            where = with_fields(where, district_zh=str(m["district_zh"] or ""), geo_status=GeoStatus.OK.value, reason="")
         if where is not None:
             status = m["status"]
             if where.geo_status == GeoStatus.OUT_OF_CITY.value:

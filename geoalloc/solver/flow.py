@@ -102,6 +102,38 @@ def _solve_network(
     return out
 
 
+def _pin(
+    inst: Instance,
+    p: int,
+    nb: NDArray[np.int64],
+    flows: NDArray[np.int64],
+    usable: NDArray[np.bool_],
+    pinned: NDArray[np.int64],
+    split: NDArray[np.int64],
+) -> NDArray[np.int64]:
+    """The site each split group is pinned to: the one that received most of it among those the
+    groups pinned so far leave room for, the largest group first.
+
+    Pins add up across rounds: pinned blindly to the site with most of their flow, groups on one
+    point (equal costs to many sites, the flow splits them anyhow) piled onto the same sites
+    past ``max_size`` and made the network infeasible, though the limits could be met.
+    """
+    held = pinned >= 0
+    load = np.bincount(pinned[held], weights=inst.demand[held], minlength=p)
+    out = np.empty(len(split), dtype=np.int64)
+    for a in np.argsort(-inst.demand[split], kind="stable"):
+        i = int(split[a])
+        d = float(inst.demand[i])
+        slots = np.flatnonzero(usable[i])
+        # most flow first, ties by arc slot (the same choice on every machine)
+        order = slots[np.lexsort((slots, -flows[i, slots]))]
+        fits = [c for c in order if load[nb[i, c]] + d <= inst.max_size]
+        c = fits[0] if fits else int(order[0])
+        out[a] = nb[i, c]
+        load[nb[i, c]] += d
+    return out
+
+
 def flow_assign(
     inst: Instance,
     sites: NDArray[np.int64],
@@ -152,5 +184,4 @@ def flow_assign(
         split = np.nonzero(nused > 1)[0]
         if len(split) == 0:
             return nb[np.arange(inst.n), np.argmax(flows, axis=1)]
-        best = np.argmax(flows[split], axis=1)
-        pinned[split] = nb[split, best]
+        pinned[split] = _pin(inst, p, nb, flows, usable, pinned, split)

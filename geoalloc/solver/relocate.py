@@ -36,8 +36,18 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from geoalloc.model import GeoStatus, MemberStatus
-from geoalloc.projection import point_to_metres, to_lonlat, to_metres
-from geoalloc.rules import THEME_SEP, Policy, full_flags, region_district as district_of_region, unit_keys, weights
+from geoalloc.projection import SHENZHEN_ZONE, point_to_metres, to_lonlat, to_metres, zone_of_region, zones_of
+from geoalloc.rules import (
+    CITY_SEP,
+    THEME_SEP,
+    Policy,
+    district_keys,
+    full_flags,
+    region_city,
+    region_district as district_of_region,
+    unit_keys,
+    weights,
+)
 from geoalloc.solver.rebalance.flow import V_HARD, assign_min_cost
 from geoalloc.tables import ASSIGNMENT_COLUMNS, BRANCH_COLUMNS
 
@@ -82,7 +92,7 @@ def _memo(xy: NDArray[np.float64], lon: NDArray[np.float64], lat: NDArray[np.flo
 
 
 def _lonlat(memo: dict[int, tuple[float, float, float, float]], keys: list[int], xy: list[list[float]],
-            ) -> list[tuple[float, float]]:
+            zones: list[int]) -> list[tuple[float, float]]:
     """lon/lat of the points ``xy`` (metres) of ``keys``: remembered where the point is unchanged,
     projected (and remembered) otherwise; NaN for a non-finite point."""
     out: list[tuple[float, float]] = []
@@ -97,7 +107,7 @@ def _lonlat(memo: dict[int, tuple[float, float, float, float]], keys: list[int],
             if math.isfinite(x) and math.isfinite(y):
                 miss.append(k)
     if miss:
-        ll = to_lonlat([xy[k][0] for k in miss], [xy[k][1] for k in miss]).tolist()
+        ll = to_lonlat([xy[k][0] for k in miss], [xy[k][1] for k in miss], [zones[k] for k in miss]).tolist()
         for k, (lo, la) in zip(miss, ll):
             out[k] = (lo, la)
             memo[keys[k]] = (xy[k][0], xy[k][1], lo, la)
@@ -140,6 +150,9 @@ class PlanState:
         # districts and the open branch sites of each
         self.dnames: list[str] = []
         self.dindex: dict[str, int] = {}
+        # the UTM zone of each district's points and sites (its city's, as allocate projects them)
+        self.dzone: list[int] = []
+        self.city_zones: dict[str, int] = {}  # city_zh -> zone, from the plan's rows
         self._open_sites: dict[int, tuple[NDArray[np.float64], NDArray[np.int64]] | None] = {}  # per district, see _open_sites_in
         # lon/lat of member points and branch sites as given (index -> (x, y, lon, lat)), valid while
         # the point in metres is still (x, y): member_rows/branch_rows then need no inverse projection
@@ -160,25 +173,27 @@ class PlanState:
         for c in ("member_id", "branch_id", "lon", "lat"):
             if c not in assignments.columns:
                 raise ValueError(f"assignments: missing column {c!r}")
-        bxy = to_metres(branches["lon"].to_numpy(float), branches["lat"].to_numpy(float)) if len(branches) else np.zeros((0, 2))
+        lon = pd.to_numeric(assignments["lon"], errors="coerce").to_numpy(float)
+        lat = pd.to_numeric(assignments["lat"], errors="coerce").to_numpy(float)
+        if "city_zh" in assignments.columns:  # a national plan: each city in its own zone
+            city = assignments["city_zh"].to_numpy(dtype=object)
+            st.city_zones = {str(c): int(z) for c, z in zip(city, zones_of(city, lon)) if isinstance(c, str) and c}
         # a branch's key is its region: the district, or "district·theme" for a themed branch
         key_col = "region" if "region" in branches.columns else "district_zh"
         bdz = branches[key_col].astype(str).to_numpy() if key_col in branches.columns else ["?"] * len(branches)
+        bd = [st._district(str(x)) for x in bdz]
+        bxy = (to_metres(branches["lon"].to_numpy(float), branches["lat"].to_numpy(float),
+                         np.array([st.dzone[d] for d in bd], dtype=np.int64)) if len(branches) else np.zeros((0, 2)))
         for i, b in enumerate(branches["branch_id"].astype(str)):
-            st._add_branch(b, bxy[i], st._district(bdz[i]))
+            st._add_branch(b, bxy[i], bd[i])
         if len(branches):
             st._site_ll = _memo(bxy, branches["lon"].to_numpy(float), branches["lat"].to_numpy(float))
         n = len(assignments)
         ids = assignments["member_id"].astype(str).tolist()
         if len(set(ids)) != n:
             raise ValueError("assignments: member_id values must be unique")
-        lon = pd.to_numeric(assignments["lon"], errors="coerce").to_numpy(float)
-        lat = pd.to_numeric(assignments["lat"], errors="coerce").to_numpy(float)
         ok = np.isfinite(lon) & np.isfinite(lat)
         xy = np.full((n, 2), np.nan)
-        if ok.any():
-            xy[ok] = to_metres(lon[ok], lat[ok])
-        st._member_ll = _memo(xy, lon, lat)
         w = weights(assignments)
         full = w * full_flags(assignments)
         frozen = (
@@ -191,7 +206,9 @@ class PlanState:
             if "status" in assignments.columns
             else ["active"] * n
         )
-        mdz = assignments["district_zh"].astype(object).tolist() if "district_zh" in assignments.columns else [None] * n
+        # a member's district as its branches' regions name it ("广州市/天河区" in a national plan)
+        mdz = ([d or None for d in district_keys(assignments)] if "district_zh" in assignments.columns
+               else [None] * n)
         bcol = assignments["branch_id"].astype(object).where(assignments["branch_id"].notna(), "").astype(str).tolist()
         st.ids = ids
         st.index = {m: i for i, m in enumerate(ids)}
@@ -218,6 +235,12 @@ class PlanState:
                 st.nfull[j] += int(full[i])
                 if st.mdist[i] < 0 or THEME_SEP in st.dnames[st.bdist[j]]:
                     st.mdist[i] = st.bdist[j]  # members of a themed branch stay in its themed region
+        # each member in the zone of its district (its branch's when the district is not known)
+        mz = np.array([st.dzone[d] if d >= 0 else SHENZHEN_ZONE for d in st.mdist], dtype=np.int64)
+        if ok.any():
+            xy[ok] = to_metres(lon[ok], lat[ok], mz[ok])
+        st.xy = xy
+        st._member_ll = _memo(xy, lon, lat)
         for j in range(len(st.bids)):
             if st.size[j] == 0:
                 st.open[j] = False
@@ -230,6 +253,7 @@ class PlanState:
         if name not in self.dindex:
             self.dindex[name] = len(self.dnames)
             self.dnames.append(name)
+            self.dzone.append(zone_of_region(name, self.city_zones))
         return self.dindex[name]
 
     def _add_branch(self, bid: str, xy: NDArray[np.float64], d: int) -> int:
@@ -253,8 +277,9 @@ class PlanState:
             return xy
         from geoalloc.solver.rebalance.centres import at_centre, centre_points
 
-        cxy = centre_points(self.policy)
-        live = [j for j in range(len(self.bids)) if self.open[j]]
+        zone = self._zone(d)
+        cxy = centre_points(self.policy, zone)
+        live = [j for j in range(len(self.bids)) if self.open[j] and self._zone(self.bdist[j]) == zone]
         at = at_centre(self.site[live], cxy)
         used = np.bincount(at[at >= 0], minlength=len(sites))
         district = district_of_region(self.dnames[d]) if d >= 0 else None
@@ -555,7 +580,7 @@ class PlanState:
 
         if leaving is not None:
             if lon is not None and lat is not None:
-                self.xy[i] = point_to_metres(lon, lat)
+                self.xy[i] = point_to_metres(lon, lat, self._zone(self.mdist[i]))
                 self._remember(i, lon, lat)
             self.status[i] = leaving
             if old >= 0:
@@ -565,22 +590,24 @@ class PlanState:
             return self._record(i, old_bid, None, leaving, why + ", removed from the branch", None, changes)
 
         assert lon is not None and lat is not None  # checked above for an active member
-        xy: NDArray[np.float64] = np.array(point_to_metres(lon, lat), dtype=np.float64)
         self.status[i] = MemberStatus.ACTIVE.value
         family = self._family(i)
-        for k in family:
-            self.xy[k] = xy
-            self.precision[k] = geo_precision
-            self._remember(k, lon, lat)
         if district_zh:
-            d = self._district(district_zh)
+            key = self._region_key(district_zh, self.mdist[i])
+            d = self._district(key)
             if old >= 0 and THEME_SEP in self.dnames[self.bdist[old]]:
                 # a themed member stays with the theme in the new district when it has themed branches there
-                themed = f"{district_zh}{THEME_SEP}{self.dnames[self.bdist[old]].split(THEME_SEP, 1)[1]}"
+                themed = f"{key}{THEME_SEP}{self.dnames[self.bdist[old]].split(THEME_SEP, 1)[1]}"
                 if themed in self.dindex and self._open_sites_in(self.dindex[themed]) is not None:
                     d = self.dindex[themed]
         else:
             d = self.mdist[i] if self.mdist[i] >= 0 else self._locate(lon, lat)
+        # the new home in its district's zone, where that district's branches are
+        xy: NDArray[np.float64] = np.array(point_to_metres(lon, lat, self._zone(d)), dtype=np.float64)
+        for k in family:
+            self.xy[k] = xy
+            self.precision[k] = geo_precision
+            self._remember(k, lon, lat)
         if d < 0:
             for k in family:
                 self.status[k] = MemberStatus.TRANSFER_OUT.value
@@ -641,6 +668,17 @@ class PlanState:
             i, old_bid, self.bids[j] if j >= 0 else None, action,
             f"no nearby branch had room: {len(set(c[0] for c in changes))} members re-placed locally", dj, changes,
         )
+
+    def _zone(self, d: int) -> int:
+        return self.dzone[d] if d >= 0 else SHENZHEN_ZONE
+
+    def _region_key(self, district_zh: str, current: int) -> str:
+        """A district as the plan's regions name it: in a national plan (``"广州市/天河区"``) a bare
+        district name is taken to be in the member's current city."""
+        if district_zh in self.dindex or CITY_SEP in district_zh or current < 0:
+            return district_zh
+        city = region_city(self.dnames[current])
+        return f"{city}{CITY_SEP}{district_zh}" if city else district_zh
 
     def _remember(self, i: int, lon: float, lat: float) -> None:
         """Member ``i`` is now at ``lon``/``lat`` (their ``xy`` just set from it)."""
@@ -703,7 +741,7 @@ class PlanState:
         if not idx:
             return []
         xy = self.xy[idx].tolist()
-        ll = _lonlat(self._member_ll, idx, xy)
+        ll = _lonlat(self._member_ll, idx, xy, [self._zone(self.mdist[i]) for i in idx])
         branch = self.branch[idx].tolist()
         full = (self.full[idx] > 0).tolist()
         weight = self.w[idx].tolist()
@@ -740,7 +778,7 @@ class PlanState:
         closed = [b for b in branch_ids if b not in live]
         js = [self.bindex[b] for b in live]
         sites = self.site[js].tolist()
-        sl = _lonlat(self._site_ll, js, sites)
+        sl = _lonlat(self._site_ll, js, sites, [self._zone(self.bdist[j]) for j in js])
         rows = []
         for k, (bid, j) in enumerate(zip(live, js)):
             members = sorted(self.members_of[j])
@@ -761,6 +799,8 @@ class PlanState:
                 "joint": int(len({self.mdist[i] for i in members}) > 1),
                 "region": region,
             })
+            if self.city_zones:  # a national plan: a branch opened here is stored with its city
+                rows[-1]["city_zh"] = region_city(region) if region else ""
         return rows, closed
 
     def to_frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:

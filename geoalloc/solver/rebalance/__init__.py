@@ -208,7 +208,8 @@ def _off_centre(prep: Any, policy: Policy) -> list[str]:
     """Current branches (not frozen) that do not meet at a given service centre of their district."""
     live = {b: prep.site_xy[b] for b in prep.branch_region if b not in prep.frozen_branches}
     district = {b: region_district(prep.region_names[r]) for b, r in prep.branch_region.items()}
-    return off_centre(live, district, policy)
+    zone = {b: prep.zone(prep.region_names[r]) for b, r in prep.branch_region.items()}
+    return off_centre(live, district, policy, zone)
 
 
 def _centre_notes(moved: list[str], after_b: pd.DataFrame, policy: Policy) -> list[str]:

@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
-from geoalloc.projection import to_metres
+from geoalloc.projection import SHENZHEN_ZONE, to_metres
 from geoalloc.rules import Policy, region_district
 
 AT_SITE_M = 1.0  # a meeting point this close to a centre is at it (points are the centres' own)
@@ -32,12 +32,14 @@ class Centres:
     cap: NDArray[np.int64]  # (s,) places for this region's branches
 
 
-def centre_points(policy: Policy) -> NDArray[np.float64]:
-    """The policy's centres in metres (an empty (0, 2) array without sites)."""
+def centre_points(policy: Policy, zone: int = SHENZHEN_ZONE) -> NDArray[np.float64]:
+    """The policy's centres in metres in ``zone`` (that of the members they serve; an empty (0, 2)
+    array without sites)."""
     sites = policy.sites or []
     if not sites:
         return np.zeros((0, 2))
-    return to_metres(np.array([s["lon"] for s in sites], dtype=float), np.array([s["lat"] for s in sites], dtype=float))
+    return to_metres(np.array([s["lon"] for s in sites], dtype=float), np.array([s["lat"] for s in sites], dtype=float),
+                     zone)
 
 
 def at_centre(points: NDArray[np.float64], centres: NDArray[np.float64]) -> NDArray[np.int64]:
@@ -47,6 +49,17 @@ def at_centre(points: NDArray[np.float64], centres: NDArray[np.float64]) -> NDAr
         return np.full(len(points), -1, dtype=np.int64)
     d, idx = cKDTree(centres).query(points)
     return np.where(np.asarray(d) <= AT_SITE_M, np.asarray(idx), -1).astype(np.int64)
+
+
+def at_centres(points: list[NDArray[np.float64]], zones: list[int], policy: Policy) -> NDArray[np.int64]:
+    """:func:`at_centre` for points each in its own zone (the zone of its city, see
+    :func:`geoalloc.projection.zone_of_region`): the centres are projected per zone."""
+    out = np.full(len(points), -1, dtype=np.int64)
+    z = np.asarray(zones, dtype=np.int64)
+    for zone in np.unique(z):
+        rows = np.flatnonzero(z == zone)
+        out[rows] = at_centre(np.array([points[k] for k in rows]).reshape(-1, 2), centre_points(policy, int(zone)))
+    return out
 
 
 def best_centre(pts: NDArray[np.float64], weight: NDArray[np.float64], centres: NDArray[np.float64],
@@ -71,13 +84,15 @@ def best_centre(pts: NDArray[np.float64], weight: NDArray[np.float64], centres: 
 
 def region_centres(policy: Policy, names: list[str], joined: dict[int, int], demand: NDArray[np.float64],
                    middle: NDArray[np.float64], branch_points: dict[int, list[NDArray[np.float64]]],
-                   frozen_points: list[NDArray[np.float64]]) -> list[Centres] | None:
+                   frozen_points: list[NDArray[np.float64]], zones: list[int] | None = None,
+                   frozen_zones: list[int] | None = None) -> list[Centres] | None:
     """Per region (index into ``names``): the centres it may use, with its share of their places.
 
     ``joined``: {tiny region: the region it joined} (the tiny region's district's centres serve
     the host); ``demand``: members to place per region, ``middle`` their mean point;
     ``branch_points``: the meeting points of each region's current (not frozen) branches;
-    ``frozen_points``: those of frozen branches. None when the policy has no sites.
+    ``frozen_points``: those of frozen branches; ``zones``, ``frozen_zones``: the UTM zone of
+    each region and of each frozen point (None: 49N). None when the policy has no sites.
 
     A limited centre's places go first to the branches meeting there now, then, region by
     region (largest first), the places each region needs at least (``ceil(members /
@@ -87,8 +102,9 @@ def region_centres(policy: Policy, names: list[str], joined: dict[int, int], dem
     sites = policy.sites or []
     if not sites:
         return None
-    xy = centre_points(policy)
     m, s = len(names), len(sites)
+    zones = list(zones) if zones is not None else [SHENZHEN_ZONE] * m
+    xy_of = {z: centre_points(policy, z) for z in set(zones)}
     districts = [{region_district(n)} for n in names]
     for tiny, host in joined.items():
         districts[host].add(region_district(names[tiny]))
@@ -98,12 +114,13 @@ def region_centres(policy: Policy, names: list[str], joined: dict[int, int], dem
     # an unlimited centre may hold every branch a region could have
     most = np.maximum(1, demand // max(policy.min_size, 1)).astype(np.int64)
     cap = np.where(usable & ~limited[None, :], most[:, None], 0).astype(np.int64)
-    at = at_centre(np.array(frozen_points).reshape(-1, 2), xy)
+    at = at_centres(list(frozen_points), list(frozen_zones) if frozen_zones is not None
+                    else [SHENZHEN_ZONE] * len(frozen_points), policy)
     left = np.array([int(site["capacity"]) if lim else 0 for site, lim in zip(sites, limited)], dtype=np.int64)
     left -= np.bincount(at[at >= 0], minlength=s)
     left = np.maximum(left, 0)
     for r in range(m):  # the branches meeting at a centre now keep their places
-        here = at_centre(np.array(branch_points.get(r, [])).reshape(-1, 2), xy)
+        here = at_centre(np.array(branch_points.get(r, [])).reshape(-1, 2), xy_of[zones[r]])
         for k in here[here >= 0]:
             if usable[r, k] and limited[k] and left[k] > 0:
                 cap[r, k] += 1
@@ -114,7 +131,7 @@ def region_centres(policy: Policy, names: list[str], joined: dict[int, int], dem
             free = np.flatnonzero(usable[r] & limited & (left > 0))
             if not len(free):
                 break
-            k = int(free[int(np.argmin(np.hypot(*(xy[free] - middle[r]).T)))])
+            k = int(free[int(np.argmin(np.hypot(*(xy_of[zones[r]][free] - middle[r]).T)))])
             cap[r, k] += 1
             left[k] -= 1
     for k in np.flatnonzero(limited):  # the rest in proportion to members
@@ -126,7 +143,7 @@ def region_centres(policy: Policy, names: list[str], joined: dict[int, int], dem
     out = []
     for q in range(m):
         keep = usable[q] & (cap[q] > 0)
-        out.append(Centres(xy[keep], cap[q, keep]))
+        out.append(Centres(xy_of[zones[q]][keep], cap[q, keep]))
     return out
 
 
@@ -144,14 +161,16 @@ def check_places(centres: list[Centres] | None, names: list[str], demand: NDArra
         raise ValueError("too few places at the service centres: " + "; ".join(short))
 
 
-def off_centre(points: dict[str, NDArray[np.float64]], district: dict[str, str], policy: Policy) -> list[str]:
+def off_centre(points: dict[str, NDArray[np.float64]], district: dict[str, str], policy: Policy,
+               zone: dict[str, int] | None = None) -> list[str]:
     """Branches (ids, sorted) that do not meet at a centre of their district, or meet at one
-    beyond its capacity (counted in id order). Empty without sites."""
+    beyond its capacity (counted in id order); ``zone``: each branch's UTM zone (default 49N).
+    Empty without sites."""
     sites = policy.sites or []
     if not sites or not points:
         return []
     ids = sorted(points)
-    at = at_centre(np.array([points[b] for b in ids]).reshape(-1, 2), centre_points(policy))
+    at = at_centres([points[b] for b in ids], [(zone or {}).get(b, SHENZHEN_ZONE) for b in ids], policy)
     used = np.zeros(len(sites), dtype=np.int64)
     out = []
     for b, k in zip(ids, at):
@@ -166,23 +185,24 @@ def off_centre(points: dict[str, NDArray[np.float64]], district: dict[str, str],
 
 
 def resite(points: dict[str, NDArray[np.float64]], district: dict[str, str], members: dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]],
-           keep: set[str], policy: Policy) -> dict[str, NDArray[np.float64]]:
+           keep: set[str], policy: Policy, zone: dict[str, int] | None = None) -> dict[str, NDArray[np.float64]]:
     """Meeting points with every branch not in ``keep`` (frozen) moved, without moving anyone, to
     the free centre of its district best for its members (``members``: points, weights), largest
     first; a branch for which no centre has a place left keeps its point (the caller says so)."""
     sites = policy.sites or []
-    bad = [b for b in off_centre(points, district, policy) if b not in keep]
+    zone = zone or {}
+    bad = [b for b in off_centre(points, district, policy, zone) if b not in keep]
     if not bad:
         return dict(points)
-    xy = centre_points(policy)
     ok = {b: p for b, p in points.items() if b not in bad}
-    at = at_centre(np.array(list(ok.values())).reshape(-1, 2), xy)
+    at = at_centres(list(ok.values()), [zone.get(b, SHENZHEN_ZONE) for b in ok], policy)
     free = np.array([10**9 if s.get("capacity") is None else int(s["capacity"]) for s in sites], dtype=np.int64)
     free -= np.bincount(at[at >= 0], minlength=len(sites))
     out = dict(points)
     for b in sorted(bad, key=lambda q: (-float(members.get(q, (None, np.zeros(0)))[1].sum()), q)):
         pts, w = members.get(b, (np.zeros((0, 2)), np.zeros(0)))
         allowed = (free > 0) & np.array([policy.cross_district or s["district_zh"] == district.get(b) for s in sites])
+        xy = centre_points(policy, zone.get(b, SHENZHEN_ZONE))
         k = best_centre(pts, w, xy, allowed, points[b])
         if k >= 0:
             out[b] = xy[k].copy()
@@ -191,15 +211,16 @@ def resite(points: dict[str, NDArray[np.float64]], district: dict[str, str], mem
 
 
 def unit_candidates(policy: Policy, names: list[str], regions: list[int], joined: dict[int, int],
-                    p: int) -> NDArray[np.float64] | None:
+                    p: int, zone: int = SHENZHEN_ZONE) -> NDArray[np.float64] | None:
     """Candidate sites for a bound over ``regions`` with ``p`` branches: every centre they may
-    use, repeated as often as it may hold branches (at most ``p``); None without sites."""
+    use, repeated as often as it may hold branches (at most ``p``), in ``zone`` (the regions');
+    None without sites."""
     sites = policy.sites or []
     if not sites:
         return None
     districts = {region_district(names[r]) for r in regions}
     districts |= {region_district(names[t]) for t, h in joined.items() if h in regions}
-    xy = centre_points(policy)
+    xy = centre_points(policy, zone)
     rows = [k for k, s in enumerate(sites) if policy.cross_district or s["district_zh"] in districts]
     copies = [min(p, int(sites[k]["capacity"] or p)) for k in rows]
     return np.repeat(xy[rows], copies, axis=0).reshape(-1, 2)

@@ -25,7 +25,8 @@ def nn_lower_bound(prep: Prepared, branches: pd.DataFrame, policy: Policy | None
     for r, name in enumerate(prep.region_names):
         mem = np.flatnonzero(prep.region == r)
         p = int(counts.get(name, 0))
-        cand = unit_candidates(policy, prep.region_names, [r], prep.joined, max(p, 1)) if policy is not None else None
+        cand = unit_candidates(policy, prep.region_names, [r], prep.joined, max(p, 1),
+                                       prep.zone(name)) if policy is not None else None
         if cand is not None:  # branches meet at centres: everyone pays at least the nearest one
             if len(mem) and len(cand):
                 total += float((cKDTree(cand).query(prep.xy[mem])[0] * prep.demand[mem]).sum())
@@ -68,7 +69,8 @@ def lower_bound(prep: Prepared, assignments: pd.DataFrame, branches: pd.DataFram
                 xy=problem.xy[idx], demand=prep.demand[idx], full=prep.full[idx],
                 weight=np.ones(len(idx)), p=p, max_size=policy.max_size, min_size=policy.min_size,
                 min_full=policy.min_full,
-                cand_xy=unit_candidates(policy, prep.region_names, list(u.regions), prep.joined, p),
+                cand_xy=unit_candidates(policy, prep.region_names, list(u.regions), prep.joined, p,
+                                        prep.zone(prep.region_names[u.regions[0]])),
             )
             here = float(dist[idx].sum())
             share = seconds * len(idx) / n_all

@@ -13,7 +13,16 @@ from scipy.spatial import cKDTree
 from geoalloc.model import MoveReason
 from geoalloc.plan_diff import violations
 from geoalloc.projection import to_lonlat
-from geoalloc.rules import Policy, full_counts, full_flags, region_district, statuses, weights
+from geoalloc.rules import (
+    Policy,
+    branch_region,
+    full_counts,
+    full_flags,
+    region_city,
+    region_district,
+    statuses,
+    weights,
+)
 from geoalloc.solver.rebalance.centres import resite
 from geoalloc.solver.rebalance.prepare import Prepared, _col
 from geoalloc.solver.rebalance.region import K_ARCS, Region, RegionPlan
@@ -74,7 +83,8 @@ def zero_move_frames(prep: Prepared, policy: Policy) -> Frames:
         live = sorted({b for b in bid_of if b is not None})
         members = {b: (prep.xy[bid_of == b], prep.demand[bid_of == b].astype(float)) for b in live}
         district = {b: region_district(branch_reg[b]) for b in live}
-        sites |= resite({b: sites[b] for b in live}, district, members, prep.frozen_branches, policy)
+        zone = {b: prep.zone(branch_reg[b]) for b in live}
+        sites |= resite({b: sites[b] for b in live}, district, members, prep.frozen_branches, policy, zone)
     return unit_frames(prep, bid_of, sites, branch_reg)
 
 
@@ -140,7 +150,8 @@ def row_frames(prep: Prepared, row_bid: NDArray[np.object_], sites: dict[str, ND
     rows = []
     if sites and assigned.any():
         keys = sorted(sites)
-        ll = to_lonlat(np.array([sites[b][0] for b in keys]), np.array([sites[b][1] for b in keys]))
+        ll = to_lonlat(np.array([sites[b][0] for b in keys]), np.array([sites[b][1] for b in keys]),
+                       np.array([prep.zone(branch_reg.get(b, branch_region(b))) for b in keys], dtype=np.int64))
         aa = a[assigned].assign(_w=weights(m)[assigned], _f=full_counts(m)[assigned])
         g = aa.groupby("branch_id")
         size, nfull = g["_w"].sum(), g["_f"].sum()
@@ -155,7 +166,11 @@ def row_frames(prep: Prepared, row_bid: NDArray[np.object_], sites: dict[str, ND
                 "mean_distance_m": round(float(mean_d[b]), 1), "max_distance_m": round(float(max_d[b]), 1),
                 "joint": int(ndist[b] > 1), "region": branch_reg[b],
             })
-    return a, pd.DataFrame(rows, columns=BRANCH_COLUMNS)
+    branches = pd.DataFrame(rows, columns=BRANCH_COLUMNS)
+    if "city_zh" in m.columns:  # a national roster's plan says each row's city, as allocate's does
+        a.insert(3, "city_zh", m["city_zh"].fillna("").astype(str).to_numpy())
+        branches.insert(3, "city_zh", [region_city(str(r)) for r in branches["region"]])
+    return a, branches
 
 
 def before_frames(prep: Prepared) -> Frames:

@@ -15,9 +15,10 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
-from geoalloc.projection import to_metres
+from geoalloc.projection import to_metres, zone_of_region, zones_of
 from geoalloc.rules import (
     Policy,
+    branch_region as branch_region_of,
     can_stand_alone,
     full_counts,
     region_city,
@@ -62,6 +63,11 @@ class Prepared:
     frozen_branches: set[str]
     notes: list[str]
     joined: dict[int, int] = field(default_factory=dict)  # tiny region -> the region it joined
+    city_zones: dict[str, int] = field(default_factory=dict)  # city_zh -> the zone its points are in
+
+    def zone(self, region: str) -> int:
+        """The UTM zone of a region's points (and sites): its city's, as allocate projects them."""
+        return zone_of_region(region, self.city_zones)
 
 
 def _col(df: pd.DataFrame, name: str, default: object) -> pd.Series:
@@ -110,9 +116,13 @@ def prepare(
     lat = pd.to_numeric(members["lat"], errors="coerce").to_numpy(float)
     reasons = unassigned_reasons(members, cross_district=policy.cross_district)
     active = reasons == ""
+    # each row in its city's zone, as allocate projects it
+    row_city = _col(members, "city_zh", "").to_numpy(dtype=object)
+    row_zone = zones_of(row_city, lon)
+    city_zones = {str(c): int(z) for c, z in zip(row_city, row_zone) if isinstance(c, str) and c}
     row_xy = np.full((len(members), 2), np.nan)
     if active.any():
-        row_xy[active] = to_metres(lon[active], lat[active])
+        row_xy[active] = to_metres(lon[active], lat[active], row_zone[active])
     region_of_row, names = region_keys(members, policy)
     frozen_row = pd.to_numeric(_col(members, "frozen", 0), errors="coerce").fillna(0).astype(int).to_numpy() > 0
 
@@ -130,7 +140,7 @@ def prepare(
         olat = pd.Series(ids).map(pd.to_numeric(cur["lat"], errors="coerce")).to_numpy(float)
         known = active & ~row_new & np.isfinite(olon) & np.isfinite(olat)
         if known.any():
-            oxy = to_metres(olon[known], olat[known])
+            oxy = to_metres(olon[known], olat[known], row_zone[known])
             row_reloc[np.flatnonzero(known)[np.hypot(*(oxy - row_xy[known]).T) > relocated_min_m]] = True
     if "district_zh" in cur.columns and "district_zh" in members.columns:
         od = pd.Series(ids).map(cur["district_zh"]).astype(object).to_numpy()
@@ -169,7 +179,10 @@ def prepare(
     site_xy: dict[str, NDArray[np.float64]] = {}
     if current_branches is not None and len(current_branches):
         cb = current_branches.dropna(subset=["lon", "lat"])
-        pts = to_metres(cb["lon"].to_numpy(float), cb["lat"].to_numpy(float))
+        reg = (cb["region"].astype(str) if "region" in cb.columns
+               else cb["branch_id"].astype(str).map(branch_region_of))
+        pts = to_metres(cb["lon"].to_numpy(float), cb["lat"].to_numpy(float),
+                        np.array([zone_of_region(r, city_zones) for r in reg], dtype=np.int64))
         site_xy = {str(b): pts[i] for i, b in enumerate(cb["branch_id"].astype(str))}
     stay = ~new & ~relocated
     branch_region: dict[str, int] = {}
@@ -200,7 +213,7 @@ def prepare(
     return Prepared(
         members, ids, active, row_unit, row_xy, row_cur_bid, row_new, removed, reasons,
         xy, demand, full, frozen, region, cur_bid, relocated, new, names,
-        site_xy, branch_region, set(frozen_branches) & set(branch_region), notes, host,
+        site_xy, branch_region, set(frozen_branches) & set(branch_region), notes, host, city_zones,
     )
 
 
@@ -273,8 +286,10 @@ def region_problems(prep: Prepared, policy: Policy, keep_threshold: float | None
     middle = np.stack([np.bincount(region[free], weights=prep.xy[free, 0], minlength=len(prep.region_names)) / count,
                        np.bincount(region[free], weights=prep.xy[free, 1], minlength=len(prep.region_names)) / count],
                       axis=1)
+    frozen = sorted(prep.frozen_branches)
     centres = region_centres(policy, prep.region_names, prep.joined, free_demand, middle, current_points,
-                             [prep.site_xy[b] for b in sorted(prep.frozen_branches)])
+                             [prep.site_xy[b] for b in frozen], [prep.zone(n) for n in prep.region_names],
+                             [prep.zone(prep.region_names[prep.branch_region[b]]) for b in frozen])
     check_places(centres, prep.region_names, free_demand, policy)
     targets = branch_targets(prep, policy)
     for r, name in enumerate(prep.region_names):
