@@ -22,7 +22,7 @@ from ortools.graph.python import min_cost_flow
 from scipy.spatial import cKDTree
 
 from geoalloc.rules import Policy
-from geoalloc.projection import to_metres
+from geoalloc.projection import to_sphere
 
 
 def _roles(members: pd.DataFrame) -> pd.Series:
@@ -49,7 +49,7 @@ def attach_roles(
     a["member_id"] = a["member_id"].astype(str)
     a = a[a["branch_id"].notna() & (a["branch_id"].astype(str) != "")]
     a["role"] = a["member_id"].map(role_of).fillna("")
-    bxy = to_metres(out["lon"].to_numpy(float), out["lat"].to_numpy(float)) if len(out) else np.zeros((0, 2))
+    bxy = to_sphere(out["lon"].to_numpy(float), out["lat"].to_numpy(float)) if len(out) else np.zeros((0, 3))
     bpos = {str(b): i for i, b in enumerate(out["branch_id"].astype(str))}
 
     # Secretaries: label the one nearest the site.
@@ -58,13 +58,13 @@ def attach_roles(
     n_secs = np.zeros(len(out), dtype=int)
     surplus: list[tuple[str, str, NDArray[np.float64]]] = []  # (member, branch, xy)
     if len(secs):
-        sxy = to_metres(secs["lon"].to_numpy(float), secs["lat"].to_numpy(float))
+        sxy = to_sphere(secs["lon"].to_numpy(float), secs["lat"].to_numpy(float))
         for (bid, grp) in secs.assign(_i=np.arange(len(secs))).groupby("branch_id"):
             j = bpos.get(str(bid))
             if j is None:
                 continue
             pts = sxy[grp["_i"].to_numpy()]
-            order = np.argsort(np.hypot(*(pts - bxy[j]).T))
+            order = np.argsort(np.linalg.norm(pts - bxy[j], axis=1))
             mids = grp["member_id"].to_numpy()[order]
             secretary[j] = str(mids[0])
             n_secs[j] = len(mids)
@@ -75,7 +75,7 @@ def attach_roles(
         taken: set[str] = set()
         pxy = np.array([s[2] for s in surplus])
         for j in np.flatnonzero(n_secs == 0).tolist():
-            d = np.hypot(*(pxy - bxy[j]).T)
+            d = np.linalg.norm(pxy - bxy[j], axis=1)
             for k in np.argsort(d):
                 if surplus[k][0] not in taken:
                     taken.add(surplus[k][0])
@@ -98,7 +98,7 @@ def _spread_advisers(advisers: pd.DataFrame, bxy: NDArray[np.float64], policy: P
         return [""] * nb
     cap = policy.max_branches_per_adviser
     per_branch = policy.advisers_per_branch
-    axy = to_metres(advisers["lon"].to_numpy(float), advisers["lat"].to_numpy(float))
+    axy = to_sphere(advisers["lon"].to_numpy(float), advisers["lat"].to_numpy(float))
     aid = advisers["member_id"].astype(str).to_numpy()
     na = len(axy)
     k = min(na, max(3 * per_branch, 8))

@@ -118,3 +118,18 @@ def to_lonlat(x: ArrayLike, y: ArrayLike, zone: int | ArrayLike = SHENZHEN_ZONE)
         lon, lat = _transformer(True, int(zone)).transform(x_a, y_a)  # type: ignore[arg-type]
         return np.column_stack([np.atleast_1d(lon), np.atleast_1d(lat)])
     return _by_zone(x_a, y_a, zone, True)
+
+
+EARTH_RADIUS_M = 6_371_008.8  # mean radius (IUGG)
+
+
+def to_sphere(lon: ArrayLike, lat: ArrayLike) -> NDArray[np.float64]:
+    """(n, 3) points on a sphere of the Earth's mean radius, in metres. The straight line between
+    two of them is their great-circle distance within 0.001% up to 100 km, and that is within
+    0.5% of the WGS-84 geodesic anywhere: the same metric in every city at once, for matches that
+    may pair points of different cities (people to branches of a national plan), where no one
+    UTM zone is right for both."""
+    lo, la = np.radians(np.asarray(lon, dtype=float)), np.radians(np.asarray(lat, dtype=float))
+    c = np.cos(la)
+    return EARTH_RADIUS_M * np.column_stack([np.atleast_1d(c * np.cos(lo)), np.atleast_1d(c * np.sin(lo)),
+                                             np.atleast_1d(np.sin(la))])

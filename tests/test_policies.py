@@ -108,3 +108,31 @@ def test_relocation_keeps_themed_members_in_themed_branches():
     a, b = s.to_frames()
     assert set(a["district_zh"].dropna()) <= {"南山区", "福田区"}
     assert set(b["district_zh"]) <= {"南山区", "福田区"}
+
+
+def test_people_are_matched_by_true_distance_across_cities():
+    """A national plan's branches lie in many UTM zones: secretaries and advisers are matched by
+    distance on the sphere, so a Kashgar adviser serves Kashgar's branches and a suggestion's
+    distance is the geodesic one (a single 49N projection stretched it by several per cent)."""
+    from pyproj import Geod
+
+    from geoalloc.projection import to_sphere
+
+    branches = pd.DataFrame({"branch_id": ["喀什-1", "喀什-2", "哈尔滨-1"], "lon": [75.99, 76.05, 126.63],
+                             "lat": [39.47, 39.50, 45.75], "size": 5})
+    rows = [("s1", "喀什-1", 75.995, 39.475, "secretary"), ("s2", "喀什-1", 76.00, 39.48, "secretary"),
+            ("a1", "喀什-1", 76.02, 39.49, "adviser"), ("a2", "哈尔滨-1", 126.64, 45.76, "adviser")]
+    members = pd.DataFrame(rows, columns=["member_id", "branch_id", "lon", "lat", "role"])
+    policy = Policy(min_size=3, max_size=10, min_full=2, extra={"max_branches_per_adviser": 2})
+    out = attach_roles(members[["member_id", "branch_id", "lon", "lat"]], branches, members, policy).set_index("branch_id")
+    assert out.loc["哈尔滨-1", "advisers"] == "a2"
+    assert out.loc["喀什-1", "advisers"] == out.loc["喀什-2", "advisers"] == "a1"
+    note = out.loc["喀什-2", "secretary_suggestion"]
+    assert note.startswith("s2 (from 喀什-1, ")
+    metres = float(note.split(", ")[1].split(" m")[0])
+    _, _, geodesic = Geod(ellps="WGS84").inv(76.00, 39.48, 76.05, 39.50)
+    assert abs(metres / geodesic - 1) < 0.005
+    a, b = to_sphere([75.0, 126.6], [39.5, 45.7]), to_sphere([75.1, 126.7], [39.6, 45.8])
+    chord = np.linalg.norm(a - b, axis=1)
+    geo = Geod(ellps="WGS84").inv([75.0, 126.6], [39.5, 45.7], [75.1, 126.7], [39.6, 45.8])[2]
+    assert np.all(np.abs(chord / geo - 1) < 0.005)
