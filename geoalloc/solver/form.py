@@ -231,8 +231,8 @@ def unit_instances(problem: Problem, policy: Policy) -> list[tuple[str, Instance
 
 def restarts_for(n: int) -> int:
     """Search starts for a unit of ``n`` points: small tight districts get stuck in a poor local
-    optimum from a few starts (盐田区 at 25% above the optimum in the geocoded sample), and their
-    starts cost little."""
+    optimum from a few starts, and their starts cost little (measurements: benchmarks/README.md,
+    "The product's search")."""
     return int(min(MAX_RESTARTS, max(RESTARTS, round(RESTARTS * SMALL_UNIT / max(n, 1)))))
 
 
@@ -240,10 +240,8 @@ def unit_budget(n: int, policy: Policy) -> float:
     """Seconds for a unit of ``n`` points: in proportion to its size (the whole ``LIMIT_SHARE``
     of the time limit at ``FULL_BUDGET_POINTS``), never more, and at least ``MIN_UNIT_SHARE``
     of it. :func:`unit_work` turns it into work (starts, bound steps) at a fixed calibration, so
-    a roster's wall time is about the sum of its units' budgets over the workers. A small tight district is cheap to solve well
-    but needs all its starts: 盐田区 (128 members) finds its best plan after about 15 of its 24
-    starts, in 0.17 s, and the 0.16 s its size would give it under a 5 s limit left its plan
-    15% worse in some runs."""
+    a roster's wall time is about the sum of its units' budgets over the workers. The floor is
+    there because a small tight district is cheap to solve well but needs all its starts."""
     ceiling = LIMIT_SHARE * policy.time_limit
     return float(min(ceiling, max(MIN_UNIT_SHARE * policy.time_limit, ceiling * n / FULL_BUDGET_POINTS)))
 
