@@ -178,6 +178,27 @@ def test_blur_points_is_a_grid() -> None:
     assert x[0] == x[1] and y[0] == y[1]  # two nearby homes fall into one cell
 
 
+def test_a_snapped_point_depends_on_itself_alone_and_cells_are_as_wide_everywhere() -> None:
+    """A national file mixes Sanya and Harbin: with one longitude step from the file's median
+    latitude the cells were narrower in the north, and a member's cell moved when other rows came
+    or went (two such files narrow down a home)."""
+    from pyproj import Geod
+
+    home_lon, home_lat = np.array([114.0571]), np.array([22.5431])
+    alone = blur_points(home_lon, home_lat, pd.Series(["exact"]), 200)
+    crowd_lon = np.concatenate([home_lon, np.full(50, 126.6)])
+    crowd_lat = np.concatenate([home_lat, np.full(50, 45.75)])
+    crowded = blur_points(crowd_lon, crowd_lat, pd.Series(["exact"] * 51), 200)
+    assert crowded[0][0] == alone[0][0] and crowded[1][0] == alone[1][0]
+    geod = Geod(ellps="WGS84")
+    for lat in (18.25, 22.54, 45.75, 53.0):  # Sanya, Shenzhen, Harbin, Mohe
+        lons = 110.0 + np.arange(0, 0.05, 0.00005)
+        x, y = blur_points(lons, np.full(len(lons), lat), pd.Series(["exact"] * len(lons)), 200)
+        centres = np.unique(x)
+        width = geod.inv(centres[1], y[0], centres[2], y[0])[2]
+        assert abs(width - 200) < 2, (lat, width)
+
+
 def test_amap_tiles_convert_every_overlay_to_gcj02() -> None:
     a, b, r = tiny_plan()
     wgs = payload_of(plan_map(a, b, r, tiles="osm"))

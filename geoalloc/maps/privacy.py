@@ -37,17 +37,20 @@ def normalise_precision(values: pd.Series) -> pd.Series:
 def blur_points(
     lon: NDArray[np.float64], lat: NDArray[np.float64], precision: pd.Series, snap_m: float = DEFAULT_SNAP_M
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Snap fine points to a ``snap_m`` grid (cell centres); ``snap_m <= 0`` keeps them exact."""
+    """Snap fine points to a ``snap_m`` grid (cell centres); ``snap_m <= 0`` keeps them exact.
+
+    Each row of cells takes the longitude step of its own latitude, so a cell is ``snap_m`` wide
+    from Hainan to Heilongjiang, and a point's cell depends on that point alone: never on the
+    other points of the file, whose change could otherwise move it to a neighbouring cell and
+    narrow down where the member lives."""
     lon = np.asarray(lon, dtype=float).copy()
     lat = np.asarray(lat, dtype=float).copy()
     if snap_m <= 0 or len(lon) == 0:
         return lon, lat
     fine = normalise_precision(precision).isin(_FINE).to_numpy()
     dlat = snap_m / _M_PER_DEG_LAT
-    # one longitude step for the whole map (Shenzhen spans 0.4 degrees of latitude)
-    ref_lat = float(np.nanmedian(lat)) if np.isfinite(lat).any() else 0.0
-    dlon = snap_m / (_M_PER_DEG_LAT * max(np.cos(np.radians(ref_lat)), 0.1))
     lat[fine] = (np.floor(lat[fine] / dlat) + 0.5) * dlat
+    dlon = snap_m / (_M_PER_DEG_LAT * np.maximum(np.cos(np.radians(lat[fine])), 0.1))
     lon[fine] = (np.floor(lon[fine] / dlon) + 0.5) * dlon
     return lon, lat
 
