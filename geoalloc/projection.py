@@ -10,10 +10,14 @@ solver and the outputs take is between two points projected in the same zone.
 from __future__ import annotations
 
 from functools import cache, lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from pyproj import Transformer
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 WGS84 = "EPSG:4326"
 SHENZHEN_ZONE = 49  # every roster without a city, and Shenzhen's own rows, as before
@@ -133,3 +137,13 @@ def to_sphere(lon: ArrayLike, lat: ArrayLike) -> NDArray[np.float64]:
     c = np.cos(la)
     return EARTH_RADIUS_M * np.column_stack([np.atleast_1d(c * np.cos(lo)), np.atleast_1d(c * np.sin(lo)),
                                              np.atleast_1d(np.sin(la))])
+
+
+def row_zones(frame: pd.DataFrame) -> NDArray[np.int64]:
+    """The zone of each row of a table with ``lon`` (and, for a national roster, ``city_zh``):
+    :func:`zones_of`, or 49 for every row of a table without a city."""
+    if "city_zh" not in frame.columns:
+        return np.full(len(frame), SHENZHEN_ZONE, dtype=np.int64)
+    import pandas as pd
+
+    return zones_of(frame["city_zh"].to_numpy(object), pd.to_numeric(frame["lon"], errors="coerce").to_numpy(float))

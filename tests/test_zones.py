@@ -115,3 +115,22 @@ def test_thousands_of_members_on_one_point_with_families_get_a_valid_plan() -> N
     res = allocate(df, policy)
     assert (res.assignments["branch_id"] != "").all()
     assert check_plan(df, res.assignments, policy, res.branches).total == 0
+
+
+def test_branch_areas_are_drawn_in_their_city_zone(two_cities: tuple[pd.DataFrame, object]) -> None:
+    """The GeoPackage's branch areas (members' hull grown by HULL_BUFFER_M) keep that margin in
+    true metres in a western city too; in zone 49 it came out about 11% wide in Kashgar."""
+    from geoalloc.maps.styles import HULL_BUFFER_M
+    from geoalloc.outputs.tables import branch_areas, member_points
+
+    _, plan = two_cities
+    a, b = plan.assignments, plan.branches  # type: ignore[attr-defined]
+    areas = branch_areas(a, b)
+    lon, lat = member_points(a)
+    for bid, area in zip(b["branch_id"].astype(str), areas):
+        mine = (a["branch_id"].astype(str) == bid).to_numpy()
+        west = int(np.argmin(np.where(mine, lon, np.inf)))
+        edge = float(area.bounds[0])  # the area's westmost longitude
+        reach = GEOD.inv(edge, lat[west], lon[west], lat[west])[2]
+        # the hull's westmost vertex is that member; the buffer reaches HULL_BUFFER_M past it
+        assert abs(reach - HULL_BUFFER_M) < 0.05 * HULL_BUFFER_M, (bid, reach)

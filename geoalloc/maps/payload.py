@@ -21,6 +21,7 @@ from shapely.geometry.base import BaseGeometry
 from geoalloc.geocode.datum import from_wgs84
 from geoalloc.maps.privacy import DEFAULT_SNAP_M, blur_points
 from geoalloc.maps.styles import (
+    HULL_BUFFER_M,
     PALETTE,
     STATE_COLOURS,
     BranchState,
@@ -29,13 +30,12 @@ from geoalloc.maps.styles import (
     neighbour_colours,
 )
 from geoalloc.model import GeoPrecision, MemberStatus
-from geoalloc.projection import to_lonlat, to_metres
+from geoalloc.projection import row_zones, to_lonlat, to_metres
 
 SCALE = 100_000  # 1e-5 degree (about 1 m) integer steps
 PRECISIONS = [p.value for p in GeoPrecision]
 STATUSES = [s.value for s in MemberStatus]
 STATES = [BranchState.UNDER, BranchState.WITHIN, BranchState.OVER]
-HULL_BUFFER_M = 150.0
 DISTRICT_SIMPLIFY_DEG = 0.0004  # about 40 m: outlines stay recognisable, the file stays small
 
 
@@ -92,9 +92,9 @@ def _hull(points_m: np.ndarray) -> BaseGeometry:
     return hull.buffer(HULL_BUFFER_M, quad_segs=3).simplify(25.0)
 
 
-def _to_lonlat_geom(geom_m: BaseGeometry) -> BaseGeometry:
+def _to_lonlat_geom(geom_m: BaseGeometry, zone: int) -> BaseGeometry:
     def convert(coords: np.ndarray) -> np.ndarray:
-        return to_lonlat(coords[:, 0], coords[:, 1])
+        return to_lonlat(coords[:, 0], coords[:, 1], zone)
 
     return shapely.transform(geom_m, convert)
 
@@ -184,13 +184,15 @@ def build_view(
     # --- hulls: light areas per branch from the blurred member points
     hulls: list[list[Any]] = []
     if len(drawn):
-        xy_m = to_metres(m_lon, m_lat)
+        zones = row_zones(drawn)  # a branch lies in one city: its members' zone is its own
+        xy_m = to_metres(m_lon, m_lat, zones)
         bidx_arr = np.asarray(bidx)
         for i in range(len(branches)):
-            pts = xy_m[bidx_arr == i]
+            mine = bidx_arr == i
+            pts = xy_m[mine]
             if len(pts) == 0:
                 continue
-            rings = proj.rings(_to_lonlat_geom(_hull(pts)))
+            rings = proj.rings(_to_lonlat_geom(_hull(pts), int(zones[mine][0])))
             if rings:
                 hulls.append([i, rings[0]])
 

@@ -34,6 +34,7 @@ PALETTE: tuple[str, ...] = (
 )
 UNASSIGNED_COLOUR = "#6b7280"
 MOVED_COLOUR = "#111827"  # near-black ring: unlike any fill colour
+HULL_BUFFER_M = 150.0  # a branch area is its members' hull grown by this much (map and GeoPackage alike)
 
 LANGS = ("zh", "en")
 

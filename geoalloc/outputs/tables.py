@@ -17,8 +17,8 @@ import shapely
 from shapely.geometry import MultiPoint
 
 from geoalloc.maps.privacy import DEFAULT_SNAP_M, blur_points
-from geoalloc.maps.styles import labels
-from geoalloc.projection import to_lonlat, to_metres
+from geoalloc.maps.styles import HULL_BUFFER_M, labels
+from geoalloc.projection import row_zones, to_lonlat, to_metres
 
 __all__ = [
     "HEADERS",
@@ -30,8 +30,6 @@ __all__ = [
     "moves_sheet",
     "unassigned_reasons",
 ]
-
-HULL_BUFFER_M = 150.0
 
 HEADERS: dict[str, dict[str, str]] = {
     "zh": {
@@ -165,14 +163,17 @@ def branch_areas(assignments: pd.DataFrame, branches: pd.DataFrame, snap_m: floa
     a = assignments[assignments["branch_id"].astype("string").fillna("") != ""]
     lon, lat = member_points(a, snap_m)
     ok = np.isfinite(lon) & np.isfinite(lat)
-    xy = to_metres(lon[ok], lat[ok]) if ok.any() else np.zeros((0, 2))
+    zones = row_zones(a)[ok]  # a branch lies in one city: its members' zone is its own
+    xy = to_metres(lon[ok], lat[ok], zones) if ok.any() else np.zeros((0, 2))
     bids = a["branch_id"].astype(str).to_numpy()[ok]
     out: list[Any] = []
     for bid in branches["branch_id"].astype(str):
-        pts = xy[bids == bid]
+        mine = bids == bid
+        pts = xy[mine]
         if len(pts) == 0:
             out.append(None)
             continue
+        zone = int(zones[mine][0])
         hull = MultiPoint([tuple(p) for p in np.unique(pts, axis=0)]).convex_hull.buffer(HULL_BUFFER_M, quad_segs=4)
-        out.append(shapely.transform(hull, lambda c: to_lonlat(c[:, 0], c[:, 1])))
+        out.append(shapely.transform(hull, lambda c, z=zone: to_lonlat(c[:, 0], c[:, 1], z)))
     return out
