@@ -445,6 +445,7 @@ def _neighbourhood_move(
 LOCAL_CLUSTERS = (3, 5)  # clusters freed per neighbourhood: first pass size, then the grown size
 LOCAL_CANDIDATES = 24  # points of the neighbourhood nearest each freed site that it may move to
 LOCAL_MAX_POINTS = 400  # fewer clusters when they would free more points than this
+REQUEUE_FACTOR = 4  # after a gain, regions are recomputed among this many times the region size nearest the change
 
 
 class Memo:
@@ -464,15 +465,14 @@ class Memo:
         return tuple(self.version[clusters].tolist())
 
 
-def _regions(inst: Instance, sites: NDArray[np.int64], cuts: NDArray[np.int64], size: int) -> NDArray[np.int64]:
-    """Per cluster, itself and its nearest clusters (by site), ``size`` of them, fewer (down to two)
-    when they would free more than LOCAL_MAX_POINTS points; -1 pads the shortened rows."""
-    p = len(sites)
-    k = min(p, size)
-    _, near = cKDTree(inst.xy[sites]).query(inst.xy[sites], k=k)
-    near = np.asarray(near, dtype=np.int64).reshape(p, k)
-    held = np.cumsum(np.diff(cuts)[near], axis=1)
-    cut = (held > LOCAL_MAX_POINTS) & (np.arange(k) >= 2)[None, :]
+def _regions(tree: cKDTree, centres: NDArray[np.float64], sizes: NDArray[np.int64], size: int) -> NDArray[np.int64]:
+    """Per cluster (its site at a row of ``centres``), itself and its nearest clusters (by site),
+    ``size`` of them, fewer (down to two) when they would free more than LOCAL_MAX_POINTS points;
+    -1 pads the shortened rows."""
+    m, k = len(centres), min(len(sizes), size)
+    _, near = tree.query(centres, k=k)
+    near = np.asarray(near, dtype=np.int64).reshape(m, k)
+    cut = (np.cumsum(sizes[near], axis=1) > LOCAL_MAX_POINTS) & (np.arange(k) >= 2)[None, :]
     return np.where(cut, -1, near)
 
 
@@ -499,7 +499,8 @@ def _local_moves(
     for size in LOCAL_CLUSTERS:
         order = np.argsort(branch, kind="stable")
         cuts = np.searchsorted(branch[order], np.arange(p + 1))
-        regions = _regions(inst, sites, cuts, size)
+        sizes = np.diff(cuts)
+        regions = _regions(cKDTree(inst.xy[sites]), inst.xy[sites], sizes, size)
         queue = deque(int(c) for c in start)
         queued = np.zeros(p, dtype=bool)
         queued[start] = True
@@ -518,7 +519,8 @@ def _local_moves(
             tsites = sites[clusters]
             cur_cost = float(inst.cost(pts, sites[branch[pts]]).sum())
             kk = min(len(pts), LOCAL_CANDIDATES)
-            cand = np.unique(cKDTree(inst.xy[pts]).query(inst.xy[tsites], k=kk)[1].reshape(-1))
+            cand = np.arange(len(pts)) if kk == len(pts) else \
+                np.unique(cKDTree(inst.xy[pts]).query(inst.xy[tsites], k=kk)[1].reshape(-1))
             cost, new_sites, pos = _neighbourhood_move(inst.xy, inst.weight, inst.floor, dem, cap, pts, tsites,
                                                        cur_cost, pts[cand])
             if cost >= cur_cost:
@@ -534,8 +536,15 @@ def _local_moves(
             gains += 1
             order = np.argsort(branch, kind="stable")
             cuts = np.searchsorted(branch[order], np.arange(p + 1))
-            regions = _regions(inst, sites, cuts, size)
-            # every cluster whose region now holds a changed cluster goes back in the queue
+            sizes = np.diff(cuts)
+            # only the regions that held a changed cluster or lie near one can change: recompute
+            # those (a region lies among the changed sites' REQUEUE_FACTOR * size nearest, save
+            # rare layouts), then every cluster whose region holds a changed one goes back in the queue
+            tree = cKDTree(inst.xy[sites])
+            _, near = tree.query(inst.xy[sites[clusters]], k=min(p, REQUEUE_FACTOR * size))
+            rows = np.union1d(np.asarray(near, dtype=np.int64).ravel(),
+                              np.nonzero(np.isin(regions, clusters).any(axis=1))[0])
+            regions[rows] = _regions(tree, inst.xy[sites[rows]], sizes, size)
             again = np.nonzero(np.isin(regions, clusters).any(axis=1) & ~queued)[0]
             queue.extend(int(c) for c in again)
             queued[again] = True
