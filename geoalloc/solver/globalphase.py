@@ -657,9 +657,12 @@ def local_phase(
             break
         pairs += kept
         sites, branch = _local_moves(inst, sites, branch, rng, deadline, st, memo)
-    if stats is not None:
-        stats.update(st)
-        stats["drop_add_pairs"] = int(stats.get("drop_add_pairs", 0)) + pairs  # type: ignore[call-overload]
+    if stats is not None:  # counters add up over the calls (the search calls this after every kick)
+        st["drop_add_pairs"] = pairs
+        for key, value in st.items():
+            total = stats.get(key, 0)
+            assert isinstance(value, int | float) and isinstance(total, int | float)
+            stats[key] = round(total + value, 3) if isinstance(value, float) else total + value
     return sites, branch
 
 
