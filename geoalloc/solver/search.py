@@ -56,10 +56,8 @@ def _part_arcs(
 
 
 def _whole(inst: Instance, sites: NDArray[np.int64], branch: NDArray[np.int64], deadline: float,
-           stats: dict[str, object], meter: Meter | None = None) -> tuple[NDArray[np.int64], NDArray[np.int64], bool] | None:
+           stats: dict[str, object]) -> tuple[NDArray[np.int64], NDArray[np.int64], bool] | None:
     pts = np.arange(inst.n)
-    if meter is not None:
-        meter.charge(WHOLE_MIP_ARC * inst.n * inst.m)
     cands = np.arange(inst.m)
     ai = np.repeat(pts, inst.m)
     aj = np.tile(cands, inst.n)
@@ -90,10 +88,8 @@ def _pair_mip(inst: Instance, pts: NDArray[np.int64], cands: NDArray[np.int64], 
               deadline: float, meter: Meter | None = None) -> tuple[float, int, int, NDArray[np.bool_]] | None:
     """The pair move by MIP, for groups under the full-member rule (no closed form there)."""
     cost = MIP_ARC * len(pts) * (ARCS_PER_POINT + 1)  # about its arcs (each point's nearest, its own)
-    if meter is not None:
-        if not meter.affords(cost):
-            return None  # a MIP cannot stop half-way: only when the work left pays for it
-        meter.charge(cost)
+    if meter is not None and not meter.take(cost):
+        return None  # a MIP cannot stop half-way: only when the work left pays for it
     ai, aj = _part_arcs(inst, pts, cands, current, ARCS_PER_POINT)
     left = max(0.2, deadline - time.perf_counter())
     # metered: only the node limit and the deadline (the ceiling) stop it, never a clock cap
@@ -213,10 +209,8 @@ def improve(
             break  # after a kick the pair descent is the whole step (a global re-assignment costs more)
         cost = MIP_ARC * inst.n * min(7, len(sites))  # its arcs: each point's 6 nearest sites and its own
         if reassign_mip and not unit and inst.n <= REASSIGN_MIP_MAX_N and len(sites) <= REASSIGN_MIP_MAX_P and (
-                meter is None or meter.affords(cost)):
+                meter is None or meter.take(cost)):
             left = max(0.2, deadline - time.perf_counter())
-            if meter is not None:
-                meter.charge(cost)
             nb = reassign_exact(inst, sites, branch, time_limit=left if meter else min(REASSIGN_TIME, left))
             if nb is not None and inst.objective(sites, nb) < inst.objective(sites, branch) - 1e-9:
                 branch[:] = nb
@@ -233,8 +227,8 @@ def improve(
     stats.update({"pair_moves": moves, "pair_tried": tried})
     # metered: only when the work left pays for it (it cannot stop half-way)
     if whole_mip and not timed_out and inst.n * inst.m <= WHOLE_MIP_MAX_ARCS and (
-            meter is None or meter.affords(WHOLE_MIP_ARC * inst.n * inst.m)):
-        out = _whole(inst, sites, branch, deadline, stats, meter)
+            meter is None or meter.take(WHOLE_MIP_ARC * inst.n * inst.m)):
+        out = _whole(inst, sites, branch, deadline, stats)
         if out is not None:
             return out
     return sites, branch, timed_out
@@ -320,10 +314,8 @@ def relocate_sites(
         move = None
         for b in range(len(sites)):
             for j in targets:
-                if meter is not None:
-                    if not meter.affords(flow(inst.n)):
-                        return found if move is None else move
-                    meter.charge(flow(inst.n))
+                if meter is not None and not meter.take(flow(inst.n)):
+                    return found if move is None else move
                 trial = sites.copy()
                 trial[b] = j
                 nb = assign(inst, trial, time_limit=max(0.05, deadline - time.perf_counter()))

@@ -44,3 +44,10 @@ class Meter:
         """Whether a step that cannot stop half-way (a sub-MIP) fits in what is left: the search
         skips one that does not, so a small budget is not overrun many times by one step."""
         return self.used + seconds <= self.limit
+
+    def take(self, seconds: float) -> bool:
+        """Charge a step that cannot stop half-way if it :meth:`affords` it; whether it did."""
+        if not self.affords(seconds):
+            return False
+        self.charge(seconds)
+        return True
