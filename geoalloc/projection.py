@@ -88,24 +88,24 @@ def zone_of_region(region: str, city_zones: dict[str, int]) -> int:
     return city_zones.get(region_district(region), SHENZHEN_ZONE)
 
 
-def _by_zone(a: NDArray[np.float64], b: NDArray[np.float64], zone: int | ArrayLike, inverse: bool) -> NDArray[np.float64]:
-    a, b = np.atleast_1d(a), np.atleast_1d(b)
-    zones = np.broadcast_to(np.asarray(zone, dtype=np.int64), a.shape)
-    out = np.empty((len(a), 2))
+def _project(a: ArrayLike, b: ArrayLike, zone: int | ArrayLike, inverse: bool) -> NDArray[np.float64]:
+    """(n, 2) array: lon/lat to UTM metres in ``zone`` (one for all points, or one per point), or
+    back (``inverse``)."""
+    a_, b_ = np.atleast_1d(np.asarray(a, dtype=float)), np.atleast_1d(np.asarray(b, dtype=float))
+    if np.ndim(zone) == 0:
+        x, y = _transformer(inverse, int(zone)).transform(a_, b_)  # type: ignore[arg-type]
+        return np.column_stack([np.atleast_1d(x), np.atleast_1d(y)])
+    zones = np.broadcast_to(np.asarray(zone, dtype=np.int64), a_.shape)
+    out = np.empty((len(a_), 2))
     for z in np.unique(zones):
         m = zones == z
-        x, y = _transformer(inverse, int(z)).transform(a[m], b[m])
-        out[m, 0], out[m, 1] = x, y
+        out[m, 0], out[m, 1] = _transformer(inverse, int(z)).transform(a_[m], b_[m])
     return out
 
 
 def to_metres(lon: ArrayLike, lat: ArrayLike, zone: int | ArrayLike = SHENZHEN_ZONE) -> NDArray[np.float64]:
     """(n, 2) array of UTM x/y in metres, in ``zone`` (one for all points, or one per point)."""
-    lon_a, lat_a = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
-    if np.ndim(zone) == 0:
-        x, y = _transformer(False, int(zone)).transform(lon_a, lat_a)  # type: ignore[arg-type]
-        return np.column_stack([np.atleast_1d(x), np.atleast_1d(y)])
-    return _by_zone(lon_a, lat_a, zone, False)
+    return _project(lon, lat, zone, False)
 
 
 def point_to_metres(lon: float, lat: float, zone: int = SHENZHEN_ZONE) -> tuple[float, float]:
@@ -117,11 +117,7 @@ def point_to_metres(lon: float, lat: float, zone: int = SHENZHEN_ZONE) -> tuple[
 
 def to_lonlat(x: ArrayLike, y: ArrayLike, zone: int | ArrayLike = SHENZHEN_ZONE) -> NDArray[np.float64]:
     """(n, 2) array of WGS-84 lon/lat from UTM metres in ``zone`` (one, or one per point)."""
-    x_a, y_a = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if np.ndim(zone) == 0:
-        lon, lat = _transformer(True, int(zone)).transform(x_a, y_a)  # type: ignore[arg-type]
-        return np.column_stack([np.atleast_1d(lon), np.atleast_1d(lat)])
-    return _by_zone(x_a, y_a, zone, True)
+    return _project(x, y, zone, True)
 
 
 EARTH_RADIUS_M = 6_371_008.8  # mean radius (IUGG)
