@@ -36,6 +36,7 @@ __all__ = [
     "label_branches",
     "read_sites",
     "sites_of",
+    "site_points",
     "validate_sites",
 ]
 
@@ -184,6 +185,18 @@ def sites_of(policy: Any) -> list[dict[str, Any]] | None:
     return list(sites) if sites else None
 
 
+def site_points(policy: Any, zone: int | None = None) -> np.ndarray:
+    """The policy's sites in metres in ``zone`` (that of the members they serve; None: 49N), in
+    the policy's order; an empty (0, 2) array without sites."""
+    from geoalloc.projection import SHENZHEN_ZONE, to_metres
+
+    sites = sites_of(policy) or []
+    if not sites:
+        return np.zeros((0, 2))
+    return to_metres(np.array([s["lon"] for s in sites], dtype=float), np.array([s["lat"] for s in sites], dtype=float),
+                     SHENZHEN_ZONE if zone is None else zone)
+
+
 def attach_sites(problem: Any, policy: Any) -> Any:
     """Give the solver problem the sites as candidates, one copy per branch that may meet there.
 
@@ -195,20 +208,17 @@ def attach_sites(problem: Any, policy: Any) -> Any:
     if not sites or problem.n == 0:
         return problem
     from geoalloc.rules import region_district as district_of_region
-    from geoalloc.projection import SHENZHEN_ZONE, to_metres
     from geoalloc.solver.form import branch_counts, build_units
 
     units = build_units(problem, policy)
     counts = branch_counts(problem, units, policy)
-    lon = np.array([s["lon"] for s in sites], dtype=float)
-    lat = np.array([s["lat"] for s in sites], dtype=float)
     zones = problem.region_zone
     cand_xy: list[np.ndarray] = []
     cand_region: list[int] = []
     for unit, p in zip(units, counts):
         districts = {district_of_region(problem.region_names[r]) for r in unit.regions}
         # a site is projected as the members it serves are (their city's zone, see build_problem)
-        xy = to_metres(lon, lat, int(zones[unit.regions[0]]) if zones is not None else SHENZHEN_ZONE)
+        xy = site_points(policy, int(zones[unit.regions[0]]) if zones is not None else None)
         for s, point in zip(sites, xy):
             if not policy.cross_district and s["district_zh"] not in districts:
                 continue
@@ -231,8 +241,6 @@ def label_branches(branches: pd.DataFrame, policy: Any) -> pd.DataFrame:
     from geoalloc.rules import region_city
 
     out = branches.copy()
-    slon = np.array([s["lon"] for s in sites], dtype=float)
-    slat = np.array([s["lat"] for s in sites], dtype=float)
     ids, names = [""] * len(out), [""] * len(out)
     if len(out):
         blon, blat = out["lon"].to_numpy(float), out["lat"].to_numpy(float)
@@ -241,7 +249,7 @@ def label_branches(branches: pd.DataFrame, policy: Any) -> pd.DataFrame:
         bzone = zones_of(city, blon)
         for z in np.unique(bzone):
             rows = np.flatnonzero(bzone == z)
-            dist, idx = cKDTree(to_metres(slon, slat, int(z))).query(to_metres(blon[rows], blat[rows], int(z)))
+            dist, idx = cKDTree(site_points(policy, int(z))).query(to_metres(blon[rows], blat[rows], int(z)))
             for i, d, j in zip(rows, np.atleast_1d(dist), np.atleast_1d(idx)):
                 if d <= MATCH_M:
                     ids[i], names[i] = sites[j]["site_id"], sites[j]["name"]

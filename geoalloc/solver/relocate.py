@@ -275,10 +275,11 @@ class PlanState:
         sites = self.policy.sites
         if not sites:
             return xy
-        from geoalloc.solver.rebalance.centres import at_centre, centre_points
+        from geoalloc.sites import site_points
+        from geoalloc.solver.rebalance.centres import at_centre
 
         zone = self._zone(d)
-        cxy = centre_points(self.policy, zone)
+        cxy = site_points(self.policy, zone)
         live = [j for j in range(len(self.bids)) if self.open[j] and self._zone(self.bdist[j]) == zone]
         at = at_centre(self.site[live], cxy)
         used = np.bincount(at[at >= 0], minlength=len(sites))

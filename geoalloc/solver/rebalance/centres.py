@@ -18,8 +18,9 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
-from geoalloc.projection import SHENZHEN_ZONE, to_metres
+from geoalloc.projection import SHENZHEN_ZONE
 from geoalloc.rules import Policy, region_district
+from geoalloc.sites import site_points
 
 AT_SITE_M = 1.0  # a meeting point this close to a centre is at it (points are the centres' own)
 
@@ -30,16 +31,6 @@ class Centres:
 
     xy: NDArray[np.float64]  # (s, 2) metres
     cap: NDArray[np.int64]  # (s,) places for this region's branches
-
-
-def centre_points(policy: Policy, zone: int = SHENZHEN_ZONE) -> NDArray[np.float64]:
-    """The policy's centres in metres in ``zone`` (that of the members they serve; an empty (0, 2)
-    array without sites)."""
-    sites = policy.sites or []
-    if not sites:
-        return np.zeros((0, 2))
-    return to_metres(np.array([s["lon"] for s in sites], dtype=float), np.array([s["lat"] for s in sites], dtype=float),
-                     zone)
 
 
 def at_centre(points: NDArray[np.float64], centres: NDArray[np.float64]) -> NDArray[np.int64]:
@@ -58,7 +49,7 @@ def at_centres(points: list[NDArray[np.float64]], zones: list[int], policy: Poli
     z = np.asarray(zones, dtype=np.int64)
     for zone in np.unique(z):
         rows = np.flatnonzero(z == zone)
-        out[rows] = at_centre(np.array([points[k] for k in rows]).reshape(-1, 2), centre_points(policy, int(zone)))
+        out[rows] = at_centre(np.array([points[k] for k in rows]).reshape(-1, 2), site_points(policy, int(zone)))
     return out
 
 
@@ -104,7 +95,7 @@ def region_centres(policy: Policy, names: list[str], joined: dict[int, int], dem
         return None
     m, s = len(names), len(sites)
     zones = list(zones) if zones is not None else [SHENZHEN_ZONE] * m
-    xy_of = {z: centre_points(policy, z) for z in set(zones)}
+    xy_of = {z: site_points(policy, z) for z in set(zones)}
     districts = [{region_district(n)} for n in names]
     for tiny, host in joined.items():
         districts[host].add(region_district(names[tiny]))
@@ -202,7 +193,7 @@ def resite(points: dict[str, NDArray[np.float64]], district: dict[str, str], mem
     for b in sorted(bad, key=lambda q: (-float(members.get(q, (None, np.zeros(0)))[1].sum()), q)):
         pts, w = members.get(b, (np.zeros((0, 2)), np.zeros(0)))
         allowed = (free > 0) & np.array([policy.cross_district or s["district_zh"] == district.get(b) for s in sites])
-        xy = centre_points(policy, zone.get(b, SHENZHEN_ZONE))
+        xy = site_points(policy, zone.get(b, SHENZHEN_ZONE))
         k = best_centre(pts, w, xy, allowed, points[b])
         if k >= 0:
             out[b] = xy[k].copy()
@@ -220,7 +211,7 @@ def unit_candidates(policy: Policy, names: list[str], regions: list[int], joined
         return None
     districts = {region_district(names[r]) for r in regions}
     districts |= {region_district(names[t]) for t, h in joined.items() if h in regions}
-    xy = centre_points(policy, zone)
+    xy = site_points(policy, zone)
     rows = [k for k, s in enumerate(sites) if policy.cross_district or s["district_zh"] in districts]
     copies = [min(p, int(sites[k]["capacity"] or p)) for k in rows]
     return np.repeat(xy[rows], copies, axis=0).reshape(-1, 2)
