@@ -116,14 +116,14 @@ class RegionSolver:
     def _recentre_at_centres(self, site_xy: NDArray[np.float64], site_key: list[int],
                              site_of: NDArray[np.int64]) -> NDArray[np.float64]:
         """Each branch to the free centre (or its own) least far from its members, in turn."""
-        c, r, p = self.centres, self.r, self.r.policy
+        c, r = self.centres, self.r
         assert c is not None
         out = site_xy.copy()
         at = at_centre(site_xy, c.xy)
         free = self._free(site_xy)
         for j in range(len(site_xy)):
             members = np.flatnonzero(site_of == j)
-            if not len(members) or not (site_key[j] < 0 or p.extra.get("recentre_branches", True)):
+            if not len(members) or not self._may_recentre(site_key[j]):
                 continue
             allowed = free > 0
             if at[j] >= 0:
@@ -137,6 +137,11 @@ class RegionSolver:
             at[j] = k
             out[j] = c.xy[k]
         return out
+
+    def _may_recentre(self, key: int) -> bool:
+        """Whether a site may move to its members: a new one always, a current branch's unless the
+        policy keeps meeting points (``extra["recentre_branches"]`` false)."""
+        return key < 0 or bool(self.r.policy.extra.get("recentre_branches", True))
 
     def _count_cost(self, m: int) -> int:
         """What a site count off the planner's target costs (nothing without a target)."""
@@ -244,7 +249,7 @@ class RegionSolver:
                 cand_xy = site_xy.copy()
                 for j in range(len(site_xy)):
                     members = np.flatnonzero(site_of == j)
-                    if len(members) and (site_key[j] < 0 or p.extra.get("recentre_branches", True)):
+                    if len(members) and self._may_recentre(site_key[j]):
                         cand_xy[j] = self._medoid(members)
             if not np.allclose(cand_xy, site_xy):
                 t = self._settle(cand_xy, list(site_key))
