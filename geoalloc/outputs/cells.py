@@ -42,8 +42,12 @@ def restore(value: Any) -> Any:
     return value
 
 
+def _is_text(col: pd.Series) -> bool:
+    return col.dtype == object or isinstance(col.dtype, pd.StringDtype)
+
+
 def _text_columns(frame: pd.DataFrame) -> list[str]:
-    return [c for c in frame.columns if frame[c].dtype == object or isinstance(frame[c].dtype, pd.StringDtype)]
+    return [c for c in frame.columns if _is_text(frame[c])]
 
 
 _SEP = "\x00"
@@ -66,7 +70,7 @@ def _neutralised(frame: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
     has_cr = False
     for j in range(frame.shape[1]):
         col = frame.iloc[:, j]
-        if not (col.dtype == object or isinstance(col.dtype, pd.StringDtype)):
+        if not _is_text(col):
             if col.dtype.kind not in "biufcmM":  # e.g. categorical: cell by cell, as rare as it is
                 has_cr = has_cr or any(isinstance(v, str) and "\r" in v for v in col.tolist())
             continue
