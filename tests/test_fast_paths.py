@@ -20,6 +20,8 @@ import shapely
 from geoalloc.geocode import OfflineGeocoder
 from geoalloc.geocode.offline import jitter_key, jitter_uniforms
 from geoalloc.outputs import neutralise, write_csv
+from geoalloc.outputs.cells import _safe_cells
+from geoalloc.outputs.csvtext import csv_text
 from geoalloc.roster import _stripped_text
 
 
@@ -69,6 +71,55 @@ def test_csv_writer_writes_what_the_cell_by_cell_rule_writes(tmp_path: Path) -> 
     write_csv(hostile, tmp_path / "h.csv")
     back = pd.read_csv(tmp_path / "h.csv", dtype=str, keep_default_na=False)
     assert "'=head" in back.columns and back.loc[0, "name"] == "'=SUM(A1)" and back.loc[5, "name"] == "''quoted"
+
+
+def _text_frame() -> pd.DataFrame:
+    """Every kind of cell the column-wise CSV text handles, hostile texts included."""
+    texts = ["plain", "a,b", 'say "hi"', "two\nlines", "cr\rin", "crlf\r\n", " lead", "trail ", "", "'q", "=1+2",
+             "-3", "@x", "\tt", "\x0b\x0c\x1c\x85\u2028", "全角，逗号", '"', ",", "a\x00=b", "南山区-001"]
+    n = 3 * len(texts)
+    floats = [0.0, -0.0, 0.1, 1 / 3, 1e16, 1e-5, 5e-324, 1.7976931348623157e308, math.inf, -math.inf, math.nan,
+              113.9234567, 22.5, 100.0, -1e22, 123456789012345678.0]
+    return pd.DataFrame({
+        "text": pd.Series([texts[i % len(texts)] for i in range(n)], dtype="str"),
+        "with_nan": pd.Series([texts[i % len(texts)] if i % 4 else None for i in range(n)], dtype="str"),
+        "obj": pd.Series([texts[(i * 7) % len(texts)] if i % 5 else (None if i % 2 else math.nan) for i in range(n)],
+                         dtype=object),
+        "x": [floats[i % len(floats)] for i in range(n)],
+        "small": np.arange(n) % 3 - 1,
+        "wide": np.arange(n, dtype=np.int64) * 10**12 - 7,
+        "big": np.full(n, 2**63 + 5, dtype=np.uint64),
+        "flag": np.arange(n) % 2 == 0,
+        'lab,"el': pd.Series(["same"] * n, dtype="str"),
+        "text ": pd.Series([texts[(i * 3) % len(texts)] for i in range(n)], dtype=object),
+    })
+
+
+def test_column_wise_csv_text_is_pandas_to_csv() -> None:
+    frame = _text_frame()
+    for f in (frame, frame.iloc[0:0], frame.iloc[[4, 5, 2]], frame.set_axis(["d"] * frame.shape[1], axis=1)):
+        text = csv_text(f)
+        assert text is not None
+        assert text == f.to_csv(index=False)
+    # what it leaves to pandas
+    assert csv_text(frame[["text"]]) is None
+    assert csv_text(frame.assign(obj=pd.Series(["a", 1] * (len(frame) // 2), dtype=object))) is None
+    assert csv_text(frame.assign(cat=pd.Categorical(["a"] * len(frame)))) is None
+    assert csv_text(frame.set_axis(list(range(frame.shape[1])), axis=1)) is None
+
+
+def test_csv_writer_fast_path_neutralises_as_the_cell_by_cell_rule(tmp_path: Path) -> None:
+    frame = _text_frame().map(lambda v: v.replace("\r", "") if isinstance(v, str) else v)
+    frame["=lead"] = pd.Series(["x"] * len(frame), dtype="str")
+    labels = [neutralise(str(c)) for c in frame.columns]
+    assert csv_text(frame, labels=labels, texts=_safe_cells) is not None  # the fast path is the one tested
+    write_csv(frame, tmp_path / "fast.csv")
+    _reference_csv(frame, tmp_path / "slow.csv")
+    assert (tmp_path / "fast.csv").read_bytes() == (tmp_path / "slow.csv").read_bytes()
+    assert csv_text(_text_frame(), labels=labels[:-1], texts=_safe_cells) is None  # a CR: every text field quoted
+    write_csv(_text_frame(), tmp_path / "cr.csv")
+    _reference_csv(_text_frame(), tmp_path / "cr_slow.csv")
+    assert (tmp_path / "cr.csv").read_bytes() == (tmp_path / "cr_slow.csv").read_bytes()
 
 
 def test_roster_strip_matches_fillna_astype_strip() -> None:
