@@ -22,7 +22,7 @@ from geoalloc.geocode.offline import jitter_key, jitter_uniforms
 from geoalloc.outputs import neutralise, write_csv
 from geoalloc.outputs.cells import _safe_cells
 from geoalloc.outputs.csvtext import csv_text
-from geoalloc.roster import _stripped_text
+from geoalloc.roster import _numbers, _per_distinct, _stripped_text, validate_roster
 
 
 def _reference_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -124,10 +124,29 @@ def test_csv_writer_fast_path_neutralises_as_the_cell_by_cell_rule(tmp_path: Pat
 
 def test_roster_strip_matches_fillna_astype_strip() -> None:
     cells: list[object] = [" a ", "b", None, math.nan, pd.NA, 3, 4.5, np.float64(2.0), "\u3000全角\u3000", "", " "]
-    for col in (pd.Series(cells, dtype=object), pd.Series([" x ", None, "y"], dtype="str")):
+    spaces = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+    for col in (pd.Series(cells, dtype=object), pd.Series([" x ", None, "y"], dtype="str"),
+                pd.Series(["a", "b c", ""], dtype="str"), pd.Series(["a", "b"], dtype=object),
+                pd.Series([spaces + "x" + spaces, "y", spaces], dtype="str")):
         expected = col.fillna("").astype(str).str.strip()
         got = _stripped_text(col)
         assert got.tolist() == expected.tolist() and got.dtype == expected.dtype
+
+
+def test_roster_rules_per_distinct_value_are_the_rules_per_cell() -> None:
+    texts = np.array(["1", "1.0", " 2", "1e3", "abc", "", "nan", "-nan", "inf", "-1", "0x10", "1_000", "١٢", "3", "1"]
+                     * 3, dtype=object)
+    per_cell = pd.to_numeric(pd.Series(texts, dtype="str"), errors="coerce").to_numpy(dtype=float)
+    np.testing.assert_array_equal(_numbers(texts), per_cell)
+    assert _per_distinct(texts, str.lower).tolist() == [t.lower() for t in texts]
+    # duplicates: every later copy of a member id names the row of its first copy
+    ids = ["a", "b", "a", "", "", "c", "b", "a"]
+    frame = pd.DataFrame({"member_id": ids, "address": ["南山区"] * len(ids)})
+    got = [(e.row, e.reason) for e in validate_roster(frame).errors if e.field == "member_id"]
+    first = {v: ids.index(v) + 2 for v in ids}
+    want = [(i + 2, "empty: every row needs a unique member_id" if v == "" else f"duplicate of row {first[v]}")
+            for i, v in enumerate(ids) if v == "" or ids.index(v) != i]
+    assert got == want
 
 
 def test_grouped_spread_is_the_point_by_point_rule() -> None:
