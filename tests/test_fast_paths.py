@@ -187,3 +187,35 @@ def test_geocode_command_imports_neither_solver_nor_map_stacks() -> None:
 
     assert all(getattr(outputs, name) is not None for name in outputs.__all__)
     assert pipeline.place_members is __import__("geoalloc.geocode.frame", fromlist=["x"]).place_members
+
+
+def test_frame_parses_each_distinct_address_once_and_gives_every_row_its_own_parse() -> None:
+    from geoalloc.geocode import geocode_frame
+
+    texts: list[object] = ["翠湖社区翠湖苑2栋2705", "深圳市南山区粤海街道", "乱码", "", None, math.nan, 1, 1.0, True, "1", "True"]
+    n = 4 * len(texts)
+    df = pd.DataFrame({
+        "member_id": [f"m{i}" if i % 7 else "" for i in range(n)],
+        "address": pd.Series([texts[i % len(texts)] for i in range(n)], dtype=object),
+        "district_zh": [["罗湖区", "", "南山区", None][i % 4] for i in range(n)],
+        "group_id": [["", "g1", ""][i % 3] for i in range(n)],
+    })
+    geo = OfflineGeocoder()
+    calls: list[object] = []
+    parse = geo.parse
+    geo.parse = lambda a: calls.append(a) or parse(a)  # type: ignore[method-assign]
+    out = geocode_frame(df, geocoder=geo)
+    plain = [a for a in calls if not (isinstance(a, str) and a.startswith(("罗湖区", "南山区")))]
+    assert len(plain) == len({(type(a), repr(a)) for a in plain}) == len(texts)  # each distinct cell once
+    for i, row in df.iterrows():  # the rule row by row
+        a, hint = row["address"], row["district_zh"]
+        p = parse(a)
+        if p.district_zh is None and isinstance(hint, str) and hint and isinstance(a, str) and a.strip():
+            hinted = parse(hint + a)
+            p = hinted if hinted.district_zh is not None else p
+        key = jitter_key(f"group:{row['group_id']}" if row["group_id"] else row["member_id"], a)
+        x, y = geo.place([p], [key])
+        got = out.loc[i]
+        district = got["geo_district_zh"] if isinstance(got["geo_district_zh"], str) else None
+        assert (got["geo_precision"], got["geo_reason"], district) == (p.precision.value, p.reason, p.district_zh), i
+        assert (np.isnan(x[0]) and np.isnan(got["lon"])) or (got["lon"], got["lat"]) == (x[0], y[0]), (i, a)
