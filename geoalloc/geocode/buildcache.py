@@ -168,7 +168,7 @@ def _same(obj: Any) -> Any:
 
 def _rebuild(cls: type, values: tuple[Any, ...]) -> Any:
     """A frozen dataclass instance from its field values, without running ``__init__`` (as pickle does)."""
-    obj = object.__new__(cls)
+    obj: Any = object.__new__(cls)
     for name, value in zip(_field_names(cls), values):
         _set(obj, name, value)
     return obj
