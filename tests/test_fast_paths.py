@@ -219,3 +219,16 @@ def test_frame_parses_each_distinct_address_once_and_gives_every_row_its_own_par
         district = got["geo_district_zh"] if isinstance(got["geo_district_zh"], str) else None
         assert (got["geo_precision"], got["geo_reason"], district) == (p.precision.value, p.reason, p.district_zh), i
         assert (np.isnan(x[0]) and np.isnan(got["lon"])) or (got["lon"], got["lat"]) == (x[0], y[0]), (i, a)
+
+
+def test_batch_gc_is_undone_after_the_command() -> None:
+    import gc
+
+    from geoalloc.cli import BATCH_GC_THRESHOLD, batch_gc
+
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    with batch_gc() as settle:
+        assert gc.get_threshold() == BATCH_GC_THRESHOLD
+        settle()
+        assert gc.get_freeze_count() > frozen
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0

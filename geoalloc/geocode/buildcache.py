@@ -93,7 +93,7 @@ def cached_build(name: str, key: str, build: Callable[[], T], kind: type[T]) -> 
 @contextmanager
 def _no_gc() -> Iterator[None]:
     """The cyclic collector paused: an unpickled object graph holds no garbage to find, and the
-    collections its 100,000 new objects set off took half the lexicon's load time."""
+    collections its many new objects set off were half the lexicon's load time."""
     was = gc.isenabled()
     gc.disable()
     try:
@@ -107,9 +107,9 @@ class _Pickler(pickle.Pickler):
     """Stores an Aho-Corasick automaton as its words and values, and a frozen slots dataclass as
     its class and field values.
 
-    Why: unpickling pyahocorasick's own node dump took 0.2 s for the lexicon, rebuilding it from its
-    13,000 words 0.03 s; and the dataclasses module restores a frozen slots instance through
-    ``fields()`` on every object (25,000 entries).
+    Why: restoring pyahocorasick's own node dump is several times slower than rebuilding the
+    automaton from its words, and the dataclasses module restores a frozen slots instance through
+    ``fields()`` on every object; both were most of the lexicon's load time.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -123,7 +123,7 @@ class _Pickler(pickle.Pickler):
         if "__slots__" in cls.__dict__ and dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
             values = tuple(getattr(obj, name) for name in _field_names(cls))
             # An immutable value written before (by repr, so 0.0 and -0.0 stay apart) is stored once
-            # and shared: the lexicon's 13,000 form infos hold 184 distinct values.
+            # and shared: the lexicon's form infos hold few distinct values.
             first = self._seen.setdefault((cls, repr(values)), obj)
             if first is not obj:
                 return _same, (first,)

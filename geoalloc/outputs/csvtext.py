@@ -1,6 +1,6 @@
 """A DataFrame as CSV text built column by column, the bytes ``DataFrame.to_csv(index=False)`` writes.
 
-Why: pandas formats and quotes a frame row by row (a second for a 100,000-row geocoded roster);
+Why: pandas formats and quotes a frame row by row, the largest cost of writing a geocoded roster;
 here each column becomes a list of field texts at once (numbers by ``repr``/``str``, which is what
 pandas' ``astype(str)`` gives, missing cells empty) and the rows are joined in C. Only a cell with
 a delimiter, quote or line-break character goes through the ``csv`` module itself, so quoting is
