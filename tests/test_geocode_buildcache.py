@@ -112,3 +112,24 @@ def test_automata_and_frozen_records_come_back_equal_and_shared_only_when_identi
 @dataclass(frozen=True, slots=True)
 class _Point:
     x: float
+
+
+def test_a_cached_gazetteer_is_the_fresh_build_and_the_command_path_then_needs_no_geopandas(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys, pickle, shapely; from geoalloc.geocode.gazetteer import gazetteer, build_gazetteer; "
+            "from geoalloc.geocode import OfflineGeocoder; from geoalloc.roster import validate_roster; "
+            "import pandas as pd; OfflineGeocoder(); g = gazetteer(); "
+            "r = validate_roster(pd.DataFrame({'member_id': ['a'], 'lon': ['114.05'], 'lat': ['22.55']})); "
+            "loaded = 'geopandas' in sys.modules; f = build_gazetteer(); "
+            "same = all(getattr(g, k) == getattr(f, k) for k in ('tokens', 'district_label', 'sub_district', "
+            "'community_units', 'sub_point', 'comm_point')) and all(shapely.equals_exact(g.sub_geom[k], f.sub_geom[k], 0) "
+            "for k in f.sub_geom) and all(shapely.is_prepared(v) for v in g.comm_geom.values()); "
+            "print(loaded, same, r.members['district_zh'][0])")
+    env = {**os.environ, "GEOALLOC_CACHE_DIR": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout.split()
+            for _ in range(2)]
+    assert runs[0] == ["True", "True", "福田区"]  # first run: built from the GeoJSON files
+    assert runs[1] == ["False", "True", "福田区"]  # later runs: from the cache, geopandas never imported
