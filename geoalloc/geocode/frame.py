@@ -156,13 +156,13 @@ def _geocode_rows(out: pd.DataFrame, todo: np.ndarray, geocoder: OfflineGeocoder
                     asked[text] = _provider_parse(provider, text, p, state)
                 p = asked[text] or p
             parsed.append(p)
-        if progress is not None and start + _CHUNK < len(pairs):
+        if progress is not None and start + _CHUNK < len(pairs):  # the last chunk's rows: once placed
             progress(int(rows_per_pair[start : start + _CHUNK].sum()))
     by_pair = np.empty(len(parsed), dtype=object)
     by_pair[:] = parsed
     row_parsed = by_pair[pair_codes].tolist()
     keys = _jitter_keys(out, todo, addresses)
-    for start in range(0, todo.size, _PLACE_CHUNK):  # place's cost grows faster than its rows
+    for start in range(0, todo.size, _PLACE_CHUNK):
         stop = start + _PLACE_CHUNK
         lon[todo[start:stop]], lat[todo[start:stop]] = geocoder.place(row_parsed[start:stop], keys[start:stop])
     for target, values in ((precision, [p.precision.value for p in parsed]), (status, [p.status.value for p in parsed]),
@@ -199,7 +199,7 @@ def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _jitter_keys(frame: pd.DataFrame, rows: np.ndarray, addresses: np.ndarray) -> list[str]:
     """Each row's jitter key: its member id, or ``group:<id>`` for a family (one home, one point)."""
-    ids = _cells(frame, "member_id", len(frame))[rows].tolist() if "member_id" in frame.columns else [None] * len(rows)
+    ids = _cells(frame, "member_id", len(frame))[rows].tolist()  # no id (""): keyed by the address
     if "group_id" in frame.columns:
         gid = frame["group_id"].astype(object).where(frame["group_id"].notna(), "").astype(str).str.strip()
         g = gid.to_numpy(dtype=object)[rows].tolist()
