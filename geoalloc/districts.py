@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
@@ -22,6 +23,9 @@ from shapely.prepared import PreparedGeometry, prep
 
 from geoalloc.paths import districts_dir
 
+if TYPE_CHECKING:
+    import geopandas as gpd
+
 #: The attribution the ODbL requires wherever results derived from the OSM files are shown.
 OSM_ATTRIBUTION = "© OpenStreetMap contributors, ODbL 1.0, https://www.openstreetmap.org/copyright"
 
@@ -29,14 +33,22 @@ OSM_ATTRIBUTION = "© OpenStreetMap contributors, ODbL 1.0, https://www.openstre
 @lru_cache(maxsize=1)
 def districts() -> gpd.GeoDataFrame:
     """The 10 district polygons (9 official districts + 大鹏新区), indexed by ``name_zh``."""
-    gdf = gpd.read_file(districts_dir() / "districts_wgs84.geojson")
+    gdf = _read_file("districts_wgs84.geojson")
     return gdf.set_index("name_zh", drop=False)
+
+
+def _read_file(name: str) -> gpd.GeoDataFrame:
+    """A bundled polygon layer. geopandas is imported here, not with the module: the geocode
+    command's district lookups use the cached shapes (:func:`_district_shapes`) and never need it."""
+    import geopandas as gpd
+
+    return gpd.read_file(districts_dir() / name)
 
 
 @lru_cache(maxsize=1)
 def city() -> BaseGeometry:
     """The outline of 深圳市."""
-    return gpd.read_file(districts_dir() / "city_wgs84.geojson").geometry.union_all()
+    return _read_file("city_wgs84.geojson").geometry.union_all()
 
 
 @lru_cache(maxsize=1)
@@ -61,13 +73,13 @@ def communities() -> pd.DataFrame:
 def subdistrict_zones() -> gpd.GeoDataFrame:
     """The 74 subdistrict (街道) polygons from OpenStreetMap (ODbL), with ``name_zh``, ``district_zh``
     and a representative point inside each (``label_lon``, ``label_lat``)."""
-    return gpd.read_file(districts_dir() / "subdistricts_osm_wgs84.geojson")
+    return _read_file("subdistricts_osm_wgs84.geojson")
 
 
 @lru_cache(maxsize=1)
 def community_zones() -> gpd.GeoDataFrame:
     """The 241 community (社区) polygons OpenStreetMap has (南山, 福田, 罗湖, parts of 宝安 and 龙华), ODbL."""
-    return gpd.read_file(districts_dir() / "communities_osm_wgs84.geojson")
+    return _read_file("communities_osm_wgs84.geojson")
 
 
 @lru_cache(maxsize=1)
@@ -96,17 +108,31 @@ def china_divisions() -> pd.DataFrame:
 
 def district_names() -> list[str]:
     """District names in the bundled order (9 districts + 大鹏新区)."""
-    return list(districts()["name_zh"])
+    return list(_district_shapes()[0])
+
+
+@lru_cache(maxsize=1)
+def _district_shapes() -> tuple[list[str], list[BaseGeometry]]:
+    """District names and polygons in the bundled order, kept in the build cache (no GeoJSON read)."""
+    from geoalloc.geocode.buildcache import cached_build, input_key
+
+    path = districts_dir() / "districts_wgs84.geojson"
+    key = input_key([path, Path(__file__)], packages=("shapely",))
+
+    def build() -> tuple[list[str], list[BaseGeometry]]:
+        gdf = districts()
+        return list(gdf["name_zh"]), list(gdf.geometry)
+
+    return cached_build("district-shapes", key, build, tuple)
 
 
 @lru_cache(maxsize=1)
 def _prepared_districts() -> tuple[list[str], list[BaseGeometry], np.ndarray]:
     """District names, prepared polygons and bounding boxes, for point tests in microseconds."""
-    gdf = districts()
-    geoms = list(gdf.geometry)
+    names, geoms = _district_shapes()
     for geom in geoms:
         shapely.prepare(geom)
-    return list(gdf["name_zh"]), geoms, np.array([g.bounds for g in geoms])
+    return list(names), geoms, np.array([g.bounds for g in geoms])
 
 
 #: Cell size of the district lookup grid, in degrees (about 1 km).

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -122,127 +123,115 @@ def validate_roster(raw: pd.DataFrame) -> RosterResult:
     (as given), district_zh, industry, full_member (0/1), status, current_branch, weight (>=1),
     frozen (0/1), theme, role, group_id, row (source row number); other columns are kept.
 
-    Every check runs on whole columns (a 100,000-row roster takes a fraction of a second); a row's
-    first problem, in the order of the checks below, is its reason in ``rejects``, and every
+    Every check runs on whole columns, and a text rule once per distinct value of its column; a
+    row's first problem, in the order of the checks below, is its reason in ``rejects``, and every
     problem is in ``errors``.
     """
     df = raw.copy()
     for col in KNOWN_COLUMNS:
         if col not in df.columns:
             df[col] = ""
-    for col in df.columns:
-        df[col] = _stripped_text(df[col])
+    for j in range(df.shape[1]):
+        df.isetitem(j, _stripped_text(df.iloc[:, j]))
     n = len(df)
     df["row"] = np.arange(2, n + 2)
     rows = df["row"].to_numpy()
+    text = {c: df[c].to_numpy(dtype=object) for c in KNOWN_COLUMNS}
     problems: list[tuple[int, int, str, str]] = []  # (position, check order, field, reason)
 
-    def flag(mask: np.ndarray | pd.Series, order: int, fld: str, reasons: Any) -> None:
-        m = np.asarray(mask, dtype=bool)
-        if not m.any():
-            return
-        pos = np.flatnonzero(m)
-        texts = [reasons] * len(pos) if isinstance(reasons, str) else list(np.asarray(reasons, dtype=object)[pos])
-        problems.extend((int(p), order, fld, str(t)) for p, t in zip(pos, texts))
+    def flag(mask: np.ndarray, order: int, fld: str, reason: str | Callable[[int], str]) -> None:
+        pos = np.flatnonzero(mask)
+        if isinstance(reason, str):
+            problems.extend((p, order, fld, reason) for p in pos.tolist())
+        else:
+            problems.extend((p, order, fld, reason(p)) for p in pos.tolist())
 
     # member_id: present and unique (the first occurrence is kept).
-    mid = df["member_id"]
+    mid = text["member_id"]
     flag(mid == "", 0, "member_id", "empty: every row needs a unique member_id")
-    dup = mid.duplicated(keep="first").to_numpy() & (mid != "").to_numpy()
+    codes, _ = pd.factorize(mid)  # codes are numbered in order of first appearance
+    first = codes > np.concatenate(([-1], np.maximum.accumulate(codes)[:-1])) if n else np.zeros(0, dtype=bool)
+    dup = ~first & (mid != "")
     if dup.any():
-        first_row = df.groupby("member_id", sort=False)["row"].transform("first").to_numpy()
-        flag(dup, 0, "member_id", np.array([f"duplicate of row {r}" for r in first_row], dtype=object))
+        first_row = rows[np.flatnonzero(first)][codes]
+        flag(dup, 0, "member_id", lambda p: f"duplicate of row {first_row[p]}")
 
     # status
-    status_raw = df["status"]
-    status_low = status_raw.str.lower()
+    status_raw = text["status"]
     aliases = {k: v.value for k, v in _STATUS_ALIASES.items()}
-    status_out = status_low.map(aliases)
-    status_out = status_out.where(status_low != "", MemberStatus.ACTIVE.value)
-    bad_status = status_out.isna().to_numpy()
-    flag(bad_status, 1, "status", np.array(
-        [f"unknown status {v!r} (expected active, lost_contact or transfer_out)" for v in status_raw], dtype=object)
-        if bad_status.any() else "")
-    status_out = status_out.fillna("")
+    status_out = _per_distinct(status_raw, lambda v: MemberStatus.ACTIVE.value if v == "" else aliases.get(v.lower()))
+    bad_status = status_out == None  # noqa: E711 - elementwise over an object array
+    flag(bad_status, 1, "status",
+         lambda p: f"unknown status {status_raw[p]!r} (expected active, lost_contact or transfer_out)")
+    status_out[bad_status] = ""
 
     # flags
     flags_out: dict[str, np.ndarray] = {}
     for order, (fld, default) in enumerate((("full_member", 1), ("frozen", 0)), start=2):
-        low = df[fld].str.lower()
-        is_true, is_false, empty = low.isin(_TRUE).to_numpy(), low.isin(_FALSE).to_numpy(), (low == "").to_numpy()
-        out = np.where(is_true, 1, np.where(is_false, 0, default)).astype(int)
-        bad = ~(is_true | is_false | empty)
-        if bad.any():
-            flag(bad, order, fld, np.array([f"expected 1 or 0, got {v!r}" for v in df[fld]], dtype=object))
-        flags_out[fld] = out
+        values = text[fld]
+        parsed = _per_distinct(values, lambda v: _flag_value(v.lower()))
+        bad = parsed == None  # noqa: E711
+        flag(bad, order, fld, _cell_message("expected 1 or 0, got {!r}", values))
+        parsed[parsed == -1] = default
+        parsed[bad] = default
+        flags_out[fld] = parsed.astype(int)
 
     # weight: a whole number >= 1 when given
-    weight_s = df["weight"]
-    w = pd.to_numeric(weight_s, errors="coerce").to_numpy(dtype=float)
-    given_w = (weight_s != "").to_numpy()
+    weight_s = text["weight"]
+    w = _numbers(weight_s)
+    given_w = weight_s != ""
     good_w = np.isfinite(w) & (w >= 1) & (np.floor(np.where(np.isfinite(w), w, 0)) == w)
     bad_w = given_w & ~good_w
-    if bad_w.any():
-        flag(bad_w, 4, "weight", np.array(
-            [f"expected a whole number of members >= 1, got {v!r}" for v in weight_s], dtype=object))
+    flag(bad_w, 4, "weight", lambda p: f"expected a whole number of members >= 1, got {weight_s[p]!r}")
     weight_out = np.where(given_w & good_w, np.where(good_w, w, 1), 1).astype(int)
 
     # district_zh (canonicalised once per distinct value)
     known_districts = set(gaz.district_names())
-    district_s = df["district_zh"]
-    canon = {v: _canonical_district(v, known_districts) for v in district_s.unique() if v}
-    district_out = district_s.map({v: canon.get(v) or "" for v in district_s.unique()}).to_numpy(dtype=object)
+    district_s = text["district_zh"]
+    canon = _per_distinct(district_s, lambda v: _canonical_district(v, known_districts) if v else "")
     from geoalloc.rules import other_city
 
     elsewhere = other_city(df)  # rows of another city (a national roster): no Shenzhen checks
+    bad_d = (canon == None) & ~elsewhere  # noqa: E711
+    district_out = np.where(canon == None, "", canon).astype(object)  # noqa: E711
     if elsewhere.any():
         district_out[elsewhere] = [unicodedata.normalize("NFKC", v).replace(" ", "") for v in district_s[elsewhere]]
-    bad_d = district_s.isin([v for v in district_s.unique() if v and canon.get(v) is None]).to_numpy() & ~elsewhere
-    if bad_d.any():
-        flag(bad_d, 5, "district_zh", np.array(
-            [f"unknown district {v!r} (expected one of {', '.join(sorted(known_districts))})" for v in district_s],
-            dtype=object))
+    expected = ", ".join(sorted(known_districts))
+    flag(bad_d, 5, "district_zh", lambda p: f"unknown district {district_s[p]!r} (expected one of {expected})")
 
     # coordinates: one problem per row at most, in this order
-    lon_s, lat_s = df["lon"], df["lat"]
-    has_lon, has_lat = (lon_s != "").to_numpy(), (lat_s != "").to_numpy()
+    lon_s, lat_s = text["lon"], text["lat"]
+    has_lon, has_lat = lon_s != "", lat_s != ""
     no_xy = ~has_lon & ~has_lat
-    flag(no_xy & (df["address"] == "").to_numpy(), 6, "address", "neither an address nor coordinates (lon, lat) are given")
+    flag(no_xy & (text["address"] == ""), 6, "address", "neither an address nor coordinates (lon, lat) are given")
     half = has_lon != has_lat
     flag(half & has_lon, 6, "lat", "lon and lat must be given together")
     flag(half & has_lat, 6, "lon", "lon and lat must be given together")
     both = has_lon & has_lat
-    lon_v = pd.to_numeric(lon_s.where(both, ""), errors="coerce").to_numpy(dtype=float)
-    lat_v = pd.to_numeric(lat_s.where(both, ""), errors="coerce").to_numpy(dtype=float)
-    lon_num = ~np.isnan(lon_v) | lon_s.str.lower().isin(_NAN_TEXT).to_numpy()
-    lat_num = ~np.isnan(lat_v) | lat_s.str.lower().isin(_NAN_TEXT).to_numpy()
+    lon_v = np.where(both, _numbers(np.where(both, lon_s, "")), np.nan)
+    lat_v = np.where(both, _numbers(np.where(both, lat_s, "")), np.nan)
+    lon_num = ~np.isnan(lon_v) | _per_distinct(lon_s, lambda v: v.lower() in _NAN_TEXT).astype(bool)
+    lat_num = ~np.isnan(lat_v) | _per_distinct(lat_s, lambda v: v.lower() in _NAN_TEXT).astype(bool)
     not_num = both & ~(lon_num & lat_num)
-    flag(not_num & ~lon_num, 6, "lon", np.array([f"not a number: {v!r}" for v in lon_s], dtype=object)
-         if (not_num & ~lon_num).any() else "")
-    flag(not_num & lon_num, 6, "lat", np.array([f"not a number: {v!r}" for v in lat_s], dtype=object)
-         if (not_num & lon_num).any() else "")
+    flag(not_num & ~lon_num, 6, "lon", lambda p: f"not a number: {lon_s[p]!r}")
+    flag(not_num & lon_num, 6, "lat", lambda p: f"not a number: {lat_s[p]!r}")
     ok = both & ~not_num
     with np.errstate(invalid="ignore"):
         lon_bad = ok & ~((lon_v >= -180) & (lon_v <= 180) & np.isfinite(lon_v))
-    flag(lon_bad, 6, "lon", np.array([f"{v} is out of range (-180..180)" for v in lon_v], dtype=object)
-         if lon_bad.any() else "")
+    flag(lon_bad, 6, "lon", lambda p: f"{lon_v[p]} is out of range (-180..180)")
     ok &= ~lon_bad
     with np.errstate(invalid="ignore"):
         lat_bad = ok & ~((lat_v >= -90) & (lat_v <= 90) & np.isfinite(lat_v))
-    flag(lat_bad, 6, "lat", np.array([f"{v} is out of range (-90..90)" for v in lat_v], dtype=object)
-         if lat_bad.any() else "")
+    flag(lat_bad, 6, "lat", lambda p: f"{lat_v[p]} is out of range (-90..90)")
     ok &= ~lat_bad
-    datum_s = df["datum"]
-    datum_low = datum_s.str.lower()
-    datum_bad = ok & ~datum_low.isin(list(_DATUM_ALIASES)).to_numpy()
-    flag(datum_bad, 6, "datum", np.array(
-        [f"unknown datum {v!r} (expected wgs84, gcj02 or bd09)" for v in datum_s], dtype=object)
-        if datum_bad.any() else "")
+    datum_s = text["datum"]
+    datum_low = _per_distinct(datum_s, str.lower)
+    datum_enum = _per_distinct(datum_s, lambda v: _DATUM_ALIASES.get(v.lower(), Datum.WGS84).value)
+    datum_bad = ok & ~_per_distinct(datum_s, lambda v: v.lower() in _DATUM_ALIASES).astype(bool)
+    flag(datum_bad, 6, "datum", lambda p: f"unknown datum {datum_s[p]!r} (expected wgs84, gcj02 or bd09)")
     ok &= ~datum_bad
     lon_out = np.full(n, np.nan)
     lat_out = np.full(n, np.nan)
-    datum_enum = datum_low.map({v: _DATUM_ALIASES.get(v, Datum.WGS84).value for v in datum_low.unique()}
-                               ).to_numpy(dtype=object)
     for d in {str(x) for x in datum_enum[ok]}:
         sel = ok & (datum_enum == d)
         wlon, wlat = to_wgs84(lon_v[sel], lat_v[sel], d)
@@ -254,23 +243,21 @@ def validate_roster(raw: pd.DataFrame) -> RosterResult:
     if has_xy.any():
         idx = np.flatnonzero(has_xy)
         located = gaz.locate_districts(lon_out[idx], lat_out[idx]).to_numpy()
-        for pos, where in zip(idx, located):
-            if where is None:
-                outside_problems.append((int(pos), 7, "lon",
-                                         f"point ({lon_out[pos]:.6f}, {lat_out[pos]:.6f}) WGS-84 lies outside Shenzhen"))
-            else:
-                # The point is where the member lives: it decides the district over a stated one.
-                district_out[pos] = where
+        outside = located == None  # noqa: E711
+        outside_problems = [(p, 7, "lon", f"point ({lon_out[p]:.6f}, {lat_out[p]:.6f}) WGS-84 lies outside Shenzhen")
+                            for p in idx[outside].tolist()]
+        # The point is where the member lives: it decides the district over a stated one.
+        district_out[idx[~outside]] = located[~outside]
 
     problems.sort()
-    mids = mid.to_numpy(dtype=object)
-    errors = [RowError(int(rows[p]), str(mids[p]), f, r) for p, _, f, r in problems + sorted(outside_problems)]
+    found = problems + outside_problems
+    errors = [RowError(int(rows[p]), str(mid[p]), f, r) for p, _, f, r in found]
     first_error: dict[int, RowError] = {}
-    for (p, _, _, _), err in zip(problems + sorted(outside_problems), errors):
+    for (p, _, _, _), err in zip(found, errors):
         first_error.setdefault(p, err)
 
     df["lon"], df["lat"] = lon_out, lat_out
-    df["status"] = status_out.to_numpy(dtype=object)
+    df["status"] = status_out
     df["full_member"], df["weight"], df["frozen"] = flags_out["full_member"], weight_out, flags_out["frozen"]
     df["district_zh"] = district_out
     df["datum"] = np.where(datum_low != "", datum_low, np.where(has_xy, "wgs84", ""))
@@ -280,20 +267,58 @@ def validate_roster(raw: pd.DataFrame) -> RosterResult:
     rejects.insert(0, "reason", [first_error[i].reason for i in reject_pos])
     rejects.insert(0, "field", [first_error[i].field for i in reject_pos])
     rejects.insert(0, "row", [first_error[i].row for i in reject_pos])
-    keep = np.ones(n, dtype=bool)
-    keep[reject_pos] = False
-    members = df.loc[keep].reset_index(drop=True)
-    cols = ["row"] + KNOWN_COLUMNS + [c for c in members.columns if c not in KNOWN_COLUMNS and c != "row"]
-    return RosterResult(members=members[cols], rejects=rejects.reset_index(drop=True), errors=errors)
+    cols = ["row"] + KNOWN_COLUMNS + [c for c in df.columns if c not in KNOWN_COLUMNS and c != "row"]
+    if reject_pos:
+        keep = np.ones(n, dtype=bool)
+        keep[reject_pos] = False
+        members = df.loc[keep, cols]
+    else:
+        members = df[cols]
+    return RosterResult(members=members.reset_index(drop=True), rejects=rejects.reset_index(drop=True), errors=errors)
+
+
+def _cell_message(template: str, values: np.ndarray) -> Callable[[int], str]:
+    """The reason for the row at a position, quoting that row's cell."""
+    return lambda p: template.format(values[p])
+
+
+def _per_distinct(values: np.ndarray, rule: Callable[[str], Any]) -> np.ndarray:
+    """``rule`` of each cell as an object array, evaluated once per distinct text."""
+    codes, distinct = pd.factorize(values)
+    return np.array([rule(v) for v in distinct] + [None], dtype=object)[codes]
+
+
+def _numbers(values: np.ndarray) -> np.ndarray:
+    """``pd.to_numeric(values, errors="coerce")`` as floats, parsed once per distinct text."""
+    codes, distinct = pd.factorize(values)
+    parsed = pd.to_numeric(pd.Series(list(distinct) + [""], dtype="str"), errors="coerce")
+    return parsed.to_numpy(dtype=float)[codes]
+
+
+def _flag_value(low: str) -> int | None:
+    """1 or 0 for a yes/no cell, -1 when empty (the default applies), None when neither."""
+    if low in _TRUE:
+        return 1
+    if low in _FALSE:
+        return 0
+    return -1 if low == "" else None
 
 
 _NAN_TEXT = ["nan", "+nan", "-nan"]
+_TEXT = pd.StringDtype(na_value=np.nan)  # pandas' "str" dtype, what the reader gives
 
 
 def _stripped_text(col: pd.Series) -> pd.Series:
-    """``col.fillna("").astype(str).str.strip()`` in one pass over the cells (a third of the time)."""
-    out = [v.strip() if type(v) is str else ("" if _missing(v) else str(v).strip()) for v in col.tolist()]
-    return pd.Series(out, index=col.index, dtype="str")
+    """``col.fillna("").astype(str).str.strip()`` in one pass over the cells (all text: in C)."""
+    cells = col.tolist()
+    try:
+        out = list(map(str.strip, cells))
+    except TypeError:  # a missing or non-text cell
+        out = [v.strip() if type(v) is str else ("" if _missing(v) else str(v).strip()) for v in cells]
+    else:
+        if col.dtype == _TEXT and out == cells:  # nothing to strip (strip returns the same objects)
+            return col
+    return pd.Series(out, index=col.index, dtype=_TEXT)
 
 
 def _missing(value: object) -> bool:

@@ -296,7 +296,8 @@ def other_city(frame: pd.DataFrame) -> NDArray[np.bool_]:
     """Rows of a roster that lie in a city other than Shenzhen by their ``city_zh`` (a national
     roster). Their coordinates and ``district_zh`` are taken as given: Shenzhen's gazetteer and
     district checks do not apply to them. All False without ``city_zh``."""
-    return np.array([is_other_city(c) for c in _text(frame, "city_zh")], dtype=bool)
+    codes, cities = pd.factorize(_text(frame, "city_zh"))  # once per distinct city, not per row
+    return np.array([is_other_city(c) for c in cities], dtype=bool)[codes]
 
 
 def is_other_city(city: str | None) -> bool:

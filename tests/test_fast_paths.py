@@ -20,7 +20,9 @@ import shapely
 from geoalloc.geocode import OfflineGeocoder
 from geoalloc.geocode.offline import jitter_key, jitter_uniforms
 from geoalloc.outputs import neutralise, write_csv
-from geoalloc.roster import _stripped_text
+from geoalloc.outputs.cells import _safe_cells
+from geoalloc.outputs.csvtext import csv_text
+from geoalloc.roster import _numbers, _per_distinct, _stripped_text, validate_roster
 
 
 def _reference_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -71,12 +73,80 @@ def test_csv_writer_writes_what_the_cell_by_cell_rule_writes(tmp_path: Path) -> 
     assert "'=head" in back.columns and back.loc[0, "name"] == "'=SUM(A1)" and back.loc[5, "name"] == "''quoted"
 
 
+def _text_frame() -> pd.DataFrame:
+    """Every kind of cell the column-wise CSV text handles, hostile texts included."""
+    texts = ["plain", "a,b", 'say "hi"', "two\nlines", "cr\rin", "crlf\r\n", " lead", "trail ", "", "'q", "=1+2",
+             "-3", "@x", "\tt", "\x0b\x0c\x1c\x85\u2028", "全角，逗号", '"', ",", "a\x00=b", "南山区-001"]
+    n = 3 * len(texts)
+    floats = [0.0, -0.0, 0.1, 1 / 3, 1e16, 1e-5, 5e-324, 1.7976931348623157e308, math.inf, -math.inf, math.nan,
+              113.9234567, 22.5, 100.0, -1e22, 123456789012345678.0]
+    return pd.DataFrame({
+        "text": pd.Series([texts[i % len(texts)] for i in range(n)], dtype="str"),
+        "with_nan": pd.Series([texts[i % len(texts)] if i % 4 else None for i in range(n)], dtype="str"),
+        "obj": pd.Series([texts[(i * 7) % len(texts)] if i % 5 else (None if i % 2 else math.nan) for i in range(n)],
+                         dtype=object),
+        "x": [floats[i % len(floats)] for i in range(n)],
+        "small": np.arange(n) % 3 - 1,
+        "wide": np.arange(n, dtype=np.int64) * 10**12 - 7,
+        "big": np.full(n, 2**63 + 5, dtype=np.uint64),
+        "flag": np.arange(n) % 2 == 0,
+        'lab,"el': pd.Series(["same"] * n, dtype="str"),
+        "text ": pd.Series([texts[(i * 3) % len(texts)] for i in range(n)], dtype=object),
+    })
+
+
+def test_column_wise_csv_text_is_pandas_to_csv() -> None:
+    frame = _text_frame()
+    for f in (frame, frame.iloc[0:0], frame.iloc[[4, 5, 2]], frame.set_axis(["d"] * frame.shape[1], axis=1)):
+        text = csv_text(f)
+        assert text is not None
+        assert text == f.to_csv(index=False)
+    # what it leaves to pandas
+    assert csv_text(frame[["text"]]) is None
+    assert csv_text(frame.assign(obj=pd.Series(["a", 1] * (len(frame) // 2), dtype=object))) is None
+    assert csv_text(frame.assign(cat=pd.Categorical(["a"] * len(frame)))) is None
+    assert csv_text(frame.set_axis(list(range(frame.shape[1])), axis=1)) is None
+
+
+def test_csv_writer_fast_path_neutralises_as_the_cell_by_cell_rule(tmp_path: Path) -> None:
+    frame = _text_frame().map(lambda v: v.replace("\r", "") if isinstance(v, str) else v)
+    frame["=lead"] = pd.Series(["x"] * len(frame), dtype="str")
+    labels = [neutralise(str(c)) for c in frame.columns]
+    assert csv_text(frame, labels=labels, texts=_safe_cells) is not None  # the fast path is the one tested
+    write_csv(frame, tmp_path / "fast.csv")
+    _reference_csv(frame, tmp_path / "slow.csv")
+    assert (tmp_path / "fast.csv").read_bytes() == (tmp_path / "slow.csv").read_bytes()
+    assert csv_text(_text_frame(), labels=labels[:-1], texts=_safe_cells) is None  # a CR: every text field quoted
+    write_csv(_text_frame(), tmp_path / "cr.csv")
+    _reference_csv(_text_frame(), tmp_path / "cr_slow.csv")
+    assert (tmp_path / "cr.csv").read_bytes() == (tmp_path / "cr_slow.csv").read_bytes()
+
+
 def test_roster_strip_matches_fillna_astype_strip() -> None:
     cells: list[object] = [" a ", "b", None, math.nan, pd.NA, 3, 4.5, np.float64(2.0), "\u3000全角\u3000", "", " "]
-    for col in (pd.Series(cells, dtype=object), pd.Series([" x ", None, "y"], dtype="str")):
+    spaces = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+    for col in (pd.Series(cells, dtype=object), pd.Series([" x ", None, "y"], dtype="str"),
+                pd.Series(["a", "b c", ""], dtype="str"), pd.Series(["a", "b"], dtype=object),
+                pd.Series([spaces + "x" + spaces, "y", spaces], dtype="str")):
         expected = col.fillna("").astype(str).str.strip()
         got = _stripped_text(col)
         assert got.tolist() == expected.tolist() and got.dtype == expected.dtype
+
+
+def test_roster_rules_per_distinct_value_are_the_rules_per_cell() -> None:
+    texts = np.array(["1", "1.0", " 2", "1e3", "abc", "", "nan", "-nan", "inf", "-1", "0x10", "1_000", "١٢", "3", "1"]
+                     * 3, dtype=object)
+    per_cell = pd.to_numeric(pd.Series(texts, dtype="str"), errors="coerce").to_numpy(dtype=float)
+    np.testing.assert_array_equal(_numbers(texts), per_cell)
+    assert _per_distinct(texts, str.lower).tolist() == [t.lower() for t in texts]
+    # duplicates: every later copy of a member id names the row of its first copy
+    ids = ["a", "b", "a", "", "", "c", "b", "a"]
+    frame = pd.DataFrame({"member_id": ids, "address": ["南山区"] * len(ids)})
+    got = [(e.row, e.reason) for e in validate_roster(frame).errors if e.field == "member_id"]
+    first = {v: ids.index(v) + 2 for v in ids}
+    want = [(i + 2, "empty: every row needs a unique member_id" if v == "" else f"duplicate of row {first[v]}")
+            for i, v in enumerate(ids) if v == "" or ids.index(v) != i]
+    assert got == want
 
 
 def test_grouped_spread_is_the_point_by_point_rule() -> None:
@@ -117,3 +187,48 @@ def test_geocode_command_imports_neither_solver_nor_map_stacks() -> None:
 
     assert all(getattr(outputs, name) is not None for name in outputs.__all__)
     assert pipeline.place_members is __import__("geoalloc.geocode.frame", fromlist=["x"]).place_members
+
+
+def test_frame_parses_each_distinct_address_once_and_gives_every_row_its_own_parse() -> None:
+    from geoalloc.geocode import geocode_frame
+
+    texts: list[object] = ["翠湖社区翠湖苑2栋2705", "深圳市南山区粤海街道", "乱码", "", None, math.nan, 1, 1.0, True, "1", "True"]
+    n = 4 * len(texts)
+    df = pd.DataFrame({
+        "member_id": [f"m{i}" if i % 7 else "" for i in range(n)],
+        "address": pd.Series([texts[i % len(texts)] for i in range(n)], dtype=object),
+        "district_zh": [["罗湖区", "", "南山区", None][i % 4] for i in range(n)],
+        "group_id": [["", "g1", ""][i % 3] for i in range(n)],
+    })
+    geo = OfflineGeocoder()
+    calls: list[object] = []
+    parse = geo.parse
+    geo.parse = lambda a: calls.append(a) or parse(a)  # type: ignore[method-assign]
+    out = geocode_frame(df, geocoder=geo)
+    plain = [a for a in calls if not (isinstance(a, str) and a.startswith(("罗湖区", "南山区")))]
+    assert len(plain) == len({(type(a), repr(a)) for a in plain}) == len(texts)  # each distinct cell once
+    for i, row in df.iterrows():  # the rule row by row
+        a, hint = row["address"], row["district_zh"]
+        p = parse(a)
+        if p.district_zh is None and isinstance(hint, str) and hint and isinstance(a, str) and a.strip():
+            hinted = parse(hint + a)
+            p = hinted if hinted.district_zh is not None else p
+        key = jitter_key(f"group:{row['group_id']}" if row["group_id"] else row["member_id"], a)
+        x, y = geo.place([p], [key])
+        got = out.loc[i]
+        district = got["geo_district_zh"] if isinstance(got["geo_district_zh"], str) else None
+        assert (got["geo_precision"], got["geo_reason"], district) == (p.precision.value, p.reason, p.district_zh), i
+        assert (np.isnan(x[0]) and np.isnan(got["lon"])) or (got["lon"], got["lat"]) == (x[0], y[0]), (i, a)
+
+
+def test_batch_gc_is_undone_after_the_command() -> None:
+    import gc
+
+    from geoalloc.cli import BATCH_GC_THRESHOLD, batch_gc
+
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    with batch_gc() as settle:
+        assert gc.get_threshold() == BATCH_GC_THRESHOLD
+        settle()
+        assert gc.get_freeze_count() > frozen
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,61 @@ def test_a_cached_lexicon_parses_exactly_like_a_fresh_build(tmp_path: Path, monk
     fresh = AddressParser(gazetteer(), build_lexicon(), LandmarkIndex(None))
     cached = AddressParser(gazetteer(), loaded, LandmarkIndex(None))
     assert [cached.parse(t) for t in texts] == [fresh.parse(t) for t in texts]
+
+
+def test_automata_and_frozen_records_come_back_equal_and_shared_only_when_identical(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ahocorasick
+
+    from geoalloc.geocode.lexicon import FormInfo
+
+    monkeypatch.setenv("GEOALLOC_CACHE_DIR", str(tmp_path))
+    info = FormInfo(True, False, False, True, False, frozenset({"南山区"}), True, False)
+    twin = FormInfo(True, False, False, True, False, frozenset({"南山区"}), True, False)
+    zero, minus_zero = _Point(0.0), _Point(-0.0)
+    made = ahocorasick.Automaton()
+    for word in ("南山", "南山区", "山南", "粤海街道"):
+        made.add_word(word, (word, info))
+    made.make_automaton()
+    trie = ahocorasick.Automaton()
+    trie.add_word("福田", 1)
+    ints = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+    ints.add_word("罗湖", 7)
+    ints.make_automaton()
+    value = {"made": made, "trie": trie, "ints": ints, "empty": ahocorasick.Automaton(), "infos": [info, twin],
+             "points": [zero, minus_zero]}
+    cached_build("thing", "k", lambda: value, dict)
+    back = cached_build("thing", "k", lambda: {}, dict)  # loaded from the file
+    assert back["made"] is not made and back["made"].kind == ahocorasick.AHOCORASICK
+    text = "深圳市南山区粤海街道山南"
+    assert list(back["made"].iter_long(text)) == list(made.iter_long(text))
+    assert back["trie"].kind == ahocorasick.TRIE and back["trie"].get("福田") == 1
+    assert list(back["ints"].iter("罗湖区")) == [(1, 7)] and back["empty"].kind == ahocorasick.EMPTY
+    assert back["infos"] == [info, twin] and back["infos"][0] is back["infos"][1]  # equal values shared
+    assert [str(p.x) for p in back["points"]] == ["0.0", "-0.0"]  # equal but not the same value: kept apart
+
+
+@dataclass(frozen=True, slots=True)
+class _Point:
+    x: float
+
+
+def test_a_cached_gazetteer_is_the_fresh_build_and_the_command_path_then_needs_no_geopandas(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys, pickle, shapely; from geoalloc.geocode.gazetteer import gazetteer, build_gazetteer; "
+            "from geoalloc.geocode import OfflineGeocoder; from geoalloc.roster import validate_roster; "
+            "import pandas as pd; OfflineGeocoder(); g = gazetteer(); "
+            "r = validate_roster(pd.DataFrame({'member_id': ['a'], 'lon': ['114.05'], 'lat': ['22.55']})); "
+            "loaded = 'geopandas' in sys.modules; f = build_gazetteer(); "
+            "same = all(getattr(g, k) == getattr(f, k) for k in ('tokens', 'district_label', 'sub_district', "
+            "'community_units', 'sub_point', 'comm_point')) and all(shapely.equals_exact(g.sub_geom[k], f.sub_geom[k], 0) "
+            "for k in f.sub_geom) and all(shapely.is_prepared(v) for v in g.comm_geom.values()); "
+            "print(loaded, same, r.members['district_zh'][0])")
+    env = {**os.environ, "GEOALLOC_CACHE_DIR": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout.split()
+            for _ in range(2)]
+    assert runs[0] == ["True", "True", "福田区"]  # first run: built from the GeoJSON files
+    assert runs[1] == ["False", "True", "福田区"]  # later runs: from the cache, geopandas never imported

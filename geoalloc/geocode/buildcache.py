@@ -10,16 +10,20 @@ cache (default ``$XDG_CACHE_HOME/geoalloc`` or ``~/.cache/geoalloc``); ``off`` d
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import hashlib
 import os
 import pickle
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 __all__ = ["cache_dir", "cached_build", "input_key"]
 
@@ -59,7 +63,7 @@ def cached_build(name: str, key: str, build: Callable[[], T], kind: type[T]) -> 
         return build()
     path = where / f"{name}-{key}.pickle"
     try:
-        with path.open("rb") as fh:
+        with path.open("rb") as fh, _no_gc():
             loaded = pickle.load(fh)
         if isinstance(loaded, kind):
             return loaded
@@ -77,10 +81,94 @@ def cached_build(name: str, key: str, build: Callable[[], T], kind: type[T]) -> 
         fd, tmp = tempfile.mkstemp(dir=where, prefix=f".{name}-", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
-                pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                _Pickler(fh, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
             os.replace(tmp, path)  # atomic: a concurrent reader sees the old file or the whole new one
         finally:
             Path(tmp).unlink(missing_ok=True)
     except (OSError, pickle.PicklingError):
         pass  # a read-only home: build every time, as before
     return value
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """The cyclic collector paused: an unpickled object graph holds no garbage to find, and the
+    collections its many new objects set off were half the lexicon's load time."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+class _Pickler(pickle.Pickler):
+    """Stores an Aho-Corasick automaton as its words and values, and a frozen slots dataclass as
+    its class and field values.
+
+    Why: restoring pyahocorasick's own node dump is several times slower than rebuilding the
+    automaton from its words, and the dataclasses module restores a frozen slots instance through
+    ``fields()`` on every object; both were most of the lexicon's load time.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._seen: dict[tuple[type, str], Any] = {}
+
+    def reducer_override(self, obj: Any) -> Any:
+        cls = type(obj)
+        if cls.__module__ == "ahocorasick" and cls.__name__ == "Automaton":
+            return _automaton_reduction(obj)
+        if "__slots__" in cls.__dict__ and dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
+            values = tuple(getattr(obj, name) for name in _field_names(cls))
+            # An immutable value written before (by repr, so 0.0 and -0.0 stay apart) is stored once
+            # and shared: the lexicon's form infos hold few distinct values.
+            first = self._seen.setdefault((cls, repr(values)), obj)
+            if first is not obj:
+                return _same, (first,)
+            return _rebuild, (cls, values)
+        return NotImplemented
+
+
+def _automaton_reduction(automaton: Any) -> Any:
+    """(rebuild, args) for a string-keyed automaton storing objects; NotImplemented (its own dump) otherwise."""
+    import ahocorasick
+
+    if automaton.store != ahocorasick.STORE_ANY or automaton.kind == ahocorasick.EMPTY:
+        return NotImplemented
+    items = list(automaton.items())
+    if not all(type(k) is str for k, _ in items):
+        return NotImplemented
+    return _automaton, (items, automaton.kind == ahocorasick.AHOCORASICK)
+
+
+def _automaton(items: list[tuple[str, Any]], made: bool) -> Any:
+    import ahocorasick
+
+    automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY)
+    for key, value in items:
+        automaton.add_word(key, value)
+    if made:
+        automaton.make_automaton()
+    return automaton
+
+
+@lru_cache(maxsize=None)
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+_set = object.__setattr__
+
+
+def _same(obj: Any) -> Any:
+    return obj
+
+
+def _rebuild(cls: type, values: tuple[Any, ...]) -> Any:
+    """A frozen dataclass instance from its field values, without running ``__init__`` (as pickle does)."""
+    obj: Any = object.__new__(cls)
+    for name, value in zip(_field_names(cls), values):
+        _set(obj, name, value)
+    return obj

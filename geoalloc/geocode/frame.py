@@ -22,6 +22,7 @@ __all__ = ["GEO_COLUMNS", "geocode_frame", "place_members", "placement_counts", 
 
 GEO_COLUMNS = ["lon", "lat", "geo_precision", "geo_district_zh", "geo_subdistrict_zh", "geo_status", "geo_reason"]
 _CHUNK = 2000
+_PLACE_CHUNK = 5000
 
 
 def _given_coordinates(df: pd.DataFrame) -> np.ndarray:
@@ -107,46 +108,7 @@ def geocode_frame(
 
     todo = np.flatnonzero(~given & ~elsewhere)
     if todo.size:
-        addresses = out["address"].tolist() if "address" in out.columns else [""] * n
-        ids = out["member_id"].tolist() if "member_id" in out.columns else [None] * n
-        if "group_id" in out.columns:  # a family shares a home: one approximate point for all of them
-            gid = out["group_id"].astype(object).where(out["group_id"].notna(), "").astype(str).str.strip()
-            ids = [f"group:{g}" if g else m for m, g in zip(ids, gid)]
-        hints = [h if isinstance(h, str) else "" for h in out["district_zh"]] if "district_zh" in out.columns else [""] * n
-        state: dict[str, str] = {}
-        asked: dict[str, Parsed | None] = {}
-        for start in range(0, todo.size, _CHUNK):
-            rows = todo[start : start + _CHUNK]
-            parsed: list[Parsed] = []
-            keys: list[str] = []
-            for i in rows:
-                a = addresses[i]
-                p = geocoder.parse(a)
-                if p.district_zh is None and hints[i] and isinstance(a, str) and a.strip():
-                    # The roster's district column is the enclosing unit the text left out
-                    # (e.g. a community name shared by several districts).
-                    hinted = geocoder.parse(hints[i] + a)
-                    if hinted.district_zh is not None:
-                        p = hinted
-                if provider is not None:
-                    text = a if isinstance(a, str) else ""
-                    if text not in asked:
-                        asked[text] = _provider_parse(provider, text, p, state)
-                    p = asked[text] or p
-                parsed.append(p)
-                keys.append(jitter_key(ids[i], a))
-            x, y = geocoder.place(parsed, keys)
-            lon[rows], lat[rows] = x, y
-            precision[rows] = [p.precision.value for p in parsed]
-            status[rows] = [p.status.value for p in parsed]
-            district[rows] = [p.district_zh for p in parsed]
-            subdistrict[rows] = [p.subdistrict_zh for p in parsed]
-            reason[rows] = [p.reason for p in parsed]
-            if progress is not None:
-                progress(int(rows.size))
-        if "disabled" in state:
-            note = f"; online provider disabled after: {state['disabled']}"
-            reason[todo] = [r + note for r in reason[todo]]
+        _geocode_rows(out, todo, geocoder, provider, progress, (lon, lat, precision, status, district, subdistrict, reason))
 
     out["lon"] = lon
     out["lat"] = lat
@@ -156,6 +118,94 @@ def geocode_frame(
     out["geo_status"] = status
     out["geo_reason"] = reason
     return out
+
+
+def _geocode_rows(out: pd.DataFrame, todo: np.ndarray, geocoder: OfflineGeocoder, provider: Provider | None,
+                  progress: Callable[[int], None] | None, columns: tuple[np.ndarray, ...]) -> None:
+    """Parse each distinct address of the rows ``todo`` once (and with the row's district when the text
+    names none, once per distinct pair), place every row, fill ``columns``."""
+    lon, lat, precision, status, district, subdistrict, reason = columns
+    n = len(out)
+    addresses = _cells(out, "address", n)
+    hints = _cells(out, "district_zh", n)
+    a_codes, a_distinct = _distinct(addresses[todo])
+    h_codes, h_distinct = _distinct(hints[todo])
+    pair_codes, pairs = pd.factorize(a_codes.astype(np.int64) * max(len(h_distinct), 1) + h_codes)
+    a_of_pair, h_of_pair = np.divmod(pairs, max(len(h_distinct), 1))
+    rows_per_pair = np.bincount(pair_codes, minlength=len(pairs))
+    state: dict[str, str] = {}
+    asked: dict[str, Parsed | None] = {}
+    parsed: list[Parsed] = []
+    by_address: list[Parsed | None] = [None] * len(a_distinct)
+    for start in range(0, len(pairs), _CHUNK):
+        for k in range(start, min(start + _CHUNK, len(pairs))):
+            ai = a_of_pair[k]
+            a, hint = a_distinct[ai], h_distinct[h_of_pair[k]]
+            p = by_address[ai]
+            if p is None:
+                p = by_address[ai] = geocoder.parse(a)
+            if p.district_zh is None and isinstance(hint, str) and hint and isinstance(a, str) and a.strip():
+                # The roster's district column is the enclosing unit the text left out
+                # (e.g. a community name shared by several districts).
+                hinted = geocoder.parse(hint + a)
+                if hinted.district_zh is not None:
+                    p = hinted
+            if provider is not None:
+                text = a if isinstance(a, str) else ""
+                if text not in asked:
+                    asked[text] = _provider_parse(provider, text, p, state)
+                p = asked[text] or p
+            parsed.append(p)
+        if progress is not None and start + _CHUNK < len(pairs):  # the last chunk's rows: once placed
+            progress(int(rows_per_pair[start : start + _CHUNK].sum()))
+    by_pair = np.empty(len(parsed), dtype=object)
+    by_pair[:] = parsed
+    row_parsed = by_pair[pair_codes].tolist()
+    keys = _jitter_keys(out, todo, addresses)
+    for start in range(0, todo.size, _PLACE_CHUNK):
+        stop = start + _PLACE_CHUNK
+        lon[todo[start:stop]], lat[todo[start:stop]] = geocoder.place(row_parsed[start:stop], keys[start:stop])
+    for target, values in ((precision, [p.precision.value for p in parsed]), (status, [p.status.value for p in parsed]),
+                           (district, [p.district_zh for p in parsed]), (subdistrict, [p.subdistrict_zh for p in parsed]),
+                           (reason, [p.reason for p in parsed])):
+        target[todo] = np.array(values + [None], dtype=object)[pair_codes]
+    if "disabled" in state:
+        note = f"; online provider disabled after: {state['disabled']}"
+        reason[todo] = [r + note for r in reason[todo]]
+    if progress is not None and len(pairs):
+        last = (len(pairs) - 1) // _CHUNK * _CHUNK
+        progress(int(rows_per_pair[last:].sum()))
+
+
+def _cells(frame: pd.DataFrame, col: str, n: int) -> np.ndarray:
+    """A column's cells as an object array ("" for every row when the column is absent)."""
+    if col not in frame.columns:
+        return np.full(n, "", dtype=object)
+    values = np.empty(n, dtype=object)
+    values[:] = frame[col].tolist()  # None, NaN and non-text cells as they are (the parser reads them)
+    return values
+
+
+def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(code per cell, one cell per code); cells that are not text are told apart by type and repr
+    (a hash table alone would merge 1, 1.0 and True, which the parser reads differently)."""
+    keys = values
+    if pd.api.types.infer_dtype(values, skipna=False) != "string":
+        keys = np.empty(len(values), dtype=object)
+        keys[:] = [v if type(v) is str else (type(v).__name__, repr(v)) for v in values.tolist()]
+    codes, _ = pd.factorize(keys)
+    return codes, values[np.unique(codes, return_index=True)[1]]  # codes follow first appearance
+
+
+def _jitter_keys(frame: pd.DataFrame, rows: np.ndarray, addresses: np.ndarray) -> list[str]:
+    """Each row's jitter key: its member id, or ``group:<id>`` for a family (one home, one point)."""
+    ids = _cells(frame, "member_id", len(frame))[rows].tolist()  # no id (""): keyed by the address
+    if "group_id" in frame.columns:
+        gid = frame["group_id"].astype(object).where(frame["group_id"].notna(), "").astype(str).str.strip()
+        g = gid.to_numpy(dtype=object)[rows].tolist()
+        ids = [f"group:{f}" if f else m for m, f in zip(ids, g)]
+    texts = addresses[rows].tolist()
+    return [k if type(k) is str and k else jitter_key(k, a) for k, a in zip(ids, texts)]
 
 
 def place_members(members: pd.DataFrame, *, geocoder: Any = None, progress: Callable[[int], None] | None = None,

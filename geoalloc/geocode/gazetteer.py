@@ -85,7 +85,24 @@ def _add(tokens: dict[str, list[Cand]], key: str, cand: Cand) -> None:
 
 @lru_cache(maxsize=1)
 def gazetteer() -> Gazetteer:
-    """Build (once) the tables from the bundled district data."""
+    """The tables from the bundled district data: built once per data and code version, then
+    loaded from the build cache (:mod:`geoalloc.geocode.buildcache`), so no polygon file is read."""
+    from pathlib import Path
+
+    from geoalloc.geocode.buildcache import cached_build, input_key
+    from geoalloc.paths import districts_dir
+
+    here = Path(__file__)
+    files = [p for p in districts_dir().iterdir() if p.is_file()]
+    key = input_key([*files, here, here.parent.parent / "districts.py"], packages=("shapely",))
+    gaz = cached_build("gazetteer", key, build_gazetteer, Gazetteer)
+    for geom in (*gaz.district_geom.values(), *gaz.sub_geom.values(), *gaz.comm_geom.values()):
+        shapely.prepare(geom)  # preparation is not pickled
+    return gaz
+
+
+def build_gazetteer() -> Gazetteer:
+    """Build the tables from the bundled district data (no cache)."""
     dgdf = dist.districts()
     subs = dist.subdistricts()
     comms = dist.communities()

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from geoalloc.outputs.csvtext import csv_text
+
 __all__ = ["TRIGGERS", "neutralise", "neutralise_frame", "restore", "restore_frame", "write_csv"]
 
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -51,8 +53,14 @@ def _text_columns(frame: pd.DataFrame) -> list[str]:
 
 
 _SEP = "\x00"
-# A cell start (the joined text's start or right after a separator) followed by a trigger or a quote.
-_NEEDS = re.compile("(?:^|\x00)[" + re.escape("".join(TRIGGERS) + _QUOTE) + "]")
+_STARTS = frozenset("".join(TRIGGERS) + _QUOTE)
+# A cell start right after a separator followed by a trigger or a quote (a literal first: fast).
+_NEEDS = re.compile("\x00[" + re.escape("".join(TRIGGERS) + _QUOTE) + "]")
+
+
+def _needs(joined: str) -> bool:
+    """Whether some cell of a NUL-joined column starts with a trigger or a quote."""
+    return joined[:1] in _STARTS or _NEEDS.search(joined) is not None
 
 
 def _joined(values: np.ndarray) -> str:
@@ -61,7 +69,11 @@ def _joined(values: np.ndarray) -> str:
     A NUL inside a cell can only make the scan report a cell that needs no change, never miss
     one: the exact per-cell rule is applied to every column the scan flags.
     """
-    return _SEP.join([v if type(v) is str else "" for v in values.tolist()])
+    cells = values.tolist()
+    try:
+        return _SEP.join(cells)  # all text: the common case, at C speed
+    except TypeError:
+        return _SEP.join([v if type(v) is str else "" for v in cells])
 
 
 def _neutralised(frame: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
@@ -77,10 +89,17 @@ def _neutralised(frame: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
         values = col.to_numpy(dtype=object)
         joined = _joined(values)
         has_cr = has_cr or "\r" in joined
-        if _NEEDS.search(joined):
+        if _needs(joined):
             out.isetitem(j, pd.array([neutralise(v) for v in values.tolist()], dtype=col.dtype))
     out.columns = [neutralise(str(c)) for c in frame.columns]
     return out, has_cr
+
+
+def _safe_cells(cells: list[str], joined: str) -> list[str] | None:
+    """A text column's cells neutralised for :func:`csv_text`; None (pandas writes) when one holds a CR."""
+    if "\r" in joined:
+        return None
+    return [neutralise(v) for v in cells] if _needs(joined) else cells
 
 
 def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -91,6 +110,10 @@ def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
 def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
     """A UTF-8 CSV whose text cells cannot become formulas."""
     out = Path(path)
+    text = csv_text(frame, labels=[neutralise(str(c)) for c in frame.columns], texts=_safe_cells)
+    if text is not None:
+        out.write_bytes(text.encode("utf-8"))
+        return out
     safe, has_cr = _neutralised(frame)
     # the csv module quotes a field with "\n" but not one with a bare "\r", which readers take
     # for a line break: when any text has one, every text field is quoted
