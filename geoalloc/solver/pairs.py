@@ -23,11 +23,20 @@ _DP_CELLS = 40_000_000  # pairs x load cells per item step before the candidate 
 _BATCH = 6  # pairs per knapsack batch when pairs are taken in order of their LP bound
 
 
-def _candidates(inst: Instance, pts: NDArray[np.int64], members: NDArray[np.int64], t: int,
-                cands: NDArray[np.int64]) -> NDArray[np.int64]:
-    """The ``t`` candidate sites (among ``cands``) cheapest for serving ``members``."""
-    tot = inst.cost(members[:, None], cands[None, :]).sum(axis=0)
-    return cands[np.argsort(tot, kind="stable")[:t]]
+def _rows_of(pts: NDArray[np.int64], members: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Positions of ``members`` in ``pts`` (the search passes each side as a slice of ``pts``)."""
+    k = len(members)
+    for start in (0, len(pts) - k):
+        if np.array_equal(pts[start:start + k], members):
+            return np.arange(start, start + k)
+    order = np.argsort(pts, kind="stable")
+    return order[np.searchsorted(pts, members, sorter=order)]
+
+
+def _candidates(costs: NDArray[np.float64], rows: NDArray[np.int64], t: int) -> NDArray[np.int64]:
+    """Columns of the ``t`` candidate sites cheapest for serving the points at ``rows``."""
+    tot = costs[rows].sum(axis=0)
+    return np.argsort(tot, kind="stable")[:t]
 
 
 def best_pair(
@@ -46,19 +55,21 @@ def best_pair(
     ``cutoff``: only splits cheaper than this matter (the current cost); with groups, pairs
     whose LP bound already reaches it skip the knapsack, and None comes back when all do.
     """
-    ca_list = _candidates(inst, pts, side_a, t, cands)
-    cb_list = _candidates(inst, pts, side_b, t, cands)
-    grid_a, grid_b = np.meshgrid(ca_list, cb_list, indexing="ij")
-    pa, pb = grid_a.ravel(), grid_b.ravel()
-    keep = pa != pb
-    pa, pb = pa[keep], pb[keep]
-    if len(pa) == 0:
-        return None
     unit = bool((inst.demand[pts] == 1).all())
     if not unit and inst.min_full > 0:
         return None  # groups with the full-member rule: left to the MIP
-    cost_a = inst.cost(pts[None, :], pa[:, None])  # (pairs, m)
-    cost_b = inst.cost(pts[None, :], pb[:, None])
+    # every cost the move needs, once: freed points x candidate sites
+    costs = inst.cost(pts[:, None], cands[None, :])
+    ca_list = _candidates(costs, _rows_of(pts, side_a), t)
+    cb_list = _candidates(costs, _rows_of(pts, side_b), t)
+    ca, cb = np.repeat(ca_list, len(cb_list)), np.tile(cb_list, len(ca_list))
+    keep = ca != cb
+    ca, cb = ca[keep], cb[keep]
+    if len(ca) == 0:
+        return None
+    pa, pb = cands[ca], cands[cb]
+    cost_a = costs[:, ca].T  # (pairs, m)
+    cost_b = costs[:, cb].T
     if unit:
         return _unit(inst, pts, pa, pb, cost_a, cost_b)
     return _knapsack(inst, pts, pa, pb, cost_a, cost_b, cutoff)
@@ -91,26 +102,27 @@ def _unit(inst, pts, pa, pb, cost_a, cost_b):
     nf, nn = int(isf.sum()), int((~isf).sum())
     pf = np.concatenate([np.zeros((n_pairs, 1)), np.cumsum(df[:, :nf], axis=1)], axis=1)
     pn = np.concatenate([np.zeros((n_pairs, 1)), np.cumsum(dn[:, :nn], axis=1)], axis=1)
-    kf = np.arange(nf + 1)[None, :, None]
-    kn = np.arange(nn + 1)[None, None, :]
-    nfe = nf_eff[:, None, None]
-    nne = nn_eff[:, None, None]
-    size_a = size_a0[:, None, None] + kf + kn
-    size_b = size_b0[:, None, None] + (nfe - kf) + (nne - kn)
-    full_a = full_a0[:, None, None] + kf
-    full_b = full_b0[:, None, None] + (nfe - kf)
-    ok = (kf <= nfe) & (kn <= nne)
-    ok &= (size_a >= inst.min_size) & (size_a <= inst.max_size)
-    ok &= (size_b >= inst.min_size) & (size_b <= inst.max_size)
-    ok &= (full_a >= inst.min_full) & (full_b >= inst.min_full)
+    # for each (pair, kf) the cost is convex in kn (prefix sums of sorted diffs), and the limits
+    # leave kn an interval: its first minimum is the number of negative diffs, clipped into it
+    kf = np.arange(nf + 1)[None, :]
+    nfe, nne = nf_eff[:, None], nn_eff[:, None]
+    # size_a = size_a0 + kf + kn, size_b = size_b0 + (nfe - kf) + (nne - kn)
+    rest_b = size_b0[:, None] + (nfe - kf) + nne
+    kn_lo = np.maximum.reduce([np.zeros_like(rest_b), inst.min_size - size_a0[:, None] - kf, rest_b - inst.max_size])
+    kn_hi = np.minimum.reduce([nne + 0 * kf, inst.max_size - size_a0[:, None] - kf, rest_b - inst.min_size])
+    ok = (kf <= nfe) & (kn_lo <= kn_hi)
+    ok &= (full_a0[:, None] + kf >= inst.min_full) & (full_b0[:, None] + (nfe - kf) >= inst.min_full)
+    neg = (dn[:, :nn] < 0).sum(axis=1)[:, None]
+    kn = np.clip(np.minimum(np.maximum(neg, kn_lo), kn_hi), 0, nn)  # (clipped into pn where not ok)
     with np.errstate(invalid="ignore"):
-        total = base[:, None, None] + pf[:, :, None] + pn[:, None, :]
+        total = base[:, None] + pf + np.take_along_axis(pn, kn, axis=1)
     total = np.where(ok, total, np.inf)
     flat = int(np.argmin(total))
     best = float(total.ravel()[flat])
     if not np.isfinite(best):
         return None
-    p, k1, k2 = np.unravel_index(flat, total.shape)
+    p, k1 = np.unravel_index(flat, total.shape)
+    k2 = int(kn[p, k1])
     d = diff[p]
     on_a = on_a_fixed[p].copy()
     fidx = np.nonzero(free[p] & isf)[0]
