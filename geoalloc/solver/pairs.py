@@ -4,8 +4,9 @@ The workhorse move of the search. Free the points of clusters A and B; for each 
 candidate sites (a, b) the best split of the points is exact and cheap:
 
 - unit demands: a point's preference is diff_i = c(i, a) - c(i, b); the cheapest split that puts
-  kf full and kn other points on a's side takes the kf (kn) smallest diffs of each kind, so a
-  grid over (kf, kn) with prefix sums and the size / full-member limits gives the optimum;
+  kf full and kn other points on a's side takes the kf (kn) smallest diffs of each kind; its cost
+  is convex in kn, so a scan over kf with prefix sums, kn at its best within the size limits,
+  gives the optimum;
 - general demands (no full-member rule): a knapsack over a's load by dynamic programming.
 
 All candidate pairs are evaluated at once with numpy. Site relocation, swaps between clusters
