@@ -15,6 +15,7 @@ from scipy.spatial import cKDTree
 
 from geoalloc.solver.assign import assign
 from geoalloc.solver.instance import Instance, pair_dist
+from geoalloc.solver.textbook import applies
 
 
 def seed_sites(inst: Instance, rng: np.random.Generator) -> NDArray[np.int64]:
@@ -94,9 +95,9 @@ def construct(
     """A feasible plan (sites, cluster per point) or None if none was found in time.
 
     The textbook CPMP at scale takes the compiled global phase (:mod:`geoalloc.solver.globalphase`)."""
-    from geoalloc.solver import globalphase
+    if applies(inst):
+        from geoalloc.solver import globalphase  # numba: only where its kernels run
 
-    if globalphase.applies(inst):
         plan = globalphase.global_plan(inst, rng, deadline)
         if plan is not None:
             return plan  # else (its greedy found no room for a point) the general construction

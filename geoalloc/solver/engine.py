@@ -11,13 +11,13 @@ from numpy.typing import NDArray
 from geoalloc.solver.arcmip import arc_mip, pool_arcs
 from geoalloc.solver.assign import assign
 from geoalloc.solver.bounds import lagrangian_bound
-from geoalloc.solver import globalphase
 from geoalloc.solver.construct import construct, construct_means
 from geoalloc.solver.instance import Instance
 from geoalloc.solver.lns import LnsConfig, lns
 from geoalloc.solver.pool import POOL_MAX_N, ClusterPool
 from geoalloc.solver.search import RELOCATE_MAX_P, improve, polish_mip, relocate_sites, whole_mip_polish
 from geoalloc.solver.swaps import cost_matrix, ranked_swaps
+from geoalloc.solver.textbook import applies
 from geoalloc.solver.work import BUILD_CALL, BUILD_POINT, RELOCATE_SHARE, Meter, flow
 
 FRESH_STARTS = 2  # independent k-means++ starts; later starts kick the best plan instead
@@ -272,7 +272,7 @@ class SearchConfig:
     depend on the clock, and it found at most 0.2% per district on the sample. ``lns_share`` > 0
     (the benchmark's clock-bound kicks): the starts get the rest of the search time, the LNS takes
     over from them, and the time it does not need goes back to kicks from its plan.
-    ``global_phase``: on the textbook CPMP at scale (:func:`geoalloc.solver.globalphase.applies`)
+    ``global_phase``: on the textbook CPMP at scale (:func:`geoalloc.solver.textbook.applies`)
     the compiled matheuristic replaces the starts (:func:`geoalloc.solver.globalphase.solve`), with
     ``global_kicks`` as its work limit (None: until ``global_share`` of the search time); with a
     share below 1 the starts and kicks go on from its plan in the time left.
@@ -347,7 +347,9 @@ def solve_instance(
     recombined = 0
     pool_seconds = 0.0
     stats_lns: dict[str, object] = {}
-    if cfg.global_phase and globalphase.applies(inst):
+    if cfg.global_phase and applies(inst):
+        from geoalloc.solver import globalphase  # numba: only where its kernels run
+
         gdl = t0 + cfg.global_share * (search_deadline - t0)
         best = cur = globalphase.solve(inst, np.random.default_rng([seed, LNS_STREAM - 1]), gdl,
                                        kicks=cfg.global_kicks, stats=stats)
