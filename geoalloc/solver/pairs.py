@@ -94,42 +94,59 @@ def _unit(inst, pts, pa, pb, cost_a, cost_b):
     base += np.where(on_b_fixed, cost_b, 0.0).sum(axis=1)
     size_a0 = on_a_fixed.sum(axis=1)
     size_b0 = on_b_fixed.sum(axis=1)
-    full_a0 = (on_a_fixed & isf).sum(axis=1)
-    full_b0 = (on_b_fixed & isf).sum(axis=1)
-    df = np.sort(np.where(isf[None, :], diff, np.inf), axis=1)
-    dn = np.sort(np.where(~isf[None, :], diff, np.inf), axis=1)
-    nf_eff = (free & isf).sum(axis=1)
-    nn_eff = (free & ~isf).sum(axis=1)
-    nf, nn = int(isf.sum()), int((~isf).sum())
-    pf = np.concatenate([np.zeros((n_pairs, 1)), np.cumsum(df[:, :nf], axis=1)], axis=1)
-    pn = np.concatenate([np.zeros((n_pairs, 1)), np.cumsum(dn[:, :nn], axis=1)], axis=1)
-    # for each (pair, kf) the cost is convex in kn (prefix sums of sorted diffs), and the limits
-    # leave kn an interval: its first minimum is the number of negative diffs, clipped into it
+    nf, nn = int(isf.sum()), int(m - isf.sum())
+    every = bool(nn == 0)  # no full-member rule (or all full): one kind of point
+    full_a0 = size_a0 if every else on_a_fixed[:, isf].sum(axis=1)
+    full_b0 = size_b0 if every else on_b_fixed[:, isf].sum(axis=1)
+    # each kind's diffs sorted (a pinned point's diff is inf, so it sorts last)
+    df = np.sort(diff if every else diff[:, isf], axis=1)
+    nf_eff = free.sum(axis=1) if every else free[:, isf].sum(axis=1)
+    pf = np.zeros((n_pairs, nf + 1))
+    np.cumsum(df, axis=1, out=pf[:, 1:])
     kf = np.arange(nf + 1)[None, :]
-    nfe, nne = nf_eff[:, None], nn_eff[:, None]
-    # size_a = size_a0 + kf + kn, size_b = size_b0 + (nfe - kf) + (nne - kn)
-    rest_b = size_b0[:, None] + (nfe - kf) + nne
-    kn_lo = np.maximum.reduce([np.zeros_like(rest_b), inst.min_size - size_a0[:, None] - kf, rest_b - inst.max_size])
-    kn_hi = np.minimum.reduce([nne + 0 * kf, inst.max_size - size_a0[:, None] - kf, rest_b - inst.min_size])
-    ok = (kf <= nfe) & (kn_lo <= kn_hi)
-    ok &= (full_a0[:, None] + kf >= inst.min_full) & (full_b0[:, None] + (nfe - kf) >= inst.min_full)
-    neg = (dn[:, :nn] < 0).sum(axis=1)[:, None]
-    kn = np.clip(np.minimum(np.maximum(neg, kn_lo), kn_hi), 0, nn)  # (clipped into pn where not ok)
-    with np.errstate(invalid="ignore"):
-        total = base[:, None] + pf + np.take_along_axis(pn, kn, axis=1)
+    nfe = nf_eff[:, None]
+    if every:
+        # kn is 0: the sizes alone bound kf
+        size_a = size_a0[:, None] + kf
+        size_b = size_b0[:, None] + (nfe - kf)
+        ok = (kf <= nfe) & (size_a >= inst.min_size) & (size_a <= inst.max_size)
+        ok &= (size_b >= inst.min_size) & (size_b <= inst.max_size)
+        ok &= (size_a >= inst.min_full) & (size_b >= inst.min_full)
+        with np.errstate(invalid="ignore"):
+            total = base[:, None] + pf
+        kn = None
+    else:
+        dn = np.sort(diff[:, ~isf], axis=1)
+        nne = (free.sum(axis=1) - nf_eff)[:, None]
+        pn = np.zeros((n_pairs, nn + 1))
+        np.cumsum(dn, axis=1, out=pn[:, 1:])
+        # for each (pair, kf) the cost is convex in kn (prefix sums of sorted diffs), and the
+        # limits leave kn an interval: its first minimum is the number of negative diffs, clipped
+        # into it. size_a = size_a0 + kf + kn, size_b = size_b0 + (nfe - kf) + (nne - kn)
+        a0 = size_a0[:, None] + kf
+        rest_b = size_b0[:, None] + (nfe - kf) + nne
+        kn_lo = np.maximum(np.maximum(inst.min_size - a0, rest_b - inst.max_size), 0)
+        kn_hi = np.minimum(np.minimum(inst.max_size - a0, rest_b - inst.min_size), nne)
+        ok = (kf <= nfe) & (kn_lo <= kn_hi)
+        ok &= (full_a0[:, None] + kf >= inst.min_full) & (full_b0[:, None] + (nfe - kf) >= inst.min_full)
+        neg = (dn < 0).sum(axis=1)[:, None]
+        kn = np.clip(np.minimum(np.maximum(neg, kn_lo), kn_hi), 0, nn)  # (clipped into pn where not ok)
+        with np.errstate(invalid="ignore"):
+            total = base[:, None] + pf + np.take_along_axis(pn, kn, axis=1)
     total = np.where(ok, total, np.inf)
     flat = int(np.argmin(total))
     best = float(total.ravel()[flat])
     if not np.isfinite(best):
         return None
     p, k1 = np.unravel_index(flat, total.shape)
-    k2 = int(kn[p, k1])
+    k2 = 0 if kn is None else int(kn[p, k1])
     d = diff[p]
     on_a = on_a_fixed[p].copy()
     fidx = np.nonzero(free[p] & isf)[0]
-    nidx = np.nonzero(free[p] & ~isf)[0]
     on_a[fidx[np.argsort(d[fidx], kind="stable")[:k1]]] = True
-    on_a[nidx[np.argsort(d[nidx], kind="stable")[:k2]]] = True
+    if k2:
+        nidx = np.nonzero(free[p] & ~isf)[0]
+        on_a[nidx[np.argsort(d[nidx], kind="stable")[:k2]]] = True
     return best, int(pa[p]), int(pb[p]), on_a
 
 
