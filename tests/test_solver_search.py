@@ -124,11 +124,11 @@ def test_a_work_bounded_search_goes_on_until_it_has_a_plan(monkeypatch) -> None:
     failed: list[int] = []
     real = engine.construct
 
-    def fails_first(inst: Instance, rng: np.random.Generator, deadline: float):  # type: ignore[no-untyped-def]
+    def fails_first(inst: Instance, rng: np.random.Generator, deadline: float, **kw):  # type: ignore[no-untyped-def]
         if not failed:
             failed.append(1)
             return None
-        return real(inst, rng, deadline)
+        return real(inst, rng, deadline, **kw)
 
     monkeypatch.setattr(engine, "construct", fails_first)
     res = solve_instance(inst, 1.0, 0, work=Work(starts=6, search=1e-6, bound_iters=25, ceiling=30.0))

@@ -48,6 +48,7 @@ def best_pair(
     cands: NDArray[np.int64],
     t: int = 8,
     cutoff: float | None = None,
+    table: NDArray[np.float64] | None = None,
 ) -> tuple[float, int, int, NDArray[np.bool_]] | None:
     """Best (cost, site a, site b, on_a mask over ``pts``) for the two clusters, or None.
 
@@ -55,12 +56,13 @@ def best_pair(
     (used to pick candidate sites near each); ``cands``: the candidate sites allowed.
     ``cutoff``: only splits cheaper than this matter (the current cost); with groups, pairs
     whose LP bound already reaches it skip the knapsack, and None comes back when all do.
+    ``table``: every point-to-site cost of the instance (:func:`~geoalloc.solver.table.cost_table`).
     """
     unit = bool((inst.demand[pts] == 1).all())
     if not unit and inst.min_full > 0:
         return None  # groups with the full-member rule: left to the MIP
     # every cost the move needs, once: freed points x candidate sites
-    costs = inst.cost(pts[:, None], cands[None, :])
+    costs = inst.cost(pts[:, None], cands[None, :]) if table is None else table[np.ix_(pts, cands)]
     ca_list = _candidates(costs, _rows_of(pts, side_a), t)
     cb_list = _candidates(costs, _rows_of(pts, side_b), t)
     ca, cb = np.repeat(ca_list, len(cb_list)), np.tile(cb_list, len(ca_list))
@@ -90,8 +92,8 @@ def _unit(inst, pts, pa, pb, cost_a, cost_b):
     free = ~(on_a_fixed | on_b_fixed)
     isf = inst.is_full[pts] if inst.min_full > 0 else np.ones(m, dtype=bool)
     diff = np.where(free, cost_a - cost_b, np.inf)
-    base = np.where(free, cost_b, 0.0).sum(axis=1) + np.where(on_a_fixed, cost_a, 0.0).sum(axis=1)
-    base += np.where(on_b_fixed, cost_b, 0.0).sum(axis=1)
+    # everything on b, to start with (a pinned point is an open site's own: it costs nothing)
+    base = np.where(free, cost_b, 0.0).sum(axis=1)
     size_a0 = on_a_fixed.sum(axis=1)
     size_b0 = on_b_fixed.sum(axis=1)
     nf, nn = int(isf.sum()), int(m - isf.sum())
