@@ -132,9 +132,9 @@ def _unit(inst, pts, pa, pb, cost_a, cost_b):
         ok = (kf <= nfe) & (kn_lo <= kn_hi)
         ok &= (full_a0[:, None] + kf >= inst.min_full) & (full_b0[:, None] + (nfe - kf) >= inst.min_full)
         neg = (dn < 0).sum(axis=1)[:, None]
-        kn = np.clip(np.minimum(np.maximum(neg, kn_lo), kn_hi), 0, nn)  # (clipped into pn where not ok)
+        kn = np.minimum(np.maximum(np.minimum(np.maximum(neg, kn_lo), kn_hi), 0), nn)  # (into pn where not ok)
         with np.errstate(invalid="ignore"):
-            total = base[:, None] + pf + np.take_along_axis(pn, kn, axis=1)
+            total = base[:, None] + pf + pn[np.arange(n_pairs)[:, None], kn]
     total = np.where(ok, total, np.inf)
     flat = int(np.argmin(total))
     best = float(total.ravel()[flat])
