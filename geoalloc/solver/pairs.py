@@ -24,17 +24,17 @@ _DP_CELLS = 40_000_000  # pairs x load cells per item step before the candidate 
 _BATCH = 6  # pairs per knapsack batch when pairs are taken in order of their LP bound
 
 
-def _rows_of(pts: NDArray[np.int64], members: NDArray[np.int64]) -> NDArray[np.int64]:
+def _rows_of(pts: NDArray[np.int64], members: NDArray[np.int64]) -> NDArray[np.int64] | slice:
     """Positions of ``members`` in ``pts`` (the search passes each side as a slice of ``pts``)."""
     k = len(members)
     for start in (0, len(pts) - k):
         if np.array_equal(pts[start:start + k], members):
-            return np.arange(start, start + k)
+            return slice(start, start + k)
     order = np.argsort(pts, kind="stable")
     return order[np.searchsorted(pts, members, sorter=order)]
 
 
-def _candidates(costs: NDArray[np.float64], rows: NDArray[np.int64], t: int) -> NDArray[np.int64]:
+def _candidates(costs: NDArray[np.float64], rows: NDArray[np.int64] | slice, t: int) -> NDArray[np.int64]:
     """Columns of the ``t`` candidate sites cheapest for serving the points at ``rows``."""
     tot = costs[rows].sum(axis=0)
     return np.argsort(tot, kind="stable")[:t]
@@ -62,7 +62,10 @@ def best_pair(
     if not unit and inst.min_full > 0:
         return None  # groups with the full-member rule: left to the MIP
     # every cost the move needs, once: freed points x candidate sites
-    costs = inst.cost(pts[:, None], cands[None, :]) if table is None else table[np.ix_(pts, cands)]
+    if table is None:
+        costs = inst.cost(pts[:, None], cands[None, :])
+    else:  # one flat take is cheaper than a 2-D fancy index
+        costs = table.take(pts[:, None] * table.shape[1] + cands[None, :])
     ca_list = _candidates(costs, _rows_of(pts, side_a), t)
     cb_list = _candidates(costs, _rows_of(pts, side_b), t)
     ca, cb = np.repeat(ca_list, len(cb_list)), np.tile(cb_list, len(ca_list))

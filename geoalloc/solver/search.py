@@ -151,7 +151,8 @@ def pair_search(
                 tried += 1
                 if meter is not None:
                     meter.charge(PAIR_CALL + PAIR_POINT * len(pts))
-                before = float(inst.cost(pts, sites[branch[pts]]).sum())
+                here = sites[branch[pts]]
+                before = float((inst.cost(pts, here) if table is None else table[pts, here]).sum())
                 res = best_pair(inst, pts, ma, mb, cands, t=PAIR_CANDIDATES, cutoff=before, table=table)
                 if res is None and inst.min_full > 0 and (inst.demand[pts] > 1).any():
                     res = _pair_mip(inst, pts, cands, sites[branch[pts]], deadline, meter)
