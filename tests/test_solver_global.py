@@ -1,6 +1,6 @@
 """The compiled matheuristic for the textbook CPMP at scale (geoalloc.solver.globalphase): every
 plan it returns is valid, no step makes a plan worse, it finds the brute-force optimum of tiny
-instances, its bound lies below its plan, and a work-limited run is repeatable."""
+instances, its bound lies below its plan, and a work-limited run gives the same plan on one\nworker or two."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 from test_solver_parts import brute_plan
 
 from geoalloc.solver import globalphase as gp
-from geoalloc.solver.engine import SearchConfig, solve_instance
+from geoalloc.solver import textbook
+from geoalloc.engines import LocalEngine
+from geoalloc.solver.engine import InstanceResult, SearchConfig, solve_instance
 from geoalloc.solver.instance import Instance
 
 FAR = 1e18  # no deadline: the work limits decide
@@ -55,17 +57,26 @@ def test_tiny_instances_reach_the_brute_force_optimum(seed: int) -> None:
     assert plan[2] == pytest.approx(opt, rel=1e-9)
 
 
-def test_the_engine_hook_is_valid_bounded_and_repeatable() -> None:
-    inst = cpmp(3, 700, 20)
-    assert gp.applies(inst)
+def _hooked(seed: int) -> InstanceResult | None:
+    """The engine's global-phase hook on one instance, bounded by work (a unit an engine runs)."""
     cfg = SearchConfig(global_phase=True, global_kicks=25)
-    runs = [solve_instance(inst, 600.0, 5, restarts=100_000, bound_share=0.01, config=cfg) for _ in range(2)]
-    a, b = runs
-    assert a is not None and b is not None
+    return solve_instance(cpmp(seed, 240, 12), 600.0, 5, restarts=100_000, bound_share=0.01, config=cfg)
+
+
+def test_the_engine_hook_is_valid_bounded_and_does_not_depend_on_the_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(textbook, "MIN_N", 200)  # a smaller instance than the phase takes by default (fast)
+    inst = cpmp(3, 240, 12)
+    assert gp.applies(inst)
+    a = _hooked(3)  # in this process (one worker) ...
+    assert a is not None
     assert inst.violations(a.sites, a.branch_of) == []
     assert a.stats["ils_kicks"] == 25 and a.stats["starts"] == 0
     assert a.lower_bound <= a.objective + 1e-6
-    assert np.array_equal(a.sites, b.sites) and np.array_equal(a.branch_of, b.branch_of)
+    # ... and twice at once on a pool of two (forked: the patch holds there): the same plan each time
+    for _, b in LocalEngine(2).run(_hooked, [3, 3], [240, 240]):
+        assert b is not None
+        assert np.array_equal(a.sites, b.sites) and np.array_equal(a.branch_of, b.branch_of)
+        assert a.objective == b.objective
 
 
 def test_it_applies_to_the_textbook_cpmp_only() -> None:

@@ -26,7 +26,8 @@ from geoalloc.solver.engine import InstanceResult, SearchConfig, solve_instance,
 from geoalloc.solver.instance import Instance
 from geoalloc.solver.pairs import best_pair, lp_split_bound
 from geoalloc.solver.pool import ClusterPool
-from geoalloc.solver.swaps import cost_matrix, ranked_swaps
+from geoalloc.solver.swaps import ranked_swaps
+from geoalloc.solver.table import cost_table
 
 
 def grouped(seed: int, n: int, p: int, slack: float, floor: bool = False) -> Instance:
@@ -106,7 +107,7 @@ def test_ranked_swaps_tried_for_real_stay_valid(seed: int, n: int, p: int, group
     first = construct(inst, rng, deadline=1e18)
     assume(first is not None)
     sites, branch = first
-    costs = cost_matrix(inst)
+    costs = cost_table(inst)
     assert costs is not None
     ranked = ranked_swaps(inst, costs, sites, branch, 10)
     est = [d for _, _, d in ranked]

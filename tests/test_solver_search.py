@@ -124,13 +124,39 @@ def test_a_work_bounded_search_goes_on_until_it_has_a_plan(monkeypatch) -> None:
     failed: list[int] = []
     real = engine.construct
 
-    def fails_first(inst: Instance, rng: np.random.Generator, deadline: float):  # type: ignore[no-untyped-def]
+    def fails_first(inst: Instance, rng: np.random.Generator, deadline: float, **kw):  # type: ignore[no-untyped-def]
         if not failed:
             failed.append(1)
             return None
-        return real(inst, rng, deadline)
+        return real(inst, rng, deadline, **kw)
 
     monkeypatch.setattr(engine, "construct", fails_first)
     res = solve_instance(inst, 1.0, 0, work=Work(starts=6, search=1e-6, bound_iters=25, ceiling=30.0))
     assert failed and res is not None and not inst.violations(res.sites, res.branch_of)
     assert res.stats["starts"] == 1 and not res.timed_out
+
+
+def test_the_cost_table_changes_no_plan(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The search looks costs up in one table where the unit is small enough (solver/table.py);
+    with the table or without it, the same plan, the product's rules (3..40, full members) and
+    a given candidate-site unit alike."""
+    import geoalloc.solver.engine as engine
+    from geoalloc.solver.engine import Work
+
+    rng = np.random.default_rng(5)
+    n = 160
+    xy = rng.uniform(0, 5000, (n, 2))
+    full = (rng.random(n) < 0.6).astype(np.int64)
+    ruled = Instance(xy=xy, demand=np.ones(n, dtype=np.int64), full=full, weight=np.ones(n), p=5,
+                     max_size=40, min_size=3, min_full=3)
+    sited = Instance(xy=xy, demand=np.ones(n, dtype=np.int64), full=full, weight=np.ones(n), p=5,
+                     max_size=40, min_size=3, min_full=3, cand_xy=rng.uniform(0, 5000, (30, 2)))
+    work = Work(starts=4, search=10.0, bound_iters=25, ceiling=120.0)
+    for inst in (ruled, sited):
+        with_table = solve_instance(inst, 120.0, 2, work=work)
+        monkeypatch.setattr(engine, "cost_table", lambda inst: None)
+        without = solve_instance(inst, 120.0, 2, work=work)
+        monkeypatch.undo()
+        assert with_table is not None and without is not None and not with_table.timed_out
+        assert np.array_equal(with_table.sites, without.sites)
+        assert np.array_equal(with_table.branch_of, without.branch_of)

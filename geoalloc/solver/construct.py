@@ -15,6 +15,7 @@ from scipy.spatial import cKDTree
 
 from geoalloc.solver.assign import assign
 from geoalloc.solver.instance import Instance, pair_dist
+from geoalloc.solver.textbook import applies
 
 
 def seed_sites(inst: Instance, rng: np.random.Generator) -> NDArray[np.int64]:
@@ -60,8 +61,10 @@ def _distinct(pts: NDArray[np.int64], n: int, rng: np.random.Generator) -> NDArr
     return np.array(out, dtype=np.int64)
 
 
-def recentre(inst: Instance, sites: NDArray[np.int64], branch_of: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Each cluster's best single site (its 1-median among its members or the candidates)."""
+def recentre(inst: Instance, sites: NDArray[np.int64], branch_of: NDArray[np.int64],
+             table: NDArray[np.float64] | None = None) -> NDArray[np.int64]:
+    """Each cluster's best single site (its 1-median among its members or the candidates);
+    ``table``: the instance's costs (:func:`~geoalloc.solver.table.cost_table`), if at hand."""
     new = sites.copy()
     used = {int(s) for s in sites}
     for b in range(len(sites)):
@@ -77,7 +80,8 @@ def recentre(inst: Instance, sites: NDArray[np.int64], branch_of: NDArray[np.int
         tot = np.zeros(len(cands))
         for lo in range(0, len(cands), 256):  # bounded memory for big clusters
             cj = cands[lo : lo + 256]
-            tot[lo : lo + 256] = inst.cost(mem[:, None], cj[None, :]).sum(axis=0)
+            block = inst.cost(mem[:, None], cj[None, :]) if table is None else table[np.ix_(mem, cj)]
+            tot[lo : lo + 256] = block.sum(axis=0)
         for j in cands[np.argsort(tot, kind="stable")]:
             j = int(j)
             if j == sites[b] or j not in used:
@@ -89,14 +93,15 @@ def recentre(inst: Instance, sites: NDArray[np.int64], branch_of: NDArray[np.int
 
 
 def construct(
-    inst: Instance, rng: np.random.Generator, deadline: float, rounds: int = 25
+    inst: Instance, rng: np.random.Generator, deadline: float, rounds: int = 25,
+    table: NDArray[np.float64] | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]] | None:
     """A feasible plan (sites, cluster per point) or None if none was found in time.
 
     The textbook CPMP at scale takes the compiled global phase (:mod:`geoalloc.solver.globalphase`)."""
-    from geoalloc.solver import globalphase
+    if applies(inst):
+        from geoalloc.solver import globalphase  # numba: only where its kernels run
 
-    if globalphase.applies(inst):
         plan = globalphase.global_plan(inst, rng, deadline)
         if plan is not None:
             return plan  # else (its greedy found no room for a point) the general construction
@@ -115,7 +120,7 @@ def construct(
                 break
             if time.perf_counter() > deadline:
                 break
-            new = recentre(inst, sites, branch)
+            new = recentre(inst, sites, branch, table)
             if np.array_equal(new, sites):
                 break
             nb = assign(inst, new, time_limit=max(1.0, deadline - time.perf_counter()))
@@ -128,7 +133,8 @@ def construct(
 
 
 def construct_means(
-    inst: Instance, rng: np.random.Generator, deadline: float, rounds: int = 20
+    inst: Instance, rng: np.random.Generator, deadline: float, rounds: int = 20,
+    table: NDArray[np.float64] | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]] | None:
     """A first plan from capacitated k-means: free centres, flow assignment, mean updates.
 
@@ -167,7 +173,7 @@ def construct_means(
         sites = np.asarray(sites, dtype=np.int64)
         if len(np.unique(sites)) < inst.p:
             return None
-    sites = recentre(inst, sites, branch)
+    sites = recentre(inst, sites, branch, table)
     out = assign(inst, sites, time_limit=max(1.0, deadline - time.perf_counter()))
     if out is None:
         return None

@@ -17,12 +17,12 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from geoalloc.solver.globalphase import applies
 from geoalloc.solver.engine import InstanceResult, SearchConfig, solve_instance
 from geoalloc.solver.lns import LnsConfig
 from geoalloc.solver.instance import Instance
 from geoalloc.solver.problem import Conflict, InfeasibleError, Solution
 from geoalloc.solver.search import POLISH_MAX_N, WHOLE_MIP_MAX_ARCS
+from geoalloc.solver.textbook import applies
 
 # The measurements behind these settings are in benchmarks/README.md ("Benchmark form: settings").
 RESTART_PATIENCE: int | None = None  # kicks without improvement before the search stops (None: run on)

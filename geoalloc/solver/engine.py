@@ -11,13 +11,14 @@ from numpy.typing import NDArray
 from geoalloc.solver.arcmip import arc_mip, pool_arcs
 from geoalloc.solver.assign import assign
 from geoalloc.solver.bounds import lagrangian_bound
-from geoalloc.solver import globalphase
 from geoalloc.solver.construct import construct, construct_means
 from geoalloc.solver.instance import Instance
 from geoalloc.solver.lns import LnsConfig, lns
 from geoalloc.solver.pool import POOL_MAX_N, ClusterPool
 from geoalloc.solver.search import RELOCATE_MAX_P, improve, polish_mip, relocate_sites, whole_mip_polish
-from geoalloc.solver.swaps import cost_matrix, ranked_swaps
+from geoalloc.solver.swaps import ranked_swaps
+from geoalloc.solver.table import cost_table
+from geoalloc.solver.textbook import applies
 from geoalloc.solver.work import BUILD_CALL, BUILD_POINT, RELOCATE_SHARE, Meter, flow
 
 FRESH_STARTS = 2  # independent k-means++ starts; later starts kick the best plan instead
@@ -272,7 +273,7 @@ class SearchConfig:
     depend on the clock, and it found at most 0.2% per district on the sample. ``lns_share`` > 0
     (the benchmark's clock-bound kicks): the starts get the rest of the search time, the LNS takes
     over from them, and the time it does not need goes back to kicks from its plan.
-    ``global_phase``: on the textbook CPMP at scale (:func:`geoalloc.solver.globalphase.applies`)
+    ``global_phase``: on the textbook CPMP at scale (:func:`geoalloc.solver.textbook.applies`)
     the compiled matheuristic replaces the starts (:func:`geoalloc.solver.globalphase.solve`), with
     ``global_kicks`` as its work limit (None: until ``global_share`` of the search time); with a
     share below 1 the starts and kicks go on from its plan in the time left.
@@ -338,7 +339,8 @@ def solve_instance(
     early_lb = proof_seconds = 0.0  # the best bound of the early proof attempts, their time
     mip_tried = False
     unit = bool((inst.demand == 1).all())
-    costs = cost_matrix(inst) if swaps and local_kicks else None
+    table = cost_table(inst)  # the starts' cost look-ups (None: too large to keep)
+    costs = table if swaps and local_kicks else None
     ranked: list[tuple[int, int, float]] = []
     ranked_for = -1  # version of the plan the swaps were ranked for
     cur: tuple[NDArray[np.int64], NDArray[np.int64], float] | None = None  # the plan kicks start from
@@ -347,7 +349,9 @@ def solve_instance(
     recombined = 0
     pool_seconds = 0.0
     stats_lns: dict[str, object] = {}
-    if cfg.global_phase and globalphase.applies(inst):
+    if cfg.global_phase and applies(inst):
+        from geoalloc.solver import globalphase  # numba: only where its kernels run
+
         gdl = t0 + cfg.global_share * (search_deadline - t0)
         best = cur = globalphase.solve(inst, np.random.default_rng([seed, LNS_STREAM - 1]), gdl,
                                        kicks=cfg.global_kicks, stats=stats)
@@ -384,9 +388,9 @@ def solve_instance(
             # capacitated k-means starts help large unit-demand regions; groups keep median starts
             if meter is not None:
                 meter.charge(BUILD_CALL + BUILD_POINT * inst.n)
-            first = construct_means(inst, rng, cdl) if r % 2 == 0 and unit else None
+            first = construct_means(inst, rng, cdl, table=table) if r % 2 == 0 and unit else None
             if first is None:
-                first = construct(inst, rng, cdl)
+                first = construct(inst, rng, cdl, table=table)
         else:  # iterated local search: kick the best plan, then descend again
             assert cur is not None
             if meter is not None:
@@ -409,7 +413,8 @@ def solve_instance(
         sites, branch = first
         rstats: dict[str, object] = {"construct_objective": inst.objective(sites, branch)}
         sites, branch, cut = improve(inst, sites, branch, rng, search_deadline, rstats, dirty=dirty,
-                                     reassign_mip=reassign_mip, whole_mip=not whole_mip_last, meter=meter)
+                                     reassign_mip=reassign_mip, whole_mip=not whole_mip_last, meter=meter,
+                                     table=table)
         obj = inst.objective(sites, branch)
         if pool is not None and not cut:
             pool.add(sites, branch)
@@ -421,7 +426,7 @@ def solve_instance(
                 if out is not None and inst.objective(*out) < min(obj, best[2] if best else np.inf) - 1e-9:
                     sites, branch, cut = improve(inst, out[0], out[1], rng, search_deadline, rstats,
                                                  reassign_mip=reassign_mip, whole_mip=not whole_mip_last,
-                                                 meter=meter)
+                                                 meter=meter, table=table)
                     obj = inst.objective(sites, branch)
                     pool.add(sites, branch)
                     recombined += 1
@@ -480,7 +485,7 @@ def solve_instance(
         moved = relocate_sites(inst, sites, branch, rdl, Meter(RELOCATE_SHARE * work.search) if work else None)
         if moved is not None:
             s2, b2, _ = improve(inst, moved[0], moved[1], np.random.default_rng([seed, restarts]), rdl, {},
-                                meter=meter)
+                                meter=meter, table=table)
             if inst.objective(s2, b2) < obj - 1e-9:
                 sites, branch, obj = s2, b2, inst.objective(s2, b2)
                 stats["relocated_sites"] = True

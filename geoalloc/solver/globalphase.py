@@ -10,7 +10,8 @@ sites; then every site moves to its cluster's 1-median, and again until the site
 Why compiled: with weighted demands the exact flow splits points, and pinning them one network at
 a time took 21 s for p3038_700's first plan (n=3,038, p=700); these rounds take a fraction of a
 second and end nearer the best known. Only for instances whose sites are their points and whose
-only size rule is the maximum (the textbook CPMP); :func:`applies` says when, and the caller
+only size rule is the maximum (the textbook CPMP); :func:`~geoalloc.solver.textbook.applies` says
+when (it lives apart so that only this module imports numba), and the caller
 keeps its general construction otherwise.
 """
 
@@ -26,18 +27,12 @@ from scipy.spatial import cKDTree
 
 from geoalloc.solver.construct import seed_sites
 from geoalloc.solver.instance import Instance
+from geoalloc.solver.textbook import applies
+
+__all__ = ["applies", "global_plan", "search", "solve"]
 
 NEAREST = 16  # open sites each point may use in the reduced problem (more only when it fits nowhere)
 ROUNDS = 30  # location-allocation rounds at most (they usually stop moving within ten)
-MAX_CLUSTER_MEAN = 60  # points per cluster at most on average: with larger clusters the regions it
-# reassigns hold too few clusters to move sites between them, and the general search does better
-MIN_N = 600  # below this the general construction is fast enough (and the small benchmarks keep their tuning)
-
-
-def applies(inst: Instance) -> bool:
-    """The textbook CPMP: sites are points, the maximum size is the only size rule."""
-    return inst.self_serve and inst.min_size == 0 and inst.min_full == 0 and inst.n >= MIN_N and inst.p >= 2 \
-        and inst.n <= MAX_CLUSTER_MEAN * inst.p
 
 
 @njit(cache=True)

@@ -4,8 +4,9 @@ The workhorse move of the search. Free the points of clusters A and B; for each 
 candidate sites (a, b) the best split of the points is exact and cheap:
 
 - unit demands: a point's preference is diff_i = c(i, a) - c(i, b); the cheapest split that puts
-  kf full and kn other points on a's side takes the kf (kn) smallest diffs of each kind, so a
-  grid over (kf, kn) with prefix sums and the size / full-member limits gives the optimum;
+  kf full and kn other points on a's side takes the kf (kn) smallest diffs of each kind; its cost
+  is convex in kn, so a scan over kf with prefix sums, kn at its best within the size limits,
+  gives the optimum;
 - general demands (no full-member rule): a knapsack over a's load by dynamic programming.
 
 All candidate pairs are evaluated at once with numpy. Site relocation, swaps between clusters
@@ -23,11 +24,20 @@ _DP_CELLS = 40_000_000  # pairs x load cells per item step before the candidate 
 _BATCH = 6  # pairs per knapsack batch when pairs are taken in order of their LP bound
 
 
-def _candidates(inst: Instance, pts: NDArray[np.int64], members: NDArray[np.int64], t: int,
-                cands: NDArray[np.int64]) -> NDArray[np.int64]:
-    """The ``t`` candidate sites (among ``cands``) cheapest for serving ``members``."""
-    tot = inst.cost(members[:, None], cands[None, :]).sum(axis=0)
-    return cands[np.argsort(tot, kind="stable")[:t]]
+def _rows_of(pts: NDArray[np.int64], members: NDArray[np.int64]) -> NDArray[np.int64] | slice:
+    """Positions of ``members`` in ``pts`` (the search passes each side as a slice of ``pts``)."""
+    k = len(members)
+    for start in (0, len(pts) - k):
+        if np.array_equal(pts[start:start + k], members):
+            return slice(start, start + k)
+    order = np.argsort(pts, kind="stable")
+    return order[np.searchsorted(pts, members, sorter=order)]
+
+
+def _candidates(costs: NDArray[np.float64], rows: NDArray[np.int64] | slice, t: int) -> NDArray[np.int64]:
+    """Columns of the ``t`` candidate sites cheapest for serving the points at ``rows``."""
+    tot = costs[rows].sum(axis=0)
+    return np.argsort(tot, kind="stable")[:t]
 
 
 def best_pair(
@@ -38,6 +48,7 @@ def best_pair(
     cands: NDArray[np.int64],
     t: int = 8,
     cutoff: float | None = None,
+    table: NDArray[np.float64] | None = None,
 ) -> tuple[float, int, int, NDArray[np.bool_]] | None:
     """Best (cost, site a, site b, on_a mask over ``pts``) for the two clusters, or None.
 
@@ -45,20 +56,26 @@ def best_pair(
     (used to pick candidate sites near each); ``cands``: the candidate sites allowed.
     ``cutoff``: only splits cheaper than this matter (the current cost); with groups, pairs
     whose LP bound already reaches it skip the knapsack, and None comes back when all do.
+    ``table``: every point-to-site cost of the instance (:func:`~geoalloc.solver.table.cost_table`).
     """
-    ca_list = _candidates(inst, pts, side_a, t, cands)
-    cb_list = _candidates(inst, pts, side_b, t, cands)
-    grid_a, grid_b = np.meshgrid(ca_list, cb_list, indexing="ij")
-    pa, pb = grid_a.ravel(), grid_b.ravel()
-    keep = pa != pb
-    pa, pb = pa[keep], pb[keep]
-    if len(pa) == 0:
-        return None
     unit = bool((inst.demand[pts] == 1).all())
     if not unit and inst.min_full > 0:
         return None  # groups with the full-member rule: left to the MIP
-    cost_a = inst.cost(pts[None, :], pa[:, None])  # (pairs, m)
-    cost_b = inst.cost(pts[None, :], pb[:, None])
+    # every cost the move needs, once: freed points x candidate sites
+    if table is None:
+        costs = inst.cost(pts[:, None], cands[None, :])
+    else:  # one flat take is cheaper than a 2-D fancy index
+        costs = table.take(pts[:, None] * table.shape[1] + cands[None, :])
+    ca_list = _candidates(costs, _rows_of(pts, side_a), t)
+    cb_list = _candidates(costs, _rows_of(pts, side_b), t)
+    ca, cb = np.repeat(ca_list, len(cb_list)), np.tile(cb_list, len(ca_list))
+    keep = ca != cb
+    ca, cb = ca[keep], cb[keep]
+    if len(ca) == 0:
+        return None
+    pa, pb = cands[ca], cands[cb]
+    cost_a = costs[:, ca].T  # (pairs, m)
+    cost_b = costs[:, cb].T
     if unit:
         return _unit(inst, pts, pa, pb, cost_a, cost_b)
     return _knapsack(inst, pts, pa, pb, cost_a, cost_b, cutoff)
@@ -78,45 +95,63 @@ def _unit(inst, pts, pa, pb, cost_a, cost_b):
     free = ~(on_a_fixed | on_b_fixed)
     isf = inst.is_full[pts] if inst.min_full > 0 else np.ones(m, dtype=bool)
     diff = np.where(free, cost_a - cost_b, np.inf)
-    base = np.where(free, cost_b, 0.0).sum(axis=1) + np.where(on_a_fixed, cost_a, 0.0).sum(axis=1)
-    base += np.where(on_b_fixed, cost_b, 0.0).sum(axis=1)
+    # everything on b, to start with (a pinned point is an open site's own: it costs nothing)
+    base = np.where(free, cost_b, 0.0).sum(axis=1)
     size_a0 = on_a_fixed.sum(axis=1)
     size_b0 = on_b_fixed.sum(axis=1)
-    full_a0 = (on_a_fixed & isf).sum(axis=1)
-    full_b0 = (on_b_fixed & isf).sum(axis=1)
-    df = np.sort(np.where(isf[None, :], diff, np.inf), axis=1)
-    dn = np.sort(np.where(~isf[None, :], diff, np.inf), axis=1)
-    nf_eff = (free & isf).sum(axis=1)
-    nn_eff = (free & ~isf).sum(axis=1)
-    nf, nn = int(isf.sum()), int((~isf).sum())
-    pf = np.concatenate([np.zeros((n_pairs, 1)), np.cumsum(df[:, :nf], axis=1)], axis=1)
-    pn = np.concatenate([np.zeros((n_pairs, 1)), np.cumsum(dn[:, :nn], axis=1)], axis=1)
-    kf = np.arange(nf + 1)[None, :, None]
-    kn = np.arange(nn + 1)[None, None, :]
-    nfe = nf_eff[:, None, None]
-    nne = nn_eff[:, None, None]
-    size_a = size_a0[:, None, None] + kf + kn
-    size_b = size_b0[:, None, None] + (nfe - kf) + (nne - kn)
-    full_a = full_a0[:, None, None] + kf
-    full_b = full_b0[:, None, None] + (nfe - kf)
-    ok = (kf <= nfe) & (kn <= nne)
-    ok &= (size_a >= inst.min_size) & (size_a <= inst.max_size)
-    ok &= (size_b >= inst.min_size) & (size_b <= inst.max_size)
-    ok &= (full_a >= inst.min_full) & (full_b >= inst.min_full)
-    with np.errstate(invalid="ignore"):
-        total = base[:, None, None] + pf[:, :, None] + pn[:, None, :]
+    nf, nn = int(isf.sum()), int(m - isf.sum())
+    every = bool(nn == 0)  # no full-member rule (or all full): one kind of point
+    full_a0 = size_a0 if every else on_a_fixed[:, isf].sum(axis=1)
+    full_b0 = size_b0 if every else on_b_fixed[:, isf].sum(axis=1)
+    # each kind's diffs sorted (a pinned point's diff is inf, so it sorts last)
+    df = np.sort(diff if every else diff[:, isf], axis=1)
+    nf_eff = free.sum(axis=1) if every else free[:, isf].sum(axis=1)
+    pf = np.zeros((n_pairs, nf + 1))
+    np.cumsum(df, axis=1, out=pf[:, 1:])
+    kf = np.arange(nf + 1)[None, :]
+    nfe = nf_eff[:, None]
+    if every:
+        # kn is 0: the sizes alone bound kf
+        size_a = size_a0[:, None] + kf
+        size_b = size_b0[:, None] + (nfe - kf)
+        ok = (kf <= nfe) & (size_a >= inst.min_size) & (size_a <= inst.max_size)
+        ok &= (size_b >= inst.min_size) & (size_b <= inst.max_size)
+        ok &= (size_a >= inst.min_full) & (size_b >= inst.min_full)
+        with np.errstate(invalid="ignore"):
+            total = base[:, None] + pf
+        kn = None
+    else:
+        dn = np.sort(diff[:, ~isf], axis=1)
+        nne = (free.sum(axis=1) - nf_eff)[:, None]
+        pn = np.zeros((n_pairs, nn + 1))
+        np.cumsum(dn, axis=1, out=pn[:, 1:])
+        # for each (pair, kf) the cost is convex in kn (prefix sums of sorted diffs), and the
+        # limits leave kn an interval: its first minimum is the number of negative diffs, clipped
+        # into it. size_a = size_a0 + kf + kn, size_b = size_b0 + (nfe - kf) + (nne - kn)
+        a0 = size_a0[:, None] + kf
+        rest_b = size_b0[:, None] + (nfe - kf) + nne
+        kn_lo = np.maximum(np.maximum(inst.min_size - a0, rest_b - inst.max_size), 0)
+        kn_hi = np.minimum(np.minimum(inst.max_size - a0, rest_b - inst.min_size), nne)
+        ok = (kf <= nfe) & (kn_lo <= kn_hi)
+        ok &= (full_a0[:, None] + kf >= inst.min_full) & (full_b0[:, None] + (nfe - kf) >= inst.min_full)
+        neg = (dn < 0).sum(axis=1)[:, None]
+        kn = np.minimum(np.maximum(np.minimum(np.maximum(neg, kn_lo), kn_hi), 0), nn)  # (into pn where not ok)
+        with np.errstate(invalid="ignore"):
+            total = base[:, None] + pf + pn[np.arange(n_pairs)[:, None], kn]
     total = np.where(ok, total, np.inf)
     flat = int(np.argmin(total))
     best = float(total.ravel()[flat])
     if not np.isfinite(best):
         return None
-    p, k1, k2 = np.unravel_index(flat, total.shape)
+    p, k1 = np.unravel_index(flat, total.shape)
+    k2 = 0 if kn is None else int(kn[p, k1])
     d = diff[p]
     on_a = on_a_fixed[p].copy()
     fidx = np.nonzero(free[p] & isf)[0]
-    nidx = np.nonzero(free[p] & ~isf)[0]
     on_a[fidx[np.argsort(d[fidx], kind="stable")[:k1]]] = True
-    on_a[nidx[np.argsort(d[nidx], kind="stable")[:k2]]] = True
+    if k2:
+        nidx = np.nonzero(free[p] & ~isf)[0]
+        on_a[nidx[np.argsort(d[nidx], kind="stable")[:k2]]] = True
     return best, int(pa[p]), int(pb[p]), on_a
 
 

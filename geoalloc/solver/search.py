@@ -113,13 +113,15 @@ def pair_search(
     neighbours: int | None = None,
     dirty: set[int] | None = None,
     meter: Meter | None = None,
+    table: NDArray[np.float64] | None = None,
 ) -> tuple[int, int, bool]:
     """Improve ``sites``/``branch`` in place by exact two-cluster moves until none helps.
 
     ``dirty``: the clusters that changed since the plan was last a local optimum (after a kick);
     pairs of two clean clusters are then not re-solved, which makes a descent after a small kick
     cost in proportion to the kick, not to ``p``. ``meter``: each pair is charged to it, and the
-    search stops (as if cut) once it is spent. Returns (moves made, pairs tried, cut short).
+    search stops (as if cut) once it is spent. ``table``: the instance's costs
+    (:func:`~geoalloc.solver.table.cost_table`), if at hand. Returns (moves made, pairs tried, cut short).
     """
     p = len(sites)
     neighbours = PAIR_NEIGHBOURS if neighbours is None else neighbours
@@ -149,8 +151,9 @@ def pair_search(
                 tried += 1
                 if meter is not None:
                     meter.charge(PAIR_CALL + PAIR_POINT * len(pts))
-                before = float(inst.cost(pts, sites[branch[pts]]).sum())
-                res = best_pair(inst, pts, ma, mb, cands, t=PAIR_CANDIDATES, cutoff=before)
+                here = sites[branch[pts]]
+                before = float((inst.cost(pts, here) if table is None else table[pts, here]).sum())
+                res = best_pair(inst, pts, ma, mb, cands, t=PAIR_CANDIDATES, cutoff=before, table=table)
                 if res is None and inst.min_full > 0 and (inst.demand[pts] > 1).any():
                     res = _pair_mip(inst, pts, cands, sites[branch[pts]], deadline, meter)
                 if res is None:
@@ -182,6 +185,7 @@ def improve(
     reassign_mip: bool = True,
     whole_mip: bool = True,
     meter: Meter | None = None,
+    table: NDArray[np.float64] | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], bool]:
     """Return a plan at least as good as the given one, and whether the deadline cut it short.
 
@@ -192,6 +196,7 @@ def improve(
     the caller may do it once at the end, see :func:`whole_mip_polish`). ``meter``: every step
     is charged to it and the descent stops once it is spent (reported as cut short); its
     sub-MIPs then stop at their node limits or ``deadline`` only, never at a clock cap of their own.
+    ``table``: the instance's costs (:func:`~geoalloc.solver.table.cost_table`), if at hand.
     """
     sites = sites.copy()
     branch = branch.copy()
@@ -203,7 +208,7 @@ def improve(
     for _ in range(50):  # pair moves and global re-centring + exact assignment, in turn
         if len(sites) < 2:
             break
-        m1, t1, timed_out = pair_search(inst, sites, branch, rng, deadline, dirty=dirty, meter=meter)
+        m1, t1, timed_out = pair_search(inst, sites, branch, rng, deadline, dirty=dirty, meter=meter, table=table)
         moves, tried = moves + m1, tried + t1
         if timed_out or dirty is not None:
             break  # after a kick the pair descent is the whole step (a global re-assignment costs more)
@@ -215,7 +220,7 @@ def improve(
             if nb is not None and inst.objective(sites, nb) < inst.objective(sites, branch) - 1e-9:
                 branch[:] = nb
                 continue
-        new = recentre(inst, sites, branch)
+        new = recentre(inst, sites, branch, table)
         if np.array_equal(new, sites):
             break
         if meter is not None:

@@ -17,22 +17,13 @@ from numpy.typing import NDArray
 
 from geoalloc.solver.instance import Instance
 
-SWAP_MAX_N = 2000  # the (points x candidates) cost matrix is kept up to this many points
-
-
-def cost_matrix(inst: Instance) -> NDArray[np.float64] | None:
-    """All point-to-candidate costs (n x m), or None when the instance is too large to keep it."""
-    if inst.n > SWAP_MAX_N or inst.m > SWAP_MAX_N:
-        return None
-    return inst.cost(np.arange(inst.n)[:, None], np.arange(inst.m)[None, :])
-
 
 def ranked_swaps(
     inst: Instance, cost: NDArray[np.float64], sites: NDArray[np.int64], branch: NDArray[np.int64], limit: int
 ) -> list[tuple[int, int, float]]:
     """Up to ``limit`` swaps (cluster position b, new site k, estimated change), best first.
 
-    Only swaps estimated to improve the plan are returned. ``cost``: from :func:`cost_matrix`.
+    Only swaps estimated to improve the plan are returned. ``cost``: from :func:`~geoalloc.solver.table.cost_table`.
     """
     n, p = inst.n, len(sites)
     if p < 2:
