@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -74,6 +75,8 @@ class FormInfo:
     station_only: bool = False  # only a station's name
     splits: bool = False  # a station's name made of unit names (宝龙同乐 = 宝龙 + 同乐)
     other: bool = False  # reads as a place outside Shenzhen (only then can the address be out of the city)
+    one_estate: bool = False  # read only as one estate (see :mod:`geoalloc.geocode.nameless`)
+    names: frozenset[str] = frozenset()  # the names of its readings
 
 
 def _info(entries: tuple[Entry, ...]) -> FormInfo:
@@ -93,6 +96,8 @@ def _info(entries: tuple[Entry, ...]) -> FormInfo:
         station=STATION in kinds,
         city_word=OTHER in kinds and any(e.name.endswith("市") for e in entries),
         other=OTHER in kinds,
+        one_estate=len(entries) == 1 and entries[0].kind == ESTATE,
+        names=frozenset(e.name for e in entries),
     )
 
 
@@ -129,6 +134,25 @@ class Lexicon:
                 out.append(m)
                 reach = m[1]
         return out
+
+
+# pyahocorasick finds a node's child by scanning the node's children in the order they were added, and every
+# character of an address is looked up at the root, whose children are the ~1,200 characters names start with:
+# a character that starts no name scans them all. So the root's first children are the characters addresses
+# hold most (digits, letters, the words written around names, then the names' own characters by frequency),
+# each added as a word ending in a character no normalised address holds: no match can use them, the matches
+# are the same, found sooner.
+_FIRST = "0123456789栋号室楼座单元层期 附近地铁站" + "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_UNREACHABLE = "\ufb01"  # ﬁ: NFKC writes it "fi", so normalise never leaves it in an address
+
+
+def _ordered_automaton(forms: dict[str, tuple[Entry, ...]]) -> ahocorasick.Automaton:
+    """An empty automaton whose root already has its children in the order addresses need them."""
+    automaton = ahocorasick.Automaton()
+    counts = Counter(c for form in forms for c in form)
+    for c in dict.fromkeys(_FIRST + "".join(c for c, _ in counts.most_common())):
+        automaton.add_word(c + _UNREACHABLE, None)
+    return automaton
 
 
 def _point(lon: str, lat: str) -> tuple[float | None, float | None]:
@@ -233,15 +257,15 @@ def build_lexicon() -> Lexicon:
             continue  # a bare short name that is also a Shenzhen name (光明, 龙华...) stays Shenzhen's
         add(form, Entry(OTHER, form, place.full, where=place.where, level=place.level))
 
-    automaton = ahocorasick.Automaton()
     frozen = {k: tuple(v) for k, v in forms.items()}
+    automaton = _ordered_automaton(frozen)
     for form, entries in frozen.items():
         automaton.add_word(form, (form, entries, _info(entries)))
     automaton.make_automaton()
     # Stations named by two units (宝龙同乐, 坪地六联): flag them, so that unless written as a station they
     # are read as the units.
     lex = Lexicon(automaton, frozen)
-    automaton = ahocorasick.Automaton()
+    automaton = _ordered_automaton(frozen)
     for form, entries in frozen.items():
         info = _info(entries)
         if {e.kind for e in entries} == {STATION}:

@@ -26,4 +26,6 @@ def normalise(text: object) -> str:
     if text is None or (isinstance(text, float) and math.isnan(text)):
         return ""
     t = unicodedata.normalize("NFKC", str(text))
+    if t.isalnum():  # no separator in it (most addresses): nothing to replace or trim
+        return t
     return _SPACES.sub(" ", _NOISE.sub(" ", t)).strip()

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 import pandas as pd
 import shapely
 
@@ -59,13 +58,10 @@ def jitter_key(member_id: object, address: object) -> str:
 
 def jitter_uniforms(keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Two uniform [0, 1) numbers per key from a keyed BLAKE2 hash (stable across runs and machines)."""
-    u = np.empty((len(keys), 2), dtype=np.uint32)
-    for i, k in enumerate(keys):
-        v = int.from_bytes(hashlib.blake2b(k.encode("utf-8"), digest_size=8, person=b"geoalloc").digest(), "little")
-        u[i, 0] = v & 0xFFFFFFFF
-        u[i, 1] = v >> 32
-    f = u.astype(float) / 2.0**32
-    return f[:, 0], f[:, 1]
+    blake2b = hashlib.blake2b
+    digests = b"".join([blake2b(k.encode("utf-8"), digest_size=8, person=b"geoalloc").digest() for k in keys])
+    v = np.frombuffer(digests, dtype="<u8")
+    return (v & 0xFFFFFFFF).astype(float) / 2.0**32, (v >> 32).astype(float) / 2.0**32
 
 
 class OfflineGeocoder:
@@ -103,23 +99,26 @@ class OfflineGeocoder:
     def place(self, parsed: Sequence[Parsed], keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Final lon/lat arrays (NaN where not placed): base points plus keyed jitter, kept in-district."""
         n = len(parsed)
-        lon = np.array([p.lon if p.lon is not None else np.nan for p in parsed], dtype=float)
-        lat = np.array([p.lat if p.lat is not None else np.nan for p in parsed], dtype=float)
-        radius = np.array([p.jitter_m for p in parsed], dtype=float)
-        moving = np.flatnonzero(radius > 0)
-        if n == 0 or moving.size == 0:
+        lon = np.array([np.nan if p.lon is None else p.lon for p in parsed], dtype=float)
+        lat = np.array([np.nan if p.lat is None else p.lat for p in parsed], dtype=float)
+        moving_rows = [i for i, p in enumerate(parsed) if p.jitter_m > 0]
+        if n == 0 or not moving_rows:
             return lon, lat
-        u1, u2 = jitter_uniforms([keys[i] for i in moving.tolist()])
-        r = radius[moving] * np.sqrt(u1)
+        moving = np.array(moving_rows, dtype=np.intp)
+        radius = np.array([parsed[i].jitter_m for i in moving_rows], dtype=float)
+        u1, u2 = jitter_uniforms([keys[i] for i in moving_rows])
+        r = radius * np.sqrt(u1)
         theta = 2.0 * np.pi * u2
         base_lon, base_lat = lon[moving], lat[moving]
         dx = r * np.cos(theta) / (_M_PER_DEG_LON_EQ * np.cos(np.radians(base_lat)))
         dy = r * np.sin(theta) / _M_PER_DEG_LAT
-        zones: NDArray[np.object_] = np.array([_zone_key(parsed[i]) for i in moving.tolist()], dtype=object)
-        names, code = np.unique(zones, return_inverse=True)
-        order = np.argsort(code, kind="stable")
-        bounds = np.searchsorted(code[order], np.arange(len(names) + 1))
-        groups = [(self._zone_geom(str(names[k])), order[bounds[k]:bounds[k + 1]]) for k in range(len(names))]
+        # Rows by the polygon they must stay in (each zone's rows are moved together; zones never share rows).
+        by_zone: dict[tuple[str, str | None], list[int]] = {}
+        for j, i in enumerate(moving_rows):
+            p = parsed[i]
+            by_zone.setdefault(p.zone or ("district", p.district_zh), []).append(j)
+        groups = [(self._zone_geom(f"{kind}:{name}"), np.array(idx, dtype=np.intp))
+                  for (kind, name), idx in by_zone.items()]
         out_lon, out_lat = base_lon.copy(), base_lat.copy()
         # Near a district edge, try the opposite direction and shorter offsets before the seed itself.
         for scale in (1.0, -1.0, 0.5, -0.5, 0.25, -0.25):
@@ -157,13 +156,6 @@ class OfflineGeocoder:
         p = self.parse(address)
         lon, lat = self.place([p], [jitter_key(member_id, address)])
         return to_result(p, lon[0], lat[0])
-
-
-def _zone_key(p: Parsed) -> str:
-    """``kind:name`` of the polygon a spread point must stay in (the district when the parse names none)."""
-    if p.zone is not None:
-        return f"{p.zone[0]}:{p.zone[1]}"
-    return f"district:{p.district_zh}"
 
 
 def to_result(p: Parsed, lon: float, lat: float) -> GeocodeResult:

@@ -31,7 +31,8 @@ address; the member-specific spread is added later (see :mod:`geoalloc.geocode.o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, replace
 
 from geoalloc.geocode.gazetteer import SUCCESSORS, Gazetteer
 from geoalloc.geocode.landmarks import Landmark, LandmarkIndex
@@ -52,6 +53,7 @@ from geoalloc.geocode.lexicon import (
     FormInfo,
     Lexicon,
 )
+from geoalloc.geocode.nameless import Template, fill, template
 from geoalloc.model import GeoPrecision, GeoStatus
 
 __all__ = ["COMMUNITY_JITTER_M", "DISTRICT_JITTER_M", "SUBDISTRICT_JITTER_M", "AddressParser", "Parsed"]
@@ -101,8 +103,13 @@ class _Mention:
     as_station: bool = False  # written as a station (X站, 地铁X站)
 
 
+# A mention's fields as a plain tuple (start, end, text, entries, info, whole, opens, as_station): most parses
+# are shared (see _parse_text), so the mention objects are made only for the parses actually worked out.
+_Span = tuple[int, int, str, tuple[Entry, ...], FormInfo, bool, bool, bool]
+
+
 def _placed(s: str, a: int, b: int, form: str, entries: tuple[Entry, ...], info: FormInfo, spaced: bool,
-            n: int) -> _Mention:
+            n: int) -> _Span:
     """The mention of ``form`` at ``s[a:b]`` with its position flags (``spaced``: ``s`` has separators)."""
     if spaced:
         opens = a == 0 or s[a - 1] == " "
@@ -113,12 +120,16 @@ def _placed(s: str, a: int, b: int, form: str, entries: tuple[Entry, ...], info:
     # Only a name with a station reading asks whether 站 follows it.
     as_station = info.station and (s.startswith("站", b) or s.startswith("地铁站", b) or (
         s.startswith("地铁", a - 2) and s.startswith("站", b)))
-    return _Mention(a, b, form, entries, info, whole, opens, as_station)
+    return (a, b, form, entries, info, whole, opens, as_station)
 
 
 def _is_place_word(m: _Mention, s: str) -> bool:
     """False for 东门市场, 市民中心: a name ending in 市 that is followed by a word it starts."""
-    return not (m.text.endswith("市") and s.startswith(_NOT_A_CITY_AFTER, m.end))
+    return _is_place_word_at(m.text, m.end, s)
+
+
+def _is_place_word_at(text: str, end: int, s: str) -> bool:
+    return not (text.endswith("市") and s.startswith(_NOT_A_CITY_AFTER, end))
 
 
 def _failed(reason: str) -> Parsed:
@@ -135,7 +146,9 @@ class AddressParser:
 
     ``shortcuts`` (on by default) skips the rules that cannot apply to an address: the out-of-city rules
     when no mention reads as a place elsewhere, the district scoring when every reading lies in one
-    district. Off, every rule runs for every address (the reference the tests compare with).
+    district; and it shares one parse among addresses naming different estates of one zone in the same
+    way (:mod:`geoalloc.geocode.nameless`). Off, every rule runs for every address (the reference the
+    tests compare with).
     """
 
     shortcuts = True
@@ -145,8 +158,14 @@ class AddressParser:
         self.lex = lex
         self.landmarks = landmarks
         self._memo: dict[tuple[object, ...], Parsed] = {}
-        self._resolved: dict[tuple[object, ...], Parsed] = {}
+        self._resolved: dict[tuple[object, ...], tuple[Parsed, bool]] = {}
         self._by_skeleton: dict[str, Parsed] = {}
+        self._by_zone: dict[tuple[object, ...], Template | None] = {}
+        self._nameless_of: dict[str, int] = {}
+        self._readings: dict[tuple[object, ...], int] = {}
+        # read_names: set while parsing when a place's name (not only where it is) decided. Per thread: the API
+        # shares one geocoder between its request threads.
+        self._state = threading.local()
         self._digit_free_landmarks = not any(DIGITS.search(name) for name in landmarks.names())
 
     # ---- mentions ----------------------------------------------------------------------------
@@ -156,18 +175,31 @@ class AddressParser:
         A station's name that is not written as a station and spans unit names (宝龙同乐, 坪地六联) is read
         as those names instead.
         """
-        out: list[_Mention] = []
+        return [_Mention(*x) for x in self._spans(s)]
+
+    def _spans(self, s: str) -> list[_Span]:
+        """:meth:`mentions` as tuples."""
+        out: list[_Span] = []
         spaced = " " in s
         n = len(s)
         for end, (form, entries, info) in self.lex.automaton.iter_long(s):
             b = end + 1
             a = b - len(form)
-            if info.splits and not s.startswith(("站", "地铁站"), b):
-                inner = self.lex.find_inside(form)
-                if inner:
-                    out.extend(_placed(s, a + x, a + y, f, es, fi, spaced, n) for x, y, f, es, fi in inner)
-                    continue
-            out.append(_placed(s, a, b, form, entries, info, spaced, n))
+            if info.station:  # only a station's name may split (info.splits) or ask whether 站 follows it
+                if info.splits and not s.startswith(("站", "地铁站"), b):
+                    inner = self.lex.find_inside(form)
+                    if inner:
+                        out.extend(_placed(s, a + x, a + y, f, es, fi, spaced, n) for x, y, f, es, fi in inner)
+                        continue
+                out.append(_placed(s, a, b, form, entries, info, spaced, n))
+                continue
+            if spaced:  # _placed for every other name, inline (this runs for every mention)
+                opens = a == 0 or s[a - 1] == " "
+                whole = opens and (b == n or s[b] == " ")
+            else:
+                opens = a == 0
+                whole = opens and b == n
+            out.append((a, b, form, entries, info, whole, opens, False))
         return out
 
     def _tier(self, m: _Mention, e: Entry, s: str, chained: bool, road_after: bool) -> int:
@@ -222,30 +254,70 @@ class AddressParser:
 
     def _parse_text(self, norm: str) -> Parsed:
         s = norm
-        ms = self.mentions(s)
+        spans = self._spans(s)
         landmark = self.landmarks.find(norm)
         # What follows depends only on the mentions, their positions relative to one another and to the
         # separators, and the character after each: addresses that differ only in other text (house
         # numbers, unknown estate names) share one parse.
         # A road name matters only when nothing firmer is written: beside a sure mention it is left out.
-        sure = any(m.info.sure for m in ms)
-        parts = []
+        sure = False
+        roads: list[int] = []
+        estates: list[int] = []
+        parts: list[tuple[object, ...]] = []
         prev_end = 0
-        for m in ms:
-            parts.append(("~road" if (sure and m.info.road_only) else m.text, m.whole, m.opens, m.as_station,
-                          min(m.start - prev_end, 2), s.startswith(_ROAD_AFTER, m.end),
-                          m.info.city_word and _is_place_word(m, s)))
-            prev_end = m.end
-        key = (tuple(parts), landmark, "镇" in s or "乡" in s)
+        for k, (a, b, text, _, info, whole, opens, as_station) in enumerate(spans):
+            if info.sure:
+                sure = True
+            if info.road_only:
+                roads.append(k)
+            elif info.one_estate:
+                estates.append(k)
+            parts.append((text, whole, opens, as_station, min(a - prev_end, 2), s.startswith(_ROAD_AFTER, b),
+                          info.city_word and _is_place_word_at(text, b, s)))
+            prev_end = b
+        if sure:
+            for k in roads:
+                parts[k] = ("~road",) + parts[k][1:]
+        town = "镇" in s or "乡" in s
+        # One estate among the mentions (most addresses), its name read by no other: share the parse with
+        # every address naming another estate of that zone in the same way (:mod:`geoalloc.geocode.nameless`).
+        if len(estates) == 1 and self.shortcuts:
+            k = estates[0]
+            text = spans[k][2]
+            name = spans[k][3][0].name
+            if not any(name in x[4].names for j, x in enumerate(spans) if j != k):
+                parts[k] = (self._nameless(spans[k]),) + parts[k][1:]
+                shared = (tuple(parts), landmark, town)
+                if shared not in self._by_zone:
+                    parsed = self._parse(s, [_Mention(*x) for x in spans], landmark)
+                    if len(self._by_zone) >= _MEMO_MAX:
+                        self._by_zone.clear()
+                    self._by_zone[shared] = template(parsed, name, text, self._state.read_names)
+                    return parsed
+                tpl = self._by_zone[shared]
+                if tpl is not None:
+                    return fill(tpl, name)
+                parts[k] = (text,) + parts[k][1:]
+        key = (tuple(parts), landmark, town)
         hit = self._memo.get(key)
         if hit is None:
-            hit = self._parse(s, ms, landmark)
+            hit = self._parse(s, [_Mention(*x) for x in spans], landmark)
             if len(self._memo) >= _MEMO_MAX:
                 self._memo.clear()
             self._memo[key] = hit
         return hit
 
+    def _nameless(self, span: _Span) -> int:
+        """A number for what the parser reads from a mention of one estate besides its name (once per form)."""
+        text = span[2]
+        hit = self._nameless_of.get(text)
+        if hit is None:
+            reading = (replace(span[3][0], name=""), replace(span[4], names=frozenset()), len(text) >= MIN_FREE_ESTATE)
+            hit = self._nameless_of[text] = self._readings.setdefault(reading, len(self._readings))
+        return hit
+
     def _parse(self, s: str, ms: list[_Mention], landmark: Landmark | None) -> Parsed:
+        self._state.read_names = False
         said_sz = [m.start for m in ms if m.info.shenzhen]
 
         # Evidence: (tier, entry, mention index) for every Shenzhen reading.
@@ -345,13 +417,14 @@ class AddressParser:
             evidence = [(t, e, remap[i]) for t, e, i in evidence]
         key = (tuple([(t, id(e), i) for t, e, i in evidence]), tuple([(m.text, m.whole, m.as_station) for m in ms]),
                landmark, tuple(roads))
-        hit = self._resolved.get(key)
-        if hit is None:
-            hit = self._resolve_units(ms, evidence, landmark, roads)
+        got = self._resolved.get(key)
+        if got is None:
+            got = self._resolve_units(ms, evidence, landmark, roads), self._state.read_names
             if len(self._resolved) >= _MEMO_MAX:
                 self._resolved.clear()
-            self._resolved[key] = hit
-        return hit
+            self._resolved[key] = got
+        self._state.read_names = got[1]
+        return got[0]
 
     def _resolve_units(self, ms: list[_Mention], evidence: list[tuple[int, Entry, int]],
                        landmark: Landmark | None, roads: list[str]) -> Parsed:
@@ -413,6 +486,7 @@ class AddressParser:
         # A place named after the community itself (红星社区红星花园) says nothing about which one it is.
         upper = [d for d in ranked if scores[d][:3] == scores[best][:3]]
         if len(upper) > 1 and scores[best][:3] != (0, 0, 0):
+            self._state.read_names = True  # a place's name decides here: this parse is not shared by zone
             comms = [e for t, e, _ in evidence if e.kind == COMMUNITY and t >= 4]
             stems = {e.name.removesuffix("社区") for e in comms}
             comm_subs = {e.subdistrict for e in comms if e.district == best}
