@@ -86,6 +86,22 @@ def test_a_market_area_anywhere_in_the_string_places_the_address(geo: OfflineGeo
     assert _where(geo, address)[:2] == (district, subdistrict)
 
 
+@pytest.mark.parametrize(
+    ("address", "district", "subdistrict"),
+    [
+        ("南山科技园科苑路8号", "南山区", "粤海街道"),  # 南山 alone would be 南山街道
+        ("深圳市南山区华侨城 2栋", "南山区", "沙河街道"),
+        ("福田车公庙 某大厦12楼", "福田区", "沙头街道"),  # 福田 alone would be 福田街道
+        ("广东省深圳市福田区车公庙泰然四路", "福田区", "沙头街道"),
+        ("深圳华侨城", "南山区", "沙河街道"),
+    ],
+)
+def test_a_market_area_written_right_after_a_district_places_the_address(geo: OfflineGeocoder, address: str,
+                                                                         district: str, subdistrict: str) -> None:
+    # Written glued to the district (no space), the market area is its own name, not text inside another.
+    assert _where(geo, address)[:2] == (district, subdistrict)
+
+
 def test_order_does_not_matter(geo: OfflineGeocoder) -> None:
     assert _where(geo, "锦绣东方苑 西乡")[:2] == _where(geo, "西乡 锦绣东方苑")[:2] == ("宝安区", "西乡街道")
 

@@ -12,7 +12,8 @@ tier  mention
 5     a full subdistrict or community name (粤海街道, 大冲社区)
 4     a short administrative name standing alone (``西乡`` between spaces) or in a chain of units
       (深圳南山粤海), a market area (板块) standing alone
-3     an estate, park or market area that opens a segment, a station written as one (民治站)
+3     an estate, park or market area that opens a segment, a market area right after a unit
+      (南山科技园, 福田区车公庙), a station written as one (民治站)
 2     the same further inside a segment; a short unit name opening a segment (西乡中粮…)
 1     a short unit name inside other text; a road name
 ====  ==========================================================================================
@@ -221,7 +222,7 @@ class AddressParser:
                 return 4
             return 2 if m.opens else 1
         if e.kind == AREA:
-            return 4 if m.whole else (3 if m.opens else 1)  # 布心公寓 after 布心社区 is not the 板块
+            return 4 if m.whole else (3 if m.opens or chained else 1)  # 布心公寓 inside other text is not the 板块
         if e.kind == STATION:
             if any(x.kind == SHENZHEN for x in m.entries):
                 return 3 if m.as_station else 0  # 深圳站 is a station; 深圳 is the city
@@ -337,8 +338,11 @@ class AddressParser:
             for e in m.entries:
                 if e.kind in (OTHER, SHENZHEN) or e.district is None or (coarse and e.kind == COMMUNITY and not e.full):
                     continue
-                chained = (e.subdistrict in prev_units or (e.district in prev_units and not (
-                    prev is not None and prev.subdistrict))) if e.kind == COMMUNITY else (prev_unit or next_unit)
+                if e.kind == COMMUNITY:
+                    chained = e.subdistrict in prev_units or (e.district in prev_units and not (
+                        prev is not None and prev.subdistrict))
+                else:  # a market area right after a unit opens its own name (南山科技园, 福田区车公庙)
+                    chained = prev_unit if e.kind == AREA else (prev_unit or next_unit)
                 t = self._tier(m, e, s, chained, road_after)
                 if t:
                     evidence.append((t, e, i))
