@@ -174,7 +174,7 @@ def lexicon() -> Lexicon:
 
     here = Path(__file__).parent
     sources = [*here.glob("*.py"), here.parent / "districts.py", here.parent / "paths.py"]
-    key = input_key([*(p for p in districts_dir().iterdir() if p.is_file()), *sources], packages=("pyahocorasick", "pandas", "numpy"))
+    key = input_key([*(p for p in districts_dir().iterdir() if p.is_file()), *sources], packages=("pyahocorasick", "pandas", "numpy", "opencc"))
     return cached_build("lexicon", key, build_lexicon, Lexicon)
 
 
