@@ -19,18 +19,31 @@ from geoalloc.solver.textbook import applies
 
 
 def seed_sites(inst: Instance, rng: np.random.Generator) -> NDArray[np.int64]:
-    """``p`` distinct candidate sites spread like k-means++ over the demand."""
+    """``p`` distinct candidate sites spread like greedy k-means++ over the demand.
+
+    Greedy: each new site is the best of a few drawn in proportion to the squared distance (the one
+    that leaves the least weighted squared distance). Plain draws put two sites in one dense group of
+    members and none in another often enough (members geocoded to an estate's or a subdistrict's point
+    stand in such groups) that a first plan ended 42% above the optimum.
+    """
     n, p = inst.n, inst.p
     w = inst.demand.astype(np.float64)
     first = int(rng.choice(n, p=w / w.sum()))
     centres = [first]
     d2 = pair_dist(inst.xy, inst.xy[first][None, :], False) ** 2
+    trials = 2 + int(np.log(p))
     for _ in range(1, p):
         prob = w * d2
         tot = prob.sum()
-        c = int(rng.choice(n, p=prob / tot)) if tot > 0 else int(rng.integers(n))
-        centres.append(c)
-        d2 = np.minimum(d2, pair_dist(inst.xy, inst.xy[c][None, :], False) ** 2)
+        if tot <= 0:
+            c = int(rng.integers(n))
+            centres.append(c)
+            continue
+        drawn = rng.choice(n, size=trials, p=prob / tot)
+        near = np.minimum(d2[None, :], pair_dist(inst.xy[None, :, :], inst.xy[drawn][:, None, :], False) ** 2)
+        k = int(np.argmin(near @ w))
+        centres.append(int(drawn[k]))
+        d2 = near[k]
     pts = np.array(centres, dtype=np.int64)
     if inst.self_serve:
         return _distinct(pts, n, rng)

@@ -27,6 +27,7 @@ from geoalloc.solver.work import MIP_ARC, PAIR_CALL, PAIR_POINT, WHOLE_MIP_ARC, 
 
 WHOLE_MIP_MAX_ARCS = 2500  # below this many point-site pairs the whole instance is one MIP
 ARCS_PER_POINT = 16
+PAIR_MIP_SHARE = 0.1  # the most of a descent's work one pair MIP may take (see benchmarks/README.md)
 PAIR_NEIGHBOURS = 4  # each cluster is paired with its nearest clusters
 PAIR_CANDIDATES = 8  # candidate sites per side in a pair move
 POLISH_MAX_N = 1200  # the whole-instance MIP polish is tried up to this many points
@@ -88,8 +89,8 @@ def _pair_mip(inst: Instance, pts: NDArray[np.int64], cands: NDArray[np.int64], 
               deadline: float, meter: Meter | None = None) -> tuple[float, int, int, NDArray[np.bool_]] | None:
     """The pair move by MIP, for groups under the full-member rule (no closed form there)."""
     cost = MIP_ARC * len(pts) * (ARCS_PER_POINT + 1)  # about its arcs (each point's nearest, its own)
-    if meter is not None and not meter.take(cost):
-        return None  # a MIP cannot stop half-way: only when the work left pays for it
+    if meter is not None and (cost > PAIR_MIP_SHARE * meter.limit or not meter.take(cost)):
+        return None  # a MIP cannot stop half-way: only when the work left pays for it, and never most of it
     ai, aj = _part_arcs(inst, pts, cands, current, ARCS_PER_POINT)
     left = max(0.2, deadline - time.perf_counter())
     # metered: only the node limit and the deadline (the ceiling) stop it, never a clock cap
@@ -114,6 +115,7 @@ def pair_search(
     dirty: set[int] | None = None,
     meter: Meter | None = None,
     table: NDArray[np.float64] | None = None,
+    mips: bool = True,
 ) -> tuple[int, int, bool]:
     """Improve ``sites``/``branch`` in place by exact two-cluster moves until none helps.
 
@@ -121,7 +123,9 @@ def pair_search(
     pairs of two clean clusters are then not re-solved, which makes a descent after a small kick
     cost in proportion to the kick, not to ``p``. ``meter``: each pair is charged to it, and the
     search stops (as if cut) once it is spent. ``table``: the instance's costs
-    (:func:`~geoalloc.solver.table.cost_table`), if at hand. Returns (moves made, pairs tried, cut short).
+    (:func:`~geoalloc.solver.table.cost_table`), if at hand. ``mips``: a pair with groups under the
+    full-member rule, which the closed form cannot split, is solved as a MIP (off: skipped).
+    Returns (moves made, pairs tried, cut short).
     """
     p = len(sites)
     neighbours = PAIR_NEIGHBOURS if neighbours is None else neighbours
@@ -154,7 +158,7 @@ def pair_search(
                 here = sites[branch[pts]]
                 before = float((inst.cost(pts, here) if table is None else table[pts, here]).sum())
                 res = best_pair(inst, pts, ma, mb, cands, t=PAIR_CANDIDATES, cutoff=before, table=table)
-                if res is None and inst.min_full > 0 and (inst.demand[pts] > 1).any():
+                if res is None and mips and inst.min_full > 0 and (inst.demand[pts] > 1).any():
                     res = _pair_mip(inst, pts, cands, sites[branch[pts]], deadline, meter)
                 if res is None:
                     continue
@@ -186,6 +190,7 @@ def improve(
     whole_mip: bool = True,
     meter: Meter | None = None,
     table: NDArray[np.float64] | None = None,
+    pair_mips: bool = True,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], bool]:
     """Return a plan at least as good as the given one, and whether the deadline cut it short.
 
@@ -197,6 +202,7 @@ def improve(
     is charged to it and the descent stops once it is spent (reported as cut short); its
     sub-MIPs then stop at their node limits or ``deadline`` only, never at a clock cap of their own.
     ``table``: the instance's costs (:func:`~geoalloc.solver.table.cost_table`), if at hand.
+    ``pair_mips``: the pair moves' MIPs for groups (:func:`pair_search`).
     """
     sites = sites.copy()
     branch = branch.copy()
@@ -208,7 +214,8 @@ def improve(
     for _ in range(50):  # pair moves and global re-centring + exact assignment, in turn
         if len(sites) < 2:
             break
-        m1, t1, timed_out = pair_search(inst, sites, branch, rng, deadline, dirty=dirty, meter=meter, table=table)
+        m1, t1, timed_out = pair_search(inst, sites, branch, rng, deadline, dirty=dirty, meter=meter, table=table,
+                                        mips=pair_mips)
         moves, tried = moves + m1, tried + t1
         if timed_out or dirty is not None:
             break  # after a kick the pair descent is the whole step (a global re-assignment costs more)
