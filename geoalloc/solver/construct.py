@@ -18,20 +18,21 @@ from geoalloc.solver.instance import Instance, pair_dist
 from geoalloc.solver.textbook import applies
 
 
-def seed_sites(inst: Instance, rng: np.random.Generator) -> NDArray[np.int64]:
-    """``p`` distinct candidate sites spread like greedy k-means++ over the demand.
+def seed_sites(inst: Instance, rng: np.random.Generator, greedy: bool = True) -> NDArray[np.int64]:
+    """``p`` distinct candidate sites spread like greedy k-means++ over the demand (``greedy`` off: plain).
 
     Greedy: each new site is the best of a few drawn in proportion to the squared distance (the one
     that leaves the least weighted squared distance). Plain draws put two sites in one dense group of
     members and none in another often enough (members geocoded to an estate's or a subdistrict's point
-    stand in such groups) that a first plan ended 42% above the optimum.
+    stand in such groups) that a first plan ended 42% above the optimum. The benchmark form, whose many
+    starts feed a pool of clusters, keeps the plain draws: they are more varied.
     """
     n, p = inst.n, inst.p
     w = inst.demand.astype(np.float64)
     first = int(rng.choice(n, p=w / w.sum()))
     centres = [first]
     d2 = pair_dist(inst.xy, inst.xy[first][None, :], False) ** 2
-    trials = 2 + int(np.log(p))
+    trials = 2 + int(np.log(p)) if greedy else 1
     for _ in range(1, p):
         prob = w * d2
         tot = prob.sum()
@@ -107,9 +108,10 @@ def recentre(inst: Instance, sites: NDArray[np.int64], branch_of: NDArray[np.int
 
 def construct(
     inst: Instance, rng: np.random.Generator, deadline: float, rounds: int = 25,
-    table: NDArray[np.float64] | None = None,
+    table: NDArray[np.float64] | None = None, greedy: bool = True,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]] | None:
-    """A feasible plan (sites, cluster per point) or None if none was found in time.
+    """A feasible plan (sites, cluster per point) or None if none was found in time
+    (``greedy``: of :func:`seed_sites`).
 
     The textbook CPMP at scale takes the compiled global phase (:mod:`geoalloc.solver.globalphase`)."""
     if applies(inst):
@@ -121,7 +123,7 @@ def construct(
     best: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None
     best_obj = np.inf
     for attempt in range(5):
-        sites = seed_sites(inst, rng)
+        sites = seed_sites(inst, rng, greedy)
         branch = assign(inst, sites, time_limit=max(1.0, deadline - time.perf_counter()))
         if branch is None:
             continue
@@ -147,9 +149,10 @@ def construct(
 
 def construct_means(
     inst: Instance, rng: np.random.Generator, deadline: float, rounds: int = 20,
-    table: NDArray[np.float64] | None = None,
+    table: NDArray[np.float64] | None = None, greedy: bool = True,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]] | None:
-    """A first plan from capacitated k-means: free centres, flow assignment, mean updates.
+    """A first plan from capacitated k-means: free centres, flow assignment, mean updates
+    (``greedy``: of :func:`seed_sites`).
 
     Centres that are not tied to members move further per round than medians do, which gives
     a better global layout on large regions; the sites are then each cluster's best member.
@@ -158,7 +161,7 @@ def construct_means(
 
     from geoalloc.solver.flow import flow_assign
 
-    start = seed_sites(inst, rng)
+    start = seed_sites(inst, rng, greedy)
     centres = inst.sites_xy[start].copy()
     w = inst.demand.astype(np.float64)
     branch = None

@@ -278,6 +278,7 @@ class SearchConfig:
     the compiled matheuristic replaces the starts (:func:`geoalloc.solver.globalphase.solve`), with
     ``global_kicks`` as its work limit (None: until ``global_share`` of the search time); with a
     share below 1 the starts and kicks go on from its plan in the time left.
+    ``greedy_seeds``: the starts' sites by greedy k-means++ (:func:`~geoalloc.solver.construct.seed_sites`).
     """
 
     patience: int | None = None
@@ -297,6 +298,7 @@ class SearchConfig:
     global_phase: bool = False
     global_kicks: int | None = None
     global_share: float = 1.0
+    greedy_seeds: bool = True
 
 def solve_instance(
     inst: Instance, time_limit: float, seed: int, *, bound: bool = True, restarts: int = 6,
@@ -394,9 +396,10 @@ def solve_instance(
             # capacitated k-means starts help large unit-demand regions; groups keep median starts
             if meter is not None:
                 meter.charge(BUILD_CALL + BUILD_POINT * inst.n)
-            first = construct_means(inst, rng, cdl, table=table) if r % 2 == 0 and unit else None
+            first = construct_means(inst, rng, cdl, table=table, greedy=cfg.greedy_seeds) \
+                if r % 2 == 0 and unit else None
             if first is None:
-                first = construct(inst, rng, cdl, table=table)
+                first = construct(inst, rng, cdl, table=table, greedy=cfg.greedy_seeds)
         else:  # iterated local search: kick the best plan, then descend again
             assert cur is not None
             if meter is not None:

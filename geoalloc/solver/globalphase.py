@@ -262,7 +262,7 @@ def global_plan(
     best: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None
     best_obj = np.inf
     for _ in range(3):
-        sites = seed_sites(inst, rng)
+        sites = seed_sites(inst, rng, greedy=False)
         prev = np.inf
         for _ in range(rounds):
             branch = reduced_assign(inst, sites)
