@@ -8,15 +8,17 @@ when the provider has nothing, offline. No row is ever dropped.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from geoalloc.geocode.offline import OfflineGeocoder, jitter_key
 from geoalloc.geocode.parser import Parsed
-from geoalloc.geocode.providers import Provider, ProviderError
 from geoalloc.model import GeoPrecision, GeoStatus
+
+if TYPE_CHECKING:  # the online providers' HTTP and SQLite stack is imported only when one is used
+    from geoalloc.geocode.providers import Provider
 
 __all__ = ["GEO_COLUMNS", "geocode_frame", "place_members", "placement_counts", "summarise"]
 
@@ -35,6 +37,8 @@ def _given_coordinates(df: pd.DataFrame) -> np.ndarray:
 
 def _provider_parse(provider: Provider, address: str, offline: Parsed, state: dict[str, str]) -> Parsed | None:
     """Ask the provider; None keeps the offline parse. A fatal provider error disables it for the run."""
+    from geoalloc.geocode.providers import ProviderError
+
     if "disabled" in state or offline.status == GeoStatus.OUT_OF_CITY or not address.strip():
         return None
     try:
