@@ -51,13 +51,14 @@ def test_the_lexicon_finds_the_leftmost_longest_names() -> None:
     lex = lexicon()
     forms = sorted(lex.forms)
     words, longest = set(forms), max(map(len, forms))
+    info_of = {form: info for form, _, info in lex.automaton.values}
     rng = random.Random(18)
     for _ in range(10_000):
         text = _hostile(forms, rng)
         found = [(f, a, b) for a, b, f, _, _ in lex.find(text)]
         assert found == _leftmost_longest(words, longest, text), text
         for a, b, f, entries, info in lex.find(text):
-            assert text[a:b] == f and entries == lex.forms[f] and info is lex.automaton.values[lex.automaton.words.index(f)][2]
+            assert text[a:b] == f and entries == lex.forms[f] and info is info_of[f]
 
 
 def test_a_matcher_on_small_word_lists() -> None:
