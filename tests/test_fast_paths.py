@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import pandas as pd
 import shapely
 
@@ -176,12 +177,22 @@ def test_grouped_spread_is_the_point_by_point_rule() -> None:
 
 
 def test_geocode_command_imports_neither_solver_nor_map_stacks() -> None:
+    # nor the online providers' HTTP, TLS and SQLite stack (off by default), nor the old matcher library
     code = ("import sys, geoalloc.cli; from geoalloc.outputs import write_csv; "
+            "from geoalloc.geocode import summarise, OfflineGeocoder; "
             "from geoalloc.geocode.frame import place_members; from geoalloc.roster import read_roster; "
-            "print(sorted(m for m in ('folium', 'openpyxl', 'ortools', 'geoalloc.solver', 'geoalloc.maps') "
+            "print(sorted(m for m in ('folium', 'openpyxl', 'ortools', 'geoalloc.solver', 'geoalloc.maps', "
+            "'geoalloc.geocode.providers', 'urllib.request', 'http.client', 'ssl', 'sqlite3', 'ahocorasick') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+    import geoalloc.geocode as geocode
+    from geoalloc.geocode import providers
+
+    assert all(getattr(geocode, name) is not None for name in geocode.__all__)
+    assert geocode.ProviderCache is providers.ProviderCache
+    with pytest.raises(AttributeError):
+        geocode.NoSuchThing  # noqa: B018
     import geoalloc.outputs as outputs
     import geoalloc.pipeline as pipeline
 

@@ -77,34 +77,24 @@ def test_a_cached_lexicon_parses_exactly_like_a_fresh_build(tmp_path: Path, monk
     assert [cached.parse(t) for t in texts] == [fresh.parse(t) for t in texts]
 
 
-def test_automata_and_frozen_records_come_back_equal_and_shared_only_when_identical(
+def test_matchers_and_frozen_records_come_back_equal_and_shared_only_when_identical(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import ahocorasick
-
     from geoalloc.geocode.lexicon import FormInfo
+    from geoalloc.geocode.matcher import Matcher
 
     monkeypatch.setenv("GEOALLOC_CACHE_DIR", str(tmp_path))
     info = FormInfo(True, False, False, True, False, frozenset({"南山区"}), True, False)
     twin = FormInfo(True, False, False, True, False, frozenset({"南山区"}), True, False)
     zero, minus_zero = _Point(0.0), _Point(-0.0)
-    made = ahocorasick.Automaton()
-    for word in ("南山", "南山区", "山南", "粤海街道"):
-        made.add_word(word, (word, info))
-    made.make_automaton()
-    trie = ahocorasick.Automaton()
-    trie.add_word("福田", 1)
-    ints = ahocorasick.Automaton(ahocorasick.STORE_INTS)
-    ints.add_word("罗湖", 7)
-    ints.make_automaton()
-    value = {"made": made, "trie": trie, "ints": ints, "empty": ahocorasick.Automaton(), "infos": [info, twin],
-             "points": [zero, minus_zero]}
+    made = Matcher((word, (word, info)) for word in ("南山", "南山区", "山南", "粤海街道"))
+    value = {"made": made, "empty": Matcher([]), "infos": [info, twin], "points": [zero, minus_zero]}
     cached_build("thing", "k", lambda: value, dict)
     back = cached_build("thing", "k", lambda: {}, dict)  # loaded from the file
-    assert back["made"] is not made and back["made"].kind == ahocorasick.AHOCORASICK
+    assert back["made"] is not made and back["made"].words == made.words
+    assert back["made"].values == made.values and back["made"].values[0][1] is back["infos"][0]
     text = "深圳市南山区粤海街道山南"
-    assert list(back["made"].iter_long(text)) == list(made.iter_long(text))
-    assert back["trie"].kind == ahocorasick.TRIE and back["trie"].get("福田") == 1
-    assert list(back["ints"].iter("罗湖区")) == [(1, 7)] and back["empty"].kind == ahocorasick.EMPTY
+    assert back["made"].find(text) == made.find(text) == [(1, 3, 6), (3, 6, 10), (2, 10, 12)]
+    assert back["empty"].find(text) == [] and not back["empty"].any_in(text)
     assert back["infos"] == [info, twin] and back["infos"][0] is back["infos"][1]  # equal values shared
     assert [str(p.x) for p in back["points"]] == ["0.0", "-0.0"]  # equal but not the same value: kept apart
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -141,3 +143,14 @@ def test_roster_district_resolves_an_ambiguous_community() -> None:
     assert out.at[0, "geo_district_zh"] == "罗湖区" and out.at[0, "geo_subdistrict_zh"] == "东湖街道"
     assert out.at[0, "geo_status"] == "approximate"
     assert out.at[1, "geo_status"] == "failed" and "ambiguous" in out.at[1, "geo_reason"]
+
+
+def test_summarise_counts_reasons_as_the_row_by_row_search_does() -> None:
+    reasons = ["conflict: 南山区 against 福田区", None, math.nan, "historical name 宝安区民治", "ok", "conflict: x historical",
+               "", "conflict: 南山区 against 福田区"] * 3
+    df = pd.DataFrame({"geo_reason": pd.Series(reasons, dtype=object), "geo_precision": "district", "geo_status": "ok"})
+    s = summarise(df)
+    text = df["geo_reason"].astype(str)
+    assert s["conflicts"] == int(text.str.contains("conflict:", regex=False).sum()) == 9
+    assert s["historical_names"] == int(text.str.contains("historical", regex=False).sum()) == 6
+    assert summarise(pd.DataFrame({"x": []}))["conflicts"] == 0

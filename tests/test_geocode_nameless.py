@@ -74,3 +74,18 @@ def test_shared_parses_equal_each_parse(monkeypatch: pytest.MonkeyPatch) -> None
     reasons = " ".join(str(p[8]) for p in want)
     for what in ("conflict:", "ambiguous", "outside Shenzhen", "not used", "station", "(the address also names"):
         assert what in reasons, what
+
+
+def test_a_filled_parse_is_the_template_with_the_estate_named() -> None:
+    from dataclasses import replace
+
+    from geoalloc.geocode.nameless import fill
+    from geoalloc.geocode.parser import Parsed
+    from geoalloc.model import GeoPrecision, GeoStatus
+
+    p = Parsed(GeoStatus.APPROXIMATE, GeoPrecision.ESTATE, 114.1, 22.6, 150.0, "罗湖区", "东门街道", None,
+               "estate 富达花园 (no coordinates): placed at 东门街道's point", ("subdistrict", "东门街道"))
+    q = fill((p, "placed at 东门街道's point"), "鸿业苑")
+    assert q == replace(p, reason="estate 鸿业苑 (no coordinates): placed at 东门街道's point")
+    assert type(q) is Parsed and q is not p and p.reason.startswith("estate 富达花园") and hash(q) == hash(replace(q))
+    assert fill((p, None), "鸿业苑") is p

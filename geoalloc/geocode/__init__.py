@@ -15,6 +15,8 @@ See ``geoalloc/geocode/README.md``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from geoalloc.geocode.datum import (
     bd09_to_gcj02,
     bd09_to_wgs84,
@@ -29,13 +31,20 @@ from geoalloc.geocode.frame import GEO_COLUMNS, geocode_frame, summarise
 from geoalloc.geocode.landmarks import load_landmarks, validate_landmarks
 from geoalloc.geocode.normalise import normalise
 from geoalloc.geocode.offline import GeocodeResult, OfflineGeocoder
-from geoalloc.geocode.providers import (
-    AMapProvider,
-    NominatimProvider,
-    Provider,
-    ProviderCache,
-    ProviderError,
-)
+
+if TYPE_CHECKING:
+    from geoalloc.geocode.providers import AMapProvider, NominatimProvider, Provider, ProviderCache, ProviderError
+
+#: Imported on first use: the online providers' HTTP, TLS and SQLite modules are not needed offline.
+_PROVIDERS = frozenset({"AMapProvider", "NominatimProvider", "Provider", "ProviderCache", "ProviderError"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PROVIDERS:
+        from geoalloc.geocode import providers
+
+        return getattr(providers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "GEO_COLUMNS",

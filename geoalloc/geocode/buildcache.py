@@ -1,9 +1,9 @@
 """A built object kept as a pickle in the user's cache, keyed by everything it was built from.
 
-Why: the offline lexicon (one Aho-Corasick automaton over every name) takes half a second to
+Why: the offline lexicon (one matcher over every name and their readings) takes half a second to
 build, a quarter of what ``geoalloc geocode`` may spend on 100,000 rows; loading it back takes
 a third of that. The key hashes the bundled data files, the source of the modules that build
-it, and the Python and pyahocorasick versions, so any change to data or code rebuilds it; a
+it, and the Python and matcher library versions, so any change to data or code rebuilds it; a
 missing, stale or unreadable file is rebuilt, never an error. ``GEOALLOC_CACHE_DIR`` moves the
 cache (default ``$XDG_CACHE_HOME/geoalloc`` or ``~/.cache/geoalloc``); ``off`` disables it.
 """
@@ -104,12 +104,11 @@ def _no_gc() -> Iterator[None]:
 
 
 class _Pickler(pickle.Pickler):
-    """Stores an Aho-Corasick automaton as its words and values, and a frozen slots dataclass as
-    its class and field values.
+    """Stores a frozen slots dataclass as its class and field values (a matcher pickles as its words
+    and values itself: :class:`geoalloc.geocode.matcher.Matcher`).
 
-    Why: restoring pyahocorasick's own node dump is several times slower than rebuilding the
-    automaton from its words, and the dataclasses module restores a frozen slots instance through
-    ``fields()`` on every object; both were most of the lexicon's load time.
+    Why: the dataclasses module restores a frozen slots instance through ``fields()`` on every
+    object; that was most of the lexicon's load time.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -118,8 +117,6 @@ class _Pickler(pickle.Pickler):
 
     def reducer_override(self, obj: Any) -> Any:
         cls = type(obj)
-        if cls.__module__ == "ahocorasick" and cls.__name__ == "Automaton":
-            return _automaton_reduction(obj)
         if "__slots__" in cls.__dict__ and dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
             values = tuple(getattr(obj, name) for name in _field_names(cls))
             # An immutable value written before (by repr, so 0.0 and -0.0 stay apart) is stored once
@@ -129,29 +126,6 @@ class _Pickler(pickle.Pickler):
                 return _same, (first,)
             return _rebuild, (cls, values)
         return NotImplemented
-
-
-def _automaton_reduction(automaton: Any) -> Any:
-    """(rebuild, args) for a string-keyed automaton storing objects; NotImplemented (its own dump) otherwise."""
-    import ahocorasick
-
-    if automaton.store != ahocorasick.STORE_ANY or automaton.kind == ahocorasick.EMPTY:
-        return NotImplemented
-    items = list(automaton.items())
-    if not all(type(k) is str for k, _ in items):
-        return NotImplemented
-    return _automaton, (items, automaton.kind == ahocorasick.AHOCORASICK)
-
-
-def _automaton(items: list[tuple[str, Any]], made: bool) -> Any:
-    import ahocorasick
-
-    automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY)
-    for key, value in items:
-        automaton.add_word(key, value)
-    if made:
-        automaton.make_automaton()
-    return automaton
 
 
 @lru_cache(maxsize=None)

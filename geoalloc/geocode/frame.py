@@ -8,15 +8,17 @@ when the provider has nothing, offline. No row is ever dropped.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from geoalloc.geocode.offline import OfflineGeocoder, jitter_key
 from geoalloc.geocode.parser import Parsed
-from geoalloc.geocode.providers import Provider, ProviderError
 from geoalloc.model import GeoPrecision, GeoStatus
+
+if TYPE_CHECKING:  # the online providers' HTTP and SQLite stack is imported only when one is used
+    from geoalloc.geocode.providers import Provider
 
 __all__ = ["GEO_COLUMNS", "geocode_frame", "place_members", "placement_counts", "summarise"]
 
@@ -35,6 +37,8 @@ def _given_coordinates(df: pd.DataFrame) -> np.ndarray:
 
 def _provider_parse(provider: Provider, address: str, offline: Parsed, state: dict[str, str]) -> Parsed | None:
     """Ask the provider; None keeps the offline parse. A fatal provider error disables it for the run."""
+    from geoalloc.geocode.providers import ProviderError
+
     if "disabled" in state or offline.status == GeoStatus.OUT_OF_CITY or not address.strip():
         return None
     try:
@@ -137,10 +141,12 @@ def _geocode_rows(out: pd.DataFrame, todo: np.ndarray, geocoder: OfflineGeocoder
     asked: dict[str, Parsed | None] = {}
     parsed: list[Parsed] = []
     by_address: list[Parsed | None] = [None] * len(a_distinct)
+    # Plain lists in the loop: indexing numpy arrays one element at a time makes a numpy scalar each time.
+    a_at, h_at, texts, hint_texts = a_of_pair.tolist(), h_of_pair.tolist(), a_distinct.tolist(), h_distinct.tolist()
     for start in range(0, len(pairs), _CHUNK):
         for k in range(start, min(start + _CHUNK, len(pairs))):
-            ai = a_of_pair[k]
-            a, hint = a_distinct[ai], h_distinct[h_of_pair[k]]
+            ai = a_at[k]
+            a, hint = texts[ai], hint_texts[h_at[k]]
             p = by_address[ai]
             if p is None:
                 p = by_address[ai] = geocoder.parse(a)
@@ -230,13 +236,20 @@ def summarise(df: pd.DataFrame) -> dict[str, object]:
     """Counts per geo_precision and geo_status (and conflicts flagged), for the CLI's closing summary."""
     prec = df["geo_precision"].value_counts().to_dict() if "geo_precision" in df else {}
     stat = df["geo_status"].value_counts().to_dict() if "geo_status" in df else {}
-    reasons = df["geo_reason"].astype(str) if "geo_reason" in df else pd.Series([], dtype=str)
+    # Each distinct reason's text searched once (a roster repeats its reasons), counted by code.
+    codes, reasons = pd.factorize(df["geo_reason"] if "geo_reason" in df else pd.Series([], dtype=object))
+    per_reason = np.bincount(codes[codes >= 0], minlength=len(reasons))
+    texts = [str(r) for r in reasons]
+
+    def rows_saying(word: str) -> int:
+        return int(sum(n for n, t in zip(per_reason.tolist(), texts) if word in t))
+
     return {
         "rows": len(df),
         "precision": {str(k): int(v) for k, v in prec.items()},
         "status": {str(k): int(v) for k, v in stat.items()},
-        "conflicts": int(reasons.str.contains("conflict:", regex=False).sum()),
-        "historical_names": int(reasons.str.contains("historical", regex=False).sum()),
+        "conflicts": rows_saying("conflict:"),
+        "historical_names": rows_saying("historical"),
     }
 
 

@@ -1,4 +1,4 @@
-"""Every name the offline parser looks for, in one Aho-Corasick automaton.
+"""Every name the offline parser looks for, in one leftmost-longest matcher (:mod:`geoalloc.geocode.matcher`).
 
 Shenzhen's administrative units (full names, short forms, old names), its housing estates,
 parks, stations, market areas (板块) and road names, Shenzhen and Guangdong themselves, and every
@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
-
-import ahocorasick
 
 from geoalloc import districts as dist
 from geoalloc.geocode.gazetteer import DISTRICT_ALIASES, gazetteer
+from geoalloc.geocode.matcher import Matcher
 from geoalloc.geocode.normalise import normalise
 from geoalloc.geocode.outside import other_places
 
@@ -101,58 +99,46 @@ def _info(entries: tuple[Entry, ...]) -> FormInfo:
     )
 
 
+#: A mention as the lexicon finds it: (start, end, form, readings, info).
+Found = tuple[int, int, str, tuple[Entry, ...], FormInfo]
+
+
 @dataclass(frozen=True)
 class Lexicon:
-    """The automaton (surface form -> readings) and the longest form's length."""
+    """The matcher (surface form -> (form, readings, info)) and what the parser asks of it."""
 
-    automaton: ahocorasick.Automaton
+    automaton: Matcher[tuple[str, tuple[Entry, ...], FormInfo]]
     forms: dict[str, tuple[Entry, ...]]
     # The few names with digits (书院街5号大院), with every digit run written 0: an address whose
     # digits-as-0 text holds none of them reads the same whatever its house numbers.
-    digit_forms: ahocorasick.Automaton | None = None
+    digit_forms: Matcher[None] | None = None
+    # What a station's name made of unit names (info.splits) reads as when it is not written as a station.
+    splits: dict[str, list[Found]] = field(default_factory=dict)
 
     def numbers_matter(self, skeleton: str) -> bool:
         """Whether a name with digits may occur in an address whose digit runs were written 0."""
-        return self.digit_forms is not None and next(self.digit_forms.iter(skeleton), None) is not None
+        return self.digit_forms is not None and self.digit_forms.any_in(skeleton)
 
-    def find(self, text: str) -> list[tuple[int, int, str, tuple[Entry, ...], FormInfo]]:
+    def find(self, text: str) -> list[Found]:
         """The leftmost-longest known names in ``text`` (none inside or across another): (start, end, form, readings, info).
 
         南山南园 is 南山 + 南园, never 山南 (a city in Tibet); 招商 inside 招商华侨城曦城 is part of that name.
         """
-        return [(end + 1 - len(form), end + 1, form, entries, info)
-                for end, (form, entries, info) in self.automaton.iter_long(text)]
+        values = self.automaton.values
+        return [(a, b, *values[i]) for i, a, b in self.automaton.find(text)]
 
-    def find_inside(self, form: str) -> list[tuple[int, int, str, tuple[Entry, ...], FormInfo]]:
+    def find_inside(self, form: str) -> list[Found]:
         """The leftmost-longest names strictly shorter than ``form`` inside it (how a station's name splits)."""
-        found = sorted(((end + 1 - len(f), end + 1, f, es, fi) for end, (f, es, fi) in self.automaton.iter(form)
-                        if len(f) < len(form)), key=lambda m: (m[0], m[0] - m[1]))
-        out: list[tuple[int, int, str, tuple[Entry, ...], FormInfo]] = []
+        values = self.automaton.values
+        found = sorted(((a, b, *values[i]) for i, a, b in self.automaton.find_all(form) if b - a < len(form)),
+                       key=lambda m: (m[0], m[0] - m[1]))
+        out: list[Found] = []
         reach = 0
         for m in found:
             if m[0] >= reach:
                 out.append(m)
                 reach = m[1]
         return out
-
-
-# pyahocorasick finds a node's child by scanning the node's children in the order they were added, and every
-# character of an address is looked up at the root, whose children are the ~1,200 characters names start with:
-# a character that starts no name scans them all. So the root's first children are the characters addresses
-# hold most (digits, letters, the words written around names, then the names' own characters by frequency),
-# each added as a word ending in a character no normalised address holds: no match can use them, the matches
-# are the same, found sooner.
-_FIRST = "0123456789栋号室楼座单元层期 附近地铁站" + "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_UNREACHABLE = "\ufb01"  # ﬁ: NFKC writes it "fi", so normalise never leaves it in an address
-
-
-def _ordered_automaton(forms: dict[str, tuple[Entry, ...]]) -> ahocorasick.Automaton:
-    """An empty automaton whose root already has its children in the order addresses need them."""
-    automaton = ahocorasick.Automaton()
-    counts = Counter(c for form in forms for c in form)
-    for c in dict.fromkeys(_FIRST + "".join(c for c, _ in counts.most_common())):
-        automaton.add_word(c + _UNREACHABLE, None)
-    return automaton
 
 
 def _point(lon: str, lat: str) -> tuple[float | None, float | None]:
@@ -174,7 +160,7 @@ def lexicon() -> Lexicon:
 
     here = Path(__file__).parent
     sources = [*here.glob("*.py"), here.parent / "districts.py", here.parent / "paths.py"]
-    key = input_key([*(p for p in districts_dir().iterdir() if p.is_file()), *sources], packages=("pyahocorasick", "pandas", "numpy", "opencc"))
+    key = input_key([*(p for p in districts_dir().iterdir() if p.is_file()), *sources], packages=("ahocorasick-rs", "pandas", "numpy", "opencc"))
     return cached_build("lexicon", key, build_lexicon, Lexicon)
 
 
@@ -258,27 +244,19 @@ def build_lexicon() -> Lexicon:
         add(form, Entry(OTHER, form, place.full, where=place.where, level=place.level))
 
     frozen = {k: tuple(v) for k, v in forms.items()}
-    automaton = _ordered_automaton(frozen)
-    for form, entries in frozen.items():
-        automaton.add_word(form, (form, entries, _info(entries)))
-    automaton.make_automaton()
+    first = Lexicon(Matcher((form, (form, entries, _info(entries))) for form, entries in frozen.items()), frozen)
     # Stations named by two units (宝龙同乐, 坪地六联): flag them, so that unless written as a station they
     # are read as the units.
-    lex = Lexicon(automaton, frozen)
-    automaton = _ordered_automaton(frozen)
+    values = []
     for form, entries in frozen.items():
         info = _info(entries)
         if {e.kind for e in entries} == {STATION}:
-            inner = lex.find_inside(form)
+            inner = first.find_inside(form)
             splits = len(inner) >= 2 and sum(b - a for a, b, *_ in inner) == len(form) and all(
                 fi.unit or any(e.kind == COMMUNITY for e in es) for _, _, _, es, fi in inner)
             info = replace(info, station_only=True, splits=splits)
-        automaton.add_word(form, (form, entries, info))
-    automaton.make_automaton()
-    digit_forms = ahocorasick.Automaton()
-    for form in frozen:
-        if DIGITS.search(form):
-            skel = DIGITS.sub("0", form)
-            digit_forms.add_word(skel, skel)
-    digit_forms.make_automaton()
-    return Lexicon(automaton, frozen, digit_forms)
+        values.append((form, (form, entries, info)))
+    lex = Lexicon(Matcher(values), frozen)
+    split = {form: lex.find_inside(form) for form, (_, _, info) in values if info.splits}
+    digit_forms = Matcher((skel, None) for skel in dict.fromkeys(DIGITS.sub("0", f) for f in frozen if DIGITS.search(f)))
+    return Lexicon(lex.automaton, frozen, digit_forms, split)

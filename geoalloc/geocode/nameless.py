@@ -26,8 +26,11 @@ __all__ = ["Template", "fill", "template"]
 Template = tuple["Parsed", "str | None"]
 
 
+_ESTATE = GeoPrecision.ESTATE.value
+
+
 def _prefix(name: str) -> str:
-    return f"{GeoPrecision.ESTATE.value} {name} (no coordinates): "
+    return f"{_ESTATE} {name} (no coordinates): "
 
 
 def template(parsed: Parsed, name: str, text: str, read_names: bool) -> Template | None:
@@ -51,5 +54,10 @@ def fill(tpl: Template, name: str) -> Parsed:
     p, rest = tpl
     if rest is None:
         return p
-    return type(p)(p.status, p.precision, p.lon, p.lat, p.jitter_m, p.district_zh, p.subdistrict_zh, p.community_zh,
-                   _prefix(name) + rest, p.zone)
+    # A copy of the frozen record with its own reason (its fields copied in one step: the generated
+    # __init__ sets ten fields one by one, and this runs for most addresses of a roster).
+    q = object.__new__(type(p))
+    fields = q.__dict__
+    fields.update(p.__dict__)
+    fields["reason"] = _prefix(name) + rest
+    return q

@@ -183,15 +183,14 @@ class AddressParser:
         out: list[_Span] = []
         spaced = " " in s
         n = len(s)
-        for end, (form, entries, info) in self.lex.automaton.iter_long(s):
-            b = end + 1
-            a = b - len(form)
+        values = self.lex.automaton.values
+        for i, a, b in self.lex.automaton.find(s):
+            form, entries, info = values[i]
             if info.station:  # only a station's name may split (info.splits) or ask whether 站 follows it
                 if info.splits and not s.startswith(("站", "地铁站"), b):
-                    inner = self.lex.find_inside(form)
-                    if inner:
-                        out.extend(_placed(s, a + x, a + y, f, es, fi, spaced, n) for x, y, f, es, fi in inner)
-                        continue
+                    inner = self.lex.splits[form]
+                    out.extend(_placed(s, a + x, a + y, f, es, fi, spaced, n) for x, y, f, es, fi in inner)
+                    continue
                 out.append(_placed(s, a, b, form, entries, info, spaced, n))
                 continue
             if spaced:  # _placed for every other name, inline (this runs for every mention)
