@@ -18,8 +18,8 @@ from geoalloc.solver.pool import POOL_MAX_N, ClusterPool
 from geoalloc.solver.search import RELOCATE_MAX_P, improve, polish_mip, relocate_sites, whole_mip_polish
 from geoalloc.solver.swaps import ranked_swaps
 from geoalloc.solver.table import cost_table
-from geoalloc.solver.textbook import applies
-from geoalloc.solver.work import BUILD_CALL, BUILD_POINT, RELOCATE_SHARE, Meter, flow
+from geoalloc.solver.textbook import applies, refines
+from geoalloc.solver.work import BUILD_CALL, BUILD_POINT, REFINE_KICK, REFINE_POLISH_SHARE, RELOCATE_SHARE, Meter, flow, refine_kicks
 
 FRESH_STARTS = 2  # independent k-means++ starts; later starts kick the best plan instead
 FRESH_EVERY_LOCAL = 20  # with local kicks (cheap descents), a fresh start only this seldom
@@ -36,6 +36,7 @@ PROOF_MIP_SHARE = 0.2  # share of the time limit the early whole-instance MIP ma
 GROUP_MIP_SHARE = 0.3  # metered, with groups under the full-member rule: the search work kept for the MIP descent
 BOUND_CEILING_MARGIN = 1.0  # seconds a work-bounded search keeps before its ceiling for the bound
 LNS_STREAM = 2**31 - 1  # the random stream of the large-neighbourhood search (starts use 0, 1, ...)
+REFINE_STREAM = 2**31 - 3  # the random stream of the compiled refinement (globalphase.refine)
 
 
 def perturb(
@@ -207,6 +208,35 @@ def _lns_round(
     return best, settled
 
 
+def _refine_round(
+    inst: Instance, best: tuple[NDArray[np.int64], NDArray[np.int64], float], work: Work, meter: Meter,
+    rng: np.random.Generator, deadline: float, table: NDArray[np.float64] | None, stats: dict[str, object],
+) -> tuple[NDArray[np.int64], NDArray[np.int64], float]:
+    """The starts' best plan refined by the compiled local phase and kicks on the capacity-only
+    relaxation (:func:`geoalloc.solver.globalphase.refine`), its points assigned to the sites it
+    found under every rule (min-cost flow: sizes, full members; groups whole), then the pair
+    descent; the plan when valid and better, else ``best``. Its kicks come from the work
+    (:func:`~geoalloc.solver.work.refine_kicks`), so the plan does not depend on the clock."""
+    from geoalloc.solver import globalphase  # numba: only where its kernels run
+
+    tr = time.perf_counter()
+    kicks = refine_kicks(work.search)
+    meter.charge(kicks * REFINE_KICK)
+    gst: dict[str, object] = {}
+    sites = globalphase.refine(inst, best[0], best[1], rng, deadline, kicks=kicks, stats=gst)
+    out = best
+    branch = assign(inst, sites, time_limit=max(0.5, deadline - time.perf_counter()))
+    if branch is not None and not inst.violations(sites, branch):
+        polish = Meter(REFINE_POLISH_SHARE * work.search)
+        s2, b2, _ = improve(inst, sites, branch, rng, deadline, {}, meter=polish, table=table)
+        obj = inst.objective(s2, b2)
+        if obj < best[2] - 1e-9 * max(1.0, best[2]) and not inst.violations(s2, b2):
+            out = (s2, b2, obj)
+    stats["refine"] = {"kicks": kicks, "gain": round(best[2] - out[2], 3), "seconds": round(time.perf_counter() - tr, 3),
+                       "local_steps": gst.get("local_steps", 0), "ils_gains": gst.get("ils_gains", 0)}
+    return out
+
+
 @dataclass
 class InstanceResult:
     """A plan for one instance: ``sites`` (candidate indices) and ``branch_of`` (position in sites)."""
@@ -279,6 +309,9 @@ class SearchConfig:
     ``global_kicks`` as its work limit (None: until ``global_share`` of the search time); with a
     share below 1 the starts and kicks go on from its plan in the time left.
     ``greedy_seeds``: the starts' sites by greedy k-means++ (:func:`~geoalloc.solver.construct.seed_sites`).
+    ``refine``: in a work-bounded search (the product) of a district it fits
+    (:func:`geoalloc.solver.textbook.refines`), the best plan of the starts goes through the
+    compiled local phase on its capacity-only relaxation (:func:`_refine_round`).
     """
 
     patience: int | None = None
@@ -299,6 +332,7 @@ class SearchConfig:
     global_kicks: int | None = None
     global_share: float = 1.0
     greedy_seeds: bool = True
+    refine: bool = True
 
 def solve_instance(
     inst: Instance, time_limit: float, seed: int, *, bound: bool = True, restarts: int = 6,
@@ -471,6 +505,10 @@ def solve_instance(
     if lns_cfg is not None and not lns_done and best is not None and time.perf_counter() < lns_end \
             and not stats.get("proved_early") and not stats.get("whole_mip_optimal"):
         best, _ = _lns_round(inst, best, np.random.default_rng([seed, LNS_STREAM]), lns_end, lns_cfg, stats_lns)
+    if best is not None and work is not None and meter is not None and cfg.refine and refines(inst) \
+            and not stats.get("proved_early"):
+        best = _refine_round(inst, best, work, meter, np.random.default_rng([seed, REFINE_STREAM]), deadline, table,
+                             stats)
     if best is None:
         return None
     if group_mips and meter is not None and work is not None and not stats.get("whole_mip_optimal"):

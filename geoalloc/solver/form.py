@@ -31,12 +31,14 @@ from geoalloc.solver.bounds import forced_size
 from geoalloc.solver.engine import InstanceResult, Work, solve_instance
 from geoalloc.solver.instance import Instance
 from geoalloc.solver.problem import Conflict, InfeasibleError, Problem, Solution
+from geoalloc.solver.textbook import refines
 from geoalloc.solver.work import BUILD_CALL, BUILD_POINT
 
 PARALLEL_MIN_MEMBERS = 1500  # below this, worker start-up costs more than it saves (local engine)
 RESTARTS = 6  # search starts per region (a small budget pays for fewer: unit_work)
 SMALL_UNIT = 600  # units below this many points get proportionally more starts (they are cheap)
 MAX_RESTARTS = 24
+REFINED_RESTARTS = 3  # starts of a district the compiled refinement then takes over (textbook.refines)
 TIGHT_NOTE_GAP = 0.03  # a tight unit's gap above this gets a note on what the gap means
 # share of the time limit a unit's budget may reach: each may run a little past its own deadline
 # (the last search step, a bound's last iterations and its exact valuation)
@@ -246,19 +248,21 @@ def unit_budget(n: int, policy: Policy) -> float:
     return float(min(ceiling, max(MIN_UNIT_SHARE * policy.time_limit, ceiling * n / FULL_BUDGET_POINTS)))
 
 
-def unit_work(n: int, policy: Policy) -> Work:
+def unit_work(n: int, policy: Policy, refined: bool = False) -> Work:
     """The work a unit of ``n`` points gets from its :func:`unit_budget`: its :func:`restarts_for`
     starts while ``1 - BOUND_SHARE`` of the budget, as work (:mod:`geoalloc.solver.work`), lasts,
     and bound steps for the rest, at fixed calibrations. So ``--time-limit`` still means about
     seconds here, and a plan is the same on any machine, engine or worker count. The ceiling, a
     few times the larger of the budget and what the first start and the bound must take, only
-    stops a unit that went badly wrong."""
+    stops a unit that went badly wrong. ``refined``: the compiled refinement follows the starts
+    (:func:`~geoalloc.solver.textbook.refines`), which then need fewer of them."""
     budget = unit_budget(n, policy)
     search = (1.0 - BOUND_SHARE) * budget
     step = max(n, 1) / BOUND_POINT_STEPS_PER_SECOND
     iters = int(min(MAX_BOUND_ITERS, max(MIN_BOUND_ITERS, BOUND_SHARE * budget // step)))
     least = BUILD_CALL + BUILD_POINT * n + iters * step  # the first start's plan is built whatever the budget
-    return Work(restarts_for(n), search, iters, CEILING_FACTOR * max(budget, least) + CEILING_SECONDS)
+    starts = min(restarts_for(n), REFINED_RESTARTS) if refined else restarts_for(n)
+    return Work(starts, search, iters, CEILING_FACTOR * max(budget, least) + CEILING_SECONDS)
 
 
 def unit_seed(name: str, policy: Policy) -> int:
@@ -286,7 +290,7 @@ class UnitTask:
 
 def unit_task(name: str, inst: Instance, policy: Policy) -> UnitTask:
     """A unit's task: its seed and work from its name, its size and the policy only."""
-    return UnitTask(name, inst, unit_seed(name, policy), unit_work(inst.n, policy))
+    return UnitTask(name, inst, unit_seed(name, policy), unit_work(inst.n, policy, refines(inst)))
 
 
 def single_branch(inst: Instance) -> InstanceResult | None:

@@ -17,8 +17,10 @@ keeps its general construction otherwise.
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections import deque
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numba import njit
@@ -29,7 +31,7 @@ from geoalloc.solver.construct import seed_sites
 from geoalloc.solver.instance import Instance
 from geoalloc.solver.textbook import applies
 
-__all__ = ["applies", "global_plan", "search", "solve"]
+__all__ = ["applies", "global_plan", "refine", "search", "solve"]
 
 NEAREST = 16  # open sites each point may use in the reduced problem (more only when it fits nowhere)
 ROUNDS = 30  # location-allocation rounds at most (they usually stop moving within ten)
@@ -443,6 +445,18 @@ LOCAL_MAX_POINTS = 400  # fewer clusters when they would free more points than t
 REQUEUE_FACTOR = 4  # after a gain, regions are recomputed among this many times the region size nearest the change
 
 
+@dataclass(frozen=True)
+class Moves:
+    """The neighbourhood moves' size: clusters freed per pass (``sizes``, one pass each) and the
+    points of the neighbourhood nearest each freed site that it may move to (``candidates``)."""
+
+    sizes: tuple[int, ...] = LOCAL_CLUSTERS
+    candidates: int = LOCAL_CANDIDATES
+
+
+TEXTBOOK = Moves()  # the benchmark form's (clusters of a few to 60 points)
+
+
 class Memo:
     """Which neighbourhoods were solved in which state: a cluster's version changes whenever its
     members or site change, and a neighbourhood is tried again only when one of its versions did."""
@@ -474,14 +488,14 @@ def _regions(tree: cKDTree, centres: NDArray[np.float64], sizes: NDArray[np.int6
 def _local_moves(
     inst: Instance, sites: NDArray[np.int64], branch: NDArray[np.int64], rng: np.random.Generator,
     deadline: float, stats: dict[str, object] | None = None, memo: Memo | None = None,
-    seeds: NDArray[np.int64] | None = None,
+    seeds: NDArray[np.int64] | None = None, moves: Moves | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Free a cluster and its nearest clusters, move one of their sites anywhere among their points
     (or none) and reassign their points; keep the change when the plan gains. Driven by work: the
     clusters to try wait in a queue (``seeds``, default all, in a seeded order); a gain queues the
     clusters near the changed ones, and a neighbourhood is tried again only when one of its
-    clusters changed (``memo``). First with LOCAL_CLUSTERS[0] clusters, then the grown size;
-    ``deadline`` is a ceiling. The plan never gets worse or invalid (each step is checked against
+    clusters changed (``memo``). First with ``moves.sizes[0]`` clusters, then the grown size
+    (default :data:`TEXTBOOK`); ``deadline`` is a ceiling. The plan never gets worse or invalid (each step is checked against
     the instance's rules before it is kept)."""
     p = len(sites)
     sites, branch = sites.copy(), branch.copy()
@@ -491,7 +505,8 @@ def _local_moves(
     steps = gains = 0
     t0 = time.perf_counter()
     start = rng.permutation(p) if seeds is None else seeds[rng.permutation(len(seeds))]
-    for size in LOCAL_CLUSTERS:
+    mv = moves or TEXTBOOK
+    for size in mv.sizes:
         order = np.argsort(branch, kind="stable")
         cuts = np.searchsorted(branch[order], np.arange(p + 1))
         sizes = np.diff(cuts)
@@ -513,7 +528,7 @@ def _local_moves(
             pts = np.concatenate([order[cuts[b]:cuts[b + 1]] for b in clusters])
             tsites = sites[clusters]
             cur_cost = float(inst.cost(pts, sites[branch[pts]]).sum())
-            kk = min(len(pts), LOCAL_CANDIDATES)
+            kk = min(len(pts), mv.candidates)
             cand = np.arange(len(pts)) if kk == len(pts) else \
                 np.unique(cKDTree(inst.xy[pts]).query(inst.xy[tsites], k=kk)[1].reshape(-1))
             cost, new_sites, pos = _neighbourhood_move(inst.xy, inst.weight, inst.floor, dem, cap, pts, tsites,
@@ -549,6 +564,32 @@ def _local_moves(
         stats["local_gains"] = int(stats.get("local_gains", 0)) + gains  # type: ignore[call-overload]
         stats["local_seconds"] = round(float(stats.get("local_seconds", 0.0)) + time.perf_counter() - t0, 3)  # type: ignore[arg-type]
     return sites, branch
+
+
+@njit(cache=True)
+def _open_bounds(
+    xy: NDArray[np.float64], w: NDArray[np.float64], floor: bool, order: NDArray[np.int64], cuts: NDArray[np.int64],
+    sites: NDArray[np.int64], nbhs: NDArray[np.int64], ms: NDArray[np.int64], cur: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """Per opening (a site at ``ms[r]`` among the clusters ``nbhs[r]``): the change in cost if every
+    point of those clusters went to its nearest of their sites and the new one, capacity aside."""
+    nm, k = nbhs.shape
+    out = np.empty(nm)
+    for r in range(nm):
+        m = ms[r]
+        tot = 0.0
+        for c in range(k):
+            b = nbhs[r, c]
+            for q in range(cuts[b], cuts[b + 1]):
+                i = order[q]
+                f = _d(xy, w, i, m, floor)
+                for c2 in range(k):
+                    d = _d(xy, w, i, sites[nbhs[r, c2]], floor)
+                    if d < f:
+                        f = d
+                tot += f - cur[i]
+        out[r] = tot
+    return out
 
 
 DROP_ADD_CLUSTERS = 6  # clusters reassigned around a closed site and around an opened one
@@ -590,19 +631,34 @@ def drop_add(
     is_site = np.zeros(inst.n, dtype=bool)
     is_site[sites] = True
     _, near_pt = tree.query(inst.xy, k=k)
-    adds = []
-    for m in np.nonzero(~is_site)[0]:
+    ms = np.nonzero(~is_site)[0]
+    nbhs = np.asarray(near_pt, dtype=np.int64).reshape(inst.n, k)[ms]
+    # the new site's point must be among the points reassigned
+    outside = ~(nbhs == branch[ms][:, None]).any(axis=1)
+    nbhs[outside, -1] = branch[ms[outside]]
+    # every point at its nearest site of the opening: below any assignment's cost, so openings
+    # taken in this order stop once the bound cannot reach the DROP_ADD_TRIES-th best (the same
+    # openings as valuing every one, at a fraction of the assignments)
+    low = _open_bounds(inst.xy, inst.weight, inst.floor, order, cuts, sites, nbhs, ms, cur)
+    tol = 1e-9 * max(1.0, float(cur.sum()))
+    adds: list[tuple[float, int, NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]] = []
+    kth: list[float] = []  # the best DROP_ADD_TRIES gains so far, a max-heap by negation
+    for r in np.lexsort((ms, low)):
+        if len(kth) >= DROP_ADD_TRIES and low[r] > -kth[0] + tol:
+            break
         if time.perf_counter() > deadline:
             return sites, branch, 0
-        nbh = np.asarray(near_pt[m], dtype=np.int64)
-        if branch[m] not in nbh:  # the new site's point must be among the points reassigned
-            nbh = np.concatenate([nbh[:-1], [branch[m]]])
+        m, nbh = int(ms[r]), nbhs[r]
         pts = np.concatenate([members[int(c)] for c in nbh])
         tsites = np.concatenate([sites[nbh], [m]])
         out = np.empty(len(pts), dtype=np.int64)
         after = _sub_assign(inst.xy, inst.weight, inst.floor, dem, cap, pts, tsites, out)
         if np.isfinite(after):
-            adds.append((after - float(cur[pts].sum()), int(m), nbh, pts, tsites, out.copy()))
+            gain = after - float(cur[pts].sum())
+            adds.append((gain, m, nbh, pts, tsites, out.copy()))
+            heapq.heappush(kth, -gain)
+            if len(kth) > DROP_ADD_TRIES:
+                heapq.heappop(kth)
     drops.sort(key=lambda r: (r[0], r[1]))
     adds.sort(key=lambda r: (r[0], r[1]))
     drops, adds = drops[:DROP_ADD_TRIES], adds[:DROP_ADD_TRIES]
@@ -637,13 +693,14 @@ def drop_add(
 def local_phase(
     inst: Instance, sites: NDArray[np.int64], branch: NDArray[np.int64], rng: np.random.Generator,
     deadline: float, stats: dict[str, object] | None = None, rounds: int = 30, memo: Memo | None = None,
+    moves: Moves | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Neighbourhood moves until settled, then site closings/openings in pairs, and again, until a
     round of pairs finds nothing (at most ``rounds``; ``deadline`` as a ceiling)."""
     st: dict[str, object] = {}
     memo = memo or Memo(len(sites))
     pairs = 0
-    sites, branch = _local_moves(inst, sites, branch, rng, deadline, st, memo)
+    sites, branch = _local_moves(inst, sites, branch, rng, deadline, st, memo, moves=moves)
     for _ in range(rounds):
         if time.perf_counter() > deadline:
             break
@@ -651,7 +708,7 @@ def local_phase(
         if kept == 0:
             break
         pairs += kept
-        sites, branch = _local_moves(inst, sites, branch, rng, deadline, st, memo)
+        sites, branch = _local_moves(inst, sites, branch, rng, deadline, st, memo, moves=moves)
     if stats is not None:  # counters add up over the calls (the search calls this after every kick)
         st["drop_add_pairs"] = pairs
         for key, value in st.items():
@@ -697,13 +754,14 @@ def _kick(
 def search(
     inst: Instance, sites: NDArray[np.int64], branch: NDArray[np.int64], rng: np.random.Generator,
     deadline: float, *, kicks: int | None = None, stats: dict[str, object] | None = None,
+    moves: Moves | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """The local phase from a plan, then an iterated local search: kick a region (:func:`_kick`),
     descend again where the kick changed the plan (the memo keeps every other neighbourhood
     solved), keep the result only when it is better. ``kicks``: a work limit (None: until
     ``deadline``, which is always the ceiling). Never returns a worse or invalid plan."""
     st: dict[str, object] = {}
-    sites, branch = local_phase(inst, sites, branch, rng, deadline, st)
+    sites, branch = local_phase(inst, sites, branch, rng, deadline, st, moves=moves)
     best_obj = inst.objective(sites, branch)
     best_memo = Memo(len(sites))
     done = gained = 0
@@ -717,9 +775,9 @@ def search(
         memo.touch(kicked[2])
         _, near = cKDTree(inst.xy[kicked[0]]).query(inst.xy[kicked[0][kicked[2]]], k=min(len(sites), 2 * KICK_REGION))
         seeds = np.unique(np.asarray(near, dtype=np.int64))
-        s2, b2 = _local_moves(inst, kicked[0], kicked[1], rng, deadline, st, memo, seeds=seeds)
+        s2, b2 = _local_moves(inst, kicked[0], kicked[1], rng, deadline, st, memo, seeds=seeds, moves=moves)
         if done % DROP_ADD_EVERY == 0:
-            s2, b2 = local_phase(inst, s2, b2, rng, deadline, st, rounds=3, memo=memo)
+            s2, b2 = local_phase(inst, s2, b2, rng, deadline, st, rounds=3, memo=memo, moves=moves)
         obj = inst.objective(s2, b2)
         if obj < best_obj - 1e-9 * max(1.0, best_obj) and not inst.violations(s2, b2):
             sites, branch, best_obj, best_memo = s2, b2, obj, memo
@@ -743,3 +801,23 @@ def solve(
     if stats is not None:
         stats.update(st)
     return sites, branch, inst.objective(sites, branch)
+
+
+# the product's districts (clusters of about 40 points): regions of three clusters, eight
+# candidate points per freed site (the textbook moves take seconds per district there)
+PRODUCT = Moves(sizes=(3,), candidates=8)
+
+
+def refine(
+    inst: Instance, sites: NDArray[np.int64], branch: NDArray[np.int64], rng: np.random.Generator, deadline: float,
+    *, kicks: int, stats: dict[str, object] | None = None,
+) -> NDArray[np.int64]:
+    """Sites for a product district (:func:`~geoalloc.solver.textbook.refines`), from its plan:
+    :func:`search` with ``kicks`` kicks on the relaxation with the maximum size as the only size
+    rule. The caller assigns its points to them under every rule and keeps the plan only when it
+    is valid and better. Where the lower limits rarely bind (loose capacity, most members full)
+    the relaxation's plans are the district's; where they bind, that assignment fails or costs
+    more, and the caller's plan stands."""
+    relaxed = replace(inst, min_size=0, min_full=0)
+    out, _ = search(relaxed, sites, branch, rng, deadline, kicks=kicks, stats=stats, moves=PRODUCT)
+    return out

@@ -19,3 +19,13 @@ def applies(inst: Instance) -> bool:
     """The textbook CPMP: sites are points, the maximum size is the only size rule."""
     return inst.self_serve and inst.min_size == 0 and inst.min_full == 0 and inst.n >= MIN_N and inst.p >= 2 \
         and inst.n <= MAX_CLUSTER_MEAN * inst.p
+
+
+REFINE_MIN_N = 400  # smaller districts: the starts already find their best plans (and numba stays unimported)
+
+
+def refines(inst: Instance) -> bool:
+    """A product district whose plan the compiled local phase refines after the starts
+    (:func:`geoalloc.solver.globalphase.refine`): sites are points, and clusters are small enough
+    for its moves."""
+    return inst.self_serve and inst.p >= 2 and inst.n >= REFINE_MIN_N and inst.n <= MAX_CLUSTER_MEAN * inst.p

@@ -51,3 +51,14 @@ class Meter:
             return False
         self.charge(seconds)
         return True
+
+
+REFINE_KICK = 0.05  # a kick of the compiled refinement and its descent (globalphase.refine; 南山区) ...
+REFINE_SHARE = 0.2  # ... which gets this share of a district's search work, as a count of kicks
+REFINE_POLISH_SHARE = 0.25  # the pair descent after it gets at most this share of the search work
+
+
+def refine_kicks(search: float) -> int:
+    """Kicks of the compiled refinement for a district with ``search`` work: a count fixed by the
+    budget alone (the same plan on every machine), growing with it (more time, more kicks)."""
+    return int(REFINE_SHARE * search / REFINE_KICK)
