@@ -78,6 +78,28 @@ def test_lagrangian_bound_never_exceeds_the_optimum(seed: int, groups: bool) -> 
     assert lagrangian_bound(inst, opt) <= opt + 1e-6
 
 
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 10_000), st.sampled_from([0.0, 0.7, 0.95]), st.sampled_from([0.3, 0.5, 1.0]),
+       st.integers(1, 60), st.booleans())
+def test_deflected_unit_bound_is_valid_at_every_step(seed: int, deflect: float, aim: float, iters: int,
+                                                      from_plan: bool) -> None:
+    """The unit-demand bound with deflected steps aimed short of the plan: whatever the settings
+    and wherever the search is stopped, never above the brute-force optimum (nor the plan)."""
+    from geoalloc.solver import bounds
+
+    inst = make(seed, 8, 2, min_full=1)
+    opt, sites, branch = brute_plan(inst)
+    start = inst.cost(np.arange(inst.n), sites[branch]) if from_plan else None
+    saved = bounds.UNIT_DEFLECT, bounds.UNIT_TARGET
+    try:
+        bounds.UNIT_DEFLECT, bounds.UNIT_TARGET = deflect, aim
+        for upper in (opt, opt * 1.2, np.inf):
+            got = lagrangian_bound(inst, upper, iters=iters, start=start, patience=3)
+            assert 0 <= got <= opt + 1e-6
+    finally:
+        bounds.UNIT_DEFLECT, bounds.UNIT_TARGET = saved
+
+
 @settings(max_examples=12, deadline=None)
 @given(st.integers(0, 10_000), st.integers(4, 5), st.booleans(), st.integers(2, 6))
 def test_forced_size_bound_never_exceeds_the_optimum(seed: int, cap: int, floor: bool, width: int) -> None:
