@@ -196,3 +196,19 @@ def test_a_mip_without_a_deadline_is_solved() -> None:
     res = solve_part(inst, pts, pts, 2, ai, aj, time_limit=1e18, node_limit=None)
     assert res is not None and res[1]  # solved to optimality
     assert float(inst.cost(pts, res[0]).sum()) == pytest.approx(brute(inst), rel=1e-9, abs=1e-6)
+
+
+def test_more_time_helps_only_where_the_work_or_the_bound_steps_ran_short() -> None:
+    """The report's advice to give more time rests on this: a unit whose search finished its
+    starts and whose bound got its full steps says more time changes nothing; a unit given a
+    budget too small for either says it would."""
+    from geoalloc.rules import Policy
+    from geoalloc.solver.form import MAX_BOUND_ITERS, solve_unit, unit_task
+
+    inst = make(3, 60, 3, min_full=2)
+    roomy = solve_unit(unit_task("d", inst, Policy(min_size=1, max_size=inst.max_size, min_full=2, time_limit=300)))
+    short = solve_unit(unit_task("d", inst, Policy(min_size=1, max_size=inst.max_size, min_full=2, time_limit=0.01)))
+    assert roomy is not None and short is not None
+    assert roomy.stats["more_time_helps"] is False
+    assert roomy.stats["work"]["bound_iters"] == MAX_BOUND_ITERS  # type: ignore[index]
+    assert short.stats["more_time_helps"] is True
