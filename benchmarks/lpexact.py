@@ -1,22 +1,26 @@
 """The exact LP relaxation of each district of the sample roster, beside the product's bound,
-its plan and k-means-constrained, in one run: the ceiling of any Lagrangian bound of this model.
+its plan and k-means-constrained, in one run: the ceiling of any Lagrangian bound of this model,
+and a floor under every plan.
 
     .venv/bin/python -m benchmarks.lpexact [--roster-policy default|fewest|both] [--time-limit 30]
-        [--seed 0] [--start-k 12] [--no-kmeans]
+        [--seed 0] [--start-k 12] [--no-kmeans] [--cap]
 
 The model is the strong one of ``benchmarks/certificate.py`` with every rule a district's plan
 must meet: each member in one branch, ``p`` branches, ``x_ij <= y_j``, capacity ``max_size``,
 the implied least size ``L`` (:func:`geoalloc.solver.bounds.forced_size`, at least
 ``min_size``), at least ``min_full`` full members, each open site serving its own point, demands
-and weights as the instance has them. Every valid plan is a point of it, so no plan can total
-less than the LP, and no Lagrangian relaxation of the assignment rows with these per-branch
-rules kept can bound higher (their sub-problems are integral).
+and weights as the instance has them. Every valid plan is a point of it, so no plan totals less
+than the LP, and no Lagrangian relaxation of the assignment rows that keeps these per-branch
+rules can bound higher (its sub-problems are integral for unit demands). The product's bound
+with size cuts (tight districts) can: the cuts are not in this model.
 
-Solved by arc generation with HiGHS (``highspy``): the arcs of each member's ``start_k``
-nearest sites and of the plan, then every arc outside is priced by its reduced cost
-(``c_ij - u_i - d_i a_j - f_i b_j`` from the rows' duals) and the negative ones are added with
-their ``x_ij <= y_j`` rows, until none is left: then the restricted LP's optimum is the whole
-LP's. ``--time-limit`` is the product's (its plans and bounds); the LP itself is not timed out.
+Unit demands (the sample): the LP as its Lagrangian dual over clusters (:func:`dw_lp`: a master
+over clusters, priced exactly by sorting, the master's duals boxed around the best multipliers);
+it ends when the master's value and a Lagrangian value meet, so the printed ``lp`` is a valid
+bound and, within 1e-6, the LP's value. Other demands: arc generation (:func:`exact_lp`). The
+plans and bounds are the product's own unit solves (:func:`geoalloc.solver.form.solve_unit`,
+the same plans as ``form_branches`` on any engine); k-means-constrained is
+``benchmarks.peers``' runner with the same branch count in each district. Minutes.
 """
 
 from __future__ import annotations
@@ -131,8 +135,7 @@ class _Master:
 
 
 def exact_lp(inst: Instance, *, plan: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None,
-             start_k: int = 12, rules: bool = True, chunk: int = 512,
-             lam: NDArray[np.float64] | None = None, solver: str = "ipm") -> LpResult:
+             start_k: int = 12, rules: bool = True, chunk: int = 512) -> LpResult:
     """The instance's LP optimum by arc generation (see the module docstring). ``plan``:
     (sites, branch of each point) of a valid plan, whose arcs make the first LP feasible.
     ``rules=False``: capacity only (no least size, no full-member minimum): the relaxation the
@@ -140,7 +143,6 @@ def exact_lp(inst: Instance, *, plan: tuple[NDArray[np.int64], NDArray[np.int64]
     t0 = time.perf_counter()
     n, m = inst.n, inst.m
     master = _Master(inst, rules)
-    master.h.setOptionValue("solver", solver)
     k = min(m, start_k)
     _, nb = cKDTree(inst.sites_xy).query(inst.xy, k=k)
     nb = np.asarray(nb, dtype=np.int64).reshape(n, k)
@@ -149,11 +151,6 @@ def exact_lp(inst: Instance, *, plan: tuple[NDArray[np.int64], NDArray[np.int64]
         master.add(np.arange(n), np.arange(n))
     if plan is not None:
         master.add(np.arange(n), np.asarray(plan[0])[np.asarray(plan[1])])
-    if lam is not None:  # near-optimal multipliers: the arcs they price below zero
-        for lo in range(0, n, chunk):
-            ii = np.arange(lo, min(n, lo + chunk))
-            ai, aj = np.nonzero(inst.cost(ii[:, None], np.arange(m)[None, :]) < lam[ii, None])
-            master.add(ii[ai], aj)
     tol = PRICE_TOL * max(1.0, float(inst.cost(np.arange(n), nb[:, -1]).max()))
     rounds = 0
     while True:
