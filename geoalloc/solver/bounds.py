@@ -492,10 +492,11 @@ def _subgradient_step(inst: Instance, lam: NDArray[np.float64], n: int, pad_i: N
     """One Polyak-style step on the multipliers from the points the chosen sites take.
 
     The subgradient of each member's multiplier is 1 minus the times it is taken; the step
-    length uses the gap to the best known plan. With size cuts, their multipliers ``cut_mu``
-    move along ``g_cut`` in the same step, and the direction keeps DEFLECT of ``last_step``
-    (updated in place). False when the subgradient vanishes (the relaxed solution assigns
-    every member exactly once and meets every cut: the bound is tight).
+    length uses the gap to the best known plan, or to a target ``aim`` of the way from the
+    ``best`` value to it. With ``last_step`` the direction keeps ``deflect`` of the previous one
+    (updated in place). With size cuts, their multipliers ``cut_mu`` move along ``g_cut`` in the
+    same step. False when the subgradient vanishes (the relaxed solution assigns every member
+    exactly once and meets every cut: the bound is tight).
     """
     g = 1.0 - np.bincount(pad_i[chosen][take], minlength=n + 1)[:n]
     if inst.self_serve:
@@ -505,6 +506,8 @@ def _subgradient_step(inst: Instance, lam: NDArray[np.float64], n: int, pad_i: N
             g, g_cut = g + deflect * last_step[0], g_cut + deflect * last_step[1]
         last_step[:] = [np.asarray(g, dtype=np.float64), np.asarray(g_cut, dtype=np.float64)]
     elif last_step is not None:
+        if float(g @ g) < 1e-12:
+            return False  # the relaxed solution itself is a plan: nothing left to deflect towards
         if last_step and deflect > 0:
             g = g + deflect * last_step[0]
         last_step[:] = [np.asarray(g, dtype=np.float64)]
