@@ -1,7 +1,7 @@
 """geoalloc side by side with its peers on the same CPMP instances, in the same run.
 
     python -m benchmarks.peers FILE [FILE ...] [--time-limit 10] [--spopt-limit 300]
-                               [--spopt-max-n 100] [--no-spopt] [--roster [--roster-policy default|fewest|both]]
+                               [--spopt-max-n 100] [--no-spopt] [--roster [--roster-policy default|fewest|both] [--districts]]
 
 Peers:
 - k-means-constrained (cluster sizes bounded by counts, not demand): for weighted instances
@@ -98,12 +98,30 @@ def _fmt(res: dict[str, object] | None) -> str:
     return f"{o + mark:>12} {res['seconds']:>8.2f}"  # type: ignore[str-format]
 
 
-def _roster_line(rule: str, time_limit: float, seed: int) -> bool:
-    """The sample roster (true points, 3..50) under a branch-count rule, beside k-means-constrained
-    with the same number of branches in each district (its clusters scored with their best member
-    as the meeting point). True when geoalloc's plan is the shorter."""
+def kmeans_by_region(problem, counts: dict[int, int], seed: int) -> dict[int, float]:  # type: ignore[no-untyped-def]
+    """k-means-constrained's total distance in each region with ``counts[region]`` clusters
+    (sizes 3..50, each cluster scored with its best member as the meeting point)."""
     from k_means_constrained import KMeansConstrained
 
+    out: dict[int, float] = {}
+    for r in range(len(problem.region_names)):
+        mem = np.nonzero(problem.region == r)[0]
+        k = int(counts.get(r, 0))
+        if k == 0 or len(mem) == 0:
+            continue
+        labels = KMeansConstrained(n_clusters=k, size_min=min(3, len(mem) // k), size_max=50,
+                                   random_state=seed, n_init=3).fit_predict(problem.xy[mem]) if k > 1 else np.zeros(len(mem), dtype=int)
+        sub = CpmpInstance("d", problem.xy[mem], np.ones(len(mem), dtype=np.int64), 50, k, "euclid")
+        a = best_member_medians(sub, np.asarray(labels, dtype=np.int64))
+        out[r] = float(distances(sub.xy, np.arange(len(mem)), a, "euclid").sum())
+    return out
+
+
+def _roster_line(rule: str, time_limit: float, seed: int, districts: bool = False) -> bool:
+    """The sample roster (true points, 3..50) under a branch-count rule, beside k-means-constrained
+    with the same number of branches in each district (its clusters scored with their best member
+    as the meeting point). True when geoalloc's plan is the shorter. ``districts``: then a table
+    of each district's plan, bound and gap beside k-means-constrained's distance there."""
     from geoalloc.rules import Policy
     from geoalloc.solver import form_branches
 
@@ -114,17 +132,8 @@ def _roster_line(rule: str, time_limit: float, seed: int) -> bool:
     sol = form_branches(problem, pol)
     gs = time.perf_counter() - t0
     t0 = time.perf_counter()
-    total = 0.0
-    for r in range(len(problem.region_names)):
-        mem = np.nonzero(problem.region == r)[0]
-        k = int((sol.site_region == r).sum())
-        if k == 0 or len(mem) == 0:
-            continue
-        labels = KMeansConstrained(n_clusters=k, size_min=min(3, len(mem) // k), size_max=50,
-                                   random_state=seed, n_init=3).fit_predict(problem.xy[mem]) if k > 1 else np.zeros(len(mem), dtype=int)
-        sub = CpmpInstance("d", problem.xy[mem], np.ones(len(mem), dtype=np.int64), 50, k, "euclid")
-        a = best_member_medians(sub, np.asarray(labels, dtype=np.int64))
-        total += float(distances(sub.xy, np.arange(len(mem)), a, "euclid").sum())
+    km = kmeans_by_region(problem, {r: int((sol.site_region == r).sum()) for r in range(len(problem.region_names))}, seed)
+    total = sum(km.values())
     ks = time.perf_counter() - t0
     verdict = "beats k-means-c" if sol.objective < total else "LOSES to k-means-c"
     print(f"{'shenzhen-' + rule:<12} {problem.n:>6} {sol.n_branches:>4} {'-':>11} | {sol.objective:>12.0f} {gs:>8.2f} "
@@ -132,7 +141,26 @@ def _roster_line(rule: str, time_limit: float, seed: int) -> bool:
           f"x{sol.objective / total:.4f} of its distance (bound x{sol.lower_bound / total:.4f}: no plan can do better), "
           f"gap {sol.gap:.2%}, x{gs / ks:.2f} of its time (k-means-c ignores the full-member rule; joint-district "
           f"notes: {len(sol.notes)})", flush=True)
+    if districts:
+        _district_table(problem, sol, km)
     return sol.objective < total
+
+
+def _district_table(problem, sol, km: dict[int, float]) -> None:  # type: ignore[no-untyped-def]
+    """Each unit's members, branches, plan, bound and gap (as the report has them), and
+    k-means-constrained's distance where the unit is one district."""
+    index = {name: r for r, name in enumerate(problem.region_names)}
+    head = (f"  {'district':<10} {'members':>7} {'branches':>8} {'plan':>10} {'bound':>10} {'gap':>7} "
+            f"{'k-means-c':>10} {'x k-means':>9}")
+    print(head)
+    for u in sol.stats["units"]:
+        obj, lb = float(u["objective"]), min(float(u["lower_bound"]), float(u["objective"]))
+        k = km.get(index[u["name"]]) if u["name"] in index else None
+        ks = f"{k:>10.0f} {obj / k:>9.4f}" if k else f"{'-':>10} {'-':>9}"
+        gap = (obj - lb) / obj if obj > 0 else 0.0
+        print(f"  {u['name']:<10} {u['n']:>7} {u['branches']:>8} {obj:>10.0f} {lb:>10.0f} {gap:>7.2%} {ks}")
+    print(f"  {'total':<10} {problem.n:>7} {sol.n_branches:>8} {sol.objective:>10.0f} {sol.lower_bound:>10.0f} "
+          f"{sol.gap:>7.2%} {sum(km.values()):>10.0f} {sol.objective / sum(km.values()):>9.4f}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--roster", action="store_true", help="also the Shenzhen roster (geoalloc vs k-means-constrained)")
     ap.add_argument("--roster-policy", choices=["default", "fewest", "both"], default="both",
                     help="branch-count rule for the roster: the default (mean 80%% of max) or the fewest allowed")
+    ap.add_argument("--districts", action="store_true",
+                    help="with --roster: a table per district (members, branches, plan, bound, gap, k-means-c)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     head = (f"{'instance':<12} {'n':>6} {'p':>4} {'best_known':>11} | {'geoalloc':>12} {'s':>8} {'bound':>11} | "
@@ -174,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{inst.name:<12} {len(inst.xy):>6} {inst.p:>4} {best if best else '-':>11} | {_fmt(gres)} "
               f"{g['lower_bound']:>11} | {_fmt(km)} | {_fmt(sp)} | {', '.join(verdict)}", flush=True)
     for rule in (["default", "fewest"] if args.roster_policy == "both" else [args.roster_policy]) if args.roster else []:
-        ok_all &= _roster_line(rule, args.time_limit, args.seed)
+        ok_all &= _roster_line(rule, args.time_limit, args.seed, args.districts)
     return 0 if ok_all else 1
 
 

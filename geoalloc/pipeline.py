@@ -291,6 +291,7 @@ def _quality_by_unit(solution: Solution | None) -> list[dict[str, Any]]:
             "objective_m": round(obj, 1), "lower_bound_m": round(lb, 1),
             "gap": round((obj - lb) / obj, 6) if obj > 0 else 0.0,
             "forced_min_branch_size": int(u.get("forced_min_size", 0)),
+            "more_time_helps": bool(u.get("more_time_helps", True)),
         })
     return out
 

@@ -141,6 +141,20 @@ def test_report_words_say_what_was_done_how_good_and_what_to_look_at() -> None:
     assert any("--time-limit" in line for line in zh[1]["lines"]) and not any("下界偏弱" in line for line in zh[1]["lines"])
     en = report_words(loose, branches, lang="en")
     assert "光明区 20.0% (out of time)" in " ".join(en[2]["lines"])
+    # the same gap where the search and the bound had finished their work: more time is no advice
+    done = dict(report, quality_by_unit=[{"unit": "光明区", "gap": 0.2, "forced_min_branch_size": 3,
+                                          "more_time_helps": False}])
+    en = report_words(done, branches, lang="en")
+    text = " ".join(line for s in en for line in s["lines"])
+    assert "光明区 20.0% (more time would not change it)" in text
+    assert "out of time" not in text and "for a better plan" not in text and "tightens the bound" not in text
+    zh = "\n".join(line for s in report_words(done, branches) for line in s["lines"])
+    assert "计算时间不够" not in zh and "延长时间不会改变" in zh
+    # a tight district whose bound had finished: its bound is weak, and time would not tighten it
+    tight = dict(report, quality_by_unit=[{"unit": "宝安区", "gap": 0.31, "forced_min_branch_size": 48,
+                                           "more_time_helps": False}])
+    en = " ".join(line for s in report_words(tight, branches, lang="en") for line in s["lines"])
+    assert "a weak bound" in en and "tightens the bound" not in en and "would not change either" in en
 
 
 def test_cli_allocate_writes_xlsx_and_gpkg_by_default_and_neutralised_rejects(tmp_path: Path) -> None:

@@ -78,6 +78,28 @@ def test_lagrangian_bound_never_exceeds_the_optimum(seed: int, groups: bool) -> 
     assert lagrangian_bound(inst, opt) <= opt + 1e-6
 
 
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 10_000), st.sampled_from([0.0, 0.7, 0.95]), st.sampled_from([0.3, 0.5, 1.0]),
+       st.integers(1, 60), st.booleans())
+def test_deflected_unit_bound_is_valid_at_every_step(seed: int, deflect: float, aim: float, iters: int,
+                                                      from_plan: bool) -> None:
+    """The unit-demand bound with deflected steps aimed short of the plan: whatever the settings
+    and wherever the search is stopped, never above the brute-force optimum (nor the plan)."""
+    from geoalloc.solver import bounds
+
+    inst = make(seed, 8, 2, min_full=1)
+    opt, sites, branch = brute_plan(inst)
+    start = inst.cost(np.arange(inst.n), sites[branch]) if from_plan else None
+    saved = bounds.UNIT_DEFLECT, bounds.UNIT_TARGET
+    try:
+        bounds.UNIT_DEFLECT, bounds.UNIT_TARGET = deflect, aim
+        for upper in (opt, opt * 1.2, np.inf):
+            got = lagrangian_bound(inst, upper, iters=iters, start=start, patience=3)
+            assert 0 <= got <= opt + 1e-6
+    finally:
+        bounds.UNIT_DEFLECT, bounds.UNIT_TARGET = saved
+
+
 @settings(max_examples=12, deadline=None)
 @given(st.integers(0, 10_000), st.integers(4, 5), st.booleans(), st.integers(2, 6))
 def test_forced_size_bound_never_exceeds_the_optimum(seed: int, cap: int, floor: bool, width: int) -> None:
@@ -174,3 +196,19 @@ def test_a_mip_without_a_deadline_is_solved() -> None:
     res = solve_part(inst, pts, pts, 2, ai, aj, time_limit=1e18, node_limit=None)
     assert res is not None and res[1]  # solved to optimality
     assert float(inst.cost(pts, res[0]).sum()) == pytest.approx(brute(inst), rel=1e-9, abs=1e-6)
+
+
+def test_more_time_helps_only_where_the_work_or_the_bound_steps_ran_short() -> None:
+    """The report's advice to give more time rests on this: a unit whose search finished its
+    starts and whose bound got its full steps says more time changes nothing; a unit given a
+    budget too small for either says it would."""
+    from geoalloc.rules import Policy
+    from geoalloc.solver.form import MAX_BOUND_ITERS, solve_unit, unit_task
+
+    inst = make(3, 60, 3, min_full=2)
+    roomy = solve_unit(unit_task("d", inst, Policy(min_size=1, max_size=inst.max_size, min_full=2, time_limit=300)))
+    short = solve_unit(unit_task("d", inst, Policy(min_size=1, max_size=inst.max_size, min_full=2, time_limit=0.01)))
+    assert roomy is not None and short is not None
+    assert roomy.stats["more_time_helps"] is False
+    assert roomy.stats["work"]["bound_iters"] == MAX_BOUND_ITERS  # type: ignore[index]
+    assert short.stats["more_time_helps"] is True

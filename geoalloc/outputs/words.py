@@ -37,11 +37,14 @@ _T = {
         "cert_good": "这一差距很小，方案已接近最优。",
         "cert_weak": "差距较大的区多半是下界偏弱（这些区的支部几乎都要满员），不一定说明方案差；延长计算时间可以收紧下界。",
         "cert_time": "在支部不必满员的区差距仍较大，是计算时间不够（搜索和下界都在时限内停下）；用更长的 --time-limit（例如 30 秒）重新计算，可以得到更好的方案和更紧的下界。",
+        "cert_weak_done": "差距较大的区多半是下界偏弱（这些区的支部几乎都要满员），不一定说明方案差；搜索和下界都已算完，延长计算时间不会改变结果。",
+        "cert_done": "在支部不必满员的区差距仍较大，但原因不在时限：搜索和下界都在时限内算完，用更长的 --time-limit 会得到同样的方案和下界。这里的差距是下界按成员的分布所能证明的程度，方案离最优可能比差距显示的更近。",
         "violations_none": "所有支部都符合人数和正式党员要求。",
         "violations": "有 {n} 个支部不符合要求（超编 {over}，人数不足 {under}，正式党员不足 {full}）。",
         "weak": "证明偏弱的区（方案可能比最优长 {t} 以上）：{items}。",
         "weak_item": "{unit} {gap}（每个支部至少 {forced} 人，下界偏弱）",
         "weak_item_time": "{unit} {gap}（计算时间不够）",
+        "weak_item_done": "{unit} {gap}（延长时间不会改变）",
         "weak_none": "各区的方案与下界都很接近。",
         "near_max": "接近人数上限（≥ {t} 人）的支部 {n} 个：{items}。",
         "near_min": "接近人数下限（≤ {t} 人）的支部 {n} 个：{items}。",
@@ -68,11 +71,14 @@ _T = {
         "cert_good": "That gap is small: the plan is close to optimal.",
         "cert_weak": "Where the gap is large, the bound is usually what is weak (nearly every branch there must be full), not necessarily the plan; a longer time limit tightens the bound.",
         "cert_time": "Where branches need not be full and the gap is still large, the time ran out (the search and the bound stopped at the limit): run again with a longer --time-limit (30 s, say) for a better plan and a tighter bound.",
+        "cert_weak_done": "Where the gap is large, the bound is usually what is weak (nearly every branch there must be full), not necessarily the plan; the search and the bound had finished, so a longer time limit would not change either.",
+        "cert_done": "Where branches need not be full and the gap is still large, time was not short: the search and the bound finished their work within the limit, so a longer --time-limit gives the same plan and bound. There the gap is what the bound can prove for how the members are spread, and the plan may be closer to the best than the gap says.",
         "violations_none": "Every branch meets the size and full-member rules.",
         "violations": "{n} branches break a rule ({over} too big, {under} too small, {full} with too few full members).",
         "weak": "Districts with a weak certificate (the plan may be more than {t} above the best): {items}.",
         "weak_item": "{unit} {gap} (every branch needs at least {forced}: a weak bound)",
         "weak_item_time": "{unit} {gap} (out of time)",
+        "weak_item_done": "{unit} {gap} (more time would not change it)",
         "weak_none": "Every district's plan is close to its bound.",
         "near_max": "{n} branches near the maximum (≥ {t} members): {items}.",
         "near_min": "{n} branches near the minimum (≤ {t} members): {items}.",
@@ -162,13 +168,25 @@ def report_words(report: dict[str, Any], branches: pd.DataFrame | None = None, *
     def is_tight(u: dict[str, Any]) -> bool:
         return float(u.get("forced_min_branch_size", 0)) >= TIGHT_SHARE * hi
 
+    def helps(u: dict[str, Any]) -> bool:  # the solver's word on whether more time could change it
+        return bool(u.get("more_time_helps", True))
+
+    def item(u: dict[str, Any]) -> str:
+        return "weak_item" if is_tight(u) else "weak_item_time" if helps(u) else "weak_item_done"
+
     if gap <= WEAK_GAP:
         quality.append(t["cert_good"])
     else:  # say why: a tight district's bound, or a search cut short (no units: the bound's kind)
-        if not weak or any(is_tight(u) for u in weak):
+        tight_weak = [u for u in weak if is_tight(u)]
+        if not weak or (tight_weak and any(helps(u) for u in tight_weak)):
             quality.append(t["cert_weak"])
-        if any(not is_tight(u) for u in weak):
+        elif tight_weak:
+            quality.append(t["cert_weak_done"])
+        loose = [u for u in weak if not is_tight(u)]
+        if any(helps(u) for u in loose):
             quality.append(t["cert_time"])
+        if any(not helps(u) for u in loose):
+            quality.append(t["cert_done"])
     v = _violations(report)
     nv = sum(v.values())
     quality.append(t["violations_none"] if nv == 0 else
@@ -176,7 +194,7 @@ def report_words(report: dict[str, Any], branches: pd.DataFrame | None = None, *
 
     look: list[str] = []
     look.append(t["weak"].format(t=_pct(WEAK_GAP), items=_listing(
-        [t["weak_item" if is_tight(u) else "weak_item_time"].format(unit=u["unit"], gap=_pct(u["gap"]),
+        [t[item(u)].format(unit=u["unit"], gap=_pct(u["gap"]),
                                                                  forced=u.get("forced_min_branch_size", 0))
          for u in weak], t)) if weak else t["weak_none"])
     if branches is not None and len(branches):

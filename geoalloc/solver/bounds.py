@@ -158,7 +158,9 @@ def _unit_bound(inst, ai, aj, ac, cap_lam, room_j, upper, iters, deadline, patie
     """Unit demands: each site's knapsack is "its cheapest room_j points", done row-wise.
 
     Arcs are laid out as one padded row per site, so an iteration is a few whole-array
-    operations plus a partial sort of the rows that overflow.
+    operations plus a partial sort of the rows that overflow. Each step keeps UNIT_DEFLECT of
+    the last direction and aims UNIT_TARGET of the way from the best value to the plan: plain
+    steps aimed at the plan zigzag. Every iteration's value is a valid bound; the best is kept.
     """
     n, m, p = inst.n, inst.m, inst.p
     order = np.argsort(aj, kind="stable")
@@ -185,6 +187,7 @@ def _unit_bound(inst, ai, aj, ac, cap_lam, room_j, upper, iters, deadline, patie
     lam[:n] = np.minimum(lam[:n], cap_lam)
     best, best_lam, mu, stall = -np.inf, lam[:n].copy(), mu0, 0
     rows = np.arange(m)
+    last_step: list[NDArray[np.float64]] = []
     room0 = int(room[can_open].max()) if can_open.any() else 0
     uniform_room = bool((room[can_open] == room0).all())
     for it in range(iters):
@@ -216,7 +219,8 @@ def _unit_bound(inst, ai, aj, ac, cap_lam, room_j, upper, iters, deadline, patie
         if ov.any():
             k_rank = np.argsort(np.argsort(sub[ov], axis=1, kind="stable"), axis=1, kind="stable")
             take[ov] &= k_rank < room[chosen][ov][:, None]
-        if not _subgradient_step(inst, lam, n, pad_i, chosen, take, value, upper, mu, cap_lam):
+        if not _subgradient_step(inst, lam, n, pad_i, chosen, take, value, upper, mu, cap_lam,
+                                 last_step=last_step, deflect=UNIT_DEFLECT, aim=UNIT_TARGET, best=best):
             break
         if _out_of_time(deadline, it, inst.n):
             break
@@ -255,6 +259,10 @@ def forced_size(inst: Instance) -> int:
 # direction) with more patience (measurements: benchmarks/README.md, "Bound settings")
 DEFLECT = 0.7
 CUT_PATIENCE = 50
+# the unit-demand bound's steps: the same deflection, and the Polyak step aimed this share of the
+# way from the best value to the plan (benchmarks/README.md, "Bound settings")
+UNIT_DEFLECT = 0.7
+UNIT_TARGET = 0.5
 PLAIN_SETTLED = 0.1
 _FORCED_FIRST_N = 600  # tight instances up to this size start with the forced bound outright
 # ... and so do nearly full ones (every branch at least 80% full) up to this size, which leaves
@@ -479,26 +487,38 @@ def _subgradient_step(inst: Instance, lam: NDArray[np.float64], n: int, pad_i: N
                       chosen: NDArray[np.int64], take: NDArray[np.bool_], value: float, upper: float,
                       mu: float, cap_lam: float | NDArray[np.float64],
                       cut_mu: NDArray[np.float64] | None = None, g_cut: NDArray[np.float64] | None = None,
-                      last_step: list[NDArray[np.float64]] | None = None) -> bool:
+                      last_step: list[NDArray[np.float64]] | None = None, deflect: float = DEFLECT,
+                      aim: float = 1.0, best: float = -math.inf) -> bool:
     """One Polyak-style step on the multipliers from the points the chosen sites take.
 
     The subgradient of each member's multiplier is 1 minus the times it is taken; the step
-    length uses the gap to the best known plan. With size cuts, their multipliers ``cut_mu``
-    move along ``g_cut`` in the same step, and the direction keeps DEFLECT of ``last_step``
-    (updated in place). False when the subgradient vanishes (the relaxed solution assigns
-    every member exactly once and meets every cut: the bound is tight).
+    length uses the gap to the best known plan, or to a target ``aim`` of the way from the
+    ``best`` value to it. With ``last_step`` the direction keeps ``deflect`` of the previous one
+    (updated in place). With size cuts, their multipliers ``cut_mu`` move along ``g_cut`` in the
+    same step. False when the subgradient vanishes (the relaxed solution assigns every member
+    exactly once and meets every cut: the bound is tight).
     """
     g = 1.0 - np.bincount(pad_i[chosen][take], minlength=n + 1)[:n]
     if inst.self_serve:
         g[chosen] -= 1.0
     if g_cut is not None and last_step is not None:
         if last_step:
-            g, g_cut = g + DEFLECT * last_step[0], g_cut + DEFLECT * last_step[1]
+            g, g_cut = g + deflect * last_step[0], g_cut + deflect * last_step[1]
         last_step[:] = [np.asarray(g, dtype=np.float64), np.asarray(g_cut, dtype=np.float64)]
+    elif last_step is not None:
+        if float(g @ g) < 1e-12:
+            return False  # the relaxed solution itself is a plan: nothing left to deflect towards
+        if last_step and deflect > 0:
+            g = g + deflect * last_step[0]
+        last_step[:] = [np.asarray(g, dtype=np.float64)]
     norm = float(g @ g) + (float(g_cut @ g_cut) if g_cut is not None else 0.0)
     if norm < 1e-12:
         return False
-    gapv = (upper - value) if math.isfinite(upper) else abs(value) * 0.05 + 1.0
+    if math.isfinite(upper):
+        target = upper if aim >= 1.0 or not math.isfinite(best) else best + aim * (upper - best)
+        gapv = target - value
+    else:
+        gapv = abs(value) * 0.05 + 1.0
     step = mu * max(gapv, 1e-4 * abs(value) + 1e-9) / norm
     lam[:n] = np.minimum(lam[:n] + step * g, cap_lam)
     if cut_mu is not None and g_cut is not None:

@@ -314,6 +314,7 @@ def solve_unit(task: UnitTask) -> InstanceResult | None:
         exact = single_branch(task.inst)
         if exact is not None:
             exact.stats["clock_cut"] = False
+            exact.stats["more_time_helps"] = False
             return exact
     w = task.work
     res = solve_instance(task.inst, w.ceiling, task.seed, work=w)
@@ -322,7 +323,21 @@ def solve_unit(task: UnitTask) -> InstanceResult | None:
         res.stats["clock_cut"] = bool(res.timed_out)
         res.stats["work"] = {"starts": w.starts, "search": round(w.search, 4), "bound_iters": w.bound_iters,
                              "ceiling_s": round(w.ceiling, 3)}
+        res.stats["more_time_helps"] = more_time_helps(res, w)
     return res
+
+
+def more_time_helps(res: InstanceResult, w: Work) -> bool:
+    """Whether a longer time limit could change a unit's plan or bound: the ceiling cut it, its
+    search stopped because its work ran out (not after its planned starts), or its bound got
+    fewer than MAX_BOUND_ITERS steps. Otherwise more time buys the same plan and the same bound,
+    and the report must not advise it."""
+    if res.timed_out:
+        return True
+    if res.stats.get("proved_early") or res.stats.get("whole_mip_optimal"):
+        return False
+    spent = float(res.stats.get("work_used", 0.0)) >= w.search  # type: ignore[arg-type]
+    return bool(spent or w.bound_iters < MAX_BOUND_ITERS)
 
 
 def _save(store: Checkpoints, key: str, task: UnitTask, res: InstanceResult) -> None:
