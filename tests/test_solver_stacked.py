@@ -82,5 +82,6 @@ def test_a_pair_mip_never_takes_most_of_the_work() -> None:
     pts = np.arange(inst.n)
     cost = MIP_ARC * len(pts) * (ARCS_PER_POINT + 1)
     meter = Meter(cost / PAIR_MIP_SHARE * 0.9)  # it would fit, but take more than its share
-    assert _pair_mip(inst, pts, pts, pts[:2][np.zeros(inst.n, dtype=np.int64)], 1e18, meter) is None
+    everyone_at_the_first = np.full(inst.n, pts[0])
+    assert _pair_mip(inst, pts, pts, everyone_at_the_first, 1e18, meter) is None
     assert meter.used == 0.0
