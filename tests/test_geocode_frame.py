@@ -154,3 +154,40 @@ def test_summarise_counts_reasons_as_the_row_by_row_search_does() -> None:
     assert s["conflicts"] == int(text.str.contains("conflict:", regex=False).sum()) == 9
     assert s["historical_names"] == int(text.str.contains("historical", regex=False).sum()) == 6
     assert summarise(pd.DataFrame({"x": []}))["conflicts"] == 0
+
+
+def _mixed_roster(n: int) -> pd.DataFrame:
+    """A generated roster with some rows given coordinates, some hinted by district only, some unplaceable."""
+    from geoalloc.samples import generate_roster
+
+    df = generate_roster(n, seed=11)
+    df.loc[df.index[::7], "address"] = "北京市朝阳区建国路88号"  # out of the city
+    df.loc[df.index[::11], "address"] = ""
+    df.loc[df.index[::13], "address"] = "大冲社区"  # named by the district column only
+    return df
+
+
+def test_forked_geocoding_gives_the_same_columns_as_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    import geoalloc.geocode.frame as frame
+
+    monkeypatch.setattr(frame, "PARALLEL_MIN_ROWS", 40)
+    df = _mixed_roster(300)
+    one = geocode_frame(df, geocoder=OfflineGeocoder(), workers=1)
+    steps: list[int] = []
+    three = geocode_frame(df, geocoder=OfflineGeocoder(), workers=3, progress=steps.append)
+    pd.testing.assert_frame_equal(one, three)
+    assert sum(steps) == len(df)  # every row reported once, the forked parts' too
+
+
+def _broken_part(rows: np.ndarray) -> tuple[np.ndarray, ...]:
+    raise MemoryError("the forked process ran out of memory")
+
+
+def test_a_failed_geocoding_process_loses_no_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    import geoalloc.geocode.frame as frame
+
+    monkeypatch.setattr(frame, "PARALLEL_MIN_ROWS", 40)
+    monkeypatch.setattr(frame, "_geocode_part", _broken_part)  # runs in the forked process and fails there
+    df = _mixed_roster(200)
+    one = geocode_frame(df, geocoder=OfflineGeocoder(), workers=1)
+    pd.testing.assert_frame_equal(one, geocode_frame(df, geocoder=OfflineGeocoder(), workers=2))

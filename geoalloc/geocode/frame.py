@@ -25,6 +25,8 @@ __all__ = ["GEO_COLUMNS", "geocode_frame", "place_members", "placement_counts", 
 GEO_COLUMNS = ["lon", "lat", "geo_precision", "geo_district_zh", "geo_subdistrict_zh", "geo_status", "geo_reason"]
 _CHUNK = 2000
 _PLACE_CHUNK = 5000
+# Rows to geocode per extra process at least: below this, starting a process costs more than it saves.
+PARALLEL_MIN_ROWS = 20_000
 
 
 def _given_coordinates(df: pd.DataFrame) -> np.ndarray:
@@ -58,10 +60,14 @@ def geocode_frame(
     geocoder: OfflineGeocoder | None = None,
     provider: Provider | None = None,
     progress: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> pd.DataFrame:
     """A copy of ``df`` with lon, lat (WGS-84) and the geo_* columns filled for every row.
 
     ``progress`` is called with the number of rows just finished (an increment), in chunks.
+    ``workers``: processes that geocode at once (forked from this one, on platforms that fork; one
+    per :data:`PARALLEL_MIN_ROWS` rows at most; never with an online provider). The result does not
+    depend on it. Only for a process that is not serving other threads (a command, a batch job).
     Given coordinates must already be WGS-84 (the roster reader converts them). A row's
     ``district_zh``, when present, resolves addresses that name no district themselves.
     """
@@ -71,13 +77,8 @@ def geocode_frame(
     n = len(out)
     geocoder = geocoder or OfflineGeocoder()
     given = _given_coordinates(out)
-    lon = np.full(n, np.nan)
-    lat = np.full(n, np.nan)
-    precision = np.empty(n, dtype=object)
-    status = np.empty(n, dtype=object)
-    district = np.full(n, None, dtype=object)
-    subdistrict = np.full(n, None, dtype=object)
-    reason = np.empty(n, dtype=object)
+    columns = _empty_columns(n)
+    lon, lat, precision, status, district, subdistrict, reason = columns
 
     from geoalloc.rules import other_city
 
@@ -111,8 +112,11 @@ def geocode_frame(
             progress(int(gi.size))
 
     todo = np.flatnonzero(~given & ~elsewhere)
-    if todo.size:
-        _geocode_rows(out, todo, geocoder, provider, progress, (lon, lat, precision, status, district, subdistrict, reason))
+    parts = 1 if provider is not None else max(1, min(workers, todo.size // PARALLEL_MIN_ROWS))
+    if parts > 1:
+        _geocode_forked(out, np.array_split(todo, parts), geocoder, progress, columns)
+    elif todo.size:
+        _geocode_rows(out, todo, geocoder, provider, progress, columns)
 
     out["lon"] = lon
     out["lat"] = lat
@@ -122,6 +126,56 @@ def geocode_frame(
     out["geo_status"] = status
     out["geo_reason"] = reason
     return out
+
+
+#: What a forked geocoding process works on (the frame and the geocoder): set just before the fork.
+_FORKED: tuple[pd.DataFrame, OfflineGeocoder] | None = None
+
+
+def _geocode_part(rows: np.ndarray) -> tuple[np.ndarray, ...]:
+    """In a forked process: the geo columns of ``rows``."""
+    assert _FORKED is not None, "only in a process forked by _geocode_forked"
+    out, geocoder = _FORKED
+    columns = _empty_columns(len(out))
+    _geocode_rows(out, rows, geocoder, None, None, columns)
+    return tuple(c[rows] for c in columns)
+
+
+def _empty_columns(n: int) -> tuple[np.ndarray, ...]:
+    return (np.full(n, np.nan), np.full(n, np.nan), np.empty(n, dtype=object), np.empty(n, dtype=object),
+            np.full(n, None, dtype=object), np.full(n, None, dtype=object), np.empty(n, dtype=object))
+
+
+def _geocode_forked(out: pd.DataFrame, parts: list[np.ndarray], geocoder: OfflineGeocoder,
+                    progress: Callable[[int], None] | None, columns: tuple[np.ndarray, ...]) -> None:
+    """The first part here, the others in forked processes at the same time (each parse depends only
+    on the text, each point on the row: the columns are the same as from one process). A part whose
+    process cannot start or fails is geocoded here."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    global _FORKED
+    if "fork" not in multiprocessing.get_all_start_methods():
+        for rows in parts:
+            _geocode_rows(out, rows, geocoder, None, progress, columns)
+        return
+    _FORKED = (out, geocoder)
+    try:
+        with ProcessPoolExecutor(len(parts) - 1, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = [pool.submit(_geocode_part, rows) for rows in parts[1:]]
+            _geocode_rows(out, parts[0], geocoder, None, progress, columns)
+            for rows, future in zip(parts[1:], futures):
+                try:
+                    values = future.result()
+                except Exception:  # noqa: BLE001 - a lost process loses no row: its part is done here
+                    _geocode_rows(out, rows, geocoder, None, progress, columns)
+                    continue
+                for target, part in zip(columns, values):
+                    target[rows] = part
+                if progress is not None:
+                    progress(int(rows.size))
+    finally:
+        _FORKED = None
 
 
 def _geocode_rows(out: pd.DataFrame, todo: np.ndarray, geocoder: OfflineGeocoder, provider: Provider | None,
@@ -215,15 +269,17 @@ def _jitter_keys(frame: pd.DataFrame, rows: np.ndarray, addresses: np.ndarray) -
 
 
 def place_members(members: pd.DataFrame, *, geocoder: Any = None, progress: Callable[[int], None] | None = None,
-                  provider: Any = None) -> pd.DataFrame:
+                  provider: Any = None, workers: int = 1) -> pd.DataFrame:
     """Give every member a WGS-84 point (rows with coordinates keep theirs) and a district.
+
+    ``workers``: as in :func:`geocode_frame`.
 
     Here, not in :mod:`geoalloc.pipeline`, so ``geoalloc geocode`` does not import the solver.
 
     Adds the geocoder's columns (lon, lat, geo_precision, geo_district_zh, geo_status, ...)
     and sets ``district_zh`` to the district the member lives in.
     """
-    placed = geocode_frame(members, geocoder=geocoder, provider=provider, progress=progress)
+    placed = geocode_frame(members, geocoder=geocoder, provider=provider, progress=progress, workers=workers)
     district = placed["geo_district_zh"].where(placed["geo_district_zh"].astype(str) != "", None)
     if "district_zh" in placed:
         stated = placed["district_zh"].where(placed["district_zh"].astype(str) != "", None)
