@@ -128,7 +128,12 @@ def _place(members: Any, landmarks: Path | None, provider: Any = None, settle: C
         settle()
     with progress_bar("geocoding", len(members)) as advance:
         return place_members(members, geocoder=geocoder, progress=advance, provider=provider,
-                             workers=workers or os.cpu_count() or 1)
+                             workers=_processes(workers))
+
+
+def _processes(workers: int | None) -> int:
+    """Processes a batch step may fork (``--workers``; default every CPU)."""
+    return workers or os.cpu_count() or 1
 
 
 def _summary_table(title: str, counts: dict[str, Any]) -> Table:
@@ -160,7 +165,7 @@ def geocode(
         from geoalloc.outputs import write_csv
 
         output.parent.mkdir(parents=True, exist_ok=True)
-        write_csv(placed, output)
+        write_csv(placed, output, workers=_processes(workers))
     counts = summarise(placed)
     for title, values in counts.items():
         if isinstance(values, dict):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from geoalloc.forked import forked_map, shared
 from geoalloc.geocode.offline import OfflineGeocoder, jitter_key
 from geoalloc.geocode.parser import Parsed
 from geoalloc.model import GeoPrecision, GeoStatus
@@ -128,14 +129,9 @@ def geocode_frame(
     return out
 
 
-#: What a forked geocoding process works on (the frame and the geocoder): set just before the fork.
-_FORKED: tuple[pd.DataFrame, OfflineGeocoder] | None = None
-
-
 def _geocode_part(rows: np.ndarray) -> tuple[np.ndarray, ...]:
-    """In a forked process: the geo columns of ``rows``."""
-    assert _FORKED is not None, "only in a process forked by _geocode_forked"
-    out, geocoder = _FORKED
+    """The geo columns of ``rows`` (run by :func:`geoalloc.forked.forked_map`, in a forked process)."""
+    out, geocoder = shared()
     columns = _empty_columns(len(out))
     _geocode_rows(out, rows, geocoder, None, None, columns)
     return tuple(c[rows] for c in columns)
@@ -148,34 +144,18 @@ def _empty_columns(n: int) -> tuple[np.ndarray, ...]:
 
 def _geocode_forked(out: pd.DataFrame, parts: list[np.ndarray], geocoder: OfflineGeocoder,
                     progress: Callable[[int], None] | None, columns: tuple[np.ndarray, ...]) -> None:
-    """The first part here, the others in forked processes at the same time (each parse depends only
-    on the text, each point on the row: the columns are the same as from one process). A part whose
-    process cannot start or fails is geocoded here."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    """The first part here (with progress), the others in forked processes at the same time: each
+    parse depends only on the text and each point on the row, so the columns are as from one process."""
 
-    global _FORKED
-    if "fork" not in multiprocessing.get_all_start_methods():
-        for rows in parts:
-            _geocode_rows(out, rows, geocoder, None, progress, columns)
-        return
-    _FORKED = (out, geocoder)
-    try:
-        with ProcessPoolExecutor(len(parts) - 1, mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = [pool.submit(_geocode_part, rows) for rows in parts[1:]]
-            _geocode_rows(out, parts[0], geocoder, None, progress, columns)
-            for rows, future in zip(parts[1:], futures):
-                try:
-                    values = future.result()
-                except Exception:  # noqa: BLE001 - a lost process loses no row: its part is done here
-                    _geocode_rows(out, rows, geocoder, None, progress, columns)
-                    continue
-                for target, part in zip(columns, values):
-                    target[rows] = part
-                if progress is not None:
-                    progress(int(rows.size))
-    finally:
-        _FORKED = None
+    def here(rows: np.ndarray) -> tuple[np.ndarray, ...]:
+        _geocode_rows(out, rows, geocoder, None, progress, columns)  # straight into the columns
+        return ()
+
+    for rows, values in zip(parts[1:], forked_map(_geocode_part, parts, (out, geocoder), here)[1:]):
+        for target, part in zip(columns, values):
+            target[rows] = part
+        if progress is not None:
+            progress(int(rows.size))
 
 
 def _geocode_rows(out: pd.DataFrame, todo: np.ndarray, geocoder: OfflineGeocoder, provider: Provider | None,

@@ -31,10 +31,13 @@ _SPECIAL = re.compile("[" + re.escape(_SPECIAL_CHARS) + "]")
 TextRule = Callable[[list[str], str], "list[str] | None"]
 
 
-def csv_text(frame: pd.DataFrame, *, labels: list[str] | None = None, texts: TextRule | None = None) -> str | None:
+def csv_text(frame: pd.DataFrame, *, labels: list[str] | None = None, texts: TextRule | None = None,
+             header: bool = True) -> str | None:
     """``frame.to_csv(index=False)`` (QUOTE_MINIMAL, ``os.linesep``), or None when not handled here.
 
-    ``labels`` replaces the header's texts; ``texts`` rewrites each text column's cells first.
+    ``labels`` replaces the header's texts; ``texts`` rewrites each text column's cells first; without
+    ``header``, the rows only (each cell's text depends on that cell alone, so the texts of consecutive
+    row blocks joined are the whole frame's rows).
     """
     if frame.shape[1] < 2 or isinstance(frame.columns, pd.MultiIndex):
         return None  # one column: the csv module writes a lone empty field as ""
@@ -47,11 +50,10 @@ def csv_text(frame: pd.DataFrame, *, labels: list[str] | None = None, texts: Tex
         if cells is None:
             return None
         fields.append(cells)
-    quoted_labels = _quoted(labels, _SEP.join(labels))
-    lines = [",".join(quoted_labels)]
+    lines = [",".join(_quoted(labels, _SEP.join(labels)))] if header else []
     if len(frame):
         lines.extend(map(",".join, zip(*fields)))
-    return os.linesep.join(lines) + os.linesep
+    return os.linesep.join(lines) + os.linesep if lines else ""
 
 
 def _column_fields(col: pd.Series, rule: TextRule | None) -> list[str] | None:
