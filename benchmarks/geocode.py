@@ -324,8 +324,10 @@ def speed(rows: int, jionlp_n: int = 0) -> None:
         # change), then again (loaded from the cache, as on every later run).
         cli: dict[str, tuple[float, float]] = {}
         cache = Path(tmp) / "cache"
-        runs = (("first run (lexicon built)", []), ("later runs (lexicon from the cache)", []),
-                ("later runs, --workers 1 (one process)", ["--workers", "1"]))
+        # Later runs three times each, alternating, the fastest kept (a shared machine only ever slows a run).
+        runs = [("first run (lexicon built)", [])] + [
+            ("later runs (lexicon from the cache), best of 3", []),
+            ("later runs, --workers 1 (one process), best of 3", ["--workers", "1"])] * 3
         for label, extra in runs:
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             w1 = time.perf_counter()
@@ -333,7 +335,8 @@ def speed(rows: int, jionlp_n: int = 0) -> None:
                            check=True, capture_output=True, env={**os.environ, "GEOALLOC_CACHE_DIR": str(cache)})
             cli_wall = time.perf_counter() - w1
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cli[label] = ((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), cli_wall)
+            run = ((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), cli_wall)
+            cli[label] = min(cli.get(label, run), run, key=lambda r: r[1])
         # The command's start-up alone (interpreter, the modules it imports, lexicon and gazetteer from the cache).
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         subprocess.run([sys.executable, "-c", _STARTUP], check=True, capture_output=True,
@@ -349,7 +352,7 @@ def speed(rows: int, jionlp_n: int = 0) -> None:
         print(f"  `geoalloc geocode` as a command, {label} (start-up, imports, progress bar included): "
               f"end to end {rows / cli_wall:,.0f} rows/s (wall {cli_wall:.2f} s; target >= 50,000), "
               f"CPU time {cli_cpu:.2f} s in all ({rows / cli_cpu:,.0f} rows/s of CPU time)")
-    later = cli["later runs, --workers 1 (one process)"][0]
+    later = cli["later runs, --workers 1 (one process), best of 3"][0]
     print(f"  the command's start-up alone (interpreter, imports, lexicon and gazetteer from the cache): {startup:.2f} s "
           f"CPU; the one-process command outside parsing and placing (its CPU time less this process's geocode part, "
           f"{t['geocode']:.2f} s): {later - t['geocode']:.2f} s (target with the parser at 0.7 s: <= 1.3 s)")
