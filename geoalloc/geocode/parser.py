@@ -55,6 +55,7 @@ from geoalloc.geocode.lexicon import (
     Lexicon,
 )
 from geoalloc.geocode.nameless import Template, fill, template
+from geoalloc.geocode.romanised import from_latin, is_latin
 from geoalloc.model import GeoPrecision, GeoStatus
 
 __all__ = ["COMMUNITY_JITTER_M", "DISTRICT_JITTER_M", "SUBDISTRICT_JITTER_M", "AddressParser", "Parsed"]
@@ -245,12 +246,22 @@ class AddressParser:
         hit = self._by_skeleton.get(skeleton)
         if hit is not None:
             return hit
-        hit = self._parse_text(norm)
+        hit = self._parse_latin(norm) if is_latin(norm) else self._parse_text(norm)
         if self._digit_free_landmarks and not self.lex.numbers_matter(skeleton):
             if len(self._by_skeleton) >= _MEMO_MAX:
                 self._by_skeleton.clear()
             self._by_skeleton[skeleton] = hit
         return hit
+
+    def _parse_latin(self, norm: str) -> Parsed:
+        """An address in Latin letters, through the Chinese names it romanises (:mod:`geoalloc.geocode.romanised`)."""
+        read = from_latin(norm)
+        if read is None:
+            return _failed("written in Latin letters, and no Shenzhen district, subdistrict or community, nor a "
+                           "province or city, recognised (estate and road names are read in Chinese only)")
+        text, shown = read
+        parsed = self.parse(text)
+        return replace(parsed, reason=f"read from Latin letters ({'; '.join(shown)}): {parsed.reason}")
 
     def _parse_text(self, norm: str) -> Parsed:
         s = norm
