@@ -165,7 +165,7 @@ def geocode(
         from geoalloc.outputs import write_csv
 
         output.parent.mkdir(parents=True, exist_ok=True)
-        write_csv(placed, output, workers=_processes(workers))
+        write_csv(placed, output)
     counts = summarise(placed)
     for title, values in counts.items():
         if isinstance(values, dict):

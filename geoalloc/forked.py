@@ -1,8 +1,9 @@
 """Batch work on parts of one in-memory table, in processes forked from this one.
 
-Why: a command that geocodes or writes a hundred thousand rows spends seconds in Python on one
-core; forked processes inherit the table and the geocoder's lexicon without copying or pickling
-them, so only each part's answer travels back. The first part runs here meanwhile. Results are
+Why: a command that geocodes a hundred thousand rows spends seconds in Python on one core; forked
+processes inherit the table and the geocoder's lexicon without copying or pickling them, so only
+each part's answer travels back. (Each pays for the memory pages it touches being copied: formatting
+a CSV's halves this way was no faster than one process, so the writer does not.) The first part runs here meanwhile. Results are
 the same as from one process (each part's answer depends only on its rows), a part whose process
 cannot start or fails is worked out here (no row is lost), and where the platform cannot fork
 every part runs here. Only for a process that serves no other threads: a command or a batch job,

@@ -188,29 +188,3 @@ def test_report_words_of_a_rebalance() -> None:
     text = " ".join(line for s in report_words(report) for line in s["lines"])
     assert "3 人调整了支部（支部超编 3）" in text and "由 1 个变为 0 个" in text
     assert "失联 1 人、转出 1 人" in text
-
-
-def test_csv_written_by_forked_processes_is_the_same_file(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import numpy as np
-    import pandas as pd
-
-    import geoalloc.outputs.cells as cells
-    from geoalloc.outputs import write_csv
-
-    monkeypatch.setattr(cells, "PARALLEL_MIN_ROWS", 7)
-    n = 50
-    frame = pd.DataFrame({
-        "id": [f"M{i}" for i in range(n)],
-        "text": ["=SUM(A1)" if i % 5 == 0 else ("a,b" if i % 3 else None) for i in range(n)],
-        "x": np.where(np.arange(n) % 4 == 0, np.nan, np.arange(n) / 7.0),
-        "k": np.arange(n) * 1000,
-    })
-    write_csv(frame, tmp_path / "one.csv")
-    write_csv(frame, tmp_path / "three.csv", workers=3)
-    assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "three.csv").read_bytes()
-    back = pd.read_csv(tmp_path / "three.csv", dtype={"text": str})
-    assert len(back) == n and back["text"].iloc[0] == "'=SUM(A1)"  # neutralised in every block
-    frame.loc[3, "text"] = "line\rbreak"  # a block pandas must write: the whole file then goes through pandas
-    write_csv(frame, tmp_path / "cr1.csv")
-    write_csv(frame, tmp_path / "cr3.csv", workers=3)
-    assert (tmp_path / "cr1.csv").read_bytes() == (tmp_path / "cr3.csv").read_bytes()

@@ -22,13 +22,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from geoalloc.forked import forked_map, shared
 from geoalloc.outputs.csvtext import csv_text
 
 __all__ = ["TRIGGERS", "neutralise", "neutralise_frame", "restore", "restore_frame", "write_csv"]
 
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-PARALLEL_MIN_ROWS = 40_000  # rows per extra process at least (write_csv): below, a fork costs more than it saves
 _QUOTE = "'"
 
 
@@ -109,29 +107,12 @@ def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return _neutralised(frame)[0]
 
 
-def _csv_block(rows: tuple[int, int]) -> bytes | None:
-    """The CSV rows ``rows`` (start, stop) of the shared frame, encoded (run by :func:`forked_map`)."""
-    frame, labels = shared()
-    text = csv_text(frame.iloc[rows[0]:rows[1]], labels=labels, texts=_safe_cells, header=False)
-    return None if text is None else text.encode("utf-8")
-
-
-def write_csv(frame: pd.DataFrame, path: str | Path, *, workers: int = 1) -> Path:
-    """A UTF-8 CSV whose text cells cannot become formulas.
-
-    ``workers``: processes formatting the rows at once (forked, :mod:`geoalloc.forked`: a command or a
-    batch job only; one per :data:`PARALLEL_MIN_ROWS` rows at most). The file does not depend on it.
-    """
+def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
+    """A UTF-8 CSV whose text cells cannot become formulas."""
     out = Path(path)
-    labels = [neutralise(str(c)) for c in frame.columns]
-    parts = max(1, min(workers, len(frame) // PARALLEL_MIN_ROWS))
-    bounds = np.linspace(0, len(frame), parts + 1).astype(int).tolist()
-    blocks = forked_map(_csv_block, list(zip(bounds[:-1], bounds[1:])), (frame, labels))
-    head = csv_text(frame.iloc[:0], labels=labels, texts=_safe_cells)
-    if head is not None and all(b is not None for b in blocks):
-        with out.open("wb") as f:
-            f.write(head.encode("utf-8"))
-            f.writelines(blocks)  # type: ignore[arg-type]  # every block is bytes (checked above)
+    text = csv_text(frame, labels=[neutralise(str(c)) for c in frame.columns], texts=_safe_cells)
+    if text is not None:
+        out.write_bytes(text.encode("utf-8"))
         return out
     safe, has_cr = _neutralised(frame)
     # the csv module quotes a field with "\n" but not one with a bare "\r", which readers take

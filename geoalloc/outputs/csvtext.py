@@ -31,13 +31,10 @@ _SPECIAL = re.compile("[" + re.escape(_SPECIAL_CHARS) + "]")
 TextRule = Callable[[list[str], str], "list[str] | None"]
 
 
-def csv_text(frame: pd.DataFrame, *, labels: list[str] | None = None, texts: TextRule | None = None,
-             header: bool = True) -> str | None:
+def csv_text(frame: pd.DataFrame, *, labels: list[str] | None = None, texts: TextRule | None = None) -> str | None:
     """``frame.to_csv(index=False)`` (QUOTE_MINIMAL, ``os.linesep``), or None when not handled here.
 
-    ``labels`` replaces the header's texts; ``texts`` rewrites each text column's cells first; without
-    ``header``, the rows only (each cell's text depends on that cell alone, so the texts of consecutive
-    row blocks joined are the whole frame's rows).
+    ``labels`` replaces the header's texts; ``texts`` rewrites each text column's cells first.
     """
     if frame.shape[1] < 2 or isinstance(frame.columns, pd.MultiIndex):
         return None  # one column: the csv module writes a lone empty field as ""
@@ -50,10 +47,11 @@ def csv_text(frame: pd.DataFrame, *, labels: list[str] | None = None, texts: Tex
         if cells is None:
             return None
         fields.append(cells)
-    lines = [",".join(_quoted(labels, _SEP.join(labels)))] if header else []
+    quoted_labels = _quoted(labels, _SEP.join(labels))
+    lines = [",".join(quoted_labels)]
     if len(frame):
         lines.extend(map(",".join, zip(*fields)))
-    return os.linesep.join(lines) + os.linesep if lines else ""
+    return os.linesep.join(lines) + os.linesep
 
 
 def _column_fields(col: pd.Series, rule: TextRule | None) -> list[str] | None:
