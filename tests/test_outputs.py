@@ -134,6 +134,12 @@ def test_report_words_say_what_was_done_how_good_and_what_to_look_at() -> None:
     assert "计算时间不够" not in text  # 宝安区 is tight (48 of 50): its bound is weak, not its search
     en = report_words(dict(report, gap=0.01, quality_by_unit=[]), branches, lang="en")
     assert "close to optimal" in " ".join(en[1]["lines"])
+    # a small total gap does not hide a weak district: the words say so, and why
+    hidden = dict(report, gap=0.04)
+    for lang, small, why in (("en", "small overall, but 1 district(s) are above 5.0%", "bound is usually what is weak"),
+                             ("zh", "总体差距很小，但有 1 个区的差距超过 5.0%", "下界偏弱")):
+        lines = " ".join(report_words(hidden, branches, lang=lang)[1]["lines"])
+        assert small in lines and why in lines and "close to optimal" not in lines and "接近最优" not in lines
     # a loose district far from its bound ran out of time: say so, and how to fix it
     loose = dict(report, quality_by_unit=[{"unit": "光明区", "gap": 0.2, "forced_min_branch_size": 3}])
     zh = report_words(loose, branches)

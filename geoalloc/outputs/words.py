@@ -35,6 +35,7 @@ _T = {
         "sizes": "支部人数最少 {smin}、平均 {smean}、最多 {smax} 人；成员到支部平均 {dmean}，九成成员在 {dp90} 以内。",
         "cert": "总距离 {obj}，可证明的下界为 {lb}：任何方案的总距离都不可能低于下界，所以本方案最多比最优方案长 {gap}。",
         "cert_good": "这一差距很小，方案已接近最优。",
+        "cert_good_overall": "总体差距很小，但有 {n} 个区的差距超过 {t}（见“需要关注”）：总体数字掩盖了这些区。",
         "cert_weak": "差距较大的区多半是下界偏弱（这些区的支部几乎都要满员），不一定说明方案差；延长计算时间可以收紧下界。",
         "cert_time": "在支部不必满员的区差距仍较大，是计算时间不够（搜索和下界都在时限内停下）；用更长的 --time-limit（例如 30 秒）重新计算，可以得到更好的方案和更紧的下界。",
         "cert_weak_done": "差距较大的区多半是下界偏弱（这些区的支部几乎都要满员），不一定说明方案差；搜索和下界都已算完，延长计算时间不会改变结果。",
@@ -69,6 +70,7 @@ _T = {
         "sizes": "Branches hold {smin} to {smax} members ({smean} on average); members live {dmean} from their branch on average, nine in ten within {dp90}.",
         "cert": "Total distance {obj}; the proven lower bound is {lb}: no plan can have a smaller total, so this plan is at most {gap} longer than the best possible one.",
         "cert_good": "That gap is small: the plan is close to optimal.",
+        "cert_good_overall": "That gap is small overall, but {n} district(s) are above {t} (see what to look at below): the total hides them.",
         "cert_weak": "Where the gap is large, the bound is usually what is weak (nearly every branch there must be full), not necessarily the plan; a longer time limit tightens the bound.",
         "cert_time": "Where branches need not be full and the gap is still large, the time ran out (the search and the bound stopped at the limit): run again with a longer --time-limit (30 s, say) for a better plan and a tighter bound.",
         "cert_weak_done": "Where the gap is large, the bound is usually what is weak (nearly every branch there must be full), not necessarily the plan; the search and the bound had finished, so a longer time limit would not change either.",
@@ -175,8 +177,8 @@ def report_words(report: dict[str, Any], branches: pd.DataFrame | None = None, *
         return "weak_item" if is_tight(u) else "weak_item_time" if helps(u) else "weak_item_done"
 
     if gap <= WEAK_GAP:
-        quality.append(t["cert_good"])
-    else:  # say why: a tight district's bound, or a search cut short (no units: the bound's kind)
+        quality.append(t["cert_good_overall"].format(n=len(weak), t=_pct(WEAK_GAP)) if weak else t["cert_good"])
+    if gap > WEAK_GAP or weak:  # say why: a tight district's bound, or a search cut short (no units: the bound's kind)
         tight_weak = [u for u in weak if is_tight(u)]
         if not weak or (tight_weak and any(helps(u) for u in tight_weak)):
             quality.append(t["cert_weak"])
