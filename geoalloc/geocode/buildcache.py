@@ -4,8 +4,7 @@ Why: the offline lexicon (one matcher over every name and their readings) takes 
 build, a quarter of what ``geoalloc geocode`` may spend on 100,000 rows; loading it back takes
 a third of that. The key hashes the bundled data files, the source of the modules that build
 it, and the Python and matcher library versions, so any change to data or code rebuilds it; a
-missing, stale or unreadable file is rebuilt, never an error. ``GEOALLOC_CACHE_DIR`` moves the
-cache (default ``$XDG_CACHE_HOME/geoalloc`` or ``~/.cache/geoalloc``); ``off`` disables it.
+missing, stale or unreadable file is rebuilt, never an error. Where: :func:`geoalloc.paths.cache_dir`.
 """
 
 from __future__ import annotations
@@ -25,19 +24,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
+from geoalloc.paths import cache_dir
+
 __all__ = ["cache_dir", "cached_build", "input_key"]
 
 T = TypeVar("T")
 _KEEP_S = 7 * 24 * 3600.0  # a build of other data or code is dropped when this old
-
-
-def cache_dir() -> Path | None:
-    """Where built objects are kept, or None when caching is off."""
-    env = os.environ.get("GEOALLOC_CACHE_DIR")
-    if env is not None:
-        return None if env.strip().lower() in ("", "off", "0", "no") else Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "geoalloc"
 
 
 def input_key(paths: Iterable[Path], *, packages: Iterable[str] = ()) -> str:
