@@ -254,3 +254,24 @@ def test_any_text_gets_an_outcome_and_never_raises(text: str) -> None:
 
 
 _SHARED = OfflineGeocoder()
+
+
+@pytest.mark.parametrize(("address", "district", "subdistrict"), [
+    ("深圳东门步行街", "罗湖区", "东门街道"),  # not the station 深圳东 + 门步行街
+    ("深圳西乡 怡景花园7栋", "宝安区", "西乡街道"),  # not 深圳西 + 乡 (a town elsewhere)
+    ("深圳东晓街道布心路", "罗湖区", "东晓街道"),
+    ("深圳坪山", "坪山区", "坪山街道"),  # the station 深圳坪山 is 深圳 + 坪山 unless written as a station
+    ("深圳北", "龙华区", "民治街道"),  # a station's name standing alone is still the station
+    ("深圳东站旁", "龙岗区", "布吉街道"),  # written as a station
+])
+def test_the_city_before_a_name_is_not_taken_by_a_station_named_after_the_city(
+        address: str, district: str, subdistrict: str) -> None:
+    p = OfflineGeocoder().parse(address)
+    assert (p.district_zh, p.subdistrict_zh) == (district, subdistrict), p.reason
+
+
+def test_a_market_area_inside_a_longer_area_name_does_not_decide() -> None:
+    # 东部华侨城 (OCT East, 盐田区) holds 华侨城 (南山区's market area)
+    for address in ("东部华侨城", "深圳东部华侨城茵特拉根酒店旁"):
+        p = OfflineGeocoder().parse(address)
+        assert p.district_zh == "盐田区", (address, p.reason)

@@ -185,9 +185,22 @@ class AddressParser:
         spaced = " " in s
         n = len(s)
         values = self.lex.automaton.values
-        for i, a, b in self.lex.automaton.find(s):
+        matches = self.lex.automaton.find(s)
+        k = 0
+        while k < len(matches):
+            i, a, b = matches[k]
+            k += 1
             form, entries, info = values[i]
             if info.station:  # only a station's name may split (info.splits) or ask whether 站 follows it
+                if (info.city_first and self.lex.city is not None and (info.city_unit or (b < n and s[b] != " "))
+                        and not s.startswith(("站", "地铁站"), b)):
+                    # 深圳东门, 深圳西乡, 深圳坪山: the city, then the rest of the address read afresh (深圳北
+                    # standing alone is still the station)
+                    c = len(self.lex.city[0])
+                    out.append(_placed(s, a, a + c, *self.lex.city, spaced, n))
+                    matches = [(j, a + c + x, a + c + y) for j, x, y in self.lex.automaton.find(s[a + c:])]
+                    k = 0
+                    continue
                 if info.splits and not s.startswith(("站", "地铁站"), b):
                     inner = self.lex.splits[form]
                     out.extend(_placed(s, a + x, a + y, f, es, fi, spaced, n) for x, y, f, es, fi in inner)
