@@ -260,12 +260,12 @@ _SHARED = OfflineGeocoder()
     ("深圳东门步行街", "罗湖区", "东门街道"),  # not the station 深圳东 + 门步行街
     ("深圳西乡 怡景花园7栋", "宝安区", "西乡街道"),  # not 深圳西 + 乡 (a town elsewhere)
     ("深圳东晓街道布心路", "罗湖区", "东晓街道"),
-    ("深圳坪山", "坪山区", "坪山街道"),  # the station 深圳坪山 is 深圳 + 坪山 unless written as a station
+    ("深圳坪山", "坪山区", None),  # the station 深圳坪山 is 深圳 + 坪山 (the district) unless written as a station
     ("深圳北", "龙华区", "民治街道"),  # a station's name standing alone is still the station
     ("深圳东站旁", "龙岗区", "布吉街道"),  # written as a station
 ])
 def test_the_city_before_a_name_is_not_taken_by_a_station_named_after_the_city(
-        address: str, district: str, subdistrict: str) -> None:
+        address: str, district: str, subdistrict: str | None) -> None:
     p = OfflineGeocoder().parse(address)
     assert (p.district_zh, p.subdistrict_zh) == (district, subdistrict), p.reason
 
@@ -275,3 +275,17 @@ def test_a_market_area_inside_a_longer_area_name_does_not_decide() -> None:
     for address in ("东部华侨城", "深圳东部华侨城茵特拉根酒店旁"):
         p = OfflineGeocoder().parse(address)
         assert p.district_zh == "盐田区", (address, p.reason)
+
+
+@pytest.mark.parametrize(("address", "district", "subdistrict", "precision"), [
+    ("深圳南山 海德三道88号", "南山区", None, GeoPrecision.DISTRICT),  # 南山 is 南山区 here, not 南山街道
+    ("福田深南大道6008号", "福田区", None, GeoPrecision.DISTRICT),
+    ("光明", "光明区", None, GeoPrecision.DISTRICT),  # not the metro station 光明 (in 新湖街道)
+    ("南山区南山", "南山区", "南山街道", GeoPrecision.SUBDISTRICT),  # after its district: the subdistrict
+    ("宝安区龙华", "龙华区", "龙华街道", GeoPrecision.SUBDISTRICT),  # under its old parent: the subdistrict
+    ("光明站", "光明区", "新湖街道", GeoPrecision.STATION),  # written as a station
+])
+def test_a_district_short_name_shared_with_its_subdistrict_is_the_district_unless_more_is_written(
+        address: str, district: str, subdistrict: str | None, precision: GeoPrecision) -> None:
+    p = OfflineGeocoder().parse(address)
+    assert (p.district_zh, p.subdistrict_zh, p.precision) == (district, subdistrict, precision), p.reason

@@ -237,8 +237,8 @@ class AddressParser:
         if e.kind == AREA:
             return 4 if m.whole else (3 if m.opens or chained else 1)  # 布心公寓 inside other text is not the 板块
         if e.kind == STATION:
-            if any(x.kind == SHENZHEN for x in m.entries):
-                return 3 if m.as_station else 0  # 深圳站 is a station; 深圳 is the city
+            if any(x.kind == SHENZHEN for x in m.entries) or m.info.unit:
+                return 3 if m.as_station else 0  # 深圳站 is a station; 深圳 is the city; 光明 alone is the district
             return 3 if (m.as_station or m.whole) else 0
         if e.kind in (ESTATE, PARK):
             if len(m.text) < MIN_FREE_ESTATE and not m.whole:
@@ -346,7 +346,9 @@ class AddressParser:
 
         # Evidence: (tier, entry, mention index) for every Shenzhen reading.
         evidence: list[tuple[int, Entry, int]] = []
+        reads_district = [any(e.kind == DISTRICT for e in m.entries) for m in ms]
         for i, m in enumerate(ms):
+            alone_district = sum(reads_district) == 1 and reads_district[i]
             # A chain of units (深圳南山粤海大冲): a district or subdistrict name, or a full community name,
             # right before or after. Two community short names side by side (东方明珠城) are not a chain.
             prev = ms[i - 1].info if i else None
@@ -358,8 +360,15 @@ class AddressParser:
             road_after = s.startswith(_ROAD_AFTER, m.end) and not (i + 1 < len(ms) and ms[i + 1].start == m.end)
             # A name that is a market area or a unit is not read as some community's short name too.
             coarse = m.whole and m.info.coarse
+            # 南山, 福田, 龙华: a district's short name that is also its own subdistrict's. With no other district
+            # written, it is the district (深圳南山, 福田南园路); 南山区南山 and 宝安区龙华 (an old parent) keep
+            # the subdistrict.
+            own = alone_district and any(x.kind == DISTRICT and not x.full for x in m.entries)
             for e in m.entries:
                 if e.kind in (OTHER, SHENZHEN) or e.district is None or (coarse and e.kind == COMMUNITY and not e.full):
+                    continue
+                if own and e.kind == SUBDISTRICT and not e.full and any(
+                        x.kind == DISTRICT and x.name == e.district for x in m.entries):
                     continue
                 if e.kind == COMMUNITY:
                     chained = e.subdistrict in prev_units or (e.district in prev_units and not (
