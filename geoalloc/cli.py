@@ -116,7 +116,9 @@ def _provider(name: str | None, cache: Path | None) -> Any:
 
 
 def _place(members: Any, landmarks: Path | None, provider: Any = None, settle: Callable[[], None] | None = None,
-           workers: int | None = None) -> Any:
+           workers: int = 1) -> Any:
+    """The roster placed (``workers`` processes: forked, so only where no engine has started threads that a
+    fork would copy mid-call, e.g. Ray's: the geocode command)."""
     from geoalloc.geocode import OfflineGeocoder, load_landmarks
     from geoalloc.geocode.frame import place_members  # not via pipeline: the solver is not needed here
 
@@ -127,8 +129,7 @@ def _place(members: Any, landmarks: Path | None, provider: Any = None, settle: C
     if settle is not None:
         settle()
     with progress_bar("geocoding", len(members)) as advance:
-        return place_members(members, geocoder=geocoder, progress=advance, provider=provider,
-                             workers=_processes(workers))
+        return place_members(members, geocoder=geocoder, progress=advance, provider=provider, workers=workers)
 
 
 def _processes(workers: int | None) -> int:
@@ -161,7 +162,7 @@ def geocode(
     online = _provider(provider, cache)
     with batch_gc() as settle:
         result = _load_roster(roster, rejects or output.with_suffix(".rejects.csv"))
-        placed = _place(result.members, landmarks, online, settle, workers)
+        placed = _place(result.members, landmarks, online, settle, _processes(workers))
         from geoalloc.outputs import write_csv
 
         output.parent.mkdir(parents=True, exist_ok=True)

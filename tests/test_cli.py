@@ -128,6 +128,20 @@ def test_geocode_adds_the_contract_columns(tmp_path: Path, roster_csv: Path) -> 
     assert len(located) > 0.95 * len(df)
 
 
+def test_geocode_writes_the_same_file_whatever_the_workers(tmp_path: Path, roster_csv: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import geoalloc.geocode.frame as frame
+
+    monkeypatch.setattr(frame, "PARALLEL_MIN_ROWS", 50)  # the 400-row roster in up to 8 processes
+    outs = []
+    for workers in ("1", "3"):
+        out = tmp_path / f"geo{workers}.csv"
+        result = runner.invoke(app, ["geocode", str(roster_csv), "-o", str(out), "--workers", workers])
+        assert result.exit_code == 0, result.output
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+
+
 def test_help_is_complete() -> None:
     for cmd in ("geocode", "allocate", "map", "demo"):
         result = runner.invoke(app, [cmd, "--help"])
