@@ -65,6 +65,7 @@ SUBDISTRICT_JITTER_M = 400.0
 COMMUNITY_JITTER_M = 150.0
 DISTRICT_JITTER_M = 1000.0
 _MEMO_MAX = 200_000
+_UNSEEN = object()  # a memo's "no entry" (None is an entry there: a parse that cannot be shared)
 
 _ROAD_AFTER = ("路", "街", "道", "巷", "大道", "公路", "桥", "隧道")
 _NOT_A_CITY_AFTER = ("场", "民", "政", "委", "辖", "内", "级", "中心", "花园")  # 东门市场, 市民中心, 市政…
@@ -309,18 +310,19 @@ class AddressParser:
             k = estates[0]
             text = spans[k][2]
             name = spans[k][3][0].name
-            if not any(name in x[4].names for j, x in enumerate(spans) if j != k):
-                parts[k] = (self._nameless(spans[k]),) + parts[k][1:]
+            if len(spans) == 1 or not any(name in x[4].names for j, x in enumerate(spans) if j != k):
+                nameless = self._nameless_of.get(text)
+                parts[k] = (self._nameless(spans[k]) if nameless is None else nameless,) + parts[k][1:]
                 shared = (tuple(parts), landmark, town)
-                if shared not in self._by_zone:
+                tpl = self._by_zone.get(shared, _UNSEEN)
+                if tpl is _UNSEEN:
                     parsed = self._parse(s, [_Mention(*x) for x in spans], landmark)
                     if len(self._by_zone) >= _MEMO_MAX:
                         self._by_zone.clear()
                     self._by_zone[shared] = template(parsed, name, text, self._state.read_names)
                     return parsed
-                tpl = self._by_zone[shared]
                 if tpl is not None:
-                    return fill(tpl, name)
+                    return fill(tpl, name)  # type: ignore[arg-type]  # a template here, not the sentinel
                 parts[k] = (text,) + parts[k][1:]
         key = (tuple(parts), landmark, town)
         hit = self._memo.get(key)
