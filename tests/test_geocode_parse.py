@@ -263,8 +263,9 @@ _SHARED = OfflineGeocoder()
     ("深圳坪山", "坪山区", None),  # the station 深圳坪山 is 深圳 + 坪山 (the district) unless written as a station
     ("深圳北", "龙华区", "民治街道"),  # a station's name standing alone is still the station
     ("深圳东站旁", "龙岗区", "布吉街道"),  # written as a station
+    ("红树湾南头大厦", "南山区", "南头街道"),  # the station 红树湾南 would take 南头's first character
 ])
-def test_the_city_before_a_name_is_not_taken_by_a_station_named_after_the_city(
+def test_a_name_is_not_taken_by_a_station_whose_name_starts_with_another(
         address: str, district: str, subdistrict: str | None) -> None:
     p = OfflineGeocoder().parse(address)
     assert (p.district_zh, p.subdistrict_zh) == (district, subdistrict), p.reason
@@ -289,3 +290,9 @@ def test_a_district_short_name_shared_with_its_subdistrict_is_the_district_unles
         address: str, district: str, subdistrict: str | None, precision: GeoPrecision) -> None:
     p = OfflineGeocoder().parse(address)
     assert (p.district_zh, p.subdistrict_zh, p.precision) == (district, subdistrict, precision), p.reason
+
+
+def test_a_station_name_that_runs_into_no_other_name_is_not_cut_up() -> None:
+    # 梅林关 (龙华区) starts with 梅林 (福田区's subdistrict): cut, 梅林关xx花园 would be placed in 福田区
+    p = OfflineGeocoder().parse("梅林关某某花园")
+    assert p.district_zh != "福田区", p.reason

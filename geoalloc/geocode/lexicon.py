@@ -33,7 +33,6 @@ _TOWN_DISTRICTS = frozenset({"宝安区", "龙岗区", "龙华区", "光明区",
 _DISAMBIGUATOR = re.compile(r"\(.*\)$")
 DIGITS = re.compile(r"[0-9]+")
 _PHASE = re.compile(r"(?:[一二三四五六七八九十]+|\d+)期$|[A-Z]区$")
-CITY_FORM = "深圳"  # the city's short name, as people write it before everything else
 # An estate name this short is matched only as a whole segment of the address.
 MIN_FREE_ESTATE = 3
 
@@ -73,8 +72,10 @@ class FormInfo:
     city_word: bool = False  # another place's name ending in 市 (东门市场 is not one)
     station_only: bool = False  # only a station's name
     splits: bool = False  # a station's name made of unit names (宝龙同乐 = 宝龙 + 同乐)
-    city_first: bool = False  # a station's name that starts with the city's (深圳东, 深圳坪山)
-    city_unit: bool = False  # ... and goes on with a unit's name (深圳坪山: 深圳 + 坪山, even standing alone)
+    # A station's name that starts with another name (深圳东: 深圳; 红树湾南: 红树湾): unless written as a
+    # station or standing alone, that name and then the rest read afresh (深圳东门 is 深圳 + 东门).
+    reread: bool = False
+    reread_unit: bool = False  # ... and the rest is a unit's name (深圳坪山: 深圳 + 坪山, even standing alone)
     other: bool = False  # reads as a place outside Shenzhen (only then can the address be out of the city)
     one_estate: bool = False  # read only as one estate (see :mod:`geoalloc.geocode.nameless`)
     names: frozenset[str] = frozenset()  # the names of its readings
@@ -117,8 +118,8 @@ class Lexicon:
     digit_forms: Matcher[None] | None = None
     # What a station's name made of unit names (info.splits) reads as when it is not written as a station.
     splits: dict[str, list[Found]] = field(default_factory=dict)
-    # 深圳 as the matcher has it (form, readings, info): what a city_first station's name starts with.
-    city: tuple[str, tuple[Entry, ...], FormInfo] | None = None
+    # The longest name a ``reread`` station's name starts with, as the matcher has it (form, readings, info).
+    heads: dict[str, tuple[str, tuple[Entry, ...], FormInfo]] = field(default_factory=dict)
 
     def numbers_matter(self, skeleton: str) -> bool:
         """Whether a name with digits may occur in an address whose digit runs were written 0."""
@@ -239,7 +240,7 @@ def build_lexicon() -> Lexicon:
             if d:
                 add(str(r.road_zh), Entry(ROAD, str(r.road_zh), True, district=d))
 
-    for form in ("深圳市", CITY_FORM):
+    for form in ("深圳市", "深圳"):
         add(form, Entry(SHENZHEN, "深圳市", form.endswith("市")))
     for form in ("广东省", "广东"):
         add(form, Entry(GUANGDONG, "广东省", form.endswith("省")))
@@ -260,13 +261,15 @@ def build_lexicon() -> Lexicon:
             splits = len(inner) >= 2 and sum(b - a for a, b, *_ in inner) == len(form) and all(
                 fi.unit or any(e.kind == COMMUNITY for e in es) for _, _, _, es, fi in inner)
             # 深圳东门 is 深圳 + 东门 unless 站 follows: the station 深圳东 must not take 东门's first character
-            city_first = form.startswith(CITY_FORM) and len(form) > len(CITY_FORM)
-            rest = frozen.get(form[len(CITY_FORM):], ()) if city_first else ()
-            city_unit = any(e.kind in (DISTRICT, SUBDISTRICT) for e in rest)
-            info = replace(info, station_only=True, splits=splits, city_first=city_first, city_unit=city_unit)
+            head = next((form[:i] for i in range(len(form) - 1, 1, -1) if form[:i] in frozen), None)
+            rest = frozen.get(form[len(head):], ()) if head else ()
+            info = replace(info, station_only=True, splits=splits, reread=head is not None and not splits,
+                           reread_unit=any(e.kind in (DISTRICT, SUBDISTRICT) for e in rest))
         values.append((form, (form, entries, info)))
     lex = Lexicon(Matcher(values), frozen)
     split = {form: lex.find_inside(form) for form, (_, _, info) in values if info.splits}
     digit_forms = Matcher((skel, None) for skel in dict.fromkeys(DIGITS.sub("0", f) for f in frozen if DIGITS.search(f)))
-    city = next(v for f, v in values if f == CITY_FORM)
-    return Lexicon(lex.automaton, frozen, digit_forms, split, city)
+    by_form = dict(values)
+    heads = {form: by_form[next(form[:i] for i in range(len(form) - 1, 1, -1) if form[:i] in frozen)]
+             for form, (_, _, info) in values if info.reread}
+    return Lexicon(lex.automaton, frozen, digit_forms, split, heads)
