@@ -264,8 +264,9 @@ _SHARED = OfflineGeocoder()
     ("深圳北", "龙华区", "民治街道"),  # a station's name standing alone is still the station
     ("深圳东站旁", "龙岗区", "布吉街道"),  # written as a station
     ("红树湾南头大厦", "南山区", "南头街道"),  # the station 红树湾南 would take 南头's first character
+    ("白石洲东方新地苑8栋", "南山区", "南头街道"),  # the community 白石洲东 would take 东方新地苑's
 ])
-def test_a_name_is_not_taken_by_a_station_whose_name_starts_with_another(
+def test_a_name_is_not_taken_by_a_station_or_community_whose_name_starts_with_another(
         address: str, district: str, subdistrict: str | None) -> None:
     p = OfflineGeocoder().parse(address)
     assert (p.district_zh, p.subdistrict_zh) == (district, subdistrict), p.reason

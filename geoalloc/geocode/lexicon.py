@@ -72,8 +72,9 @@ class FormInfo:
     city_word: bool = False  # another place's name ending in 市 (东门市场 is not one)
     station_only: bool = False  # only a station's name
     splits: bool = False  # a station's name made of unit names (宝龙同乐 = 宝龙 + 同乐)
-    # A station's name that starts with another name (深圳东: 深圳; 红树湾南: 红树湾): unless written as a
-    # station or standing alone, that name and then the rest read afresh (深圳东门 is 深圳 + 东门).
+    # A station's name or a community's short name that starts with another name (深圳东: 深圳; 红树湾南:
+    # 红树湾; 白石洲东: 白石洲): unless written as a station, when its last characters begin a longer name,
+    # that name and then the rest read afresh (深圳东门 is 深圳 + 东门).
     reread: bool = False
     reread_unit: bool = False  # ... and the rest is a unit's name (深圳坪山: 深圳 + 坪山, even standing alone)
     other: bool = False  # reads as a place outside Shenzhen (only then can the address be out of the city)
@@ -265,6 +266,10 @@ def build_lexicon() -> Lexicon:
             rest = frozen.get(form[len(head):], ()) if head else ()
             info = replace(info, station_only=True, splits=splits, reread=head is not None and not splits,
                            reread_unit=any(e.kind in (DISTRICT, SUBDISTRICT) for e in rest))
+        elif all(e.kind == COMMUNITY and not e.full for e in entries):
+            # 白石洲东方新地苑 is 白石洲 + 东方新地苑, not the community 白石洲东 + 方新地苑
+            head = next((form[:i] for i in range(len(form) - 1, 1, -1) if form[:i] in frozen), None)
+            info = replace(info, reread=head is not None)
         values.append((form, (form, entries, info)))
     lex = Lexicon(Matcher(values), frozen)
     split = {form: lex.find_inside(form) for form, (_, _, info) in values if info.splits}

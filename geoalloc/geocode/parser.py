@@ -192,19 +192,20 @@ class AddressParser:
             i, a, b = matches[k]
             k += 1
             form, entries, info = values[i]
+            if info.reread and b < n and not s.startswith(("站", "地铁站"), b) or info.reread_unit:
+                # 深圳东门, 深圳西乡, 红树湾南头, 白石洲东方新地苑: the name this one starts with, then the rest read
+                # afresh, when a name there runs past this one (梅林关 in 梅林关花园 stays; 深圳北 alone is the
+                # station) or the rest is a unit (深圳坪山 is 深圳 + 坪山, unless written as a station)
+                head = self.lex.heads[form]
+                c = len(head[0])
+                again = self.lex.automaton.find(s[a + c:])
+                if (info.reread_unit and not s.startswith(("站", "地铁站"), b)) or (
+                        again and again[0][1] == 0 and a + c + again[0][2] > b):
+                    out.append(_placed(s, a, a + c, *head, spaced, n))
+                    matches = [(j, a + c + x, a + c + y) for j, x, y in again]
+                    k = 0
+                    continue
             if info.station:  # only a station's name may split (info.splits) or ask whether 站 follows it
-                if info.reread and not s.startswith(("站", "地铁站"), b):
-                    # 深圳东门, 深圳西乡, 红树湾南头: the name the station's starts with, then the rest read afresh,
-                    # when a name there runs past the station's (梅林关 in 梅林关花园 stays; 深圳北 alone is the
-                    # station) or the rest is a unit (深圳坪山 is 深圳 + 坪山)
-                    head = self.lex.heads[form]
-                    c = len(head[0])
-                    again = self.lex.automaton.find(s[a + c:])
-                    if info.reread_unit or (again and again[0][1] == 0 and a + c + again[0][2] > b):
-                        out.append(_placed(s, a, a + c, *head, spaced, n))
-                        matches = [(j, a + c + x, a + c + y) for j, x, y in again]
-                        k = 0
-                        continue
                 if info.splits and not s.startswith(("站", "地铁站"), b):
                     inner = self.lex.splits[form]
                     out.extend(_placed(s, a + x, a + y, f, es, fi, spaced, n) for x, y, f, es, fi in inner)
