@@ -293,7 +293,10 @@ def test_a_district_short_name_shared_with_its_subdistrict_is_the_district_unles
     assert (p.district_zh, p.subdistrict_zh, p.precision) == (district, subdistrict, precision), p.reason
 
 
-def test_a_station_name_that_runs_into_no_other_name_is_not_cut_up() -> None:
-    # 梅林关 (龙华区) starts with 梅林 (福田区's subdistrict): cut, 梅林关xx花园 would be placed in 福田区
+def test_a_station_name_inside_other_text_places_only_its_district() -> None:
+    # 梅林关 (龙华区) starts with 梅林 (福田区's subdistrict): cut, 梅林关xx花园 would be placed in 福田区;
+    # not written as a station, the name says only where the district is (it used to say nothing)
     p = OfflineGeocoder().parse("梅林关某某花园")
-    assert p.district_zh != "福田区", p.reason
+    assert (p.district_zh, p.precision, p.status) == ("龙华区", GeoPrecision.DISTRICT, GeoStatus.APPROXIMATE), p.reason
+    assert "station name 梅林关" in p.reason
+    assert OfflineGeocoder().parse("福田区梅林关").district_zh == "福田区"  # a written district decides

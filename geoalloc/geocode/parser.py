@@ -244,7 +244,8 @@ class AddressParser:
         if e.kind == STATION:
             if any(x.kind == SHENZHEN for x in m.entries) or m.info.unit:
                 return 3 if m.as_station else 0  # 深圳站 is a station; 深圳 is the city; 光明 alone is the district
-            return 3 if (m.as_station or m.whole) else 0
+            # inside other text (梅林关某某花园) a station's name speaks weakly for its district, as a road's does
+            return 3 if (m.as_station or m.whole) else (1 if len(m.text) >= MIN_FREE_ESTATE else 0)
         if e.kind in (ESTATE, PARK):
             if len(m.text) < MIN_FREE_ESTATE and not m.whole:
                 return 0
@@ -711,6 +712,9 @@ class AddressParser:
             return self._zone(GeoPrecision.SUBDISTRICT, d, sub, None, why, tail)
         if roads and not any(t >= 2 for t, e, _ in ev):
             return self._zone(GeoPrecision.ROAD, d, None, None, f"road {roads[0]} (a name, no geometry)", tail)
+        if ev and all(t == 1 and e.kind == STATION for t, e, _ in ev):
+            return self._zone(GeoPrecision.DISTRICT, d, None, None,
+                              f"{d} only, from the station name {ms[ev[0][2]].text} inside other text", tail)
         return self._zone(GeoPrecision.DISTRICT, d, None, None, f"{d} only", tail)
 
     # ---- placement -------------------------------------------------------------------------
