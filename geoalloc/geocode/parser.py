@@ -15,7 +15,7 @@ tier  mention
 3     an estate, park or market area that opens a segment, a market area right after a unit
       (南山科技园, 福田区车公庙), a station written as one (民治站)
 2     the same further inside a segment; a short unit name opening a segment (西乡中粮…)
-1     a short unit name inside other text; a road name
+1     a short unit name inside other text; a road name; a station's name inside other text
 ====  ==========================================================================================
 
 The district is the one the highest tiers support (a unit written under its old parent,
