@@ -89,10 +89,15 @@ def lagrangian_bound(
     if (inst.demand == 1).all():
         fast = _unit_bound(inst, ai, aj, ac, cap_lam, room_j, upper, iters, deadline, patience, start, mu0)
         if fast is not None:
-            value, lam_plain = fast
-            if tight and (deadline is None or time.perf_counter() < deadline):
+            value, lam_plain, least_take = fast
+            own = 1 if inst.self_serve else 0
+            if tight and least_take < forced_size(inst) - own and (deadline is None or time.perf_counter() < deadline):
                 # larger tight instances: continue with forced sizes from the plain multipliers,
-                # and keep whichever valuation is higher (both are valid bounds)
+                # and keep whichever valuation is higher (both are valid bounds). Only where the
+                # forced size binds there: otherwise the forced relaxation values those
+                # multipliers as the plain one does, its search starts below them (its capped
+                # multipliers) and, on the sample's fewest-branch districts, spent 1-2.5 s each
+                # to end at most 0.014% above them (benchmarks/README.md, "Bound settings")
                 got = _forced_unit_bound(inst, upper, max(iters, 400), deadline, max(patience, 15),
                                          lam_plain, mu0, width=_FORCED_WIDTH * int(inst.max_size),
                                          size_cuts=size_cuts)
@@ -156,6 +161,8 @@ def lagrangian_bound(
 
 def _unit_bound(inst, ai, aj, ac, cap_lam, room_j, upper, iters, deadline, patience, start, mu0):
     """Unit demands: each site's knapsack is "its cheapest room_j points", done row-wise.
+    Returns (bound, its multipliers, the fewest points a chosen site takes there), or None when
+    the padded layout would be too large.
 
     Arcs are laid out as one padded row per site, so an iteration is a few whole-array
     operations plus a partial sort of the rows that overflow. Each step keeps UNIT_DEFLECT of
@@ -186,6 +193,7 @@ def _unit_bound(inst, ai, aj, ac, cap_lam, room_j, upper, iters, deadline, patie
         lam[:n] = np.where(np.isfinite(first), first, 0.0)
     lam[:n] = np.minimum(lam[:n], cap_lam)
     best, best_lam, mu, stall = -np.inf, lam[:n].copy(), mu0, 0
+    least_take = 0  # the fewest points a chosen site takes at the best multipliers
     rows = np.arange(m)
     last_step: list[NDArray[np.float64]] = []
     room0 = int(room[can_open].max()) if can_open.any() else 0
@@ -210,6 +218,7 @@ def _unit_bound(inst, ai, aj, ac, cap_lam, room_j, upper, iters, deadline, patie
         improved, best, stall, mu, stop = _track(value, best, stall, mu, patience)
         if improved:
             best_lam = lam[:n].copy()
+            least_take = int(np.minimum(cnt[chosen], room[chosen]).min()) if len(chosen) else 0
         if stop:
             break
         # which points the chosen sites take: their negative arcs, cut to the room
@@ -225,8 +234,8 @@ def _unit_bound(inst, ai, aj, ac, cap_lam, room_j, upper, iters, deadline, patie
         if _out_of_time(deadline, it, inst.n):
             break
     if not math.isfinite(best):
-        return 0.0, best_lam
-    return float(best), best_lam
+        return 0.0, best_lam, least_take
+    return float(best), best_lam, least_take
 
 
 def _out_of_time(deadline: float | None, it: int, n: int) -> bool:
