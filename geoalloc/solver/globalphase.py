@@ -567,6 +567,7 @@ def _local_moves(
     t0 = time.perf_counter()
     start = rng.permutation(p) if seeds is None else seeds[rng.permutation(len(seeds))]
     mv = moves or TEXTBOOK
+    obj = inst.objective(sites, branch)  # the current plan's, kept as it changes
     for size in mv.sizes:
         order = np.argsort(branch, kind="stable")
         cuts = np.searchsorted(branch[order], np.arange(p + 1))
@@ -599,9 +600,10 @@ def _local_moves(
             s2, b2 = sites.copy(), branch.copy()
             s2[clusters] = new_sites
             b2[pts] = clusters[pos]
-            if inst.violations(s2, b2) or inst.objective(s2, b2) >= inst.objective(sites, branch):
+            obj2 = inst.objective(s2, b2)
+            if inst.violations(s2, b2) or obj2 >= obj:
                 continue
-            sites, branch = s2, b2
+            sites, branch, obj = s2, b2, obj2
             memo.touch(clusters)
             memo.solved[key] = memo.stamp(clusters)
             gains += 1
