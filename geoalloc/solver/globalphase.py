@@ -615,10 +615,11 @@ def _local_moves(
             # rare layouts), then every cluster whose region holds a changed one goes back in the queue
             tree = cKDTree(inst.xy[sites])
             _, near = tree.query(inst.xy[sites[clusters]], k=min(p, REQUEUE_FACTOR * size))
-            rows = np.union1d(np.asarray(near, dtype=np.int64).ravel(),
-                              np.nonzero(np.isin(regions, clusters).any(axis=1))[0])
+            changed = np.zeros(p + 1, dtype=bool)  # the padding's -1 looks up the last, False
+            changed[clusters] = True
+            rows = np.union1d(np.asarray(near, dtype=np.int64).ravel(), np.nonzero(changed[regions].any(axis=1))[0])
             regions[rows] = _regions(tree, inst.xy[sites[rows]], sizes, size)
-            again = np.nonzero(np.isin(regions, clusters).any(axis=1) & ~queued)[0]
+            again = np.nonzero(changed[regions].any(axis=1) & ~queued)[0]
             queue.extend(int(c) for c in again)
             queued[again] = True
         start = np.arange(p) if seeds is None else start
