@@ -87,3 +87,88 @@ def test_it_applies_to_the_textbook_cpmp_only() -> None:
     assert not gp.applies(replace(inst, min_size=3))  # the product's lower limits: the general search
     assert not gp.applies(replace(inst, p=5))  # 140 points per cluster: the general search does better
     assert not gp.applies(replace(inst, cand_xy=inst.xy[:50].copy()))  # given candidate sites
+
+
+
+def _scan_assign(c: np.ndarray, own: np.ndarray, dem: np.ndarray, cap: int) -> tuple[float, np.ndarray]:
+    """The assignment as first written: the regret greedy scans every point left in every round,
+    then the same shifts and swaps."""
+    npt, q = c.shape
+    room = np.full(q, cap)
+    out = own.copy()
+    for a in np.nonzero(own >= 0)[0]:
+        room[own[a]] -= dem[a]
+    while (out < 0).any():
+        best, score, bt = -1, -1.0, -1
+        for a in np.nonzero(out < 0)[0]:
+            f1 = f2 = 1e300
+            t1 = -1
+            for t in range(q):
+                if room[t] >= dem[a]:
+                    if c[a, t] < f1:
+                        f2, f1, t1 = f1, c[a, t], t
+                    elif c[a, t] < f2:
+                        f2 = c[a, t]
+            if t1 < 0:
+                return np.inf, out
+            r = (f2 - f1 if f2 < 1e299 else 1e200) + 1e-9 * dem[a]
+            if r > score:
+                best, score, bt = a, r, t1
+        out[best] = bt
+        room[bt] -= dem[best]
+    for _ in range(20):
+        moved = False
+        for a in range(npt):
+            ta = out[a]
+            if own[a] == ta:
+                continue
+            for t in range(q):
+                if t == ta or c[a, t] >= c[a, ta] - 1e-9:
+                    continue
+                if room[t] >= dem[a]:
+                    room[t] -= dem[a]
+                    room[ta] += dem[a]
+                    out[a] = t
+                    moved = True
+                    break
+                bj, bg = -1, 1e-9
+                for b in range(npt):
+                    if out[b] != t or own[b] == t:
+                        continue
+                    dd = dem[a] - dem[b]
+                    if room[t] >= dd and room[ta] >= -dd:
+                        g = c[a, ta] + c[b, t] - c[a, t] - c[b, ta]
+                        if g > bg:
+                            bg, bj = g, b
+                if bj >= 0:
+                    dd = dem[a] - dem[bj]
+                    room[t] -= dd
+                    room[ta] += dd
+                    out[a], out[bj] = t, ta
+                    moved = True
+                    break
+        if not moved:
+            break
+    return float(sum(c[a, out[a]] for a in range(npt))), out
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000))
+def test_the_kept_regrets_give_the_scanning_greedys_plan(seed: int) -> None:
+    """The compiled assignment keeps regrets between rounds (see _assign_costs): its plan and cost
+    are the ones a full scan per round gives, ties (rounded costs) and group demands included."""
+    rng = np.random.default_rng(seed)
+    npt, q = int(rng.integers(5, 60)), int(rng.integers(2, 6))
+    c = np.round(rng.uniform(0, 100, (npt, q)), int(rng.integers(0, 2)))  # rounding makes ties
+    dem = rng.integers(1, 4, npt) if seed % 2 else np.ones(npt, dtype=np.int64)
+    own = np.full(npt, -1, dtype=np.int64)
+    own[rng.choice(npt, q, replace=False)] = np.arange(q)
+    cap = int(np.ceil(dem.sum() / q * float(rng.uniform(0.95, 1.6))))
+    want, plan = _scan_assign(c, own, dem, cap)
+    out = np.empty(npt, dtype=np.int64)
+    got = gp._assign_costs(c, own, dem.astype(np.int64), cap, out)
+    if not np.isfinite(want):
+        assert not np.isfinite(got)
+        return
+    assert got == want
+    assert (out == plan).all()

@@ -212,3 +212,29 @@ def test_more_time_helps_only_where_the_work_or_the_bound_steps_ran_short() -> N
     assert roomy.stats["more_time_helps"] is False
     assert roomy.stats["work"]["bound_iters"] == MAX_BOUND_ITERS  # type: ignore[index]
     assert short.stats["more_time_helps"] is True
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(0, 10_000), st.booleans(), st.sampled_from([40, 250]))
+def test_the_compiled_knapsacks_give_the_same_bound(seed: int, self_serve: bool, iters: int) -> None:
+    """Families (demands 1-4) on 450 points: the bound through the compiled site knapsacks is the
+    very number the whole-array form gives, step for step."""
+    import geoalloc.solver.bounds as bounds
+
+    rng = np.random.default_rng(seed)
+    n, p = 450, 40  # small branches: sites' negative points overflow them, and the ratio rule runs
+    demand = rng.choice([1, 1, 1, 2, 3, 4], n)
+    cap = int(np.ceil(demand.sum() / p * float(rng.uniform(1.02, 1.2)))) + 4
+    inst = Instance(xy=rng.uniform(0, 5000, (n, 2)), demand=demand, full=demand.copy(),
+                    weight=demand.astype(np.float64), p=p, max_size=cap,
+                    cand_xy=None if self_serve else rng.uniform(0, 5000, (200, 2)))
+    start = rng.uniform(200, 2000, n) * demand
+    upper = float(start.sum())
+    compiled = lagrangian_bound(inst, upper, start=start, iters=iters)
+    saved = bounds.COMPILED_MIN_N
+    try:
+        bounds.COMPILED_MIN_N = n + 1
+        plain = lagrangian_bound(inst, upper, start=start, iters=iters)
+    finally:
+        bounds.COMPILED_MIN_N = saved
+    assert compiled == plain

@@ -28,11 +28,15 @@ from scipy.spatial import cKDTree
 
 from geoalloc.solver.instance import Instance
 from geoalloc.solver.sizecuts import SizeCuts
+from geoalloc.solver.textbook import REFINE_MIN_N
 
 _MAX_ARCS = 3_000_000
 MIN_ITERS = 40  # subgradient steps a small instance takes even past the deadline (a few ms)
 MIN_ITERS_MAX_N = 600
 _PAD_CELLS = 8_000_000  # the padded per-site layout of the unit-demand bound up to this size
+# from this many points the weighted-demand knapsacks are compiled (geoalloc.solver.knapsack): the
+# refinement's threshold, so numba is imported only where districts are large
+COMPILED_MIN_N = REFINE_MIN_N
 
 
 def lagrangian_bound(
@@ -89,10 +93,15 @@ def lagrangian_bound(
     if (inst.demand == 1).all():
         fast = _unit_bound(inst, ai, aj, ac, cap_lam, room_j, upper, iters, deadline, patience, start, mu0)
         if fast is not None:
-            value, lam_plain = fast
-            if tight and (deadline is None or time.perf_counter() < deadline):
+            value, lam_plain, least_take = fast
+            own = 1 if inst.self_serve else 0
+            if tight and least_take < forced_size(inst) - own and (deadline is None or time.perf_counter() < deadline):
                 # larger tight instances: continue with forced sizes from the plain multipliers,
-                # and keep whichever valuation is higher (both are valid bounds)
+                # and keep whichever valuation is higher (both are valid bounds). Only where the
+                # forced size binds there: otherwise the forced relaxation values those
+                # multipliers as the plain one does, its search starts below them (its capped
+                # multipliers) and, on the sample's fewest-branch districts, spent 1-2.5 s each
+                # to end at most 0.014% above them (benchmarks/README.md, "Bound settings")
                 got = _forced_unit_bound(inst, upper, max(iters, 400), deadline, max(patience, 15),
                                          lam_plain, mu0, width=_FORCED_WIDTH * int(inst.max_size),
                                          size_cuts=size_cuts)
@@ -109,26 +118,20 @@ def lagrangian_bound(
     best = -np.inf
     mu, stall = mu0, 0
     target = upper if math.isfinite(upper) else None
+    rows = _knapsack_rows(ai, aj, ac, m) if n >= COMPILED_MIN_N else None
+    if rows is not None:
+        from geoalloc.solver.knapsack import site_knapsacks, taken_shares  # numba: only on large instances
+
+        frac_arc, neg_arc = np.zeros(len(ai)), np.zeros(len(ai), dtype=bool)
+        room_f = np.asarray(room_j, dtype=np.float64)
     for it in range(iters):
-        rc = ac - lam[ai]
-        idx = np.nonzero(rc < 0)[0]
-        j, r, ii = aj[idx], rc[idx], ai[idx]
-        dd = d[ii]
-        frac = np.ones(len(j))
-        # only sites whose negative points overflow the capacity need the greedy ratio rule
-        load = np.bincount(j, weights=dd, minlength=m)
-        over = np.nonzero(load > room_j)[0]
-        if len(over):
-            sel = np.nonzero(np.isin(j, over))[0]
-            js, rs, ds = j[sel], r[sel], dd[sel]
-            order = np.lexsort((rs / ds, js))
-            js, rs, ds = js[order], rs[order], ds[order]
-            cum = np.cumsum(ds)
-            first = np.r_[True, js[1:] != js[:-1]]
-            base = np.maximum.accumulate(np.where(first, cum - ds, 0.0))
-            before = cum - ds - base
-            frac[sel[order]] = np.clip((room_j[js] - before) / ds, 0.0, 1.0)
-        v = np.bincount(j, weights=r * frac, minlength=m)
+        if rows is not None:
+            v = site_knapsacks(*rows, lam, d, room_f, frac_arc, neg_arc)
+        else:
+            rc = ac - lam[ai]
+            idx = np.nonzero(rc < 0)[0]
+            j, r, ii = aj[idx], rc[idx], ai[idx]
+            v, frac = _site_knapsacks(j, r, d[ii], room_j, m)
         if inst.self_serve:
             v = v - lam
         v = np.where(can_open, v, np.inf)
@@ -139,8 +142,12 @@ def lagrangian_bound(
             break
         is_chosen = np.zeros(m, dtype=bool)
         is_chosen[chosen] = True
-        sel = is_chosen[j]
-        g = 1.0 - np.bincount(ii[sel], weights=frac[sel], minlength=n)
+        if rows is not None:
+            taken = taken_shares(ai, aj, neg_arc, frac_arc, is_chosen, n)
+        else:
+            sel = is_chosen[j]
+            taken = np.bincount(ii[sel], weights=frac[sel], minlength=n).astype(np.float64)
+        g = 1.0 - taken
         if inst.self_serve:
             g[chosen] -= 1.0
         norm = float(g @ g)
@@ -154,8 +161,51 @@ def lagrangian_bound(
     return _finish(inst, best, upper) if math.isfinite(best) else 0.0
 
 
+def _site_knapsacks(j: NDArray[np.int64], r: NDArray[np.float64], dd: NDArray[np.float64],
+                    room_j: NDArray[np.float64], m: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Each site's value from its negative arcs (site ``j``, reduced cost ``r``, demand ``dd``, in
+    arc order), and the share of each arc's point it takes: all of them, or where their demand
+    overflows the room, the greedy ratio rule (most negative cost per unit of demand first)."""
+    frac = np.ones(len(j))
+    # only sites whose negative points overflow the capacity need the greedy ratio rule
+    load = np.bincount(j, weights=dd, minlength=m)
+    over = np.nonzero(load > room_j)[0]
+    if len(over):
+        sel = np.nonzero(np.isin(j, over))[0]
+        js, rs, ds = j[sel], r[sel], dd[sel]
+        order = np.lexsort((rs / ds, js))
+        js, rs, ds = js[order], rs[order], ds[order]
+        cum = np.cumsum(ds)
+        first = np.r_[True, js[1:] != js[:-1]]
+        base = np.maximum.accumulate(np.where(first, cum - ds, 0.0))
+        before = cum - ds - base
+        frac[sel[order]] = np.clip((room_j[js] - before) / ds, 0.0, 1.0)
+    return np.bincount(j, weights=r * frac, minlength=m).astype(np.float64), frac
+
+
+def _knapsack_rows(ai: NDArray[np.int64], aj: NDArray[np.int64], ac: NDArray[np.float64], m: int
+                   ) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]] | None:
+    """The arcs as one row per site, in arc order (cost, point, arc index, and each row's length),
+    for :func:`geoalloc.solver.knapsack.site_knapsacks`; None when the rows would be too large."""
+    order = np.argsort(aj, kind="stable")
+    counts = np.bincount(aj, minlength=m)
+    width = int(counts.max()) if len(counts) else 0
+    if width == 0 or m * width > _PAD_CELLS:
+        return None
+    col = np.arange(len(aj)) - np.concatenate([[0], np.cumsum(counts)[:-1]])[aj[order]]
+    pad_c = np.full((m, width), np.inf)
+    pad_i = np.zeros((m, width), dtype=np.int64)
+    pad_a = np.zeros((m, width), dtype=np.int64)
+    pad_c[aj[order], col] = ac[order]
+    pad_i[aj[order], col] = ai[order]
+    pad_a[aj[order], col] = order
+    return pad_c, pad_i, pad_a, counts.astype(np.int64)
+
+
 def _unit_bound(inst, ai, aj, ac, cap_lam, room_j, upper, iters, deadline, patience, start, mu0):
     """Unit demands: each site's knapsack is "its cheapest room_j points", done row-wise.
+    Returns (bound, its multipliers, the fewest points a chosen site takes there), or None when
+    the padded layout would be too large.
 
     Arcs are laid out as one padded row per site, so an iteration is a few whole-array
     operations plus a partial sort of the rows that overflow. Each step keeps UNIT_DEFLECT of
@@ -186,6 +236,7 @@ def _unit_bound(inst, ai, aj, ac, cap_lam, room_j, upper, iters, deadline, patie
         lam[:n] = np.where(np.isfinite(first), first, 0.0)
     lam[:n] = np.minimum(lam[:n], cap_lam)
     best, best_lam, mu, stall = -np.inf, lam[:n].copy(), mu0, 0
+    least_take = 0  # the fewest points a chosen site takes at the best multipliers
     rows = np.arange(m)
     last_step: list[NDArray[np.float64]] = []
     room0 = int(room[can_open].max()) if can_open.any() else 0
@@ -210,6 +261,7 @@ def _unit_bound(inst, ai, aj, ac, cap_lam, room_j, upper, iters, deadline, patie
         improved, best, stall, mu, stop = _track(value, best, stall, mu, patience)
         if improved:
             best_lam = lam[:n].copy()
+            least_take = int(np.minimum(cnt[chosen], room[chosen]).min()) if len(chosen) else 0
         if stop:
             break
         # which points the chosen sites take: their negative arcs, cut to the room
@@ -225,8 +277,8 @@ def _unit_bound(inst, ai, aj, ac, cap_lam, room_j, upper, iters, deadline, patie
         if _out_of_time(deadline, it, inst.n):
             break
     if not math.isfinite(best):
-        return 0.0, best_lam
-    return float(best), best_lam
+        return 0.0, best_lam, least_take
+    return float(best), best_lam, least_take
 
 
 def _out_of_time(deadline: float | None, it: int, n: int) -> bool:

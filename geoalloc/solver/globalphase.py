@@ -295,88 +295,106 @@ def global_plan(
 
 
 @njit(cache=True)
-def _sub_assign(
-    xy: NDArray[np.float64], w: NDArray[np.float64], floor: bool, dem: NDArray[np.int64], cap: int,
-    pts: NDArray[np.int64], tsites: NDArray[np.int64], out: NDArray[np.int64],
+def _assign_costs(
+    c: NDArray[np.float64], own: NDArray[np.int64], dem_p: NDArray[np.int64], cap: int, out: NDArray[np.int64],
 ) -> float:
-    """Assign ``pts`` to the few sites ``tsites`` (each site's point serves itself): regret greedy,
-    then shifts and swaps; ``out`` gets a position in ``tsites`` per point. Returns the cost, or
-    inf when the greedy found no room for a point."""
-    npt = len(pts)
-    q = len(tsites)
-    c = np.empty((npt, q))
-    for a in range(npt):
-        for t in range(q):
-            c[a, t] = _d(xy, w, pts[a], tsites[t], floor)
+    """Assign points to a few sites from their cost matrix ``c`` (point by site; ``own[a]``: the
+    site that is point a's own, or -1): regret greedy, then shifts and swaps; ``out`` gets a site
+    per point. Returns the cost, or inf when the greedy found no room for a point.
+
+    A point's regret changes only when a site it could use fills up, so the regrets are kept
+    and sorted once (ties by point, as a first-best scan takes them) and computed again only
+    after a site's room falls below the largest demand: the same plan as scanning every point
+    in every round, at a fraction of the work."""
+    npt, q = c.shape
     room = np.full(q, cap, dtype=np.int64)
     done = np.zeros(npt, dtype=np.bool_)
-    for a in range(npt):
-        out[a] = -1
-        for t in range(q):
-            if pts[a] == tsites[t]:
-                out[a] = t
-                room[t] -= dem[pts[a]]
-                done[a] = True
+    maxdem = 0
     left = 0
     for a in range(npt):
-        if not done[a]:
+        out[a] = -1
+        t = own[a]
+        if t >= 0:
+            out[a] = t
+            room[t] -= dem_p[a]
+            done[a] = True
+        else:
             left += 1
+        maxdem = max(maxdem, dem_p[a])
+    reg = np.empty(npt)
+    top = np.empty(npt, dtype=np.int64)
+    order = np.empty(0, dtype=np.int64)
+    pos = 0
+    fresh = False
     for _ in range(left):
-        best = -1
-        score = -1.0
-        bt = -1
-        for a in range(npt):
-            if done[a]:
-                continue
-            f1 = 1e300
-            f2 = 1e300
-            t1 = -1
-            for t in range(q):
-                if room[t] >= dem[pts[a]]:
-                    if c[a, t] < f1:
-                        f2 = f1
-                        f1 = c[a, t]
-                        t1 = t
-                    elif c[a, t] < f2:
-                        f2 = c[a, t]
-            if t1 < 0:
-                return np.inf
-            r = (f2 - f1 if f2 < 1e299 else 1e200) + 1e-9 * dem[pts[a]]
-            if r > score:
-                score = r
-                best = a
-                bt = t1
+        if not fresh:
+            cnt = 0
+            for a in range(npt):
+                if done[a]:
+                    continue
+                f1 = 1e300
+                f2 = 1e300
+                t1 = -1
+                for t in range(q):
+                    if room[t] >= dem_p[a]:
+                        if c[a, t] < f1:
+                            f2 = f1
+                            f1 = c[a, t]
+                            t1 = t
+                        elif c[a, t] < f2:
+                            f2 = c[a, t]
+                if t1 < 0:
+                    return np.inf
+                reg[a] = (f2 - f1 if f2 < 1e299 else 1e200) + 1e-9 * dem_p[a]
+                top[a] = t1
+                cnt += 1
+            undone = np.empty(cnt, dtype=np.int64)
+            key = np.empty(cnt)
+            cnt = 0
+            for a in range(npt):
+                if not done[a]:
+                    undone[cnt] = a
+                    key[cnt] = -reg[a]
+                    cnt += 1
+            order = undone[np.argsort(key, kind="mergesort")]
+            pos = 0
+            fresh = True
+        best = order[pos]
+        pos += 1
+        bt = top[best]
         out[best] = bt
-        room[bt] -= dem[pts[best]]
+        room[bt] -= dem_p[best]
         done[best] = True
+        if room[bt] < maxdem:
+            fresh = False
     for _ in range(20):
         moved = False
         for a in range(npt):
             ta = out[a]
-            if pts[a] == tsites[ta]:
+            if own[a] == ta:
                 continue
             for t in range(q):
                 if t == ta or c[a, t] >= c[a, ta] - 1e-9:
                     continue
-                if room[t] >= dem[pts[a]]:
-                    room[t] -= dem[pts[a]]
-                    room[ta] += dem[pts[a]]
+                if room[t] >= dem_p[a]:
+                    room[t] -= dem_p[a]
+                    room[ta] += dem_p[a]
                     out[a] = t
                     moved = True
                     break
                 bj = -1
                 bg = 1e-9
                 for b in range(npt):
-                    if out[b] != t or pts[b] == tsites[t]:
+                    if out[b] != t or own[b] == t:
                         continue
-                    dd = dem[pts[a]] - dem[pts[b]]
+                    dd = dem_p[a] - dem_p[b]
                     if room[t] >= dd and room[ta] >= -dd:
                         g = c[a, ta] + c[b, t] - c[a, t] - c[b, ta]
                         if g > bg:
                             bg = g
                             bj = b
                 if bj >= 0:
-                    dd = dem[pts[a]] - dem[pts[bj]]
+                    dd = dem_p[a] - dem_p[bj]
                     room[t] -= dd
                     room[ta] += dd
                     out[a] = t
@@ -392,42 +410,77 @@ def _sub_assign(
 
 
 @njit(cache=True)
+def _sub_assign(
+    xy: NDArray[np.float64], w: NDArray[np.float64], floor: bool, dem: NDArray[np.int64], cap: int,
+    pts: NDArray[np.int64], tsites: NDArray[np.int64], out: NDArray[np.int64],
+) -> float:
+    """Assign ``pts`` to the few sites ``tsites`` (each site's point serves itself) by
+    :func:`_assign_costs`; ``out`` gets a position in ``tsites`` per point. Returns the cost, or
+    inf when the greedy found no room for a point."""
+    npt = len(pts)
+    q = len(tsites)
+    c = np.empty((npt, q))
+    own = np.full(npt, -1, dtype=np.int64)
+    dem_p = np.empty(npt, dtype=np.int64)
+    for a in range(npt):
+        dem_p[a] = dem[pts[a]]
+        for t in range(q):
+            c[a, t] = _d(xy, w, pts[a], tsites[t], floor)
+            if pts[a] == tsites[t]:
+                own[a] = t
+    return _assign_costs(c, own, dem_p, cap, out)
+
+
+@njit(cache=True)
 def _neighbourhood_move(
     xy: NDArray[np.float64], w: NDArray[np.float64], floor: bool, dem: NDArray[np.int64], cap: int,
     pts: NDArray[np.int64], tsites: NDArray[np.int64], cur_cost: float, cands: NDArray[np.int64],
 ) -> tuple[float, NDArray[np.int64], NDArray[np.int64]]:
     """Best plan of a freed neighbourhood: its sites as they are, or one of them moved to one of its
-    ``cands`` points, each reassigned by :func:`_sub_assign`. Returns (cost, sites, position per
-    point); the cost is ``cur_cost`` (and the sites unchanged) when nothing gains."""
+    ``cands`` points, each reassigned by :func:`_assign_costs`. Returns (cost, sites, position per
+    point); the cost is ``cur_cost`` (and the sites unchanged) when nothing gains. The costs of
+    every point to every site and candidate are computed once, not once per trial."""
     npt = len(pts)
     q = len(tsites)
+    nc = len(cands)
+    cc = np.empty((npt, q + nc))  # columns: the sites, then the candidates
+    dem_p = np.empty(npt, dtype=np.int64)
+    own = np.full(npt, -1, dtype=np.int64)
+    for a in range(npt):
+        dem_p[a] = dem[pts[a]]
+        for t in range(q):
+            cc[a, t] = _d(xy, w, pts[a], tsites[t], floor)
+            if pts[a] == tsites[t]:
+                own[a] = t
+        for k in range(nc):
+            cc[a, q + k] = _d(xy, w, pts[a], cands[k], floor)
     out = np.empty(npt, dtype=np.int64)
     best_out = np.empty(npt, dtype=np.int64)
     best_sites = tsites.copy()
     best = cur_cost - 1e-9 * max(1.0, cur_cost)
     found = False
-    base = _sub_assign(xy, w, floor, dem, cap, pts, tsites, out)
+    c = cc[:, :q].copy()
+    base = _assign_costs(c, own, dem_p, cap, out)
     if base < best:
         best = base
         best_out[:] = out
         found = True
     trial = tsites.copy()
     for t in range(q):
-        for m in cands:
+        for k in range(nc):
+            m = cands[k]
             clash = False
             for u in range(q):
                 if tsites[u] == m:
                     clash = True
             if clash:
                 continue
-            trial[:] = tsites
-            trial[t] = m
             # every point at its nearest trial site: a lower bound on any assignment's cost
             low = 0.0
             for a in range(npt):
                 f = 1e300
                 for u in range(q):
-                    d = _d(xy, w, pts[a], trial[u], floor)
+                    d = cc[a, q + k] if u == t else cc[a, u]
                     if d < f:
                         f = d
                 low += f
@@ -435,7 +488,15 @@ def _neighbourhood_move(
                     break
             if low >= best:
                 continue
-            cost = _sub_assign(xy, w, floor, dem, cap, pts, trial, out)
+            trial[:] = tsites
+            trial[t] = m
+            for a in range(npt):
+                own[a] = -1
+                for u in range(q):
+                    c[a, u] = cc[a, q + k] if u == t else cc[a, u]
+                    if pts[a] == trial[u]:
+                        own[a] = u
+            cost = _assign_costs(c, own, dem_p, cap, out)
             if cost < best:
                 best = cost
                 best_out[:] = out
@@ -513,6 +574,7 @@ def _local_moves(
     t0 = time.perf_counter()
     start = rng.permutation(p) if seeds is None else seeds[rng.permutation(len(seeds))]
     mv = moves or TEXTBOOK
+    obj = inst.objective(sites, branch)  # the current plan's, kept as it changes
     for size in mv.sizes:
         order = np.argsort(branch, kind="stable")
         cuts = np.searchsorted(branch[order], np.arange(p + 1))
@@ -545,9 +607,10 @@ def _local_moves(
             s2, b2 = sites.copy(), branch.copy()
             s2[clusters] = new_sites
             b2[pts] = clusters[pos]
-            if inst.violations(s2, b2) or inst.objective(s2, b2) >= inst.objective(sites, branch):
+            obj2 = inst.objective(s2, b2)
+            if inst.violations(s2, b2) or obj2 >= obj:
                 continue
-            sites, branch = s2, b2
+            sites, branch, obj = s2, b2, obj2
             memo.touch(clusters)
             memo.solved[key] = memo.stamp(clusters)
             gains += 1
@@ -559,10 +622,11 @@ def _local_moves(
             # rare layouts), then every cluster whose region holds a changed one goes back in the queue
             tree = cKDTree(inst.xy[sites])
             _, near = tree.query(inst.xy[sites[clusters]], k=min(p, REQUEUE_FACTOR * size))
-            rows = np.union1d(np.asarray(near, dtype=np.int64).ravel(),
-                              np.nonzero(np.isin(regions, clusters).any(axis=1))[0])
+            changed = np.zeros(p + 1, dtype=bool)  # the padding's -1 looks up the last, False
+            changed[clusters] = True
+            rows = np.union1d(np.asarray(near, dtype=np.int64).ravel(), np.nonzero(changed[regions].any(axis=1))[0])
             regions[rows] = _regions(tree, inst.xy[sites[rows]], sizes, size)
-            again = np.nonzero(np.isin(regions, clusters).any(axis=1) & ~queued)[0]
+            again = np.nonzero(changed[regions].any(axis=1) & ~queued)[0]
             queue.extend(int(c) for c in again)
             queued[again] = True
         start = np.arange(p) if seeds is None else start
