@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def _cache_dir_seen(env: dict[str, str]) -> str:
-    code = "import numba, geoalloc.solver.globalphase; print(numba.config.CACHE_DIR)"
+    code = "import numba, geoalloc.solver.knapsack, geoalloc.solver.globalphase; print(numba.config.CACHE_DIR)"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return out.stdout.strip()
 

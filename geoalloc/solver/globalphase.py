@@ -22,21 +22,14 @@ import time
 from collections import deque
 from dataclasses import dataclass, replace
 
-import numba
 import numpy as np
-from numba import njit
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
-from geoalloc.paths import compiled_cache_dir
+from geoalloc.solver.compiled import njit
 from geoalloc.solver.construct import seed_sites
 from geoalloc.solver.instance import Instance
 from geoalloc.solver.textbook import applies
-
-# Where the kernels below are cached, read as each is made; NUMBA_CACHE_DIR, when the user sets it, wins.
-# (numba's config attributes are made at run time, so a type checker does not know them.)
-if not getattr(numba.config, "CACHE_DIR", ""):
-    setattr(numba.config, "CACHE_DIR", str(compiled_cache_dir() or ""))  # noqa: B010
 
 __all__ = ["applies", "global_plan", "refine", "search", "solve"]
 

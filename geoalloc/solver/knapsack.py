@@ -12,8 +12,9 @@ instances (:data:`geoalloc.solver.bounds.COMPILED_MIN_N`) import numba.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 from numpy.typing import NDArray
+
+from geoalloc.solver.compiled import njit
 
 
 @njit(cache=True)
