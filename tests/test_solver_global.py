@@ -92,9 +92,9 @@ def test_it_applies_to_the_textbook_cpmp_only() -> None:
 
 def _scan_assign(c: np.ndarray, own: np.ndarray, dem: np.ndarray, cap: int) -> tuple[float, np.ndarray]:
     """The assignment as first written: the regret greedy scans every point left in every round,
-    then the same shifts and swaps."""
+    then the same shifts and swaps (the product's own, :func:`globalphase._shift_swap`)."""
     npt, q = c.shape
-    room = np.full(q, cap)
+    room = np.full(q, cap, dtype=np.int64)
     out = own.copy()
     for a in np.nonzero(own >= 0)[0]:
         room[own[a]] -= dem[a]
@@ -116,39 +116,7 @@ def _scan_assign(c: np.ndarray, own: np.ndarray, dem: np.ndarray, cap: int) -> t
                 best, score, bt = a, r, t1
         out[best] = bt
         room[bt] -= dem[best]
-    for _ in range(20):
-        moved = False
-        for a in range(npt):
-            ta = out[a]
-            if own[a] == ta:
-                continue
-            for t in range(q):
-                if t == ta or c[a, t] >= c[a, ta] - 1e-9:
-                    continue
-                if room[t] >= dem[a]:
-                    room[t] -= dem[a]
-                    room[ta] += dem[a]
-                    out[a] = t
-                    moved = True
-                    break
-                bj, bg = -1, 1e-9
-                for b in range(npt):
-                    if out[b] != t or own[b] == t:
-                        continue
-                    dd = dem[a] - dem[b]
-                    if room[t] >= dd and room[ta] >= -dd:
-                        g = c[a, ta] + c[b, t] - c[a, t] - c[b, ta]
-                        if g > bg:
-                            bg, bj = g, b
-                if bj >= 0:
-                    dd = dem[a] - dem[bj]
-                    room[t] -= dd
-                    room[ta] += dd
-                    out[a], out[bj] = t, ta
-                    moved = True
-                    break
-        if not moved:
-            break
+    gp._shift_swap(c, own, dem.astype(np.int64), room, out)
     return float(sum(c[a, out[a]] for a in range(npt))), out
 
 

@@ -360,6 +360,19 @@ def _assign_costs(
         done[best] = True
         if room[bt] < maxdem:
             fresh = False
+    _shift_swap(c, own, dem_p, room, out)
+    tot = 0.0
+    for a in range(npt):
+        tot += c[a, out[a]]
+    return tot
+
+
+@njit(cache=True)
+def _shift_swap(c: NDArray[np.float64], own: NDArray[np.int64], dem_p: NDArray[np.int64], room: NDArray[np.int64],
+                out: NDArray[np.int64]) -> None:
+    """Improve the assignment ``out`` (``room`` left per site) by shifting a point to a cheaper site
+    with room, or swapping it with a point there, until nothing gains (20 rounds at most)."""
+    npt, q = c.shape
     for _ in range(20):
         moved = False
         for a in range(npt):
@@ -396,10 +409,30 @@ def _assign_costs(
                     break
         if not moved:
             break
-    tot = 0.0
+
+
+@njit(cache=True)
+def _cost_matrix(
+    xy: NDArray[np.float64], w: NDArray[np.float64], floor: bool, dem: NDArray[np.int64], pts: NDArray[np.int64],
+    tsites: NDArray[np.int64], cands: NDArray[np.int64],
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]:
+    """Each point's cost to every site, then to every candidate (columns), its demand, and which
+    site is its own point (-1: none)."""
+    npt = len(pts)
+    q = len(tsites)
+    nc = len(cands)
+    c = np.empty((npt, q + nc))
+    dem_p = np.empty(npt, dtype=np.int64)
+    own = np.full(npt, -1, dtype=np.int64)
     for a in range(npt):
-        tot += c[a, out[a]]
-    return tot
+        dem_p[a] = dem[pts[a]]
+        for t in range(q):
+            c[a, t] = _d(xy, w, pts[a], tsites[t], floor)
+            if pts[a] == tsites[t]:
+                own[a] = t
+        for k in range(nc):
+            c[a, q + k] = _d(xy, w, pts[a], cands[k], floor)
+    return c, own, dem_p
 
 
 @njit(cache=True)
@@ -410,17 +443,7 @@ def _sub_assign(
     """Assign ``pts`` to the few sites ``tsites`` (each site's point serves itself) by
     :func:`_assign_costs`; ``out`` gets a position in ``tsites`` per point. Returns the cost, or
     inf when the greedy found no room for a point."""
-    npt = len(pts)
-    q = len(tsites)
-    c = np.empty((npt, q))
-    own = np.full(npt, -1, dtype=np.int64)
-    dem_p = np.empty(npt, dtype=np.int64)
-    for a in range(npt):
-        dem_p[a] = dem[pts[a]]
-        for t in range(q):
-            c[a, t] = _d(xy, w, pts[a], tsites[t], floor)
-            if pts[a] == tsites[t]:
-                own[a] = t
+    c, own, dem_p = _cost_matrix(xy, w, floor, dem, pts, tsites, tsites[:0])
     return _assign_costs(c, own, dem_p, cap, out)
 
 
@@ -436,17 +459,7 @@ def _neighbourhood_move(
     npt = len(pts)
     q = len(tsites)
     nc = len(cands)
-    cc = np.empty((npt, q + nc))  # columns: the sites, then the candidates
-    dem_p = np.empty(npt, dtype=np.int64)
-    own = np.full(npt, -1, dtype=np.int64)
-    for a in range(npt):
-        dem_p[a] = dem[pts[a]]
-        for t in range(q):
-            cc[a, t] = _d(xy, w, pts[a], tsites[t], floor)
-            if pts[a] == tsites[t]:
-                own[a] = t
-        for k in range(nc):
-            cc[a, q + k] = _d(xy, w, pts[a], cands[k], floor)
+    cc, own, dem_p = _cost_matrix(xy, w, floor, dem, pts, tsites, cands)  # columns: the sites, then the candidates
     out = np.empty(npt, dtype=np.int64)
     best_out = np.empty(npt, dtype=np.int64)
     best_sites = tsites.copy()
