@@ -211,12 +211,13 @@ def _lns_round(
 def _refine_round(
     inst: Instance, best: tuple[NDArray[np.int64], NDArray[np.int64], float], work: Work, meter: Meter,
     rng: np.random.Generator, deadline: float, table: NDArray[np.float64] | None, stats: dict[str, object],
-) -> tuple[NDArray[np.int64], NDArray[np.int64], float]:
+) -> tuple[tuple[NDArray[np.int64], NDArray[np.int64], float], bool]:
     """The starts' best plan refined by the compiled local phase and kicks on the capacity-only
     relaxation (:func:`geoalloc.solver.globalphase.refine`), its points assigned to the sites it
     found under every rule (min-cost flow: sizes, full members; groups whole), then the pair
-    descent; the plan when valid and better, else ``best``. Its kicks come from the work
-    (:func:`~geoalloc.solver.work.refine_kicks`), so the plan does not depend on the clock."""
+    descent; the plan when valid and better, else ``best``, and whether that plan is the descent's
+    own, run to its end (not cut short by its work). Its kicks come from the work (:func:`~geoalloc.solver.work.refine_kicks`),
+    so the plan does not depend on the clock."""
     from geoalloc.solver import globalphase  # numba: only where its kernels run
 
     tr = time.perf_counter()
@@ -225,16 +226,18 @@ def _refine_round(
     gst: dict[str, object] = {}
     sites = globalphase.refine(inst, best[0], best[1], rng, deadline, kicks=kicks, stats=gst)
     out = best
+    settled = False
     branch = assign(inst, sites, time_limit=max(0.5, deadline - time.perf_counter()))
     if branch is not None and not inst.violations(sites, branch):
         polish = Meter(REFINE_POLISH_SHARE * work.search)
-        s2, b2, _ = improve(inst, sites, branch, rng, deadline, {}, meter=polish, table=table)
+        s2, b2, cut = improve(inst, sites, branch, rng, deadline, {}, meter=polish, table=table)
         obj = inst.objective(s2, b2)
         if obj < best[2] - 1e-9 * max(1.0, best[2]) and not inst.violations(s2, b2):
             out = (s2, b2, obj)
+            settled = not cut
     stats["refine"] = {"kicks": kicks, "gain": round(best[2] - out[2], 3), "seconds": round(time.perf_counter() - tr, 3),
                        "local_steps": gst.get("local_steps", 0), "ils_gains": gst.get("ils_gains", 0)}
-    return out
+    return out, settled
 
 
 @dataclass
@@ -505,13 +508,16 @@ def solve_instance(
     if lns_cfg is not None and not lns_done and best is not None and time.perf_counter() < lns_end \
             and not stats.get("proved_early") and not stats.get("whole_mip_optimal"):
         best, _ = _lns_round(inst, best, np.random.default_rng([seed, LNS_STREAM]), lns_end, lns_cfg, stats_lns)
+    polished = False  # the plan came from the refinement's descent, run to its end
     if best is not None and work is not None and meter is not None and cfg.refine and refines(inst) \
             and not stats.get("proved_early"):
-        best = _refine_round(inst, best, work, meter, np.random.default_rng([seed, REFINE_STREAM]), deadline, table,
-                             stats)
+        # with groups the descent after the kicks runs the groups' sub-MIPs too: when it ran to its end, the
+        # descent below would start from its local optimum (on the geocoded sample it never gained there)
+        best, polished = _refine_round(inst, best, work, meter, np.random.default_rng([seed, REFINE_STREAM]), deadline,
+                                       table, stats)
     if best is None:
         return None
-    if group_mips and meter is not None and work is not None and not stats.get("whole_mip_optimal"):
+    if group_mips and meter is not None and work is not None and not stats.get("whole_mip_optimal") and not polished:
         meter.limit = work.search
         s2, b2, _ = improve(inst, best[0], best[1], np.random.default_rng([seed, restarts + 2]), search_deadline, {},
                             meter=meter, table=table)
