@@ -2,11 +2,11 @@
 
 Why: a command that geocodes a hundred thousand rows spends seconds in Python on one core; forked
 processes inherit the table and the geocoder's lexicon without copying or pickling them, so only
-each part's answer travels back. (Each pays for the memory pages it touches being copied: formatting
-a CSV's halves this way was no faster than one process, so the writer does not.) The first part runs here meanwhile. Results are
-the same as from one process (each part's answer depends only on its rows), a part whose process
-cannot start or fails is worked out here (no row is lost), and where the platform cannot fork
-every part runs here. Only for a process that serves no other threads: a command or a batch job,
+each part's answer travels back. (Each pays for the memory pages it touches being copied:
+formatting a CSV's halves this way was no faster than one process, so the writer does not.) The
+first part runs here meanwhile. Results are the same as from one process (each part's answer
+depends only on its rows), a part whose process cannot start or fails is worked out here (no row
+is lost), and where the platform cannot fork every part runs here. Only for a process that serves no other threads: a command or a batch job,
 never the API server (a forked copy of a threaded server can inherit a held lock).
 """
 
@@ -34,15 +34,13 @@ def forked_map(fn: Callable[[P], R], parts: Sequence[P], state: Any, here: Calla
     """``[fn(p) for p in parts]``: ``parts[1:]`` in forked processes (``fn`` a module-level function,
     which reads ``state`` through :func:`shared`), ``parts[0]`` here by ``here`` (default ``fn``)."""
     global _SHARED
+    if not parts:
+        return []
     here = here or fn
-    if len(parts) < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        _SHARED = state
-        try:
-            return [here(parts[0])] + [fn(p) for p in parts[1:]] if parts else []
-        finally:
-            _SHARED = None
     _SHARED = state
     try:
+        if len(parts) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+            return [here(parts[0])] + [fn(p) for p in parts[1:]]
         with ProcessPoolExecutor(len(parts) - 1, mp_context=multiprocessing.get_context("fork")) as pool:
             futures = [pool.submit(fn, p) for p in parts[1:]]
             out = [here(parts[0])]

@@ -119,7 +119,7 @@ class Lexicon:
     digit_forms: Matcher[None] | None = None
     # What a station's name made of unit names (info.splits) reads as when it is not written as a station.
     splits: dict[str, list[Found]] = field(default_factory=dict)
-    # The longest name a ``reread`` station's name starts with, as the matcher has it (form, readings, info).
+    # The longest name a ``reread`` form starts with, as the matcher has it (form, readings, info).
     heads: dict[str, tuple[str, tuple[Entry, ...], FormInfo]] = field(default_factory=dict)
 
     def numbers_matter(self, skeleton: str) -> bool:
@@ -255,26 +255,27 @@ def build_lexicon() -> Lexicon:
     # Stations named by two units (宝龙同乐, 坪地六联): flag them, so that unless written as a station they
     # are read as the units.
     values = []
+    head_of: dict[str, str] = {}  # a reread form -> the longest name it starts with
     for form, entries in frozen.items():
         info = _info(entries)
+        # the longest shorter name this one starts with (深圳 in 深圳东, 白石洲 in 白石洲东)
+        head = next((form[:i] for i in range(len(form) - 1, 1, -1) if form[:i] in frozen), None)
         if {e.kind for e in entries} == {STATION}:
             inner = first.find_inside(form)
             splits = len(inner) >= 2 and sum(b - a for a, b, *_ in inner) == len(form) and all(
                 fi.unit or any(e.kind == COMMUNITY for e in es) for _, _, _, es, fi in inner)
             # 深圳东门 is 深圳 + 东门 unless 站 follows: the station 深圳东 must not take 东门's first character
-            head = next((form[:i] for i in range(len(form) - 1, 1, -1) if form[:i] in frozen), None)
             rest = frozen.get(form[len(head):], ()) if head else ()
             info = replace(info, station_only=True, splits=splits, reread=head is not None and not splits,
                            reread_unit=any(e.kind in (DISTRICT, SUBDISTRICT) for e in rest))
         elif all(e.kind == COMMUNITY and not e.full for e in entries):
             # 白石洲东方新地苑 is 白石洲 + 东方新地苑, not the community 白石洲东 + 方新地苑
-            head = next((form[:i] for i in range(len(form) - 1, 1, -1) if form[:i] in frozen), None)
             info = replace(info, reread=head is not None)
+        if head is not None and (info.reread or info.reread_unit):
+            head_of[form] = head
         values.append((form, (form, entries, info)))
     lex = Lexicon(Matcher(values), frozen)
     split = {form: lex.find_inside(form) for form, (_, _, info) in values if info.splits}
     digit_forms = Matcher((skel, None) for skel in dict.fromkeys(DIGITS.sub("0", f) for f in frozen if DIGITS.search(f)))
     by_form = dict(values)
-    heads = {form: by_form[next(form[:i] for i in range(len(form) - 1, 1, -1) if form[:i] in frozen)]
-             for form, (_, _, info) in values if info.reread}
-    return Lexicon(lex.automaton, frozen, digit_forms, split, heads)
+    return Lexicon(lex.automaton, frozen, digit_forms, split, {form: by_form[h] for form, h in head_of.items()})

@@ -192,21 +192,21 @@ class AddressParser:
             i, a, b = matches[k]
             k += 1
             form, entries, info = values[i]
-            if info.reread and b < n and not s.startswith(("站", "地铁站"), b) or info.reread_unit:
+            written = (info.station or info.reread) and s.startswith(("站", "地铁站"), b)  # as a station
+            if (info.reread and b < n and not written) or info.reread_unit:
                 # 深圳东门, 深圳西乡, 红树湾南头, 白石洲东方新地苑: the name this one starts with, then the rest read
                 # afresh, when a name there runs past this one (梅林关 in 梅林关花园 stays; 深圳北 alone is the
                 # station) or the rest is a unit (深圳坪山 is 深圳 + 坪山, unless written as a station)
                 head = self.lex.heads[form]
                 c = len(head[0])
                 again = self.lex.automaton.find(s[a + c:])
-                if (info.reread_unit and not s.startswith(("站", "地铁站"), b)) or (
-                        again and again[0][1] == 0 and a + c + again[0][2] > b):
+                if (info.reread_unit and not written) or (again and again[0][1] == 0 and a + c + again[0][2] > b):
                     out.append(_placed(s, a, a + c, *head, spaced, n))
                     matches = [(j, a + c + x, a + c + y) for j, x, y in again]
                     k = 0
                     continue
             if info.station:  # only a station's name may split (info.splits) or ask whether 站 follows it
-                if info.splits and not s.startswith(("站", "地铁站"), b):
+                if info.splits and not written:
                     inner = self.lex.splits[form]
                     out.extend(_placed(s, a + x, a + y, f, es, fi, spaced, n) for x, y, f, es, fi in inner)
                     continue
@@ -316,8 +316,7 @@ class AddressParser:
             text = spans[k][2]
             name = spans[k][3][0].name
             if len(spans) == 1 or not any(name in x[4].names for j, x in enumerate(spans) if j != k):
-                nameless = self._nameless_of.get(text)
-                parts[k] = (self._nameless(spans[k]) if nameless is None else nameless,) + parts[k][1:]
+                parts[k] = (self._nameless(spans[k]),) + parts[k][1:]
                 shared = (tuple(parts), landmark, town)
                 tpl = self._by_zone.get(shared, _UNSEEN)
                 if tpl is _UNSEEN:
@@ -354,8 +353,9 @@ class AddressParser:
         # Evidence: (tier, entry, mention index) for every Shenzhen reading.
         evidence: list[tuple[int, Entry, int]] = []
         reads_district = [any(e.kind == DISTRICT for e in m.entries) for m in ms]
+        one_district = sum(reads_district) == 1
         for i, m in enumerate(ms):
-            alone_district = sum(reads_district) == 1 and reads_district[i]
+            alone_district = one_district and reads_district[i]
             # A chain of units (深圳南山粤海大冲): a district or subdistrict name, or a full community name,
             # right before or after. Two community short names side by side (东方明珠城) are not a chain.
             prev = ms[i - 1].info if i else None

@@ -27,7 +27,6 @@ _SUFFIXES: dict[int, frozenset[str]] = {
     _SUBDISTRICT: frozenset({"subdistrict", "sub district", "street", "st", "jiedao", "jie dao", "town", "zhen"}),
     _COMMUNITY: frozenset({"community", "shequ", "she qu", "village", "cun"}),
 }
-_CHINESE_SUFFIX = {_PROVINCE: "", _CITY: "", _DISTRICT: "", _SUBDISTRICT: "", _COMMUNITY: "社区"}
 # Readings that the characters' standard pinyin does not give (Cantonese-era names) and English names.
 _SPELLINGS = {"葵涌": ("kuichong",), "香港特别行政区": ("hongkong",), "澳门特别行政区": ("macau", "macao"),
               "广州市": ("canton",)}
@@ -56,7 +55,7 @@ def _names() -> dict[str, tuple[tuple[int, str], ...]]:
     for s in g.sub_district:
         named.append((_SUBDISTRICT, s.removesuffix("街道"), s))
     for c in g.community_units:
-        named.append((_COMMUNITY, c.removesuffix("社区"), c.removesuffix("社区") + _CHINESE_SUFFIX[_COMMUNITY]))
+        named.append((_COMMUNITY, c.removesuffix("社区"), c.removesuffix("社区") + "社区"))  # 上村 -> 上村社区
     table = dist.china_divisions()
     for row in table.itertuples(index=False):
         if row.level == "province":

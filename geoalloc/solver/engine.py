@@ -216,8 +216,8 @@ def _refine_round(
     relaxation (:func:`geoalloc.solver.globalphase.refine`), its points assigned to the sites it
     found under every rule (min-cost flow: sizes, full members; groups whole), then the pair
     descent; the plan when valid and better, else ``best``, and whether that plan is the descent's
-    own, run to its end (not cut short by its work). Its kicks come from the work (:func:`~geoalloc.solver.work.refine_kicks`),
-    so the plan does not depend on the clock."""
+    own, run to its end (not cut short by its work). Its kicks come from the work
+    (:func:`~geoalloc.solver.work.refine_kicks`), so the plan does not depend on the clock."""
     from geoalloc.solver import globalphase  # numba: only where its kernels run
 
     tr = time.perf_counter()
