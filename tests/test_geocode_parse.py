@@ -300,3 +300,24 @@ def test_a_station_name_inside_other_text_places_only_its_district() -> None:
     assert (p.district_zh, p.precision, p.status) == ("龙华区", GeoPrecision.DISTRICT, GeoStatus.APPROXIMATE), p.reason
     assert "station name 梅林关" in p.reason
     assert OfflineGeocoder().parse("福田区梅林关").district_zh == "福田区"  # a written district decides
+
+
+@pytest.mark.parametrize("address", ["深圳东" * 3000, "白石洲东" * 2000, "深圳东门" * 2000])
+def test_a_long_hostile_address_is_read_in_work_linear_in_its_length(address: str,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # every 深圳东 or 白石洲东 asks whether a longer name starts inside it: asked over the rest of the text,
+    # a roster cell of 9,000 such characters took seconds (90,000: over a minute)
+    from geoalloc.geocode.matcher import Matcher
+
+    read = [0]
+    find = Matcher.find
+
+    def counting(self: Matcher, text: str) -> list[tuple[int, int, int]]:  # type: ignore[type-arg]
+        read[0] += len(text)
+        return find(self, text)
+
+    geo = OfflineGeocoder()
+    monkeypatch.setattr(Matcher, "find", counting)
+    p = geo.parse(address)
+    assert p.status in (GeoStatus.APPROXIMATE, GeoStatus.FAILED)
+    assert read[0] <= 20 * len(address), read[0]

@@ -65,6 +65,9 @@ SUBDISTRICT_JITTER_M = 400.0
 COMMUNITY_JITTER_M = 150.0
 DISTRICT_JITTER_M = 1000.0
 _MEMO_MAX = 200_000
+# An address re-read from inside a name more often than this is noise or an attack (each re-read scans the rest
+# again): what follows is read as first found. A real one has one or two.
+_REREADS_MAX = 8
 _UNSEEN = object()  # a memo's "no entry" (None is an entry there: a parse that cannot be shared)
 
 _ROAD_AFTER = ("路", "街", "道", "巷", "大道", "公路", "桥", "隧道")
@@ -170,6 +173,7 @@ class AddressParser:
         # shares one geocoder between its request threads.
         self._state = threading.local()
         self._digit_free_landmarks = not any(DIGITS.search(name) for name in landmarks.names())
+        self._longest = max(map(len, lex.forms), default=1)  # the longest name: a match from a point lies within it
 
     # ---- mentions ----------------------------------------------------------------------------
     def mentions(self, s: str) -> list[_Mention]:
@@ -188,22 +192,25 @@ class AddressParser:
         values = self.lex.automaton.values
         matches = self.lex.automaton.find(s)
         k = 0
+        rereads = 0
         while k < len(matches):
             i, a, b = matches[k]
             k += 1
             form, entries, info = values[i]
             written = (info.station or info.reread) and s.startswith(("站", "地铁站"), b)  # as a station
-            if (info.reread and b < n and not written) or info.reread_unit:
+            if ((info.reread and b < n and not written) or info.reread_unit) and rereads < _REREADS_MAX:
                 # 深圳东门, 深圳西乡, 红树湾南头, 白石洲东方新地苑: the name this one starts with, then the rest read
                 # afresh, when a name there runs past this one (梅林关 in 梅林关花园 stays; 深圳北 alone is the
                 # station) or the rest is a unit (深圳坪山 is 深圳 + 坪山, unless written as a station)
                 head = self.lex.heads[form]
                 c = len(head[0])
-                again = self.lex.automaton.find(s[a + c:])
-                if (info.reread_unit and not written) or (again and again[0][1] == 0 and a + c + again[0][2] > b):
+                # the name starting where the head ends, if any (no name is longer than the window)
+                probe = self.lex.automaton.find(s[a + c:a + c + self._longest])
+                if (info.reread_unit and not written) or (probe and probe[0][1] == 0 and a + c + probe[0][2] > b):
                     out.append(_placed(s, a, a + c, *head, spaced, n))
-                    matches = [(j, a + c + x, a + c + y) for j, x, y in again]
+                    matches = [(j, a + c + x, a + c + y) for j, x, y in self.lex.automaton.find(s[a + c:])]
                     k = 0
+                    rereads += 1
                     continue
             if info.station:  # only a station's name may split (info.splits) or ask whether 站 follows it
                 if info.splits and not written:
